@@ -1,0 +1,159 @@
+"""The Claude Code CLI: where to find it, its argument vector, its environment.
+
+Facts used here, from ``claude --help`` (version 2.1.197) and DESIGN.md:
+
+- ``-p`` is print mode; ``--output-format stream-json`` needs ``--verbose``
+  in print mode and emits one JSON event per line (``system``/``init``,
+  ``assistant``, ``user``, ``result``).
+- ``--session-id <uuid>`` fixes the new session's ID; ``-r <id>`` resumes a
+  session and keeps its ID; ``-r <id> --fork-session --session-id <uuid>``
+  continues it under a new ID, leaving the old one untouched.
+- ``--allowedTools`` takes several values, so the task must follow ``--``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput, CliMissing
+from .paths import TOOLKIT_ROOT
+
+#: The pinned CLI that ``make install`` puts into the project (git-ignored).
+LOCAL_CLI = TOOLKIT_ROOT / ".claude-cli" / "node_modules" / ".bin" / "claude"
+#: Variables that mark a process as running *inside* Claude Code; the
+#: orchestrator itself does, its workers must not inherit them.
+STRIPPED_ENV = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")
+#: Permission modes the CLI accepts for ``--permission-mode``.
+PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
+
+
+def find_claude() -> str:
+    """The Claude CLI to run: ``$CLAUDE_BIN``, else ``claude`` on PATH, else the project's.
+
+    Returns:
+        An absolute path to an executable.
+
+    Raises:
+        CliMissing: none of them is an executable file (exit status 127).
+    """
+    env = os.environ.get("CLAUDE_BIN")
+    if env:
+        found = shutil.which(env)
+        if not found:
+            raise CliMissing(f"CLAUDE_BIN={env!r} is not an executable; fix it or unset it to use the project's CLI")
+        return os.path.abspath(found)
+    found = shutil.which("claude")
+    if found:
+        return os.path.abspath(found)
+    if os.access(LOCAL_CLI, os.X_OK):
+        return str(LOCAL_CLI)
+    raise CliMissing("the Claude CLI was not found: run `make install`, put `claude` on PATH, or set CLAUDE_BIN")
+
+
+@dataclasses.dataclass
+class ClaudeOptions:
+    """What a launch asks of the CLI, besides the task.  Stored in the record's ``options``.
+
+    Attributes:
+        model: ``--model``.
+        append_system_prompt: ``--append-system-prompt``.
+        allowed_tools: ``--allowedTools`` (comma or space separated, as the CLI takes it).
+        permission_mode: ``--permission-mode`` (one of :data:`PERMISSION_MODES`).
+        dangerously_skip_permissions: ``--dangerously-skip-permissions``.
+        claude_args: extra arguments passed to the CLI as they are.
+    """
+
+    model: str | None = None
+    append_system_prompt: str | None = None
+    allowed_tools: str | None = None
+    permission_mode: str | None = None
+    dangerously_skip_permissions: bool = False
+    claude_args: list[str] = dataclasses.field(default_factory=list)
+
+    def validate(self) -> None:
+        """Raises :class:`BadInput` for a value the CLI would refuse."""
+        if self.permission_mode and self.permission_mode not in PERMISSION_MODES:
+            raise BadInput(
+                f"unknown permission mode {self.permission_mode!r}; use one of: {', '.join(PERMISSION_MODES)}"
+            )
+        for arg in self.claude_args:
+            if arg == "--":
+                raise BadInput("--claude-arg '--' is not allowed: the task always follows '--'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClaudeOptions:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def build_argv(
+    claude: str,
+    options: ClaudeOptions,
+    task: str,
+    session_id: str,
+    resume_id: str | None = None,
+    fork: bool = False,
+) -> list[str]:
+    """The CLI's argument vector for one run.  Never passed through a shell.
+
+    Args:
+        claude: the executable (:func:`find_claude`).
+        options: the launch's CLI options.
+        task: the prompt; it is the last argument, after ``--``, byte for byte.
+        session_id: the session ID of this run (``--session-id``); with a plain
+            resume it must equal ``resume_id`` and is not passed.
+        resume_id: a session to continue (``-r``), or None for a new one.
+        fork: with ``resume_id``, continue under ``session_id`` (``--fork-session``).
+    """
+    argv = [claude, "-p", "--output-format", "stream-json", "--verbose"]
+    if resume_id:
+        argv += ["-r", resume_id]
+        if fork:
+            argv += ["--fork-session", "--session-id", session_id]
+    else:
+        argv += ["--session-id", session_id]
+    if options.model:
+        argv += ["--model", options.model]
+    if options.append_system_prompt:
+        argv += ["--append-system-prompt", options.append_system_prompt]
+    if options.allowed_tools:
+        argv += ["--allowedTools", options.allowed_tools]
+    if options.permission_mode:
+        argv += ["--permission-mode", options.permission_mode]
+    if options.dangerously_skip_permissions:
+        argv.append("--dangerously-skip-permissions")
+    argv += list(options.claude_args)
+    argv += ["--", task]
+    return argv
+
+
+def cli_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The CLI's environment: ``base`` (default ``os.environ``) without :data:`STRIPPED_ENV`."""
+    env = dict(os.environ if base is None else base)
+    for key in STRIPPED_ENV:
+        env.pop(key, None)
+    return env
+
+
+def cli_version(claude: str) -> str | None:
+    """``claude --version``'s first word (e.g. ``2.1.197``), or None if it fails."""
+    import subprocess
+
+    try:
+        out = subprocess.run([claude, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    words = out.stdout.split()
+    return words[0] if out.returncode == 0 and words else None
+
+
+def local_cli_path() -> Path:
+    """Where ``make install`` puts the pinned CLI."""
+    return LOCAL_CLI

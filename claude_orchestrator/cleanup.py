@@ -1,0 +1,107 @@
+"""Clearing agents: archive (or delete) their status, session and output files."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from .errors import Conflict, NotFound
+from .paths import NAME_RE, StatePaths, validate_name
+from .record import RecordStore
+
+
+def agents_with_files(paths: StatePaths) -> list[str]:
+    """Every agent that has any file in the state root (record, session, output, runs)."""
+    names = set(paths.known_agents())
+    if paths.sessions_dir.is_dir():
+        names |= {p.name[: -len("_session.txt")] for p in paths.sessions_dir.glob("*_session.txt")}
+    if paths.outputs_dir.is_dir():
+        for p in paths.outputs_dir.iterdir():
+            if p.is_file() and p.name.endswith("_latest.txt"):
+                names.add(p.name[: -len("_latest.txt")])
+            elif p.is_dir() and p != paths.archive_dir:
+                names.add(p.name)
+    return sorted(n for n in names if NAME_RE.fullmatch(n) and n.lower() != "archive")
+
+
+def new_archive_dir(paths: StatePaths) -> Path:
+    """A fresh ``outputs/archive/<UTC timestamp>[-N]/`` folder (created)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    paths.archive_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = paths.archive_dir / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError("could not create an archive folder")
+
+
+def clear(
+    paths: StatePaths,
+    names: list[str] | None,
+    *,
+    purge: bool = False,
+    force: bool = False,
+    grace_s: float = 10.0,
+) -> dict:
+    """Archive (or with ``purge`` delete) the files of ``names`` (None: every agent).
+
+    Each agent's files move to ``outputs/archive/<timestamp>/`` keeping their
+    place in the layout (``status/x.json``, ``sessions/x_session.txt``,
+    ``outputs/x_latest.txt``, ``outputs/x/``).  Lock files stay.
+
+    Returns:
+        ``{"archive": str | None, "cleared": {name: [relative paths]}, "stopped": [names]}``.
+
+    Raises:
+        NotFound: a named agent has no file at all (exit 4).
+        Conflict: an agent is active and ``force`` is false (exit 3); nothing is cleared.
+    """
+    from .control import read_records, stop
+
+    store = RecordStore(paths)
+    if names:
+        for n in names:
+            validate_name(n)
+        known = set(agents_with_files(paths))
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise NotFound(f"no files for agent(s): {', '.join(missing)}; see python agents/check_status.py")
+        targets = list(dict.fromkeys(names))
+    else:
+        targets = agents_with_files(paths)
+
+    with_records = [n for n in targets if paths.status(n).exists()]
+    active = [r for r in read_records(store, with_records) if r.state.is_active]
+    stopped = []
+    if active and not force:
+        listed = ", ".join(f"{r.agent} ({r.status})" for r in active)
+        raise Conflict(f"refusing to clear active agent(s): {listed}; wait for them, or add --force to stop them first")
+    for r in active:
+        stop(store, r.agent, grace_s=grace_s)
+        stopped.append(r.agent)
+
+    archive = None if purge or not targets else new_archive_dir(paths)
+    cleared: dict[str, list[str]] = {}
+    for name in targets:
+        moved = []
+        with store.locked(name):
+            for src in paths.agent_files(name):
+                if not src.exists():
+                    continue
+                rel = src.relative_to(paths.root)
+                if purge:
+                    if src.is_dir():
+                        shutil.rmtree(src)
+                    else:
+                        src.unlink()
+                else:
+                    dest = archive / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(src), str(dest))  # a rename within one file system
+                moved.append(str(rel))
+        cleared[name] = moved
+    return {"archive": str(archive) if archive else None, "cleared": cleared, "stopped": stopped}

@@ -1,0 +1,401 @@
+"""The scripts' command lines: argument parsing, one call into the package, output.
+
+Each ``*_main(argv=None) -> int`` is what one script in ``agents/`` runs.
+Errors are :class:`OrchestratorError`s printed as one line on stderr; exit
+statuses are :class:`ExitCode`s; ``--json`` prints only JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .claude_cli import PERMISSION_MODES, ClaudeOptions
+from .errors import BadInput, OrchestratorError
+from .paths import StatePaths
+from .record import StatusRecord
+from .states import UNSUCCESSFUL, ExitCode
+
+TASK_PREVIEW = 48
+
+
+# -- shared pieces -----------------------------------------------------------
+
+
+def _run(prog: str, body: Callable[[], int]) -> int:
+    """Run ``body``, turning our errors into one stderr line and an exit status."""
+    try:
+        return body()
+    except OrchestratorError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_claude_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Claude CLI options (passed to `claude -p`)")
+    g.add_argument("--cwd", metavar="DIR", help="the agent's working directory (default: the current one)")
+    g.add_argument("--model", help="--model for the CLI, e.g. sonnet or claude-sonnet-4-5")
+    g.add_argument("--append-system-prompt", metavar="TEXT", help="text appended to the agent's system prompt")
+    g.add_argument("--allowed-tools", metavar="LIST", help='tools allowed without asking, e.g. "Bash,Edit,Read"')
+    g.add_argument("--permission-mode", metavar="MODE", choices=PERMISSION_MODES, help=f"one of {', '.join(PERMISSION_MODES)}")
+    g.add_argument(
+        "--dangerously-skip-permissions",
+        action="store_true",
+        help="bypass all permission checks (as root the CLI needs IS_SANDBOX=1 for this)",
+    )
+    g.add_argument("--claude-arg", metavar="ARG", action="append", default=[], help="an extra CLI argument, as is (repeatable)")
+    r = p.add_argument_group("run control")
+    r.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 if completed, else 1")
+    r.add_argument("--background", action="store_true", help="run in the background (the default; accepted for the seed's commands)")
+    r.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _claude_options(args: argparse.Namespace) -> ClaudeOptions:
+    return ClaudeOptions(
+        model=args.model,
+        append_system_prompt=args.append_system_prompt,
+        allowed_tools=args.allowed_tools,
+        permission_mode=args.permission_mode,
+        dangerously_skip_permissions=args.dangerously_skip_permissions,
+        claude_args=list(args.claude_arg),
+    )
+
+
+def _read_task(words: Sequence[str], task_file: str | None) -> str:
+    """The task from the positional words or ``--task-file`` (``-`` = stdin)."""
+    if task_file is not None:
+        if words:
+            raise BadInput("give the task either as an argument or with --task-file, not both")
+        if task_file == "-":
+            return sys.stdin.read()
+        try:
+            with open(task_file, encoding="utf-8") as f:
+                return f.read()
+        except OSError as exc:
+            raise BadInput(f"cannot read --task-file {task_file!r}: {exc.strerror}") from exc
+    return " ".join(words)
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _fmt_cost(cost: float | None) -> str:
+    return "-" if cost is None else f"${cost:.4f}"
+
+
+def _preview(text: str | None, width: int = TASK_PREVIEW) -> str:
+    one_line = " ".join((text or "").split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def _launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
+    return {
+        "agent": rec.agent,
+        "run_id": rec.run_id,
+        "status": str(rec.status),
+        "session_id": rec.session_id,
+        "cwd": rec.cwd,
+        "status_file": str(paths.status(rec.agent)),
+        "output_file": rec.output_file,
+        "session_file": str(paths.session(rec.agent)),
+        "transcript_file": rec.transcript_file,
+        "log_file": rec.log_file,
+    }
+
+
+def _print_launched(paths: StatePaths, rec: StatusRecord) -> None:
+    print(f"{rec.agent}: {rec.status}  run {rec.run_id}  session {rec.session_id}")
+    print(f"  status:     {paths.status(rec.agent)}")
+    print(f"  output:     {rec.output_file}")
+    print(f"  transcript: {rec.transcript_file}")
+    print(f"  log:        {rec.log_file}")
+
+
+def _table(recs: list[StatusRecord]) -> str:
+    rows = [("AGENT", "STATUS", "ELAPSED", "TURNS", "COST", "TASK")]
+    for r in recs:
+        rows.append((r.agent, str(r.status), _fmt_duration(r.elapsed_s()), str(r.num_turns), _fmt_cost(r.cost_usd), _preview(r.task)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+
+
+def _finish_wait(paths: StatePaths, names: list[str], as_json: bool) -> int:
+    from .control import wait_for
+    from .record import RecordStore
+
+    recs = wait_for(RecordStore(paths), names)
+    assert recs is not None  # no timeout given
+    if as_json:
+        print(json.dumps([r.to_dict() for r in recs] if len(names) > 1 else recs[0].to_dict(), indent=2))
+    else:
+        for r in recs:
+            tail = f": {_preview(r.result, 70)}" if r.result else (f": {r.error}" if r.error else "")
+            print(f"{r.agent}: {r.status} in {_fmt_duration(r.duration_s)}, {r.num_turns} turns, {_fmt_cost(r.cost_usd)}{tail}")
+    return int(ExitCode.AGENT_FAILED if any(r.state in UNSUCCESSFUL for r in recs) else ExitCode.OK)
+
+
+# -- launch_agent ------------------------------------------------------------
+
+LAUNCH_EPILOG = """\
+examples:
+  python agents/launch_agent.py agent1 "Summarise README.md in 5 bullets"
+  python agents/launch_agent.py reviewer --cwd ../api --allowed-tools "Read,Grep" "Review src/ for bugs"
+  python agents/launch_agent.py agent2 --task-file task.md --model sonnet
+  python agents/launch_agent.py agent3 --wait "Run the tests and report failures"
+  python agents/launch_agent.py agent4 -- "-a task that starts with a dash"
+
+It returns at once; a detached supervisor owns the run. Read back:
+  status/NAME.json   outputs/NAME_latest.txt   sessions/NAME_session.txt
+exit status: 0 launched (with --wait: completed), 1 failed (--wait), 2 bad input,
+3 NAME is already running, 127 the Claude CLI was not found.
+"""
+
+
+def launch_agent_main(argv: Sequence[str] | None = None) -> int:
+    """``launch_agent.py NAME TASK``: start one background agent."""
+    p = _parser("launch_agent.py", "Launch one Claude Code agent (`claude -p`) in the background.", LAUNCH_EPILOG)
+    p.add_argument("name", metavar="NAME", help="the agent's name, e.g. agent1 ([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
+    p.add_argument("task", metavar="TASK", nargs="*", help="the task (prompt); words are joined by spaces")
+    p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
+    _add_claude_options(p)
+    args = p.parse_intermixed_args(argv)
+
+    def body() -> int:
+        from .launcher import launch
+
+        paths = StatePaths()
+        rec = launch(paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd, options=_claude_options(args))
+        if args.wait:
+            return _finish_wait(paths, [rec.agent], args.json)
+        if args.json:
+            print(json.dumps(_launch_summary(paths, rec), indent=2))
+        else:
+            _print_launched(paths, rec)
+        return ExitCode.OK
+
+    return _run(p.prog, body)
+
+
+# -- launch_parallel ---------------------------------------------------------
+
+PARALLEL_EPILOG = """\
+examples:
+  python agents/launch_parallel.py "Check x.py for bugs" "Review x.py style" "Profile x.py"
+  python agents/launch_parallel.py --names bugs,style "Find bugs in api/" "Check style in api/"
+  python agents/launch_parallel.py --wait --allowed-tools Bash "Run unit tests" "Run lint"
+
+Agents are named agent1..agentN unless --names is given. It returns at once.
+exit status: 0 all launched (with --wait: all completed), 1 one failed (--wait),
+2 bad input, 3 a named agent is already running (nothing is launched), 127 no CLI.
+"""
+
+
+def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
+    """``launch_parallel.py T1 T2 ...``: one background agent per task."""
+    p = _parser("launch_parallel.py", "Launch one background Claude Code agent per task, all at once.", PARALLEL_EPILOG)
+    p.add_argument("tasks", metavar="TASK", nargs="+", help="one task per agent")
+    p.add_argument("--names", metavar="A,B,C", help="comma-separated agent names, one per task (default agent1..agentN)")
+    _add_claude_options(p)
+    args = p.parse_intermixed_args(argv)
+
+    def body() -> int:
+        from .launcher import launch_many
+
+        paths = StatePaths()
+        if args.names:
+            names = [n.strip() for n in args.names.split(",")]
+            if len(names) != len(args.tasks):
+                raise BadInput(f"--names gives {len(names)} names for {len(args.tasks)} tasks; give one name per task")
+        else:
+            names = [f"agent{i}" for i in range(1, len(args.tasks) + 1)]
+        recs = launch_many(paths, list(zip(names, args.tasks)), cwd=args.cwd, options=_claude_options(args))
+        if args.wait:
+            return _finish_wait(paths, names, args.json)
+        if args.json:
+            print(json.dumps([_launch_summary(paths, r) for r in recs], indent=2))
+        else:
+            for r in recs:
+                _print_launched(paths, r)
+        return ExitCode.OK
+
+    return _run(p.prog, body)
+
+
+# -- check_status ------------------------------------------------------------
+
+STATUS_EPILOG = """\
+examples:
+  python agents/check_status.py               every agent, as a table
+  python agents/check_status.py agent1 agent2
+  python agents/check_status.py --json        the full records, as a JSON list
+
+A record left in starting/running whose supervisor is gone is stored as `lost`.
+exit status: 0 ok, 4 a named agent has no record.
+"""
+
+
+def check_status_main(argv: Sequence[str] | None = None) -> int:
+    """``check_status.py [NAME...]``: the agents' records as a table or JSON."""
+    p = _parser("check_status.py", "Show the status of background Claude Code agents.", STATUS_EPILOG)
+    p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
+    p.add_argument("--json", action="store_true", help="print the records as a JSON list")
+    args = p.parse_intermixed_args(argv)
+
+    def body() -> int:
+        from .control import read_records
+        from .record import RecordStore
+
+        paths = StatePaths()
+        store = RecordStore(paths)
+        before = {}
+        for n in args.names or paths.known_agents():
+            r = store.read(n)
+            if r is not None:
+                before[n] = r.status
+        recs = read_records(store, args.names or None)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in recs], indent=2))
+            return ExitCode.OK
+        if not recs:
+            print("no agents yet; start one with: python agents/launch_agent.py agent1 \"TASK\"")
+            return ExitCode.OK
+        print(_table(recs))
+        for r in recs:
+            if str(r.status) == "lost" and before.get(r.agent) != r.status:
+                print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
+        return ExitCode.OK
+
+    return _run(p.prog, body)
+
+
+# -- resume_agent ------------------------------------------------------------
+
+RESUME_EPILOG = """\
+examples:
+  python agents/resume_agent.py agent1 "Now write tests for what you found"
+  python agents/resume_agent.py impl --session-from analyst "Implement the plan you made"
+
+Without --session-from, NAME continues its own session (claude -r). With it, NAME
+starts from a fork of OTHER's session (--fork-session); OTHER is left untouched.
+exit status: 0 launched (--wait: completed), 1 failed (--wait), 2 bad input,
+3 NAME is running, 4 no session to resume, 127 no CLI.
+"""
+
+
+def resume_agent_main(argv: Sequence[str] | None = None) -> int:
+    """``resume_agent.py NAME TASK``: continue an agent's session in the background."""
+    p = _parser("resume_agent.py", "Continue a Claude Code agent's session with a new task, in the background.", RESUME_EPILOG)
+    p.add_argument("name", metavar="NAME", help="the agent to run")
+    p.add_argument("task", metavar="TASK", nargs="*", help="the follow-up task")
+    p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
+    p.add_argument("--session-from", metavar="OTHER", help="start NAME from a fork of OTHER's session")
+    _add_claude_options(p)
+    args = p.parse_intermixed_args(argv)
+
+    def body() -> int:
+        from .launcher import resume
+
+        paths = StatePaths()
+        rec = resume(
+            paths,
+            args.name,
+            _read_task(args.task, args.task_file),
+            session_from=args.session_from,
+            cwd=args.cwd,
+            options=_claude_options(args),
+        )
+        if args.wait:
+            return _finish_wait(paths, [rec.agent], args.json)
+        if args.json:
+            print(json.dumps(_launch_summary(paths, rec), indent=2))
+        else:
+            _print_launched(paths, rec)
+        return ExitCode.OK
+
+    return _run(p.prog, body)
+
+
+# -- clear_outputs -----------------------------------------------------------
+
+CLEAR_EPILOG = """\
+examples:
+  python agents/clear_outputs.py agent1 agent2     archive two agents' files
+  python agents/clear_outputs.py --all             archive every agent's files
+  python agents/clear_outputs.py --all --purge     delete instead of archiving
+  python agents/clear_outputs.py agent1 --force    stop agent1 first if it runs
+
+Files move to outputs/archive/<timestamp>/, keeping their layout.
+exit status: 0 cleared, 2 bad input, 3 an agent is running (no --force), 4 no such agent.
+"""
+
+
+def clear_outputs_main(argv: Sequence[str] | None = None) -> int:
+    """``clear_outputs.py NAME... | --all``: archive or delete agents' files."""
+    p = _parser("clear_outputs.py", "Archive (or delete) agents' status, session and output files.", CLEAR_EPILOG)
+    p.add_argument("names", metavar="NAME", nargs="*", help="agents to clear")
+    p.add_argument("--all", action="store_true", help="clear every agent")
+    p.add_argument("--purge", action="store_true", help="delete the files instead of archiving them")
+    p.add_argument("--force", action="store_true", help="stop running agents first (SIGTERM, grace, SIGKILL)")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    args = p.parse_intermixed_args(argv)
+    if bool(args.names) == bool(args.all):
+        p.error("name the agents to clear, or give --all")
+
+    def body() -> int:
+        from .cleanup import clear
+
+        outcome = clear(StatePaths(), None if args.all else args.names, purge=args.purge, force=args.force)
+        if args.json:
+            print(json.dumps(outcome, indent=2))
+            return ExitCode.OK
+        if not outcome["cleared"]:
+            print("nothing to clear")
+        for name in outcome["stopped"]:
+            print(f"{name}: stopped")
+        verb = "deleted" if args.purge else "archived"
+        for name, files in outcome["cleared"].items():
+            print(f"{name}: {verb} {len(files)} file(s)" + (f": {', '.join(files)}" if files else ""))
+        if outcome["archive"]:
+            print(f"archive: {outcome['archive']}")
+        return ExitCode.OK
+
+    return _run(p.prog, body)
+
+
+def entry(main: Callable[[Sequence[str] | None], int]) -> None:
+    """``sys.exit(main())`` for the scripts and console entry points."""
+    sys.exit(main(None))
+
+
+__all__ = [
+    "check_status_main",
+    "clear_outputs_main",
+    "entry",
+    "launch_agent_main",
+    "launch_parallel_main",
+    "resume_agent_main",
+]
+

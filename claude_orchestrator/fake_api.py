@@ -1,0 +1,336 @@
+"""A fake Anthropic Messages API on loopback, scripted by the prompt.
+
+The real Claude Code CLI talks to whatever ``ANTHROPIC_BASE_URL`` names; this
+server lets it run offline (DESIGN.md, "Testing without the internet").  It
+answers ``POST /v1/messages`` with the usual SSE event sequence (or one JSON
+message when ``"stream"`` is false) and records every request it got, so a test
+can see the message history the CLI sent.
+
+What the model "does" is scripted by directives in the latest user prompt:
+
+``[[reply: TEXT]]``
+    answer with TEXT (default: ``OK: `` followed by the prompt itself).
+``[[bash: COMMAND]]``
+    answer with a ``tool_use`` block for the ``Bash`` tool; when the CLI sends
+    the ``tool_result`` back, answer ``Tool said: <output>``.
+``[[delay: SECONDS]]``
+    wait before answering (on every request of the conversation's turn).
+``[[slow: SECONDS]]``
+    wait SECONDS between streamed chunks (slow replies, for live progress).
+``[[status: CODE]]``
+    answer with HTTP status CODE and an Anthropic-style error body.
+
+Run it as ``python -m claude_orchestrator.fake_api [--port 0] [--port-file F]``;
+it prints ``http://127.0.0.1:PORT`` on its first line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DIRECTIVE_RE = re.compile(r"\[\[(reply|bash|delay|slow|status):\s?(.*?)\]\]", re.S)
+MODEL = "claude-fake-1"
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def _text_of(content: Any) -> list[str]:
+    """Text blocks of a message's content (a string or a list of blocks)."""
+    if isinstance(content, str):
+        return [content]
+    out = []
+    for block in content or []:
+        if isinstance(block, dict) and block.get("type") == "text":
+            out.append(block.get("text", ""))
+    return out
+
+
+def user_prompt(body: dict) -> str:
+    """The latest user prompt in a Messages request: its last user message's
+    text blocks, without the CLI's ``<system-reminder>`` blocks, joined by
+    newlines (the empty string if none)."""
+    for msg in reversed(body.get("messages", [])):
+        if msg.get("role") != "user":
+            continue
+        texts = [t for t in _text_of(msg.get("content")) if not t.lstrip().startswith("<system-reminder>")]
+        if texts:
+            return "\n".join(texts)
+    return ""
+
+
+def last_tool_result(body: dict) -> str | None:
+    """The text of a ``tool_result`` block in the last message, or None."""
+    msgs = body.get("messages", [])
+    if not msgs or msgs[-1].get("role") != "user" or isinstance(msgs[-1].get("content"), str):
+        return None
+    for block in msgs[-1].get("content") or []:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            c = block.get("content")
+            if isinstance(c, list):
+                return "\n".join(_text_of(c))
+            return str(c if c is not None else "")
+    return None
+
+
+def directives(prompt: str) -> dict[str, str]:
+    """The ``[[name: value]]`` directives of a prompt, the first of each name."""
+    found: dict[str, str] = {}
+    for m in DIRECTIVE_RE.finditer(prompt):
+        found.setdefault(m.group(1), m.group(2).strip())
+    return found
+
+
+def plan_reply(body: dict) -> dict:
+    """Decide the answer to one request.
+
+    Returns a dict: ``{"status": int, "delay": float, "slow": float,
+    "blocks": [content blocks], "stop_reason": str}``.
+    """
+    prompt = user_prompt(body)
+    d = directives(prompt)
+    plan: dict[str, Any] = {
+        "status": 200,
+        "delay": float(d.get("delay", 0) or 0),
+        "slow": float(d.get("slow", 0) or 0),
+        "blocks": [],
+        "stop_reason": "end_turn",
+    }
+    tool_out = last_tool_result(body)
+    if tool_out is not None:
+        plan["blocks"] = [{"type": "text", "text": "Tool said: " + tool_out.strip()}]
+        return plan
+    if "status" in d:
+        plan["status"] = int(d["status"])
+        return plan
+    if "bash" in d:
+        plan["blocks"] = [
+            {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex[:24],
+                "name": "Bash",
+                "input": {"command": d["bash"], "description": "Run the scripted command"},
+            }
+        ]
+        plan["stop_reason"] = "tool_use"
+        return plan
+    text = d["reply"] if "reply" in d else "OK: " + prompt
+    plan["blocks"] = [{"type": "text", "text": text}]
+    return plan
+
+
+def _usage(body: dict, output_tokens: int) -> dict:
+    approx_in = max(1, len(json.dumps(body.get("messages", []))) // 4)
+    return {
+        "input_tokens": approx_in,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+
+
+def sse_events(body: dict, plan: dict) -> list[tuple[str, dict]]:
+    """The SSE ``(event, data)`` sequence of a streamed reply."""
+    msg_id = "msg_" + uuid.uuid4().hex[:24]
+    out_tokens = sum(len(json.dumps(b)) // 4 + 1 for b in plan["blocks"])
+    events: list[tuple[str, dict]] = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": msg_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body.get("model", MODEL),
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": _usage(body, 1),
+                },
+            },
+        )
+    ]
+    for i, block in enumerate(plan["blocks"]):
+        if block["type"] == "text":
+            events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}))
+            text = block["text"]
+            chunks = [text[j : j + 40] for j in range(0, len(text), 40)] or [""]
+            for chunk in chunks:
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": chunk}}))
+        else:
+            start = dict(block, input={})
+            events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": start}))
+            events.append(
+                (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}},
+                )
+            )
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events.append(
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": plan["stop_reason"], "stop_sequence": None}, "usage": {"output_tokens": out_tokens}},
+        )
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+class FakeAPIServer(ThreadingHTTPServer):
+    """The HTTP server; ``requests`` holds every POSTed body, in arrival order."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__((host, port), _Handler)
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: the value for ``ANTHROPIC_BASE_URL``."""
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def messages_requests(self) -> list[dict]:
+        """The recorded ``/v1/messages`` bodies (a copy)."""
+        with self.lock:
+            return [r["body"] for r in self.requests if r["path"].startswith("/v1/messages")]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeAPIServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _send_json(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("request-id", "req_fake")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path.startswith("/_requests"):
+            with self.server.lock:
+                self._send_json(200, {"requests": self.server.requests})
+        else:
+            self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not found"}})
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "bad JSON"}})
+            return
+        with self.server.lock:
+            self.server.requests.append({"path": self.path, "body": body, "time": time.time()})
+        if not self.path.startswith("/v1/messages"):
+            self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+            return
+        if self.path.startswith("/v1/messages/count_tokens"):
+            self._send_json(200, {"input_tokens": _usage(body, 0)["input_tokens"]})
+            return
+        plan = plan_reply(body)
+        if plan["delay"]:
+            time.sleep(plan["delay"])
+        if plan["status"] != 200:
+            status = plan["status"]
+            etype = ERROR_TYPES.get(status, "api_error")
+            self._send_json(status, {"type": "error", "error": {"type": etype, "message": f"fake API error {status}"}})
+            return
+        if not body.get("stream"):
+            self._send_json(
+                200,
+                {
+                    "id": "msg_" + uuid.uuid4().hex[:24],
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body.get("model", MODEL),
+                    "content": plan["blocks"],
+                    "stop_reason": plan["stop_reason"],
+                    "stop_sequence": None,
+                    "usage": _usage(body, 10),
+                },
+            )
+            return
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for event, data in sse_events(body, plan):
+                self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+                self.wfile.flush()
+                if plan["slow"] and event == "content_block_delta":
+                    time.sleep(plan["slow"])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+def serve_in_thread(port: int = 0) -> FakeAPIServer:
+    """Start a server on 127.0.0.1 in a daemon thread and return it.
+
+    Stop it with ``server.shutdown(); server.server_close()``.
+    """
+    server = FakeAPIServer(port)
+    threading.Thread(target=server.serve_forever, name="fake-api", daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted; print the base URL first."""
+    parser = argparse.ArgumentParser(
+        prog="python -m claude_orchestrator.fake_api",
+        description="A fake Anthropic Messages API on 127.0.0.1, scripted by [[directives]] in the prompt.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    parser.add_argument("--port-file", help="also write the base URL to this file once listening")
+    args = parser.parse_args(argv)
+    server = FakeAPIServer(args.port)
+    print(server.url, flush=True)
+    if args.port_file:
+        with open(args.port_file, "w") as f:
+            f.write(server.url + "\n")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Starting runs: validate, record ``starting``, spawn the detached supervisor, return.
+
+This is the launch path, so it stays cheap: psutil is imported only when an
+existing record must be checked for liveness.  The launch never waits for the
+CLI; the supervisor (:mod:`.supervisor`) owns the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from .claude_cli import ClaudeOptions, find_claude
+from .errors import BadInput, Conflict, NotFound
+from .paths import StatePaths, validate_name
+from .record import RecordStore, StatusRecord, utc_now
+from .states import State
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``20261120T230301Z-3fa9c1``."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def read_session(paths: StatePaths, name: str) -> str | None:
+    """The session ID stored for agent ``name`` (``sessions/<name>_session.txt``), or None."""
+    try:
+        sid = paths.session(name).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return sid or None
+
+
+def launch(
+    paths: StatePaths,
+    name: str,
+    task: str,
+    *,
+    cwd: str | None = None,
+    options: ClaudeOptions | None = None,
+    resume_id: str | None = None,
+    fork: bool = False,
+    forked_from: str | None = None,
+) -> StatusRecord:
+    """Start one run of agent ``name`` in the background and return its record at once.
+
+    Args:
+        paths: the state root.
+        name: the agent (checked by :func:`validate_name` before any file is touched).
+        task: the prompt, passed to the CLI as one argument after ``--``.
+        cwd: the agent's working directory (default: the caller's).
+        options: CLI options (model, tools, ...).
+        resume_id: continue this session (``-r``) instead of starting a new one.
+        fork: with ``resume_id``, fork it into a new session (``--fork-session``).
+        forked_from: the agent whose session is forked (kept in the record).
+
+    Returns:
+        The record as written: status ``starting``, with run id, session ID and files.
+
+    Raises:
+        BadInput: bad name, empty task, missing cwd, bad option (exit 2).
+        CliMissing: no Claude CLI (exit 127); nothing is written.
+        Conflict: the agent is queued, starting or running (exit 3).
+    """
+    validate_name(name)
+    if not task or not task.strip():
+        raise BadInput("the task is empty; give it as an argument or with --task-file")
+    options = options or ClaudeOptions()
+    options.validate()
+    workdir = Path(cwd or os.getcwd()).expanduser()
+    if not workdir.is_dir():
+        raise BadInput(f"--cwd {str(workdir)!r} is not a directory")
+    workdir = workdir.resolve()
+    claude_bin = find_claude()
+
+    paths.ensure()
+    store = RecordStore(paths)
+    run_id = new_run_id()
+    session_id = str(uuid.uuid4()) if (not resume_id or fork) else resume_id
+    record = StatusRecord(
+        agent=name,
+        run_id=run_id,
+        task=task,
+        status=State.STARTING,
+        created=utc_now(),
+        cwd=str(workdir),
+        model=options.model,
+        session_id=session_id,
+        resumed_from=resume_id,
+        forked_from=forked_from,
+        output_file=str(paths.latest_output(name)),
+        transcript_file=str(paths.transcript(name, run_id)),
+        log_file=str(paths.log(name, run_id)),
+        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork)},
+    )
+
+    def claim(current: StatusRecord | None) -> StatusRecord:
+        if current is not None and current.state.is_active:
+            from .control import is_alive
+
+            if is_alive(current):
+                raise Conflict(
+                    f"agent {name!r} is already {current.status} (run {current.run_id}); "
+                    f"wait for it, stop it, or pick another name"
+                )
+        return record
+
+    store.update(name, claim)
+
+    paths.run_dir(name).mkdir(parents=True, exist_ok=True)
+    with open(paths.log(name, run_id), "ab") as log:
+        try:
+            sup = subprocess.Popen(
+                [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root), name, run_id],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=str(paths.root),
+                start_new_session=True,  # detached: no signal of the caller's terminal reaches it
+                close_fds=True,  # no pipe of the caller leaks into it
+            )
+        except OSError as exc:
+
+            def failed(cur: StatusRecord | None) -> StatusRecord | None:
+                if cur is None or cur.run_id != run_id:
+                    return None
+                cur.transition(State.FAILED, error=f"could not start the supervisor: {exc}", is_error=True)
+                return cur
+
+            return store.update(name, failed) or record
+
+    def note_pid(cur: StatusRecord | None) -> StatusRecord | None:
+        if cur is None or cur.run_id != run_id or cur.supervisor_pid is not None:
+            return None
+        cur.supervisor_pid = sup.pid
+        return cur
+
+    # The supervisor is never waited for: it outlives this process and is
+    # reparented to init (or the nearest subreaper) when we exit.
+    return store.update(name, note_pid) or record
+
+
+def resume(
+    paths: StatePaths,
+    name: str,
+    task: str,
+    *,
+    session_from: str | None = None,
+    cwd: str | None = None,
+    options: ClaudeOptions | None = None,
+) -> StatusRecord:
+    """Continue agent ``name``'s session with a new task, or fork ``session_from``'s into it.
+
+    Without ``session_from`` the run resumes ``sessions/<name>_session.txt``
+    (``-r``); its cwd defaults to the agent's previous cwd, where the CLI keeps
+    the session.  With it, ``name`` starts from a fork of that agent's session
+    (``-r <id> --fork-session``) and the other agent is left untouched.
+
+    Raises:
+        NotFound: there is no session to resume (exit 4).
+        and everything :func:`launch` raises.
+    """
+    validate_name(name)
+    source = session_from or name
+    validate_name(source)
+    store = RecordStore(paths)
+    current = store.read(name)
+    if current is not None and current.state.is_active:
+        from .control import reconcile
+
+        current = reconcile(store, current)
+        if current.state.is_active:
+            raise Conflict(f"agent {name!r} is still {current.status}; wait for it to end before resuming it")
+    session = read_session(paths, source)
+    if session is None:
+        raise NotFound(
+            f"agent {source!r} has no session to resume; start one with: "
+            f"python agents/launch_agent.py {source} \"TASK\""
+        )
+    if cwd is None:
+        previous = current if source == name else store.read(source)
+        if previous is not None and previous.cwd and Path(previous.cwd).is_dir():
+            cwd = previous.cwd
+    return launch(
+        paths,
+        name,
+        task,
+        cwd=cwd,
+        options=options,
+        resume_id=session,
+        fork=session_from is not None,
+        forked_from=session_from,
+    )
+
+
+def launch_many(
+    paths: StatePaths,
+    jobs: list[tuple[str, str]],
+    *,
+    cwd: str | None = None,
+    options: ClaudeOptions | None = None,
+) -> list[StatusRecord]:
+    """Launch one agent per ``(name, task)`` pair; return their records at once.
+
+    Every name and task is checked, and every name checked for a live run,
+    before the first launch, so a refused fan-out launches nothing.
+
+    Raises:
+        BadInput: a bad or repeated name, an empty task (exit 2).
+        Conflict: one of the names is active (exit 3).
+        CliMissing: no Claude CLI (exit 127).
+    """
+    names = [validate_name(n) for n, _ in jobs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise BadInput(f"agent names must be unique; repeated: {', '.join(dupes)}")
+    for name, task in jobs:
+        if not task.strip():
+            raise BadInput(f"the task for {name} is empty")
+    find_claude()
+    store = RecordStore(paths)
+    busy = []
+    for name in names:
+        current = store.read(name)
+        if current is not None and current.state.is_active:
+            from .control import reconcile
+
+            current = reconcile(store, current)
+            if current.state.is_active:
+                busy.append(f"{name} ({current.status})")
+    if busy:
+        raise Conflict(f"already active: {', '.join(busy)}; wait for them, stop them, or use --names")
+    return [launch(paths, name, task, cwd=cwd, options=options) for name, task in jobs]

@@ -1,0 +1,132 @@
+"""Every path of the state directory, built in one place.
+
+The state root is ``$ORCHESTRATOR_HOME`` if set, else the toolkit's own root
+(the folder that holds ``agents/``).  Tests point the whole toolkit elsewhere
+by setting that one variable.
+
+Layout (DESIGN.md, "The state directory")::
+
+    status/<agent>.json              the agent's current record
+    status/<agent>.json.lock         its lock file (kept, never deleted)
+    sessions/<agent>_session.txt     the Claude session ID, one line
+    outputs/<agent>_latest.txt       the result text of the latest run
+    outputs/<agent>/<run_id>.jsonl   the run's stream-json transcript
+    outputs/<agent>/<run_id>.log     the CLI's stderr and the supervisor's log
+    outputs/archive/<timestamp>/     what clear_outputs moved aside
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import BadInput
+
+#: An agent's name (DESIGN.md): a letter or digit, then up to 63 of ``[A-Za-z0-9_.-]``.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: Names that would collide with the layout itself (outputs/archive/ holds archives).
+RESERVED_NAMES = frozenset({"archive"})
+#: The environment variable that moves the state root.
+HOME_ENV = "ORCHESTRATOR_HOME"
+
+TOOLKIT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid agent name, else raise.
+
+    Checked before any path is built from it, so ``../x``, ``a/b`` or an
+    empty name can never reach the file system.
+
+    Raises:
+        BadInput: the name does not match ``[A-Za-z0-9][A-Za-z0-9_.-]{0,63}``
+            or is reserved.
+    """
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise BadInput(
+            f"invalid agent name {name!r}: use 1-64 characters of letters, digits, "
+            "'_', '.', '-', starting with a letter or digit (e.g. agent1, review-api)"
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise BadInput(f"agent name {name!r} is reserved; choose another (e.g. {name}1)")
+    return name
+
+
+def default_root() -> Path:
+    """The state root: ``$ORCHESTRATOR_HOME``, else the toolkit's root, else the cwd."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    if (TOOLKIT_ROOT / "agents").is_dir():
+        return TOOLKIT_ROOT
+    return Path.cwd()
+
+
+class StatePaths:
+    """Builds the paths of one state root.  Pure: creates nothing until asked.
+
+    Args:
+        root: the state root; default :func:`default_root`.
+
+    Every method taking ``name`` validates it first (:func:`validate_name`).
+    """
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root).resolve() if root is not None else default_root()
+        self.status_dir = self.root / "status"
+        self.sessions_dir = self.root / "sessions"
+        self.outputs_dir = self.root / "outputs"
+        self.archive_dir = self.outputs_dir / "archive"
+
+    def status(self, name: str) -> Path:
+        """``status/<name>.json``: the agent's current record."""
+        return self.status_dir / f"{validate_name(name)}.json"
+
+    def lock(self, name: str) -> Path:
+        """``status/<name>.json.lock``: guards every read-modify-write of the record."""
+        return self.status_dir / f"{validate_name(name)}.json.lock"
+
+    def session(self, name: str) -> Path:
+        """``sessions/<name>_session.txt``: the latest Claude session ID."""
+        return self.sessions_dir / f"{validate_name(name)}_session.txt"
+
+    def latest_output(self, name: str) -> Path:
+        """``outputs/<name>_latest.txt``: the latest run's result text."""
+        return self.outputs_dir / f"{validate_name(name)}_latest.txt"
+
+    def run_dir(self, name: str) -> Path:
+        """``outputs/<name>/``: one transcript and one log per run."""
+        return self.outputs_dir / validate_name(name)
+
+    def transcript(self, name: str, run_id: str) -> Path:
+        """``outputs/<name>/<run_id>.jsonl``: the run's stream-json lines."""
+        return self.run_dir(name) / f"{run_id}.jsonl"
+
+    def log(self, name: str, run_id: str) -> Path:
+        """``outputs/<name>/<run_id>.log``: the CLI's stderr and the supervisor's log."""
+        return self.run_dir(name) / f"{run_id}.log"
+
+    def agent_files(self, name: str) -> list[Path]:
+        """Every file or folder that belongs to agent ``name`` (existing or not)."""
+        return [
+            self.status(name),
+            self.session(name),
+            self.latest_output(name),
+            self.run_dir(name),
+        ]
+
+    def known_agents(self) -> list[str]:
+        """Names of the agents that have a status record, sorted."""
+        if not self.status_dir.is_dir():
+            return []
+        names = []
+        for p in self.status_dir.iterdir():
+            if p.suffix == ".json" and NAME_RE.fullmatch(p.stem):
+                names.append(p.stem)
+        return sorted(names)
+
+    def ensure(self) -> None:
+        """Create the state folders if missing."""
+        for d in (self.status_dir, self.sessions_dir, self.outputs_dir):
+            d.mkdir(parents=True, exist_ok=True)

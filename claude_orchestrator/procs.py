@@ -1,0 +1,140 @@
+"""Process identity, liveness and stopping (psutil).
+
+A PID read from a file is trusted only together with its process start time
+(``psutil.Process.create_time()``): a PID the kernel has reused for another
+process is never reported alive and never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+
+#: psutil's create_time() is derived from clock ticks since boot; allow for rounding.
+START_TIME_TOLERANCE_S = 0.05
+
+
+def start_time(pid: int) -> float | None:
+    """The start time of process ``pid`` (seconds since the epoch), or None if it is gone."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def find_process(pid: int | None, started: float | None) -> psutil.Process | None:
+    """The live process with this PID *and* this start time, or None.
+
+    A zombie counts as gone.  With ``started`` None the PID alone is not
+    trusted and None is returned.
+    """
+    if not pid or started is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - started) > START_TIME_TOLERANCE_S:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def started_after(pid: int | None, not_before: float) -> psutil.Process | None:
+    """The live process ``pid`` if it started at or after ``not_before`` (epoch seconds).
+
+    Used for a supervisor that was spawned but has not yet stored its own
+    start time: a process that started before the launch cannot be it.
+    """
+    if not pid:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.create_time() + 1.0 < not_before or proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def tree_rss_mb(proc: psutil.Process) -> float:
+    """Resident set size of ``proc`` and all its descendants, in MiB (0.0 if gone)."""
+    total = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / (1024 * 1024)
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to process group ``pgid``; False if the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+
+
+def stop_tree(procs: list[psutil.Process], grace_s: float, pgid: int | None = None) -> list[psutil.Process]:
+    """Stop processes the POSIX way: SIGTERM, up to ``grace_s`` seconds, then SIGKILL.
+
+    Args:
+        procs: verified live processes (see :func:`find_process`); their
+            descendants are collected first so nothing escapes when a parent dies.
+        grace_s: seconds between SIGTERM and SIGKILL.
+        pgid: a process group to signal as well.
+
+    Returns:
+        The processes still alive afterwards (normally none).
+    """
+    targets: dict[int, psutil.Process] = {}
+    for p in procs:
+        try:
+            targets[p.pid] = p
+            for c in p.children(recursive=True):
+                targets[c.pid] = c
+        except psutil.Error:
+            pass
+    if pgid:
+        signal_group(pgid, signal.SIGTERM)
+    for p in targets.values():
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(list(targets.values()), timeout=grace_s)
+    if alive:
+        if pgid:
+            signal_group(pgid, signal.SIGKILL)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(alive, timeout=2.0)
+    return alive
+
+
+def wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``proc`` to end; True if it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,71 @@
+"""Run states and exit codes: the vocabulary every script shares.
+
+Standard library only, so any module (and the launch path) can import it for
+free.  Where a run *is* (:class:`State`) is kept apart from how it *ended*
+(``exit_code``, ``is_error`` and ``error`` in the status record).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class State(str, enum.Enum):
+    """Where a run is in its life (DESIGN.md, "Life of a run").
+
+    ``queued -> starting -> running -> completed | failed | timeout | killed | lost``
+    """
+
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    KILLED = "killed"
+    LOST = "lost"
+
+    def __str__(self) -> str:  # print as the bare value, e.g. "running"
+        return self.value
+
+    @property
+    def is_active(self) -> bool:
+        """True while a supervisor is expected to own the run."""
+        return self in ACTIVE
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run has ended, however it ended."""
+        return self in TERMINAL
+
+
+#: States in which a supervisor is expected to be alive and owning the run.
+ACTIVE = frozenset({State.QUEUED, State.STARTING, State.RUNNING})
+#: States a run never leaves (a new run of the same agent starts a new record).
+TERMINAL = frozenset({State.COMPLETED, State.FAILED, State.TIMEOUT, State.KILLED, State.LOST})
+#: Terminal states that count as failure for exit status 1.
+UNSUCCESSFUL = TERMINAL - {State.COMPLETED}
+
+#: Allowed transitions: target state -> states it may be entered from.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.QUEUED: frozenset(),
+    State.STARTING: frozenset({State.QUEUED}),
+    State.RUNNING: frozenset({State.STARTING}),
+    State.COMPLETED: frozenset({State.RUNNING}),
+    State.FAILED: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
+    State.TIMEOUT: frozenset({State.STARTING, State.RUNNING}),
+    State.KILLED: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
+    State.LOST: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
+}
+
+
+class ExitCode(enum.IntEnum):
+    """Exit statuses of every script (DESIGN.md, "Exit codes")."""
+
+    OK = 0
+    AGENT_FAILED = 1
+    USAGE = 2  # argparse's own convention for bad usage
+    CONFLICT = 3
+    NOT_FOUND = 4
+    WAIT_TIMEOUT = 124  # as timeout(1)
+    CLI_MISSING = 127  # as a shell's "command not found"
