@@ -91,6 +91,27 @@ def _read_task(words: Sequence[str], task_file: str | None) -> str:
     return " ".join(words)
 
 
+def _parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: str) -> argparse.Namespace:
+    """Parse options and positionals in any order; everything after ``--`` is positional.
+
+    argparse's intermixed parsing mishandles ``--``, so the tail after it is
+    split off first and appended to the list positional named ``positional``.
+    A ``name`` positional left empty takes the tail's first word.
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    tail: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, tail = words[:cut], words[cut + 1 :]
+    args = p.parse_intermixed_args(words)
+    if tail and hasattr(args, "name") and args.name is None:
+        args.name = tail.pop(0)
+    setattr(args, positional, list(getattr(args, positional) or []) + tail)
+    if hasattr(args, "name") and args.name is None:
+        p.error("the agent NAME is required")
+    return args
+
+
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -139,7 +160,7 @@ def _table(recs: list[StatusRecord]) -> str:
     for r in recs:
         rows.append((r.agent, str(r.status), _fmt_duration(r.elapsed_s()), str(r.num_turns), _fmt_cost(r.cost_usd), _preview(r.task)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows)
 
 
 def _finish_wait(paths: StatePaths, names: list[str], as_json: bool) -> int:
@@ -177,11 +198,11 @@ exit status: 0 launched (with --wait: completed), 1 failed (--wait), 2 bad input
 def launch_agent_main(argv: Sequence[str] | None = None) -> int:
     """``launch_agent.py NAME TASK``: start one background agent."""
     p = _parser("launch_agent.py", "Launch one Claude Code agent (`claude -p`) in the background.", LAUNCH_EPILOG)
-    p.add_argument("name", metavar="NAME", help="the agent's name, e.g. agent1 ([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
+    p.add_argument("name", metavar="NAME", nargs="?", help="the agent's name, e.g. agent1 ([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
     p.add_argument("task", metavar="TASK", nargs="*", help="the task (prompt); words are joined by spaces")
     p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
     _add_claude_options(p)
-    args = p.parse_intermixed_args(argv)
+    args = _parse(p, argv, "task")
 
     def body() -> int:
         from .launcher import launch
@@ -216,10 +237,12 @@ exit status: 0 all launched (with --wait: all completed), 1 one failed (--wait),
 def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
     """``launch_parallel.py T1 T2 ...``: one background agent per task."""
     p = _parser("launch_parallel.py", "Launch one background Claude Code agent per task, all at once.", PARALLEL_EPILOG)
-    p.add_argument("tasks", metavar="TASK", nargs="+", help="one task per agent")
+    p.add_argument("tasks", metavar="TASK", nargs="*", help="one task per agent")
     p.add_argument("--names", metavar="A,B,C", help="comma-separated agent names, one per task (default agent1..agentN)")
     _add_claude_options(p)
-    args = p.parse_intermixed_args(argv)
+    args = _parse(p, argv, "tasks")
+    if not args.tasks:
+        p.error("give at least one TASK")
 
     def body() -> int:
         from .launcher import launch_many
@@ -231,7 +254,7 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
                 raise BadInput(f"--names gives {len(names)} names for {len(args.tasks)} tasks; give one name per task")
         else:
             names = [f"agent{i}" for i in range(1, len(args.tasks) + 1)]
-        recs = launch_many(paths, list(zip(names, args.tasks)), cwd=args.cwd, options=_claude_options(args))
+        recs = launch_many(paths, list(zip(names, args.tasks, strict=True)), cwd=args.cwd, options=_claude_options(args))
         if args.wait:
             return _finish_wait(paths, names, args.json)
         if args.json:
@@ -262,7 +285,7 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
     p = _parser("check_status.py", "Show the status of background Claude Code agents.", STATUS_EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
     p.add_argument("--json", action="store_true", help="print the records as a JSON list")
-    args = p.parse_intermixed_args(argv)
+    args = _parse(p, argv, "names")
 
     def body() -> int:
         from .control import read_records
@@ -308,12 +331,12 @@ exit status: 0 launched (--wait: completed), 1 failed (--wait), 2 bad input,
 def resume_agent_main(argv: Sequence[str] | None = None) -> int:
     """``resume_agent.py NAME TASK``: continue an agent's session in the background."""
     p = _parser("resume_agent.py", "Continue a Claude Code agent's session with a new task, in the background.", RESUME_EPILOG)
-    p.add_argument("name", metavar="NAME", help="the agent to run")
+    p.add_argument("name", metavar="NAME", nargs="?", help="the agent to run")
     p.add_argument("task", metavar="TASK", nargs="*", help="the follow-up task")
     p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
     p.add_argument("--session-from", metavar="OTHER", help="start NAME from a fork of OTHER's session")
     _add_claude_options(p)
-    args = p.parse_intermixed_args(argv)
+    args = _parse(p, argv, "task")
 
     def body() -> int:
         from .launcher import resume
@@ -360,7 +383,7 @@ def clear_outputs_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--purge", action="store_true", help="delete the files instead of archiving them")
     p.add_argument("--force", action="store_true", help="stop running agents first (SIGTERM, grace, SIGKILL)")
     p.add_argument("--json", action="store_true", help="print JSON only")
-    args = p.parse_intermixed_args(argv)
+    args = _parse(p, argv, "names")
     if bool(args.names) == bool(args.all):
         p.error("name the agents to clear, or give --all")
 

@@ -125,11 +125,12 @@ def launch(
                 close_fds=True,  # no pipe of the caller leaks into it
             )
         except OSError as exc:
+            reason = f"could not start the supervisor: {exc}"
 
             def failed(cur: StatusRecord | None) -> StatusRecord | None:
                 if cur is None or cur.run_id != run_id:
                     return None
-                cur.transition(State.FAILED, error=f"could not start the supervisor: {exc}", is_error=True)
+                cur.transition(State.FAILED, error=reason, is_error=True)
                 return cur
 
             return store.update(name, failed) or record

@@ -100,14 +100,14 @@ class StatusRecord:
         Unknown keys go to ``extra``; missing ones take their defaults.
 
         Raises:
-            ValueError: required keys (``agent``, ``run_id``) are missing or
-                ``status`` is not a known state.
+            ValueError: ``agent`` is missing or ``status`` is not a known state.
         """
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
-        if "agent" not in known or "run_id" not in known:
-            raise ValueError("record lacks 'agent' or 'run_id'")
+        if "agent" not in known:
+            raise ValueError("record lacks 'agent'")
+        known.setdefault("run_id", "legacy")  # the seed's records had no run id
         known.setdefault("task", "")
         known["status"] = State(known.get("status", State.STARTING))
         return cls(**known, extra=extra)

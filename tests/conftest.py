@@ -1,0 +1,174 @@
+"""Shared fixtures: an isolated state root, the fake API, the real and the fake CLI.
+
+Every test gets its own ``ORCHESTRATOR_HOME``; tests of the real CLI also get
+their own ``CLAUDE_CONFIG_DIR`` so no CLI state leaks into the user's home.
+A test fails if it leaves a supervisor or CLI process alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from claude_orchestrator.claude_cli import LOCAL_CLI
+from claude_orchestrator.fake_api import serve_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENTS = ROOT / "agents"
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Toolkit:
+    """Runs the scripts in agents/ as a user would, against one state root."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.env = env
+
+    def run(self, script: str, *args: str, timeout: float = 60, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(AGENTS / f"{script}.py"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            cwd=str(cwd or self.root),
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    def record(self, name: str) -> dict | None:
+        try:
+            return json.loads((self.root / "status" / f"{name}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def wait_terminal(self, name: str, timeout: float = 60) -> dict:
+        terminal = {"completed", "failed", "timeout", "killed", "lost"}
+        return wait_until(
+            lambda: (r := self.record(name)) and r["status"] in terminal and r,
+            timeout=timeout,
+            what=f"{name} to end",
+        )
+
+
+def _live_processes(root: Path) -> list[psutil.Process]:
+    found = []
+    status = root / "status"
+    if not status.is_dir():
+        return found
+    for f in status.glob("*.json"):
+        try:
+            rec = json.loads(f.read_text())
+        except ValueError:
+            continue
+        for pid_key, start_key in (("supervisor_pid", "supervisor_started"), ("pid", "pid_started")):
+            pid, started = rec.get(pid_key), rec.get(start_key)
+            if not pid or started is None:
+                continue
+            try:
+                p = psutil.Process(pid)
+                if abs(p.create_time() - started) < 0.05 and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except psutil.Error:
+                pass
+    return found
+
+
+@pytest.fixture
+def state_root(tmp_path, monkeypatch) -> Path:
+    """A fresh ORCHESTRATOR_HOME; fails the test if a run's process outlives it."""
+    root = tmp_path / "home"
+    root.mkdir()
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(root))
+    yield root
+    # A supervisor writes the final record a moment before it exits: give it that moment.
+    _, leaked = psutil.wait_procs(_live_processes(root), timeout=5)
+    for p in leaked:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    assert not leaked, f"processes left running: {leaked}"
+
+
+@pytest.fixture
+def fake_claude(tmp_path) -> Path:
+    """An executable fake ``claude`` (tests/fake_claude.py under this interpreter)."""
+    exe = tmp_path / "bin" / "claude"
+    exe.parent.mkdir()
+    exe.write_text(f"#!{sys.executable}\n" + (Path(__file__).parent / "fake_claude.py").read_text())
+    exe.chmod(0o755)
+    return exe
+
+
+@pytest.fixture
+def base_env(state_root) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE"))}
+    env["ORCHESTRATOR_HOME"] = str(state_root)
+    return env
+
+
+@pytest.fixture
+def fake_kit(state_root, base_env, fake_claude, tmp_path) -> Toolkit:
+    """The toolkit wired to the fake ``claude``."""
+    argv_dir = tmp_path / "argv"
+    argv_dir.mkdir()
+    env = dict(base_env, CLAUDE_BIN=str(fake_claude), FAKE_CLAUDE_ARGV_DIR=str(argv_dir))
+    return Toolkit(state_root, env)
+
+
+@pytest.fixture
+def fake_api():
+    """The fake Messages API on 127.0.0.1, stopped after the test."""
+    server = serve_in_thread()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def real_cli() -> Path:
+    """The pinned Claude CLI installed by ``make install`` (never skipped: CI must run these)."""
+    assert os.access(LOCAL_CLI, os.X_OK), f"{LOCAL_CLI} is missing: run `make install`"
+    return LOCAL_CLI
+
+
+@pytest.fixture
+def real_kit(state_root, base_env, fake_api, real_cli, tmp_path) -> Toolkit:
+    """The toolkit wired to the real CLI, talking to the fake API, with its own config dir."""
+    config = tmp_path / "claude-config"
+    config.mkdir()
+    env = dict(
+        base_env,
+        CLAUDE_BIN=str(real_cli),
+        CLAUDE_CONFIG_DIR=str(config),
+        ANTHROPIC_BASE_URL=fake_api.url,
+        ANTHROPIC_API_KEY="test-key-offline",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        # what the orchestrator's own environment would carry; it must be stripped
+        CLAUDECODE="1",
+        CLAUDE_CODE_ENTRYPOINT="cli",
+    )
+    kit = Toolkit(state_root, env)
+    kit.api = fake_api
+    return kit

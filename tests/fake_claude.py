@@ -1,0 +1,76 @@
+"""A fake `claude` executable for process-level tests (not the real CLI).
+
+It accepts the argument vector the supervisor builds (``-p --output-format
+stream-json --verbose --session-id ID | -r ID [--fork-session] ... -- TASK``)
+and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
+
+- ``ok`` (default): init, one assistant turn echoing the task, a success result;
+- ``hang``: init, then sleep forever (until signalled);
+- ``slow:SECONDS``: init, sleep, then as ``ok``;
+- ``is_error``: a result event with is_error true, exit status 0;
+- ``no_result``: init and one turn, then exit status 3 with no result event;
+- ``crash``: exit status 2 at once, a message on stderr.
+
+It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+import uuid
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main():
+    argv = sys.argv[1:]
+    if os.environ.get("FAKE_CLAUDE_ARGV_DIR"):
+        with open(os.path.join(os.environ["FAKE_CLAUDE_ARGV_DIR"], f"{os.getpid()}.json"), "w") as f:
+            json.dump({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}, f)
+    task = argv[argv.index("--") + 1] if "--" in argv else ""
+    sid = None
+    for flag in ("--session-id", "-r"):
+        if flag in argv:
+            sid = argv[argv.index(flag) + 1]
+            if flag == "--session-id":
+                break
+    sid = sid or str(uuid.uuid4())
+    m = re.search(r"\[\[fake:\s*([^\]]+)\]\]", task)
+    mode = m.group(1).strip() if m else "ok"
+    if mode == "crash":
+        print("fake claude: crashing as asked", file=sys.stderr)
+        return 2
+    emit({"type": "system", "subtype": "init", "session_id": sid, "model": "fake-model", "cwd": os.getcwd()})
+    if mode == "hang":
+        while True:
+            time.sleep(3600)
+    if mode.startswith("slow:"):
+        time.sleep(float(mode.split(":", 1)[1]))
+    text = "FAKE: " + task
+    emit({"type": "assistant", "message": {"id": "msg_1", "role": "assistant", "content": [{"type": "text", "text": text}]}, "session_id": sid})
+    if mode == "no_result":
+        return 3
+    is_error = mode == "is_error"
+    emit(
+        {
+            "type": "result",
+            "subtype": "success",
+            "is_error": is_error,
+            "api_error_status": 500 if is_error else None,
+            "result": "API Error: 500 fake" if is_error else text,
+            "num_turns": 1,
+            "session_id": sid,
+            "total_cost_usd": 0.001,
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        }
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The scripts as a user runs them, with a fake `claude` where the real CLI is not needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+from conftest import AGENTS, wait_until
+
+SCRIPTS = ["launch_agent", "launch_parallel", "check_status", "resume_agent", "clear_outputs"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_has_examples(fake_kit, script):
+    out = fake_kit.run(script, "--help")
+    assert out.returncode == 0
+    assert "examples:" in out.stdout and "exit status" in out.stdout
+
+
+def test_launch_returns_running_and_completes(fake_kit):
+    out = fake_kit.run("launch_agent", "a1", "hello [[fake: slow:1]]", "--json")
+    assert out.returncode == 0, out.stderr
+    launched = json.loads(out.stdout)  # only JSON on stdout
+    assert launched["agent"] == "a1" and launched["status"] == "starting"
+    rec = fake_kit.wait_terminal("a1")
+    assert rec["status"] == "completed" and rec["exit_code"] == 0
+    assert rec["session_id"] == launched["session_id"]
+    assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: hello [[fake: slow:1]]"
+    assert (fake_kit.root / "sessions" / "a1_session.txt").read_text().strip() == launched["session_id"]
+    lines = (fake_kit.root / "outputs" / "a1" / f"{launched['run_id']}.jsonl").read_text().splitlines()
+    assert [json.loads(line)["type"] for line in lines] == ["system", "assistant", "result"]
+
+
+def test_cli_gets_argv_cwd_and_a_clean_env(fake_kit, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(fake_kit.env, CLAUDECODE="1", CLAUDE_CODE_ENTRYPOINT="cli")
+    fake_kit.env = env
+    out = fake_kit.run(
+        "launch_agent", "a1", "--cwd", str(work), "--model", "sonnet", "--allowed-tools", "Bash,Read",
+        "--permission-mode", "acceptEdits", "--claude-arg=--max-turns", "--claude-arg", "3", "--wait", "--", "-x task",
+    )
+    assert out.returncode == 0, out.stderr
+    (dump,) = (tmp_path / "argv").glob("*.json")
+    seen = json.loads(dump.read_text())
+    argv = seen["argv"]
+    assert argv[-2:] == ["--", "-x task"]
+    assert argv[argv.index("--model") + 1] == "sonnet"
+    assert argv[argv.index("--allowedTools") + 1] == "Bash,Read"
+    assert argv[argv.index("--max-turns") + 1] == "3"
+    assert seen["cwd"] == str(work.resolve())
+    assert "CLAUDECODE" not in seen["env"] and "CLAUDE_CODE_ENTRYPOINT" not in seen["env"]
+
+
+@pytest.mark.parametrize("mode", ["is_error", "no_result", "crash"])
+def test_failures_are_classified_failed(fake_kit, mode):
+    out = fake_kit.run("launch_agent", "a1", f"[[fake: {mode}]]", "--wait", "--json")
+    assert out.returncode == 1
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "failed" and rec["error"]
+    assert rec["exit_code"] == {"is_error": 0, "no_result": 3, "crash": 2}[mode]
+    assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text()
+
+
+def test_launch_does_not_hold_the_callers_pipe(fake_kit):
+    """`launch_agent.py ... | cat` returns while the agent is still running."""
+    cmd = [sys.executable, str(AGENTS / "launch_agent.py"), "a1", "[[fake: hang]]"]
+    p1 = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fake_kit.env, stdin=subprocess.DEVNULL)
+    out, err = p1.communicate(timeout=20)  # returns only when every writer closed the pipes
+    assert p1.returncode == 0, err
+    assert b"a1: starting" in out
+    rec = wait_until(lambda: (r := fake_kit.record("a1")) and r["status"] == "running" and r)
+    assert rec["status"] == "running"
+    assert fake_kit.run("clear_outputs", "a1", "--force").returncode == 0
+
+
+def test_duplicate_launch_of_a_running_agent_exits_3(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "[[fake: hang]]").returncode == 0
+    again = fake_kit.run("launch_agent", "a1", "other")
+    assert again.returncode == 3 and "already" in again.stderr
+    par = fake_kit.run("launch_parallel", "--names", "b1,a1", "x", "y")
+    assert par.returncode == 3
+    assert fake_kit.record("b1") is None, "a refused fan-out launches nothing"
+    assert fake_kit.record("a1")["task"] == "[[fake: hang]]"
+    fake_kit.run("clear_outputs", "--all", "--force")
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "", "-rf", "archive"])
+def test_bad_names_exit_2_and_touch_nothing(fake_kit, name):
+    out = fake_kit.run("launch_agent", "--", name, "task")
+    assert out.returncode == 2, out.stderr
+    assert "invalid agent name" in out.stderr or "reserved" in out.stderr
+    assert sorted(p.name for p in fake_kit.root.iterdir()) == []
+
+
+def test_missing_cli_exits_127_and_leaves_no_record(fake_kit):
+    fake_kit.env["CLAUDE_BIN"] = "/nonexistent/claude"
+    out = fake_kit.run("launch_agent", "a1", "task")
+    assert out.returncode == 127 and "CLAUDE_BIN" in out.stderr
+    assert fake_kit.record("a1") is None
+    env = {k: v for k, v in fake_kit.env.items() if k != "CLAUDE_BIN"}
+    env["PATH"] = "/nonexistent"
+    # with neither CLAUDE_BIN nor claude on PATH, the project-local CLI is the last resort
+    from claude_orchestrator.claude_cli import LOCAL_CLI
+
+    if not os.access(LOCAL_CLI, os.X_OK):
+        fake_kit.env = env
+        assert fake_kit.run("launch_agent", "a1", "task").returncode == 127
+
+
+def test_empty_task_and_bad_cwd_exit_2(fake_kit):
+    assert fake_kit.run("launch_agent", "a1").returncode == 2
+    assert fake_kit.run("launch_agent", "a1", "--cwd", "/nonexistent", "t").returncode == 2
+    assert fake_kit.run("launch_parallel", "--names", "a,b", "one").returncode == 2
+    assert fake_kit.run("launch_parallel", "--names", "a,a", "one", "two").returncode == 2
+    assert fake_kit.record("a1") is None
+
+
+def test_task_file_and_stdin(fake_kit, tmp_path):
+    f = tmp_path / "task.md"
+    f.write_text("from a file\nline two")
+    assert fake_kit.run("launch_agent", "a1", "--task-file", str(f), "--wait").returncode == 0
+    assert fake_kit.record("a1")["task"] == "from a file\nline two"
+    out = fake_kit.run("launch_agent", "a2", "--task-file", "-", "--wait", input="from stdin")
+    assert out.returncode == 0, out.stderr
+    assert fake_kit.record("a2")["task"] == "from stdin"
+
+
+def test_parallel_names_agents_and_waits(fake_kit):
+    out = fake_kit.run("launch_parallel", "one", "two", "three", "--wait", "--json")
+    assert out.returncode == 0, out.stderr
+    recs = json.loads(out.stdout)
+    assert [r["agent"] for r in recs] == ["agent1", "agent2", "agent3"]
+    assert all(r["status"] == "completed" for r in recs)
+    table = fake_kit.run("check_status")
+    assert table.returncode == 0
+    assert table.stdout.splitlines()[0].split() == ["AGENT", "STATUS", "ELAPSED", "TURNS", "COST", "TASK"]
+    assert len(table.stdout.splitlines()) == 4
+
+
+def test_check_status_unknown_agent_exits_4(fake_kit):
+    assert fake_kit.run("check_status", "ghost").returncode == 4
+    empty = fake_kit.run("check_status")
+    assert empty.returncode == 0 and "no agents yet" in empty.stdout
+
+
+def test_resume_without_session_exits_4(fake_kit):
+    out = fake_kit.run("resume_agent", "a1", "continue")
+    assert out.returncode == 4 and "launch_agent.py a1" in out.stderr
+
+
+def test_resume_uses_the_stored_session(fake_kit, tmp_path):
+    assert fake_kit.run("launch_agent", "a1", "first", "--wait").returncode == 0
+    sid = fake_kit.record("a1")["session_id"]
+    assert fake_kit.run("resume_agent", "a1", "second", "--wait").returncode == 0
+    rec = fake_kit.record("a1")
+    assert rec["resumed_from"] == sid and rec["session_id"] == sid
+    dumps = sorted((tmp_path / "argv").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    argv = json.loads(dumps[-1].read_text())["argv"]
+    assert argv[argv.index("-r") + 1] == sid and "--fork-session" not in argv
+
+
+def test_supervisor_killed_means_lost(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "[[fake: hang]]").returncode == 0
+    rec = wait_until(lambda: (r := fake_kit.record("a1")) and r["status"] == "running" and r)
+    cli = psutil.Process(rec["pid"])
+    os.kill(rec["supervisor_pid"], signal.SIGKILL)
+    wait_until(lambda: not psutil.pid_exists(rec["supervisor_pid"]) or psutil.Process(rec["supervisor_pid"]).status() == psutil.STATUS_ZOMBIE)
+    out = fake_kit.run("check_status", "--json")
+    assert json.loads(out.stdout)[0]["status"] == "lost"
+    assert fake_kit.record("a1")["status"] == "lost", "lost is stored, not only shown"
+    cli.kill()  # the orphaned CLI: stopping it is the supervision issue's work
+    cli.wait(5)
+
+
+def test_reused_pid_is_not_trusted(fake_kit):
+    """A record pointing at a live, unrelated process with another start time is lost."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = {
+            "agent": "a1", "run_id": "r1", "task": "t", "status": "running",
+            "created": "2026-01-01T00:00:00Z", "started": "2026-01-01T00:00:00Z",
+            "supervisor_pid": bystander.pid, "supervisor_started": psutil.Process(bystander.pid).create_time() - 100,
+            "pid": bystander.pid, "pid_started": psutil.Process(bystander.pid).create_time() - 100,
+        }
+        (fake_kit.root / "status").mkdir()
+        (fake_kit.root / "status" / "a1.json").write_text(json.dumps(record))
+        out = fake_kit.run("check_status")
+        assert "lost" in out.stdout
+        out = fake_kit.run("clear_outputs", "a1", "--force")
+        assert out.returncode == 0, out.stderr
+        assert bystander.poll() is None, "an unrelated process must never be signalled"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_clear_archives_and_refuses_running(fake_kit):
+    assert fake_kit.run("launch_agent", "done1", "x", "--wait").returncode == 0
+    assert fake_kit.run("launch_agent", "busy", "[[fake: hang]]").returncode == 0
+    wait_until(lambda: (r := fake_kit.record("busy")) and r["status"] == "running")
+    refused = fake_kit.run("clear_outputs", "--all")
+    assert refused.returncode == 3 and "busy" in refused.stderr
+    assert fake_kit.record("done1") is not None, "a refused clear clears nothing"
+
+    out = fake_kit.run("clear_outputs", "done1", "--json")
+    assert out.returncode == 0, out.stderr
+    outcome = json.loads(out.stdout)
+    archive = fake_kit.root / "outputs" / "archive"
+    (stamp,) = archive.iterdir()
+    assert outcome["archive"] == str(stamp)
+    assert (stamp / "status" / "done1.json").exists()
+    assert (stamp / "sessions" / "done1_session.txt").exists()
+    assert (stamp / "outputs" / "done1_latest.txt").read_text() == "FAKE: x"
+    assert list((stamp / "outputs" / "done1").glob("*.jsonl"))
+    assert fake_kit.record("done1") is None
+
+    forced = fake_kit.run("clear_outputs", "busy", "--force", "--purge")
+    assert forced.returncode == 0, forced.stderr
+    assert "busy: stopped" in forced.stdout
+    assert fake_kit.record("busy") is None
+    assert not (fake_kit.root / "outputs" / "busy").exists()
+    assert fake_kit.run("clear_outputs", "ghost").returncode == 4
+    assert fake_kit.run("clear_outputs").returncode == 2

@@ -1,0 +1,156 @@
+"""Unit tests of the pure pieces: names and paths, records, states, stream classification, argv."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from claude_orchestrator.claude_cli import ClaudeOptions, build_argv, cli_env
+from claude_orchestrator.errors import BadInput, OrchestratorError
+from claude_orchestrator.paths import StatePaths, validate_name
+from claude_orchestrator.record import RecordStore, StatusRecord
+from claude_orchestrator.states import State
+from claude_orchestrator.stream import RunProgress, classify
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name", ["agent1", "a", "A.b-c_d", "9lives", "x" * 64])
+def test_valid_names(name):
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", "-a", ".hidden", "x" * 65, "a b", "a\nb", "archive", "é"])
+def test_invalid_names_are_refused(name):
+    with pytest.raises(BadInput):
+        validate_name(name)
+
+
+def test_paths_follow_the_layout(tmp_path):
+    p = StatePaths(tmp_path)
+    assert p.status("a1") == tmp_path / "status" / "a1.json"
+    assert p.lock("a1") == tmp_path / "status" / "a1.json.lock"
+    assert p.session("a1") == tmp_path / "sessions" / "a1_session.txt"
+    assert p.latest_output("a1") == tmp_path / "outputs" / "a1_latest.txt"
+    assert p.transcript("a1", "R") == tmp_path / "outputs" / "a1" / "R.jsonl"
+    assert p.log("a1", "R") == tmp_path / "outputs" / "a1" / "R.log"
+    with pytest.raises(BadInput):
+        p.status("../escape")
+
+
+def test_root_comes_from_orchestrator_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path))
+    assert StatePaths().root == tmp_path.resolve()
+
+
+def test_record_round_trip_keeps_unknown_keys(tmp_path):
+    store = RecordStore(StatePaths(tmp_path))
+    rec = StatusRecord(agent="a1", run_id="r1", task="t", created="2026-01-01T00:00:00Z")
+    rec.extra["future_field"] = {"x": 1}
+    store.write(rec)
+    back = store.read("a1")
+    assert back == rec
+    assert json.loads((tmp_path / "status" / "a1.json").read_text())["future_field"] == {"x": 1}
+    assert not list((tmp_path / "status").glob("*.tmp")), "temp files must not be left behind"
+
+
+def test_seed_shaped_record_loads():
+    data = json.loads((DATA / "record_seed.json").read_text())
+    rec = StatusRecord.from_dict(data)
+    assert rec.agent == "agent1" and rec.state is State.RUNNING and rec.run_id == "legacy"
+    assert rec.to_dict()["output_file"].endswith("agent1_latest.txt")
+
+
+def test_invalid_record_file_gives_a_clear_error(tmp_path):
+    p = StatePaths(tmp_path)
+    p.ensure()
+    p.status("a1").write_text("{not json")
+    with pytest.raises(OrchestratorError, match="not a valid status record"):
+        RecordStore(p).read("a1")
+
+
+def test_transitions_are_checked_and_stamped():
+    rec = StatusRecord(agent="a", run_id="r", task="t", created="2026-01-01T00:00:00Z")
+    with pytest.raises(OrchestratorError):
+        rec.transition(State.COMPLETED)  # starting -> completed skips running
+    rec.transition(State.RUNNING, started="2026-01-01T00:00:01Z")
+    rec.transition(State.COMPLETED, finished="2026-01-01T00:00:03.5Z")
+    assert rec.duration_s == 2.5
+    with pytest.raises(OrchestratorError):
+        rec.transition(State.RUNNING)
+
+
+def test_update_is_a_locked_read_modify_write(tmp_path):
+    store = RecordStore(StatePaths(tmp_path))
+    store.write(StatusRecord(agent="a", run_id="r", task="t"))
+
+    def bump(rec):
+        rec.num_turns += 1
+        return rec
+
+    for _ in range(5):
+        store.update("a", bump)
+    assert store.read("a").num_turns == 5
+    assert store.update("a", lambda rec: None).num_turns == 5
+
+
+RESULT_OK = {"type": "result", "subtype": "success", "is_error": False, "result": "hi", "num_turns": 1}
+
+
+@pytest.mark.parametrize(
+    ("result", "exit_code", "state", "error_part"),
+    [
+        (RESULT_OK, 0, State.COMPLETED, None),
+        ({**RESULT_OK, "is_error": True, "api_error_status": 529, "result": "API Error: overloaded"}, 0, State.FAILED, "529"),
+        ({**RESULT_OK, "subtype": "error_max_turns", "is_error": True}, 1, State.FAILED, "error_max_turns"),
+        ({**RESULT_OK, "subtype": "error_during_execution", "is_error": True, "errors": ["No conversation found"]}, 1, State.FAILED, "No conversation"),
+        (RESULT_OK, 1, State.FAILED, "exit status 1"),
+        (None, 0, State.FAILED, "without a result event"),
+        (None, -9, State.FAILED, "signal 9"),
+    ],
+)
+def test_classify(result, exit_code, state, error_part):
+    got_state, error = classify(result, exit_code)
+    assert got_state is state
+    if error_part is None:
+        assert error is None
+    else:
+        assert error_part in error
+
+
+def test_progress_counts_turns_once_per_message():
+    prog = RunProgress()
+    prog.feed({"type": "system", "subtype": "init", "session_id": "S", "model": "m"})
+    block = {"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}
+    prog.feed({"type": "assistant", "message": {"id": "m1", "content": [{"type": "text", "text": "x"}]}})
+    prog.feed({"type": "assistant", "message": {"id": "m1", "content": [block]}})
+    prog.feed({"type": "assistant", "message": {"id": "m2", "content": []}})
+    assert (prog.session_id, prog.model, prog.num_turns) == ("S", "m", 2)
+    assert prog.last_tool == {"name": "Bash", "input": '{"command": "ls"}'}
+
+
+def test_argv_puts_the_task_last_after_double_dash():
+    opts = ClaudeOptions(model="sonnet", allowed_tools="Bash,Read", permission_mode="acceptEdits", claude_args=["--max-turns", "3"])
+    argv = build_argv("/bin/claude", opts, "-rf $(x)", "SID")
+    assert argv[:5] == ["/bin/claude", "-p", "--output-format", "stream-json", "--verbose"]
+    assert argv[-2:] == ["--", "-rf $(x)"]
+    assert ["--session-id", "SID"] == argv[5:7]
+    assert "--allowedTools" in argv and "--max-turns" in argv
+    resumed = build_argv("/bin/claude", ClaudeOptions(), "t", "OLD", resume_id="OLD")
+    assert ["-r", "OLD"] == resumed[5:7] and "--session-id" not in resumed
+    forked = build_argv("/bin/claude", ClaudeOptions(), "t", "NEW", resume_id="OLD", fork=True)
+    assert forked[5:10] == ["-r", "OLD", "--fork-session", "--session-id", "NEW"]
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(BadInput):
+        ClaudeOptions(permission_mode="yolo").validate()
+    with pytest.raises(BadInput):
+        ClaudeOptions(claude_args=["--"]).validate()
+
+
+def test_cli_env_strips_claude_code_markers():
+    env = cli_env({"CLAUDECODE": "1", "CLAUDE_CODE_ENTRYPOINT": "cli", "PATH": "/bin"})
+    assert env == {"PATH": "/bin"}
