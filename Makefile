@@ -6,8 +6,11 @@ TASK ?=
 TASKS ?=
 ARGS ?=
 PYTEST_ARGS ?=
-# Passed through the environment so that any text (quotes, $, backticks) stays data.
-export NAME TASK
+# Passed to the recipes through the environment, unexpanded ($(value) into a
+# simple variable), so that any text (quotes, $, backticks) stays data.
+export ORCH_NAME := $(value NAME)
+export ORCH_TASK := $(value TASK)
+export ORCH_TASKS := $(value TASKS)
 
 .PHONY: help install test lint demo orchestrator launch parallel status resume clear
 
@@ -15,7 +18,8 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
 install: ## install the package (editable, with test extras) and the pinned Claude CLI into .claude-cli/
-	$(PYTHON) -m pip install --quiet -e '.[test]'
+	# editable_mode=compat: a plain path entry, cheaper at start-up than an import hook
+	$(PYTHON) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	npm install --prefix .claude-cli --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_VERSION)
 	.claude-cli/node_modules/.bin/claude --version
 
@@ -32,19 +36,23 @@ orchestrator: ## start an interactive orchestrator Claude with the manual in its
 	claude --append-system-prompt "$$(cat ORCHESTRATOR_README.md)"
 
 launch: ## launch one agent: make launch NAME=agent1 TASK="..." [ARGS="--wait"]
-	@test -n "$$TASK" || { echo 'usage: make launch NAME=agent1 TASK="..."' >&2; exit 2; }
-	$(PYTHON) agents/launch_agent.py $(ARGS) -- "$$NAME" "$$TASK"
+	@test -n "$$ORCH_TASK" || { echo 'usage: make launch NAME=agent1 TASK="..."' >&2; exit 2; }
+	$(PYTHON) agents/launch_agent.py $(ARGS) -- "$$ORCH_NAME" "$$ORCH_TASK"
 
 parallel: ## launch one agent per task: make parallel TASKS='"task one" "task two"'
-	@test -n '$(TASKS)' || { echo "usage: make parallel TASKS='\"task one\" \"task two\"'" >&2; exit 2; }
-	$(PYTHON) agents/launch_parallel.py $(ARGS) -- $(TASKS)
+	@test -n "$$ORCH_TASKS" || { echo "usage: make parallel TASKS='\"task one\" \"task two\"'" >&2; exit 2; }
+	$(PYTHON) agents/launch_parallel.py $(ARGS) --split-tasks "$$ORCH_TASKS"
 
 status: ## show every agent's status
 	$(PYTHON) agents/check_status.py $(ARGS)
 
 resume: ## continue an agent's session: make resume NAME=agent1 TASK="..."
-	@test -n "$$TASK" || { echo 'usage: make resume NAME=agent1 TASK="..."' >&2; exit 2; }
-	$(PYTHON) agents/resume_agent.py $(ARGS) -- "$$NAME" "$$TASK"
+	@test -n "$$ORCH_TASK" || { echo 'usage: make resume NAME=agent1 TASK="..."' >&2; exit 2; }
+	$(PYTHON) agents/resume_agent.py $(ARGS) -- "$$ORCH_NAME" "$$ORCH_TASK"
 
 clear: ## archive agents' files: make clear [NAME=agent1] (default: all)
-	$(PYTHON) agents/clear_outputs.py $(if $(filter command line,$(origin NAME)),$(NAME),--all) $(ARGS)
+	@if [ "$(origin NAME)" = "command line" ]; then \
+	  $(PYTHON) agents/clear_outputs.py $(ARGS) -- "$$ORCH_NAME"; \
+	else \
+	  $(PYTHON) agents/clear_outputs.py --all $(ARGS); \
+	fi

@@ -239,8 +239,20 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
     p = _parser("launch_parallel.py", "Launch one background Claude Code agent per task, all at once.", PARALLEL_EPILOG)
     p.add_argument("tasks", metavar="TASK", nargs="*", help="one task per agent")
     p.add_argument("--names", metavar="A,B,C", help="comma-separated agent names, one per task (default agent1..agentN)")
+    p.add_argument(
+        "--split-tasks",
+        metavar="WORDS",
+        help="more tasks from one string split as a shell splits words (shlex; nothing is run), e.g. '\"task one\" \"task two\"'",
+    )
     _add_claude_options(p)
     args = _parse(p, argv, "tasks")
+    if args.split_tasks:
+        import shlex
+
+        try:
+            args.tasks += shlex.split(args.split_tasks)
+        except ValueError as exc:
+            p.error(f"--split-tasks: {exc} (check the quotes)")
     if not args.tasks:
         p.error("give at least one TASK")
 

@@ -1,0 +1,48 @@
+"""The make targets, run as a user runs them: text given to make stays data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def _make(kit, *args: str) -> subprocess.CompletedProcess:
+    env = dict(kit.env, PYTHON=sys.executable)
+    return subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), *args], env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_make_launch_status_resume_clear(fake_kit, tmp_path):
+    task = "say $(touch pwned) `touch pwned2` \"quoted\" 'single'"
+    out = _make(fake_kit, "launch", "NAME=m1", f"TASK={task}", "ARGS=--wait")
+    assert out.returncode == 0, out.stderr
+    assert fake_kit.record("m1")["task"] == task
+    assert not list(ROOT.glob("pwned*")) and not list(fake_kit.root.glob("pwned*"))
+
+    status = _make(fake_kit, "status", "ARGS=--json")
+    assert status.returncode == 0
+    assert json.loads(status.stdout[status.stdout.index("["):])[0]["status"] == "completed"
+
+    assert _make(fake_kit, "resume", "NAME=m1", "TASK=more", "ARGS=--wait").returncode == 0
+    assert fake_kit.record("m1")["task"] == "more"
+
+    cleared = _make(fake_kit, "clear", "NAME=m1")
+    assert cleared.returncode == 0, cleared.stderr
+    assert fake_kit.record("m1") is None
+
+
+def test_make_parallel_splits_tasks_without_a_shell(fake_kit):
+    out = _make(fake_kit, "parallel", "TASKS=\"first task\" 'second $(touch pwned)'", "ARGS=--wait")
+    assert out.returncode == 0, out.stderr
+    assert fake_kit.record("agent1")["task"] == "first task"
+    assert fake_kit.record("agent2")["task"] == "second $(touch pwned)"
+    assert not list(ROOT.glob("pwned*"))
+    assert _make(fake_kit, "clear").returncode == 0
+    assert fake_kit.record("agent1") is None
+
+
+def test_make_launch_without_task_is_usage_error(fake_kit):
+    out = _make(fake_kit, "launch", "NAME=m1")
+    assert out.returncode != 0 and "usage" in out.stderr
