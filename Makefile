@@ -33,7 +33,8 @@ demo: ## offline demo: fake API, three parallel agents on the real CLI, a resume
 	$(PYTHON) -m claude_orchestrator.demo
 
 orchestrator: ## start an interactive orchestrator Claude with the manual in its system prompt
-	claude --append-system-prompt "$$(cat ORCHESTRATOR_README.md)"
+	@claude_bin=$$($(PYTHON) -c 'from claude_orchestrator.claude_cli import find_claude; print(find_claude())') || exit 127; \
+	exec "$$claude_bin" --append-system-prompt "$$(cat ORCHESTRATOR_README.md)"
 
 launch: ## launch one agent: make launch NAME=agent1 TASK="..." [ARGS="--wait"]
 	@test -n "$$ORCH_TASK" || { echo 'usage: make launch NAME=agent1 TASK="..."' >&2; exit 2; }

@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""launch_agent.py: see `python agents/launch_agent.py --help`; the logic is in claude_orchestrator.cli."""
+"""launch_agent.py: see `python3 agents/launch_agent.py --help`; the logic is in claude_orchestrator.cli."""
 
-from claude_orchestrator.cli import entry, launch_agent_main
+import sys
+
+try:
+    from claude_orchestrator.cli import entry, launch_agent_main
+except ModuleNotFoundError as exc:  # the package is installed by `make install`, not found by path
+    print(f"launch_agent.py: error: {exc}; run `make install` with this python, or use the python it used", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     entry(launch_agent_main)

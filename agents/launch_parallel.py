@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""launch_parallel.py: see `python agents/launch_parallel.py --help`; the logic is in claude_orchestrator.cli."""
+"""launch_parallel.py: see `python3 agents/launch_parallel.py --help`; the logic is in claude_orchestrator.cli."""
 
-from claude_orchestrator.cli import entry, launch_parallel_main
+import sys
+
+try:
+    from claude_orchestrator.cli import entry, launch_parallel_main
+except ModuleNotFoundError as exc:  # the package is installed by `make install`, not found by path
+    print(f"launch_parallel.py: error: {exc}; run `make install` with this python, or use the python it used", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     entry(launch_parallel_main)

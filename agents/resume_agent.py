@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""resume_agent.py: see `python agents/resume_agent.py --help`; the logic is in claude_orchestrator.cli."""
+"""resume_agent.py: see `python3 agents/resume_agent.py --help`; the logic is in claude_orchestrator.cli."""
 
-from claude_orchestrator.cli import entry, resume_agent_main
+import sys
+
+try:
+    from claude_orchestrator.cli import entry, resume_agent_main
+except ModuleNotFoundError as exc:  # the package is installed by `make install`, not found by path
+    print(f"resume_agent.py: error: {exc}; run `make install` with this python, or use the python it used", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     entry(resume_agent_main)

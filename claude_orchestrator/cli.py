@@ -163,18 +163,23 @@ def _table(recs: list[StatusRecord]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows)
 
 
-def _finish_wait(paths: StatePaths, names: list[str], as_json: bool) -> int:
+def _finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: bool = False) -> int:
+    """Wait for ``names`` to end, print them, return 0 if all completed else 1.
+
+    JSON: one record object, or a list with ``as_list`` (launch_parallel).
+    """
     from .control import wait_for
     from .record import RecordStore
 
     recs = wait_for(RecordStore(paths), names)
     assert recs is not None  # no timeout given
     if as_json:
-        print(json.dumps([r.to_dict() for r in recs] if len(names) > 1 else recs[0].to_dict(), indent=2))
+        print(json.dumps([r.to_dict() for r in recs] if as_list else recs[0].to_dict(), indent=2))
     else:
         for r in recs:
             tail = f": {_preview(r.result, 70)}" if r.result else (f": {r.error}" if r.error else "")
-            print(f"{r.agent}: {r.status} in {_fmt_duration(r.duration_s)}, {r.num_turns} turns, {_fmt_cost(r.cost_usd)}{tail}")
+            turns = f"{r.num_turns} turn" + ("" if r.num_turns == 1 else "s")
+            print(f"{r.agent}: {r.status} in {_fmt_duration(r.duration_s)}, {turns}, {_fmt_cost(r.cost_usd)}{tail}")
     return int(ExitCode.AGENT_FAILED if any(r.state in UNSUCCESSFUL for r in recs) else ExitCode.OK)
 
 
@@ -268,7 +273,7 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
             names = [f"agent{i}" for i in range(1, len(args.tasks) + 1)]
         recs = launch_many(paths, list(zip(names, args.tasks, strict=True)), cwd=args.cwd, options=_claude_options(args))
         if args.wait:
-            return _finish_wait(paths, names, args.json)
+            return _finish_wait(paths, names, args.json, as_list=True)
         if args.json:
             print(json.dumps([_launch_summary(paths, r) for r in recs], indent=2))
         else:

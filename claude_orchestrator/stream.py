@@ -97,15 +97,17 @@ def classify(result: dict[str, Any] | None, exit_code: int | None) -> tuple[Stat
     if exit_code == 0 and not is_error and subtype == "success":
         return State.COMPLETED, None
     parts = []
-    if result.get("api_error_status"):
-        parts.append(f"API error {result['api_error_status']}")
     if subtype and subtype != "success":
         parts.append(str(subtype))
     errors = result.get("errors")
+    text = result.get("result") if isinstance(result.get("result"), str) else ""
     if isinstance(errors, list) and errors:
         parts.append("; ".join(str(e) for e in errors))
-    elif is_error and isinstance(result.get("result"), str) and result["result"]:
-        parts.append(result["result"].strip().splitlines()[0][:300])
+    elif is_error and text.strip():
+        parts.append(text.strip().splitlines()[0][:300])  # e.g. "API Error: 529 ..."
+    status = result.get("api_error_status")
+    if status and not any(str(status) in p for p in parts):
+        parts.append(f"API error {status}")
     if exit_code not in (0, None):
         parts.append(f"exit status {exit_code}")
     return State.FAILED, ": ".join(parts) if parts else "the CLI reported an error"
