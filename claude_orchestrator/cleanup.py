@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import Conflict, NotFound
 from .paths import NAME_RE, StatePaths, validate_name
 from .record import RecordStore
+from .states import State
 
 
 def agents_with_files(paths: StatePaths) -> list[str]:
@@ -45,7 +46,7 @@ def clear(
     *,
     purge: bool = False,
     force: bool = False,
-    grace_s: float = 10.0,
+    grace_s: float | None = None,
 ) -> dict:
     """Archive (or with ``purge`` delete) the files of ``names`` (None: every agent).
 
@@ -59,6 +60,8 @@ def clear(
     Raises:
         NotFound: a named agent has no file at all (exit 4).
         Conflict: an agent is active and ``force`` is false (exit 3); nothing is cleared.
+
+    ``grace_s`` overrides the runs' own grace period between SIGTERM and SIGKILL.
     """
     from .control import read_records, stop
 
@@ -75,14 +78,19 @@ def clear(
         targets = agents_with_files(paths)
 
     with_records = [n for n in targets if paths.status(n).exists()]
-    active = [r for r in read_records(store, with_records) if r.state.is_active]
+    records = read_records(store, with_records)
+    active = [r for r in records if r.state.is_active]
     stopped = []
     if active and not force:
         listed = ", ".join(f"{r.agent} ({r.status})" for r in active)
         raise Conflict(f"refusing to clear active agent(s): {listed}; wait for them, or add --force to stop them first")
-    for r in active:
-        stop(store, r.agent, grace_s=grace_s)
-        stopped.append(r.agent)
+    # Active runs are stopped; a lost run's orphaned processes too, since once
+    # its record is gone nothing would know they belong to a run.
+    for r in records:
+        if r.state.is_active or r.state is State.LOST:
+            what, _ = stop(store, r.agent, grace_s=grace_s)
+            if what != "not-running":
+                stopped.append(r.agent)
 
     archive = None if purge or not targets else new_archive_dir(paths)
     cleared: dict[str, list[str]] = {}

@@ -15,6 +15,7 @@ from typing import Any
 
 from .claude_cli import PERMISSION_MODES, ClaudeOptions
 from .errors import BadInput, OrchestratorError
+from .limits import RunLimits
 from .paths import StatePaths
 from .record import StatusRecord
 from .states import UNSUCCESSFUL, ExitCode
@@ -59,6 +60,13 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
         help="bypass all permission checks (as root the CLI needs IS_SANDBOX=1 for this)",
     )
     g.add_argument("--claude-arg", metavar="ARG", action="append", default=[], help="an extra CLI argument, as is (repeatable)")
+    lim = p.add_argument_group("limits (enforced by the supervisor)")
+    lim.add_argument("--timeout", metavar="S", type=float, help="stop the run after S seconds (default 600 or $ORCHESTRATOR_TIMEOUT; 0 = none)")
+    lim.add_argument("--kill-grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL when stopping (default 10)")
+    lim.add_argument("--memory-limit", metavar="MB", type=float, help="stop the run when its process tree's RSS reaches MB MiB (default 2048; 0 = none)")
+    lim.add_argument("--max-parallel", metavar="N", type=int, help="run at most N agents at once, queue the rest (default 4 or $ORCHESTRATOR_MAX_PARALLEL; 0 = no limit)")
+    lim.add_argument("--retries", metavar="N", type=int, help="retry a run that failed with a retryable API error (429, 5xx, overloaded) up to N times (default 0)")
+    lim.add_argument("--retry-backoff", metavar="S", type=float, help="seconds before the first retry, doubling after (default 2)")
     r = p.add_argument_group("run control")
     r.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 if completed, else 1")
     r.add_argument("--background", action="store_true", help="run in the background (the default; accepted for the seed's commands)")
@@ -73,6 +81,17 @@ def _claude_options(args: argparse.Namespace) -> ClaudeOptions:
         permission_mode=args.permission_mode,
         dangerously_skip_permissions=args.dangerously_skip_permissions,
         claude_args=list(args.claude_arg),
+    )
+
+
+def _limits(args: argparse.Namespace) -> RunLimits:
+    return RunLimits.from_env(
+        timeout_s=args.timeout,
+        kill_grace_s=args.kill_grace,
+        memory_limit_mb=args.memory_limit,
+        max_parallel=args.max_parallel,
+        retries=args.retries,
+        retry_backoff_s=args.retry_backoff,
     )
 
 
@@ -155,10 +174,22 @@ def _print_launched(paths: StatePaths, rec: StatusRecord) -> None:
     print(f"  log:        {rec.log_file}")
 
 
-def _table(recs: list[StatusRecord]) -> str:
+def _status_text(r: StatusRecord, positions: dict[str, int]) -> str:
+    text = str(r.status)
+    if text == "queued" and r.agent in positions:
+        text += f" #{positions[r.agent]}"
+    if r.attempt > 1:
+        text += f" (try {r.attempt})"
+    return text
+
+
+def _table(recs: list[StatusRecord], positions: dict[str, int] | None = None) -> str:
+    positions = positions or {}
     rows = [("AGENT", "STATUS", "ELAPSED", "TURNS", "COST", "TASK")]
     for r in recs:
-        rows.append((r.agent, str(r.status), _fmt_duration(r.elapsed_s()), str(r.num_turns), _fmt_cost(r.cost_usd), _preview(r.task)))
+        rows.append(
+            (r.agent, _status_text(r, positions), _fmt_duration(r.elapsed_s()), str(r.num_turns), _fmt_cost(r.cost_usd), _preview(r.task))
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows)
 
@@ -213,7 +244,9 @@ def launch_agent_main(argv: Sequence[str] | None = None) -> int:
         from .launcher import launch
 
         paths = StatePaths()
-        rec = launch(paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd, options=_claude_options(args))
+        rec = launch(
+            paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd, options=_claude_options(args), limits=_limits(args)
+        )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)
         if args.json:
@@ -271,7 +304,9 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
                 raise BadInput(f"--names gives {len(names)} names for {len(args.tasks)} tasks; give one name per task")
         else:
             names = [f"agent{i}" for i in range(1, len(args.tasks) + 1)]
-        recs = launch_many(paths, list(zip(names, args.tasks, strict=True)), cwd=args.cwd, options=_claude_options(args))
+        recs = launch_many(
+            paths, list(zip(names, args.tasks, strict=True)), cwd=args.cwd, options=_claude_options(args), limits=_limits(args)
+        )
         if args.wait:
             return _finish_wait(paths, names, args.json, as_list=True)
         if args.json:
@@ -292,7 +327,8 @@ examples:
   python agents/check_status.py agent1 agent2
   python agents/check_status.py --json        the full records, as a JSON list
 
-A record left in starting/running whose supervisor is gone is stored as `lost`.
+A record left queued/starting/running whose supervisor is gone is stored as `lost`.
+A queued agent shows its place in the queue: "queued #2".
 exit status: 0 ok, 4 a named agent has no record.
 """
 
@@ -316,13 +352,24 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
             if r is not None:
                 before[n] = r.status
         recs = read_records(store, args.names or None)
+        positions = {}
+        if any(str(r.status) == "queued" for r in recs):
+            from .locks import queue_entries
+
+            positions = {agent: i for i, (_, agent) in enumerate(queue_entries(paths), start=1)}
         if args.json:
-            print(json.dumps([r.to_dict() for r in recs], indent=2))
+            out = []
+            for r in recs:
+                d = r.to_dict()
+                if r.agent in positions:
+                    d["queue_position"] = positions[r.agent]
+                out.append(d)
+            print(json.dumps(out, indent=2))
             return ExitCode.OK
         if not recs:
-            print("no agents yet; start one with: python agents/launch_agent.py agent1 \"TASK\"")
+            print("no agents yet; start one with: python3 agents/launch_agent.py agent1 \"TASK\"")
             return ExitCode.OK
-        print(_table(recs))
+        print(_table(recs, positions))
         for r in recs:
             if str(r.status) == "lost" and before.get(r.agent) != r.status:
                 print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
@@ -366,6 +413,7 @@ def resume_agent_main(argv: Sequence[str] | None = None) -> int:
             session_from=args.session_from,
             cwd=args.cwd,
             options=_claude_options(args),
+            limits=_limits(args),
         )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)
@@ -425,6 +473,70 @@ def clear_outputs_main(argv: Sequence[str] | None = None) -> int:
     return _run(p.prog, body)
 
 
+# -- kill_agent --------------------------------------------------------------
+
+KILL_EPILOG = """\
+examples:
+  python3 agents/kill_agent.py agent2              stop one agent
+  python3 agents/kill_agent.py --all               stop every active agent
+  python3 agents/kill_agent.py slow --grace 2      SIGKILL 2 s after SIGTERM
+
+The run's whole process tree is stopped: SIGTERM, the grace period, SIGKILL
+(the CLI's process group and every descendant, including ones that called
+setsid). Its status becomes `killed`. A queued agent is taken off the queue.
+A lost agent's orphaned processes are stopped too. Stopping an agent that has
+already ended does nothing and exits 0.
+exit status: 0 stopped or nothing to stop, 2 bad input, 4 no such agent.
+"""
+
+
+def kill_agent_main(argv: Sequence[str] | None = None) -> int:
+    """``kill_agent.py NAME... | --all``: stop agents' runs."""
+    p = _parser("kill_agent.py", "Stop background Claude Code agents and their whole process trees.", KILL_EPILOG)
+    p.add_argument("names", metavar="NAME", nargs="*", help="agents to stop")
+    p.add_argument("--all", action="store_true", help="stop every active agent")
+    p.add_argument("--grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL (default: the run's --kill-grace)")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    args = _parse(p, argv, "names")
+    if bool(args.names) == bool(args.all):
+        p.error("name the agents to stop, or give --all")
+    if args.grace is not None and args.grace < 0:
+        p.error("--grace must be 0 or more")
+
+    def body() -> int:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .control import read_records, stop
+        from .record import RecordStore
+
+        store = RecordStore(StatePaths())
+        if args.all:
+            names = [r.agent for r in read_records(store) if r.state.is_active or str(r.status) == "lost"]
+        else:
+            names = list(dict.fromkeys(args.names))
+            read_records(store, names)  # NotFound (exit 4) before stopping anything
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as pool:  # stop them together
+            results = list(pool.map(lambda n: stop(store, n, grace_s=args.grace), names))
+        out = []
+        for name, (what, rec) in zip(names, results, strict=True):
+            status = str(rec.status) if rec else "cleared"
+            out.append({"agent": name, "action": what, "status": status})
+            if not args.json:
+                message = {
+                    "stopped": f"stopped; status {status}",
+                    "orphans-stopped": "its supervisor was gone (lost); stopped its orphaned processes",
+                    "not-running": f"not running (status {status}); nothing to stop",
+                }[what]
+                print(f"{name}: {message}")
+        if args.json:
+            print(json.dumps(out, indent=2))
+        elif not names:
+            print("no active agents")
+        return ExitCode.OK
+
+    return _run(p.prog, body)
+
+
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:
     """``sys.exit(main())`` for the scripts and console entry points."""
     sys.exit(main(None))
@@ -434,6 +546,7 @@ __all__ = [
     "check_status_main",
     "clear_outputs_main",
     "entry",
+    "kill_agent_main",
     "launch_agent_main",
     "launch_parallel_main",
     "resume_agent_main",

@@ -1,6 +1,8 @@
-"""Reading runs back: liveness (``lost``), stopping, and waiting.
+"""Reading runs back and acting on them: liveness (``lost``), stopping, waiting.
 
-Kept apart from the launch path because it needs psutil.
+Liveness is the supervisor's life lock (``status/<agent>.supervisor.lock``):
+held while the supervisor lives, dropped by the kernel when it dies.  PIDs in
+a record are used only to signal, and only together with their start times.
 """
 
 from __future__ import annotations
@@ -10,29 +12,23 @@ import time
 
 import psutil
 
-from . import procs
+from . import locks, procs
 from .errors import NotFound
-from .paths import StatePaths
-from .record import RecordStore, StatusRecord, parse_time, utc_now
+from .record import RecordStore, StatusRecord, utc_now
 from .states import State
 
 #: How often a wait re-reads the records, in seconds.
 POLL_S = 0.2
 
 
-def supervisor_process(rec: StatusRecord) -> psutil.Process | None:
-    """The live supervisor of ``rec``, or None if it is gone.
+def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
+    """True if ``rec`` is active and its supervisor still holds the agent's life lock."""
+    return rec.state.is_active and locks.is_held(store.paths.alive_lock(rec.agent))
 
-    Trusted only with its start time.  A supervisor that was just spawned and
-    has not yet stored its start time is accepted if it started after the
-    launch was recorded (a reused PID would be older).
-    """
-    if rec.supervisor_started is not None:
-        return procs.find_process(rec.supervisor_pid, rec.supervisor_started)
-    created = parse_time(rec.created)
-    if rec.supervisor_pid and created is not None:
-        return procs.started_after(rec.supervisor_pid, created)
-    return None
+
+def supervisor_process(rec: StatusRecord) -> psutil.Process | None:
+    """The run's live supervisor process (PID and start time checked), or None."""
+    return procs.find_process(rec.supervisor_pid, rec.supervisor_started)
 
 
 def cli_process(rec: StatusRecord) -> psutil.Process | None:
@@ -40,19 +36,22 @@ def cli_process(rec: StatusRecord) -> psutil.Process | None:
     return procs.find_process(rec.pid, rec.pid_started)
 
 
-#: A record in ``starting`` with no supervisor PID yet is given this long (s)
-#: before it is judged lost: the launcher writes the PID right after the spawn.
-STARTING_GRACE_S = 10.0
-
-
-def is_alive(rec: StatusRecord) -> bool:
-    """True if an active record's supervisor is still running."""
-    if not rec.state.is_active:
-        return False
-    if rec.supervisor_pid is None:
-        created = parse_time(rec.created) or 0.0
-        return time.time() - created < STARTING_GRACE_S
-    return supervisor_process(rec) is not None
+def leftover_tree(rec: StatusRecord) -> list[psutil.Process]:
+    """Processes of a run whose supervisor is gone: its CLI and every descendant
+    the supervisor recorded (``tree``), each verified by its start time."""
+    found: dict[int, psutil.Process] = {}
+    cli = cli_process(rec)
+    if cli is not None:
+        found[cli.pid] = cli
+    for entry in rec.extra.get("tree") or []:
+        try:
+            pid, started = int(entry[0]), float(entry[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        p = procs.find_process(pid, started)
+        if p is not None:
+            found[p.pid] = p
+    return list(found.values())
 
 
 def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
@@ -61,11 +60,11 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
     The check is repeated under the record's lock, so a supervisor that ends
     the run at the same moment wins.
     """
-    if not rec.state.is_active or is_alive(rec):
+    if not rec.state.is_active or is_alive(store, rec):
         return rec
 
     def mutate(cur: StatusRecord | None) -> StatusRecord | None:
-        if cur is None or cur.run_id != rec.run_id or not cur.state.is_active or is_alive(cur):
+        if cur is None or cur.run_id != rec.run_id or not cur.state.is_active or is_alive(store, cur):
             return None
         cur.transition(
             State.LOST,
@@ -97,42 +96,72 @@ def read_records(store: RecordStore, names: list[str] | None = None) -> list[Sta
     return out
 
 
-def stop(store: RecordStore, name: str, grace_s: float = 10.0) -> StatusRecord | None:
-    """Stop agent ``name``'s run if it is active, and return its final record.
+def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[str, StatusRecord | None]:
+    """Stop agent ``name``'s run.
 
-    SIGTERM to the supervisor, which stops the CLI's process group (SIGTERM,
-    grace, SIGKILL) and records ``killed``.  If the supervisor is gone or does
-    not finish within ``grace_s`` + 5 s, the CLI's tree is stopped directly
-    and the record is marked ``killed`` here.  A finished run is left as it is.
+    An active run: SIGTERM to its supervisor, which stops the whole tree
+    (SIGTERM, grace, SIGKILL) and records ``killed``; ``grace_s`` overrides the
+    run's own grace period.  If the supervisor is gone or does not finish in
+    time, what is left of the tree is stopped here and the record is marked
+    ``killed``.  A ``lost`` run's orphaned tree is stopped; its record stays
+    ``lost``.  Any other ended run is left alone.
+
+    Returns:
+        ``(what, record)``: ``what`` is ``stopped``, ``orphans-stopped`` or
+        ``not-running``.
+
+    Raises:
+        NotFound: the agent has no record (exit 4).
     """
     rec = store.read(name)
-    if rec is None or not rec.state.is_active:
-        return rec
+    if rec is None:
+        raise NotFound(f"no such agent: {name}; see python3 agents/check_status.py")
+    rec = reconcile(store, rec)
+    if rec.state is State.LOST:
+        left = leftover_tree(rec)
+        if left:
+            procs.stop_tree(left, grace_s=grace_s if grace_s is not None else 2.0, pgid=rec.pid if cli_process(rec) else None)
+            return "orphans-stopped", rec
+        return "not-running", rec
+    if not rec.state.is_active:
+        return "not-running", rec
+
+    if grace_s is not None:
+
+        def ask(cur: StatusRecord | None) -> StatusRecord | None:
+            if cur is None or cur.run_id != rec.run_id:
+                return None
+            cur.extra["stop_grace_s"] = grace_s
+            return cur
+
+        store.update(name, ask)
+    run_grace = float((rec.options.get("limits") or {}).get("kill_grace_s", 10.0))
+    grace = grace_s if grace_s is not None else run_grace
     sup = supervisor_process(rec)
     if sup is not None:
         try:
             sup.send_signal(signal.SIGTERM)
         except psutil.Error:
             sup = None
-    deadline = time.monotonic() + grace_s + 5.0
+    deadline = time.monotonic() + grace + 5.0
     while sup is not None and time.monotonic() < deadline:
         cur = store.read(name)
         if cur is None or cur.run_id != rec.run_id or cur.state.is_terminal:
-            return cur
+            return "stopped", cur
         time.sleep(0.05)
     # The supervisor is gone or stuck: stop what is left ourselves.
     cur = store.read(name) or rec
-    leftovers = [p for p in (supervisor_process(cur), cli_process(cur)) if p is not None]
-    if leftovers:
-        procs.stop_tree(leftovers, grace_s=grace_s, pgid=cur.pid if cli_process(cur) else None)
+    left = leftover_tree(cur) + ([p] if (p := supervisor_process(cur)) else [])
+    if left:
+        procs.stop_tree(left, grace_s=grace, pgid=cur.pid if cli_process(cur) else None)
 
     def mutate(c: StatusRecord | None) -> StatusRecord | None:
         if c is None or c.run_id != rec.run_id or c.state.is_terminal:
             return None
-        c.transition(State.KILLED, error="stopped by request (supervisor did not respond)", last_activity=utc_now())
+        c.transition(State.KILLED, error="stopped by request (the supervisor did not respond)", last_activity=utc_now())
         return c
 
-    return store.update(name, mutate)
+    return "stopped", store.update(name, mutate)
 
 
 def wait_for(store: RecordStore, names: list[str], timeout: float | None = None) -> list[StatusRecord] | None:
@@ -149,8 +178,3 @@ def wait_for(store: RecordStore, names: list[str], timeout: float | None = None)
         if deadline is not None and time.monotonic() >= deadline:
             return None
         time.sleep(POLL_S)
-
-
-def paths_store(root=None) -> RecordStore:
-    """A :class:`RecordStore` on ``root`` (default: the configured state root)."""
-    return RecordStore(StatePaths(root))

@@ -15,8 +15,10 @@ import time
 import uuid
 from pathlib import Path
 
+from . import locks
 from .claude_cli import ClaudeOptions, find_claude
 from .errors import BadInput, Conflict, NotFound
+from .limits import RunLimits
 from .paths import StatePaths, validate_name
 from .record import RecordStore, StatusRecord, utc_now
 from .states import State
@@ -43,11 +45,17 @@ def launch(
     *,
     cwd: str | None = None,
     options: ClaudeOptions | None = None,
+    limits: RunLimits | None = None,
     resume_id: str | None = None,
     fork: bool = False,
     forked_from: str | None = None,
 ) -> StatusRecord:
     """Start one run of agent ``name`` in the background and return its record at once.
+
+    The launcher takes the agent's life lock and, if a slot is free and no
+    run is queued, a ``--max-parallel`` slot, and hands both to the
+    supervisor as open descriptors; otherwise the run is recorded ``queued``
+    and its supervisor waits for its turn.
 
     Args:
         paths: the state root.
@@ -55,12 +63,13 @@ def launch(
         task: the prompt, passed to the CLI as one argument after ``--``.
         cwd: the agent's working directory (default: the caller's).
         options: CLI options (model, tools, ...).
+        limits: timeout, memory limit, slots, retries (default: :meth:`RunLimits.from_env`).
         resume_id: continue this session (``-r``) instead of starting a new one.
         fork: with ``resume_id``, fork it into a new session (``--fork-session``).
         forked_from: the agent whose session is forked (kept in the record).
 
     Returns:
-        The record as written: status ``starting``, with run id, session ID and files.
+        The record as written: status ``starting`` or ``queued``, with run id, session ID and files.
 
     Raises:
         BadInput: bad name, empty task, missing cwd, bad option (exit 2).
@@ -72,6 +81,7 @@ def launch(
         raise BadInput("the task is empty; give it as an argument or with --task-file")
     options = options or ClaudeOptions()
     options.validate()
+    limits = limits or RunLimits.from_env()
     workdir = Path(cwd or os.getcwd()).expanduser()
     if not workdir.is_dir():
         raise BadInput(f"--cwd {str(workdir)!r} is not a directory")
@@ -96,33 +106,58 @@ def launch(
         output_file=str(paths.latest_output(name)),
         transcript_file=str(paths.transcript(name, run_id)),
         log_file=str(paths.log(name, run_id)),
-        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork)},
+        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict()},
     )
+    held: list[int] = []  # descriptors holding the life lock and a slot, for the supervisor
 
     def claim(current: StatusRecord | None) -> StatusRecord:
         if current is not None and current.state.is_active:
             from .control import is_alive
 
-            if is_alive(current):
+            if is_alive(store, current):
                 raise Conflict(
                     f"agent {name!r} is already {current.status} (run {current.run_id}); "
                     f"wait for it, stop it, or pick another name"
                 )
+        # A previous supervisor may still be exiting after writing its final record.
+        alive_fd = locks.lock_within(paths.alive_lock(name), timeout_s=5.0)
+        if alive_fd is None:
+            raise Conflict(f"agent {name!r} still has a supervisor running; stop it with kill_agent.py {name}")
+        held.append(alive_fd)
+        if limits.max_parallel:
+            from filelock import FileLock
+
+            with FileLock(str(paths.queue_lock), timeout=30):
+                slot_fd = None if locks.live_queue(paths) else locks.take_slot(paths, limits.max_parallel)
+                if slot_fd is None:
+                    locks.enqueue(paths, name, run_id)
+                    record.status = State.QUEUED
+                else:
+                    held.append(slot_fd)
         return record
 
-    store.update(name, claim)
+    try:
+        store.update(name, claim)
+    except BaseException:
+        for fd in held:
+            os.close(fd)
+        raise
 
     paths.run_dir(name).mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root), "--alive-fd", str(held[0])]
+    if len(held) > 1:
+        argv += ["--slot-fd", str(held[1])]
     with open(paths.log(name, run_id), "ab") as log:
         try:
             sup = subprocess.Popen(
-                [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root), name, run_id],
+                [*argv, name, run_id],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 cwd=str(paths.root),
                 start_new_session=True,  # detached: no signal of the caller's terminal reaches it
-                close_fds=True,  # no pipe of the caller leaks into it
+                close_fds=True,  # no pipe of the caller leaks into it ...
+                pass_fds=held,  # ... only the locks it takes over
             )
         except OSError as exc:
             reason = f"could not start the supervisor: {exc}"
@@ -134,6 +169,9 @@ def launch(
                 return cur
 
             return store.update(name, failed) or record
+        finally:
+            for fd in held:  # the supervisor holds its own copies now
+                os.close(fd)
 
     def note_pid(cur: StatusRecord | None) -> StatusRecord | None:
         if cur is None or cur.run_id != run_id or cur.supervisor_pid is not None:
@@ -154,6 +192,7 @@ def resume(
     session_from: str | None = None,
     cwd: str | None = None,
     options: ClaudeOptions | None = None,
+    limits: RunLimits | None = None,
 ) -> StatusRecord:
     """Continue agent ``name``'s session with a new task, or fork ``session_from``'s into it.
 
@@ -193,6 +232,7 @@ def resume(
         task,
         cwd=cwd,
         options=options,
+        limits=limits,
         resume_id=session,
         fork=session_from is not None,
         forked_from=session_from,
@@ -205,6 +245,7 @@ def launch_many(
     *,
     cwd: str | None = None,
     options: ClaudeOptions | None = None,
+    limits: RunLimits | None = None,
 ) -> list[StatusRecord]:
     """Launch one agent per ``(name, task)`` pair; return their records at once.
 
@@ -236,4 +277,5 @@ def launch_many(
                 busy.append(f"{name} ({current.status})")
     if busy:
         raise Conflict(f"already active: {', '.join(busy)}; wait for them, stop them, or use --names")
-    return [launch(paths, name, task, cwd=cwd, options=options) for name, task in jobs]
+    limits = limits or RunLimits.from_env()
+    return [launch(paths, name, task, cwd=cwd, options=options, limits=limits) for name, task in jobs]

@@ -8,6 +8,10 @@ Layout (DESIGN.md, "The state directory")::
 
     status/<agent>.json              the agent's current record
     status/<agent>.json.lock         its lock file (kept, never deleted)
+    status/<agent>.supervisor.lock   held by the run's supervisor for its whole life
+    status/.slots/slot-<k>.lock      held by each run that occupies a parallel slot
+    status/.queue/<seq>-<agent>      one entry per queued run, in FIFO order
+    status/.queue.lock               guards taking slots and the queue
     sessions/<agent>_session.txt     the Claude session ID, one line
     outputs/<agent>_latest.txt       the result text of the latest run
     outputs/<agent>/<run_id>.jsonl   the run's stream-json transcript
@@ -78,6 +82,9 @@ class StatePaths:
         self.sessions_dir = self.root / "sessions"
         self.outputs_dir = self.root / "outputs"
         self.archive_dir = self.outputs_dir / "archive"
+        self.slots_dir = self.status_dir / ".slots"
+        self.queue_dir = self.status_dir / ".queue"
+        self.queue_lock = self.status_dir / ".queue.lock"
 
     def status(self, name: str) -> Path:
         """``status/<name>.json``: the agent's current record."""
@@ -86,6 +93,17 @@ class StatePaths:
     def lock(self, name: str) -> Path:
         """``status/<name>.json.lock``: guards every read-modify-write of the record."""
         return self.status_dir / f"{validate_name(name)}.json.lock"
+
+    def alive_lock(self, name: str) -> Path:
+        """``status/<name>.supervisor.lock``: held (flock) by the run's supervisor while it lives.
+
+        The kernel drops it when the process dies, which makes it the liveness test.
+        """
+        return self.status_dir / f"{validate_name(name)}.supervisor.lock"
+
+    def slot(self, index: int) -> Path:
+        """``status/.slots/slot-<index>.lock``: one of the ``--max-parallel`` slots."""
+        return self.slots_dir / f"slot-{index}.lock"
 
     def session(self, name: str) -> Path:
         """``sessions/<name>_session.txt``: the latest Claude session ID."""
@@ -128,5 +146,5 @@ class StatePaths:
 
     def ensure(self) -> None:
         """Create the state folders if missing."""
-        for d in (self.status_dir, self.sessions_dir, self.outputs_dir):
+        for d in (self.status_dir, self.sessions_dir, self.outputs_dir, self.slots_dir, self.queue_dir):
             d.mkdir(parents=True, exist_ok=True)

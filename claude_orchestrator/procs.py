@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import psutil
 
@@ -61,19 +60,21 @@ def started_after(pid: int | None, not_before: float) -> psutil.Process | None:
         return None
 
 
-def tree_rss_mb(proc: psutil.Process) -> float:
-    """Resident set size of ``proc`` and all its descendants, in MiB (0.0 if gone)."""
-    total = 0
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``).
+
+    Orphaned descendants (say, a grandchild that called setsid and whose
+    parent exited) are then reparented to us instead of init, so they stay in
+    our process tree where they can be measured and stopped.  Returns False
+    where the call is unavailable.
+    """
     try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total / (1024 * 1024)
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER = 36
+    except (OSError, AttributeError):
+        return False
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -125,16 +126,3 @@ def stop_tree(procs: list[psutil.Process], grace_s: float, pgid: int | None = No
                 pass
         _, alive = psutil.wait_procs(alive, timeout=2.0)
     return alive
-
-
-def wait_gone(proc: psutil.Process, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``proc`` to end; True if it did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False

@@ -76,10 +76,12 @@ class StatusRecord:
     exit_code: int | None = None  # the CLI's exit status; negative: killed by that signal
     is_error: bool | None = None
     error: str | None = None
+    attempt: int = 1  # 1 + retries used so far
     num_turns: int = 0
     cost_usd: float | None = None
     usage: dict[str, Any] | None = None
-    peak_rss_mb: float | None = None
+    peak_rss_mb: float | None = None  # of the CLI's whole process tree
+    memory_warnings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     result: str | None = None  # a preview; the whole text is in output_file
     output_file: str | None = None
     transcript_file: str | None = None

@@ -13,7 +13,7 @@ import enum
 class State(str, enum.Enum):
     """Where a run is in its life (DESIGN.md, "Life of a run").
 
-    ``queued -> starting -> running -> completed | failed | timeout | killed | lost``
+    ``queued -> starting -> running -> completed | failed | timeout | memory_exceeded | killed | lost``
     """
 
     QUEUED = "queued"
@@ -22,6 +22,7 @@ class State(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    MEMORY_EXCEEDED = "memory_exceeded"
     KILLED = "killed"
     LOST = "lost"
 
@@ -42,7 +43,9 @@ class State(str, enum.Enum):
 #: States in which a supervisor is expected to be alive and owning the run.
 ACTIVE = frozenset({State.QUEUED, State.STARTING, State.RUNNING})
 #: States a run never leaves (a new run of the same agent starts a new record).
-TERMINAL = frozenset({State.COMPLETED, State.FAILED, State.TIMEOUT, State.KILLED, State.LOST})
+TERMINAL = frozenset(
+    {State.COMPLETED, State.FAILED, State.TIMEOUT, State.MEMORY_EXCEEDED, State.KILLED, State.LOST}
+)
 #: Terminal states that count as failure for exit status 1.
 UNSUCCESSFUL = TERMINAL - {State.COMPLETED}
 
@@ -54,6 +57,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.COMPLETED: frozenset({State.RUNNING}),
     State.FAILED: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
     State.TIMEOUT: frozenset({State.STARTING, State.RUNNING}),
+    State.MEMORY_EXCEEDED: frozenset({State.STARTING, State.RUNNING}),
     State.KILLED: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
     State.LOST: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
 }

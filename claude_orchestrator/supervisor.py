@@ -3,47 +3,74 @@
 Started by the launcher in a new session with stdin from /dev/null and its
 stdout/stderr on the run's log, it:
 
-1. stores its own PID and start time in the record;
-2. starts the CLI (argument vector, never a shell) in its own process group,
+1. holds the agent's life lock (``status/<agent>.supervisor.lock``), handed
+   over by the launcher as an open descriptor, until it exits: that lock is
+   how every other script knows it is alive;
+2. if the run is ``queued``, waits for its turn (FIFO) and a free slot;
+3. starts the CLI (argument vector, never a shell) in its own process group,
    in the agent's cwd, with ``CLAUDECODE``/``CLAUDE_CODE_ENTRYPOINT`` stripped;
-3. appends every stream-json line to ``outputs/<agent>/<run_id>.jsonl`` as it
+4. appends every stream-json line to ``outputs/<agent>/<run_id>.jsonl`` as it
    arrives and keeps the record's progress (turns, last tool, last activity);
-4. samples the RSS of the CLI's whole process tree once a second;
-5. at the end writes the result text, the session ID and the final record.
+5. samples the RSS of the whole process tree twice a second (it is a child
+   subreaper, so even descendants that called setsid and lost their parent
+   stay in its tree), warns at 50 % and 80 % of the memory limit and stops
+   the tree at 100 %; stops it at the timeout; stops a CLI that lingers after
+   its result event;
+6. retries a run that failed with a retryable API error, with backoff;
+7. at the end stops whatever is left of the tree and writes the result text,
+   the session ID and the final record.
 
-SIGTERM, SIGINT or SIGHUP to the supervisor stop the run: SIGTERM to the CLI's
-process group, a grace period, then SIGKILL; the status becomes ``killed``.
+Stopping a tree: SIGTERM to the CLI's process group and to every descendant,
+the grace period, then SIGKILL.  SIGTERM, SIGINT or SIGHUP to the supervisor
+stop the run that way; the status becomes ``killed``.
 
-Run as ``python -m claude_orchestrator.supervisor --root ROOT NAME RUN_ID``.
+Run as ``python -m claude_orchestrator.supervisor --root ROOT [--alive-fd N]
+[--slot-fd N] NAME RUN_ID``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import psutil
+from filelock import FileLock
 
-from . import procs
+from . import locks, procs
 from .claude_cli import ClaudeOptions, build_argv, cli_env
+from .limits import MEMORY_LEVELS, RunLimits, is_retryable
 from .paths import StatePaths
 from .record import RESULT_PREVIEW_CHARS, RecordStore, StatusRecord, utc_now, write_atomic
 from .states import State
 from .stream import RunProgress, classify, parse_line
 
-#: Seconds between SIGTERM and SIGKILL when a run is stopped.
-KILL_GRACE_S = 10.0
-#: Seconds between RSS samples of the CLI's process tree.
-SAMPLE_EVERY_S = 1.0
+#: Seconds between RSS samples of the process tree (the issue asks for at least one a second).
+SAMPLE_EVERY_S = 0.5
 #: Minimum seconds between progress writes of the record (state changes are written at once).
 PROGRESS_EVERY_S = 0.25
 #: After the CLI exits, seconds to keep reading a pipe a leftover process still holds.
-DRAIN_AFTER_EXIT_S = 3.0
+DRAIN_AFTER_EXIT_S = 1.0
+#: How often a queued run looks for its turn, in seconds.
+QUEUE_POLL_S = 0.1
+
+
+@dataclasses.dataclass
+class Attempt:
+    """How one attempt (one CLI process) ended."""
+
+    state: State
+    error: str | None
+    exit_code: int | None
+    progress: RunProgress
+    session_id: str
+    stopped_after_result: bool = False
 
 
 class Supervisor:
@@ -63,6 +90,12 @@ class Supervisor:
         self.run_id = run_id
         self.stop_signal: int | None = None
         self.log_file = open(paths.log(name, run_id), "a", encoding="utf-8", buffering=1)
+        self.me = psutil.Process()
+        self.limits = RunLimits()
+        self.peak_mb = 0.0
+        self.warned: set[str] = set()
+        self.seen: dict[int, float] = {}  # descendant pid -> its start time
+        self.slot_fd: int | None = None  # a held --max-parallel slot
 
     # -- helpers -------------------------------------------------------------
 
@@ -83,41 +116,165 @@ class Supervisor:
     def _on_signal(self, signum: int, _frame) -> None:
         self.stop_signal = signum
 
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake early for a stop request."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_signal and time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _descendants(self) -> list[psutil.Process]:
+        """Every live descendant (the CLI's tree and any orphan reparented to us)."""
+        try:
+            kids = self.me.children(recursive=True)
+        except psutil.Error:
+            return []
+        out = []
+        for p in kids:
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+                    self.seen.setdefault(p.pid, p.create_time())
+            except psutil.Error:
+                pass
+        return out
+
+    def _reap(self, keep: int | None) -> None:
+        """Reap zombie children other than ``keep`` (orphans reparented to this subreaper)."""
+        try:
+            kids = self.me.children()
+        except psutil.Error:
+            return
+        for p in kids:
+            if p.pid == keep:
+                continue
+            try:
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(p.pid, os.WNOHANG)
+            except (psutil.Error, ChildProcessError):
+                pass
+
+    def _sample(self) -> float:
+        """Tree RSS in MiB now; updates the peak and the memory warnings."""
+        total = 0
+        for p in self._descendants():
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        mb = total / (1024 * 1024)
+        self.peak_mb = max(self.peak_mb, mb)
+        limit = self.limits.memory_limit_mb
+        if limit:
+            for level, fraction in MEMORY_LEVELS:
+                if mb >= limit * fraction and level not in self.warned:
+                    self.warned.add(level)
+                    warning = {"level": level, "rss_mb": round(mb, 1), "limit_mb": limit, "at": utc_now()}
+                    self.log(f"memory {level}: tree RSS {mb:.0f} MiB is {mb / limit:.0%} of the {limit:.0f} MiB limit")
+
+                    def add(rec: StatusRecord, w=warning) -> StatusRecord:
+                        rec.memory_warnings.append(w)
+                        return rec
+
+                    self._update(add)
+        return mb
+
     # -- the run -------------------------------------------------------------
 
     def run(self) -> int:
         """Run the job to its end; returns 0 (the outcome is in the record)."""
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        me = psutil.Process()
-        me_started = me.create_time()
+        procs.become_subreaper()
+        me_started = self.me.create_time()
 
         def claim(rec: StatusRecord) -> StatusRecord | None:
-            if rec.state is not State.STARTING:
+            if rec.state not in (State.QUEUED, State.STARTING):
                 return None
-            rec.supervisor_pid, rec.supervisor_started = me.pid, me_started
+            rec.supervisor_pid, rec.supervisor_started = self.me.pid, me_started
             return rec
 
         rec = self._update(claim)
-        if rec is None or rec.run_id != self.run_id or rec.state is not State.STARTING:
-            self.log("the record no longer belongs to this run or is not starting; nothing to do")
+        if rec is None or rec.run_id != self.run_id or rec.state not in (State.QUEUED, State.STARTING):
+            self.log("the record no longer belongs to this run or is not queued/starting; nothing to do")
             return 0
+        self.limits = RunLimits.from_dict(rec.options.get("limits"))
+        if rec.state is State.QUEUED:
+            if not self._wait_for_slot():
+                return 0
+            rec = self._update(lambda r: (r.transition(State.STARTING), r)[1]) or rec
         if self.stop_signal:
             self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} before the CLI started", None)
             return 0
 
         options = ClaudeOptions.from_dict(rec.options.get("claude", {}))
+        session_id = rec.session_id
+        attempts = 1 + int(self.limits.retries)
+        outcome: Attempt | None = None
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                backoff = self.limits.retry_backoff_s * 2 ** (attempt - 2)
+                self.log(f"attempt {attempt - 1} failed with a retryable error ({outcome.error}); retrying in {backoff:.1f} s")
+                self._sleep(backoff)
+                if self.stop_signal:
+                    break
+                if not rec.resumed_from or rec.options.get("fork"):
+                    session_id = str(uuid.uuid4())  # the failed attempt's session stays as it is
+
+                def next_attempt(r: StatusRecord, n=attempt, sid=session_id) -> StatusRecord:
+                    r.attempt, r.session_id = n, sid
+                    return r
+
+                self._update(next_attempt)
+            outcome = self._run_attempt(rec, options, session_id)
+            if outcome is None:  # the CLI could not be started; already recorded
+                return 0
+            retry = (
+                outcome.state is State.FAILED
+                and not self.stop_signal
+                and is_retryable((outcome.progress.result or {}).get("api_error_status"), outcome.error)
+            )
+            if not retry:
+                break
+        assert outcome is not None
+        if self.slot_fd is not None:
+            os.close(self.slot_fd)  # the tree is gone: let the next queued run start
+            self.slot_fd = None
+        self._finish(outcome)
+        return 0
+
+    def _wait_for_slot(self) -> bool:
+        """Wait in the FIFO queue until this run is at its head and a slot is free.
+
+        Returns False if a stop request came first (the record is then ``killed``).
+        """
+        self.log(f"queued: waiting for one of {self.limits.max_parallel} slots")
+        qlock = FileLock(str(self.paths.queue_lock), timeout=30)
+        while not self.stop_signal:
+            with qlock:
+                queue = locks.live_queue(self.paths)
+                if not queue or queue[0][1] == self.name:
+                    self.slot_fd = locks.take_slot(self.paths, self.limits.max_parallel)
+                    if self.slot_fd is not None:
+                        locks.remove_from_queue(self.paths, self.name)
+                        self.log("got a slot")
+                        return True
+            time.sleep(QUEUE_POLL_S)
+        locks.remove_from_queue(self.paths, self.name)
+        self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while queued", None)
+        return False
+
+    def _run_attempt(self, rec: StatusRecord, options: ClaudeOptions, session_id: str) -> Attempt | None:
+        """Start the CLI once and follow it to its end."""
         argv = build_argv(
             rec.options["claude_bin"],
             options,
             rec.task,
-            rec.session_id,
+            session_id,
             resume_id=rec.resumed_from,
             fork=bool(rec.options.get("fork")),
         )
         shown = argv[:-1] + [f"<task: {len(rec.task)} chars>"]
         self.log(f"starting the CLI in {rec.cwd}: {shown}")
-        transcript = open(self.paths.transcript(self.name, self.run_id), "ab")
         try:
             proc = subprocess.Popen(
                 argv,
@@ -127,57 +284,82 @@ class Supervisor:
                 cwd=rec.cwd,
                 env=cli_env(),
                 start_new_session=True,  # its own session and process group
-                close_fds=True,
+                close_fds=True,  # neither the life lock nor the slot leaks into it
             )
         except OSError as exc:
             code = 127 if isinstance(exc, FileNotFoundError) and not os.path.exists(argv[0]) else 126
             self._finish_without_cli(State.FAILED, f"could not start the CLI: {exc}", code)
-            return 0
-
+            return None
         pid_started = procs.start_time(proc.pid)
 
-        def running(rec: StatusRecord) -> StatusRecord:
-            if rec.state is State.STARTING:
-                rec.transition(State.RUNNING, started=utc_now())
-            rec.pid, rec.pid_started = proc.pid, pid_started
-            rec.last_activity = utc_now()
-            return rec
+        def running(r: StatusRecord) -> StatusRecord:
+            if r.state is State.STARTING:
+                r.transition(State.RUNNING, started=utc_now())
+            r.pid, r.pid_started = proc.pid, pid_started
+            r.last_activity = utc_now()
+            return r
 
         self._update(running)
         # The session ID is ours (--session-id) or the resumed one, so it is known now.
-        write_atomic(self.paths.session(self.name), rec.session_id + "\n")
+        write_atomic(self.paths.session(self.name), session_id + "\n")
         self.log(f"CLI started, pid {proc.pid}")
-
-        progress = RunProgress()
-        peak_mb = self._pump(proc, transcript, progress)
-        transcript.close()
+        transcript = open(self.paths.transcript(self.name, self.run_id), "ab")
+        try:
+            progress = RunProgress()
+            reason = self._pump(proc, transcript, progress)
+        finally:
+            transcript.close()
         exit_code = proc.wait()
         self.log(f"CLI exited with status {exit_code}; {progress.events} events")
-        self._finish(progress, exit_code, peak_mb, rec.session_id)
-        return 0
+        self._stop_leftovers(proc.pid)
+        if reason == "killed":
+            state, error = State.KILLED, f"stopped by request (signal {self.stop_signal})"
+        elif reason == "timeout":
+            state, error = State.TIMEOUT, f"no result within the {self.limits.timeout_s:g} s timeout"
+        elif reason == "memory":
+            state, error = (
+                State.MEMORY_EXCEEDED,
+                f"the process tree's RSS reached the {self.limits.memory_limit_mb:g} MiB limit (peak {self.peak_mb:.0f} MiB)",
+            )
+        elif reason == "lingered":
+            state, error = classify(progress.result, 0)  # judged by its result; the exit was ours
+        else:
+            state, error = classify(progress.result, exit_code)
+        return Attempt(state, error, exit_code, progress, progress.session_id or session_id, reason == "lingered")
 
-    def _pump(self, proc: subprocess.Popen, transcript, progress: RunProgress) -> float:
+    def _pump(self, proc: subprocess.Popen, transcript, progress: RunProgress) -> str | None:
         """Copy the CLI's stdout to the transcript line by line until it ends.
 
-        Also samples tree RSS, forwards a stop request and throttles progress
-        writes.  Returns the peak tree RSS in MiB.
+        Also enforces the limits and forwards a stop request.  Returns why the
+        tree was stopped (``killed``, ``timeout``, ``memory``, ``lingered``) or
+        None if the CLI ended by itself.
         """
         fd = proc.stdout.fileno()
-        cli = psutil.Process(proc.pid)
+        limits = self.limits
+        started = time.monotonic()
         buf = b""
-        peak = 0.0
         next_sample = 0.0
         last_write = 0.0
         dirty = False
-        term_sent_at: float | None = None
+        reason: str | None = None
+        term_at: float | None = None
+        grace = limits.kill_grace_s
+        killed = False
+        eof = False
         exited_at: float | None = None
+        result_at: float | None = None
+        tree_size = 0
         while True:
-            ready, _, _ = select.select([fd], [], [], 0.25)
+            if eof:
+                time.sleep(0.1)
+                ready = []
+            else:
+                ready, _, _ = select.select([fd], [], [], 0.1)
             now = time.monotonic()
             if ready:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
-                    break
+                    eof = True
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 if lines:
@@ -187,21 +369,43 @@ class Supervisor:
                         event = parse_line(line)
                         if event is not None and progress.feed(event):
                             dirty = True
+                            if event.get("type") == "result" and result_at is None:
+                                result_at = now
+            alive = proc.poll() is None
             if now >= next_sample:
-                peak = max(peak, procs.tree_rss_mb(cli))
+                mb = self._sample()
                 next_sample = now + SAMPLE_EVERY_S
+                self._reap(proc.pid)
+                if len(self.seen) != tree_size:
+                    tree_size, dirty = len(self.seen), True
+                if reason is None and limits.memory_limit_mb and mb >= limits.memory_limit_mb:
+                    reason = "memory"
+                    self.log(f"memory limit: tree RSS {mb:.0f} MiB >= {limits.memory_limit_mb:g} MiB; stopping the tree")
             if dirty and now - last_write >= PROGRESS_EVERY_S:
-                self._write_progress(progress, peak)
+                self._write_progress(progress)
                 last_write, dirty = now, False
-            if self.stop_signal and term_sent_at is None:
-                self.log(f"stop requested (signal {self.stop_signal}): SIGTERM to process group {proc.pid}")
-                procs.signal_group(proc.pid, signal.SIGTERM)
-                term_sent_at = now
-            if term_sent_at is not None and now - term_sent_at > KILL_GRACE_S and proc.poll() is None:
-                self.log("grace period over: SIGKILL to the process group")
-                procs.signal_group(proc.pid, signal.SIGKILL)
-                term_sent_at = float("inf")
-            if proc.poll() is not None:
+            if reason is None:
+                if self.stop_signal:
+                    reason = "killed"
+                    self.log(f"stop requested (signal {self.stop_signal})")
+                elif limits.timeout_s and now - started >= limits.timeout_s and alive:
+                    reason = "timeout"
+                    self.log(f"timeout: {limits.timeout_s:g} s passed; stopping the tree")
+                elif result_at is not None and alive and now - result_at >= limits.kill_grace_s:
+                    reason = "lingered"
+                    self.log(f"the CLI did not exit within {limits.kill_grace_s:g} s of its result event; stopping it")
+            if reason is not None and term_at is None:
+                grace = self._grace()
+                self.log(f"SIGTERM to the tree; SIGKILL in {grace:g} s")
+                self._signal_tree(proc.pid, signal.SIGTERM)
+                term_at = now
+            if term_at is not None and not killed and now - term_at >= grace:
+                self.log("grace period over: SIGKILL to the tree")
+                self._signal_tree(proc.pid, signal.SIGKILL)
+                killed = True
+            if not alive:
+                if eof:
+                    break
                 exited_at = exited_at or now
                 if now - exited_at > DRAIN_AFTER_EXIT_S:
                     self.log("the CLI exited but its stdout is still held open by another process; stop reading")
@@ -211,11 +415,38 @@ class Supervisor:
             event = parse_line(buf)
             if event is not None:
                 progress.feed(event)
-        if self.stop_signal and term_sent_at is None:
-            procs.signal_group(proc.pid, signal.SIGTERM)
-        return peak
+        if reason is None and self.stop_signal:
+            reason = "killed"  # asked to stop just as the CLI ended on its own
+        return reason
 
-    def _write_progress(self, progress: RunProgress, peak: float) -> None:
+    def _grace(self) -> float:
+        """The grace period: the run's, or a shorter one asked for by kill_agent."""
+        if self.stop_signal:
+            rec = self.store.read(self.name)
+            asked = rec.extra.get("stop_grace_s") if rec is not None and rec.run_id == self.run_id else None
+            if isinstance(asked, (int, float)) and asked >= 0:
+                return float(asked)
+        return float(self.limits.kill_grace_s)
+
+    def _signal_tree(self, pgid: int, sig: int) -> None:
+        """``sig`` to the CLI's process group and to every descendant (setsid ones too)."""
+        procs.signal_group(pgid, sig)
+        for p in self._descendants():
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+
+    def _stop_leftovers(self, cli_pid: int) -> None:
+        """Stop what the run left behind (background processes of its tools), then reap it."""
+        left = self._descendants()
+        if left:
+            self.log(f"stopping {len(left)} leftover process(es) of the run: {[p.pid for p in left]}")
+            procs.signal_group(cli_pid, signal.SIGTERM)
+            procs.stop_tree(left, grace_s=self._grace())
+        self._reap(None)
+
+    def _write_progress(self, progress: RunProgress) -> None:
         def mutate(rec: StatusRecord) -> StatusRecord | None:
             if not rec.state.is_active:
                 return None
@@ -224,35 +455,32 @@ class Supervisor:
             rec.model = progress.model or rec.model
             if progress.last_tool:
                 rec.extra["last_tool"] = progress.last_tool
-            rec.peak_rss_mb = round(peak, 1) if peak else rec.peak_rss_mb
+            rec.peak_rss_mb = round(self.peak_mb, 1) if self.peak_mb else rec.peak_rss_mb
+            rec.extra["tree"] = [[pid, started] for pid, started in self.seen.items()]
             rec.last_activity = utc_now()
             return rec
 
         self._update(mutate)
 
-    def _finish(self, progress: RunProgress, exit_code: int, peak: float, rec_session: str | None) -> None:
-        """Classify the run and write its result, session and final record."""
-        result = progress.result
-        if self.stop_signal:
-            state, error = State.KILLED, f"stopped by request (signal {self.stop_signal})"
-        else:
-            state, error = classify(result, exit_code)
+    def _finish(self, outcome: Attempt) -> None:
+        """Write the run's result, session and final record."""
+        result, progress = outcome.progress.result, outcome.progress
+        state, error = outcome.state, outcome.error
         text = result.get("result") if result and isinstance(result.get("result"), str) else None
         output = text if text is not None else f"[{state}] {error}\n"
         write_atomic(self.paths.latest_output(self.name), output)
-        if progress.session_id and progress.session_id != rec_session:
-            write_atomic(self.paths.session(self.name), progress.session_id + "\n")
+        write_atomic(self.paths.session(self.name), outcome.session_id + "\n")
 
         def final(rec: StatusRecord) -> StatusRecord | None:
             if rec.state.is_terminal:
                 return None
             fields = dict(
-                exit_code=exit_code,
+                exit_code=outcome.exit_code,
                 error=error,
                 num_turns=progress.num_turns,
-                session_id=progress.session_id or rec.session_id,
+                session_id=outcome.session_id,
                 model=progress.model or rec.model,
-                peak_rss_mb=round(peak, 1) if peak else rec.peak_rss_mb,
+                peak_rss_mb=round(self.peak_mb, 1),
                 last_activity=utc_now(),
             )
             if result is not None:
@@ -265,7 +493,10 @@ class Supervisor:
                 if result.get("api_error_status") is not None:
                     rec.extra["api_error_status"] = result.get("api_error_status")
             else:
-                fields["is_error"] = True
+                fields["is_error"] = state is not State.COMPLETED
+            if outcome.stopped_after_result:
+                rec.extra["stopped_after_result"] = True
+            rec.extra["tree"] = [[pid, started] for pid, started in self.seen.items()]
             rec.transition(state, **fields)
             return rec
 
@@ -273,7 +504,7 @@ class Supervisor:
         self.log(f"run ended: {rec.status if rec else state}{' (' + error + ')' if error else ''}")
 
     def _finish_without_cli(self, state: State, error: str, exit_code: int | None) -> None:
-        """End a run whose CLI never started."""
+        """End a run whose CLI never started (or could not be started)."""
         write_atomic(self.paths.latest_output(self.name), f"[{state}] {error}\n")
 
         def final(rec: StatusRecord) -> StatusRecord | None:
@@ -287,14 +518,19 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the supervisor process (not meant to be run by hand)."""
+    """Entry point of the supervisor process (started by the launcher, not by hand)."""
     parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.supervisor")
     parser.add_argument("--root", required=True, help="the state root")
+    parser.add_argument("--alive-fd", type=int, help="an inherited descriptor holding the agent's life lock")
+    parser.add_argument("--slot-fd", type=int, help="an inherited descriptor holding a parallel slot")
     parser.add_argument("name")
     parser.add_argument("run_id")
     args = parser.parse_args(argv)
     paths = StatePaths(args.root)
     sup = Supervisor(paths, args.name, args.run_id)
+    sup.slot_fd = args.slot_fd
+    # The life lock is held through args.alive_fd until this process exits; it
+    # must not be inherited further (Popen(close_fds=True) sees to that).
     try:
         return sup.run()
     except Exception as exc:  # the record must not stay "running" on a bug

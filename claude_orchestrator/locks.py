@@ -1,0 +1,120 @@
+"""Locks that outlive a function call: the supervisor's life lock, parallel slots, the FIFO queue.
+
+All are ``flock`` locks taken through filelock's :func:`filelock.lock_descriptor`
+on descriptors we own, so that a lock can be handed from the launcher to the
+supervisor it spawns (``pass_fds``) and is dropped by the kernel when the
+last process holding it dies: a crash never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from filelock import lock_descriptor
+
+from .paths import NAME_RE, StatePaths
+
+
+def try_lock(path: Path) -> int | None:
+    """Take the exclusive lock on ``path`` without waiting.
+
+    Returns:
+        The open descriptor that holds the lock (close it to release), or None
+        if another open file description holds it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        if lock_descriptor(fd, blocking=False):
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def lock_within(path: Path, timeout_s: float, poll_s: float = 0.02) -> int | None:
+    """:func:`try_lock` repeated for up to ``timeout_s`` seconds; None if still held."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        fd = try_lock(path)
+        if fd is not None or time.monotonic() >= deadline:
+            return fd
+        time.sleep(poll_s)
+
+
+def is_held(path: Path) -> bool:
+    """True if some process holds the lock on ``path`` (probed by taking it briefly)."""
+    if not path.exists():
+        return False
+    fd = try_lock(path)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def take_slot(paths: StatePaths, max_parallel: int) -> int | None:
+    """Take a free slot among ``0..max_parallel-1``; its held descriptor, or None if all are taken."""
+    for k in range(max_parallel):
+        fd = try_lock(paths.slot(k))
+        if fd is not None:
+            return fd
+    return None
+
+
+def queue_entries(paths: StatePaths) -> list[tuple[Path, str]]:
+    """The queue in FIFO order: ``(entry file, agent name)`` pairs."""
+    try:
+        names = sorted(os.listdir(paths.queue_dir))
+    except FileNotFoundError:
+        return []
+    out = []
+    for entry in names:
+        _, _, agent = entry.partition("-")
+        if NAME_RE.fullmatch(agent):
+            out.append((paths.queue_dir / entry, agent))
+    return out
+
+
+def enqueue(paths: StatePaths, name: str, run_id: str) -> Path:
+    """Add a queue entry for ``name`` (named by a nanosecond clock, so sorted = FIFO)."""
+    paths.queue_dir.mkdir(parents=True, exist_ok=True)
+    entry = paths.queue_dir / f"{time.time_ns():020d}-{name}"
+    entry.write_text(run_id + "\n")
+    return entry
+
+
+def live_queue(paths: StatePaths) -> list[tuple[Path, str]]:
+    """The queue without entries whose supervisor is gone (those are removed)."""
+    alive = []
+    for entry, agent in queue_entries(paths):
+        if is_held(paths.alive_lock(agent)):
+            alive.append((entry, agent))
+        else:
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                pass
+    return alive
+
+
+def queue_position(paths: StatePaths, name: str) -> int | None:
+    """1-based position of ``name`` in the queue, or None if it is not queued."""
+    for i, (_, agent) in enumerate(queue_entries(paths), start=1):
+        if agent == name:
+            return i
+    return None
+
+
+def remove_from_queue(paths: StatePaths, name: str) -> None:
+    """Remove ``name``'s queue entries, if any."""
+    for entry, agent in queue_entries(paths):
+        if agent == name:
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                pass
