@@ -19,6 +19,9 @@ What the model "does" is scripted by directives in the latest user prompt:
     wait SECONDS between streamed chunks (slow replies, for live progress).
 ``[[status: CODE]]``
     answer with HTTP status CODE and an Anthropic-style error body.
+``[[flaky: CODE N]]``
+    answer the first N requests carrying this prompt with status CODE, then
+    as if the directive were not there (a transient error, for retries).
 
 Run it as ``python -m claude_orchestrator.fake_api [--port 0] [--port-file F]``;
 it prints ``http://127.0.0.1:PORT`` on its first line of stdout.
@@ -36,7 +39,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DIRECTIVE_RE = re.compile(r"\[\[(reply|bash|delay|slow|status):\s?(.*?)\]\]", re.S)
+DIRECTIVE_RE = re.compile(r"\[\[(reply|bash|delay|slow|status|flaky):\s?(.*?)\]\]", re.S)
 MODEL = "claude-fake-1"
 
 ERROR_TYPES = {
@@ -203,6 +206,21 @@ class FakeAPIServer(ThreadingHTTPServer):
         super().__init__((host, port), _Handler)
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.flaky_counts: dict[str, int] = {}  # prompt -> [[flaky]] errors served so far
+
+    def flaky_status(self, body: dict) -> int | None:
+        """The status a ``[[flaky: CODE N]]`` prompt gets now, or None once N were served."""
+        prompt = user_prompt(body)
+        spec = directives(prompt).get("flaky")
+        if not spec or last_tool_result(body) is not None:
+            return None
+        code, _, times = spec.partition(" ")
+        with self.lock:
+            served = self.flaky_counts.get(prompt, 0)
+            if served >= int(times or 1):
+                return None
+            self.flaky_counts[prompt] = served + 1
+        return int(code)
 
     @property
     def url(self) -> str:
@@ -261,6 +279,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"input_tokens": _usage(body, 0)["input_tokens"]})
             return
         plan = plan_reply(body)
+        flaky = self.server.flaky_status(body)
+        if flaky is not None:
+            plan["status"] = flaky
         if plan["delay"]:
             time.sleep(plan["delay"])
         if plan["status"] != 200:

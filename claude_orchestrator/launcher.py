@@ -128,12 +128,13 @@ def launch(
             from filelock import FileLock
 
             with FileLock(str(paths.queue_lock), timeout=30):
-                slot_fd = None if locks.live_queue(paths) else locks.take_slot(paths, limits.max_parallel)
+                slot_fd = None if locks.queue_head(paths) else locks.take_slot(paths, limits.max_parallel)
                 if slot_fd is None:
                     locks.enqueue(paths, name, run_id)
                     record.status = State.QUEUED
                 else:
                     held.append(slot_fd)
+                    record.extra["slot_granted_at"] = time.time()
         return record
 
     try:

@@ -88,18 +88,20 @@ def enqueue(paths: StatePaths, name: str, run_id: str) -> Path:
     return entry
 
 
-def live_queue(paths: StatePaths) -> list[tuple[Path, str]]:
-    """The queue without entries whose supervisor is gone (those are removed)."""
-    alive = []
+def queue_head(paths: StatePaths) -> str | None:
+    """The agent at the head of the queue, or None if it is empty.
+
+    Entries at the front whose supervisor is gone (life lock free) are removed
+    on the way, so a crashed queued run never blocks the queue.
+    """
     for entry, agent in queue_entries(paths):
         if is_held(paths.alive_lock(agent)):
-            alive.append((entry, agent))
-        else:
-            try:
-                entry.unlink()
-            except FileNotFoundError:
-                pass
-    return alive
+            return agent
+        try:
+            entry.unlink()
+        except FileNotFoundError:
+            pass
+    return None
 
 
 def queue_position(paths: StatePaths, name: str) -> int | None:

@@ -251,13 +251,21 @@ class Supervisor:
         qlock = FileLock(str(self.paths.queue_lock), timeout=30)
         while not self.stop_signal:
             with qlock:
-                queue = locks.live_queue(self.paths)
-                if not queue or queue[0][1] == self.name:
+                head = locks.queue_head(self.paths)
+                if head is None or head == self.name:
                     self.slot_fd = locks.take_slot(self.paths, self.limits.max_parallel)
                     if self.slot_fd is not None:
                         locks.remove_from_queue(self.paths, self.name)
-                        self.log("got a slot")
-                        return True
+                        granted = time.time()  # stamped under the queue lock: grant order = FIFO order
+            if self.slot_fd is not None:
+                self.log("got a slot")
+
+                def note(rec: StatusRecord, at: float = granted) -> StatusRecord:
+                    rec.extra["slot_granted_at"] = at
+                    return rec
+
+                self._update(note)
+                return True
             time.sleep(QUEUE_POLL_S)
         locks.remove_from_queue(self.paths, self.name)
         self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while queued", None)

@@ -9,7 +9,14 @@ and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
 - ``slow:SECONDS``: init, sleep, then as ``ok``;
 - ``is_error``: a result event with is_error true, exit status 0;
 - ``no_result``: init and one turn, then exit status 3 with no result event;
-- ``crash``: exit status 2 at once, a message on stderr.
+- ``crash``: exit status 2 at once, a message on stderr;
+- ``ignore_term``: init, then hang with SIGTERM ignored (only SIGKILL ends it);
+- ``result_hang``: init, a success result, then hang instead of exiting;
+- ``setsid_grandchild``: start a grandchild that calls setsid (so it leaves the
+  process group) and whose parent exits; write its PID to ``grandchild.pid``
+  in the cwd; then hang;
+- ``memhog:MB``: start a child that allocates and touches MB MiB and keeps it;
+  write its PID to ``memhog.pid``; then hang.
 
 It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set.
 """
@@ -17,9 +24,38 @@ It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 import uuid
+
+GRANDCHILD = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    with open("grandchild.pid.tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename("grandchild.pid.tmp", "grandchild.pid")
+    while True:
+        time.sleep(3600)
+"""
+
+MEMHOG = """
+import os, sys, time
+block = bytearray(int(sys.argv[1]) * 1024 * 1024)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+with open("memhog.pid", "w") as f:
+    f.write(str(os.getpid()))
+while True:
+    time.sleep(3600)
+"""
+
+
+def hang():
+    while True:
+        time.sleep(3600)
 
 
 def emit(obj):
@@ -45,10 +81,17 @@ def main():
     if mode == "crash":
         print("fake claude: crashing as asked", file=sys.stderr)
         return 2
+    if mode == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     emit({"type": "system", "subtype": "init", "session_id": sid, "model": "fake-model", "cwd": os.getcwd()})
-    if mode == "hang":
-        while True:
-            time.sleep(3600)
+    if mode in ("hang", "ignore_term"):
+        hang()
+    if mode == "setsid_grandchild":
+        subprocess.run([sys.executable, "-c", GRANDCHILD], check=True)  # the middle process exits at once
+        hang()
+    if mode.startswith("memhog:"):
+        subprocess.Popen([sys.executable, "-c", MEMHOG, mode.split(":", 1)[1]])
+        hang()
     if mode.startswith("slow:"):
         time.sleep(float(mode.split(":", 1)[1]))
     text = "FAKE: " + task
@@ -56,6 +99,7 @@ def main():
     if mode == "no_result":
         return 3
     is_error = mode == "is_error"
+    result_only = mode == "result_hang"
     emit(
         {
             "type": "result",
@@ -69,6 +113,8 @@ def main():
             "usage": {"input_tokens": 10, "output_tokens": 5},
         }
     )
+    if result_only:
+        hang()
     return 0
 
 

@@ -1,0 +1,242 @@
+"""Supervision with real processes: timeouts, stop, memory, lost runs, the queue, duplicates.
+
+A fake `claude` (tests/fake_claude.py) misbehaves on request; the real CLI is
+used where it can be made to (tests at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+from conftest import AGENTS, wait_until
+
+
+def _running(kit, name):
+    return wait_until(lambda: (r := kit.record(name)) and r["status"] == "running" and r, what=f"{name} running")
+
+
+def _gone(pid: int, started: float) -> bool:
+    try:
+        p = psutil.Process(pid)
+        return abs(p.create_time() - started) > 0.05 or p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_hanging_cli_times_out(fake_kit):
+    out = fake_kit.run("launch_agent", "a1", "[[fake: hang]]", "--timeout", "1", "--kill-grace", "1", "--wait", "--json")
+    assert out.returncode == 1
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "timeout" and "timeout" in rec["error"]
+    assert rec["duration_s"] >= 1
+    assert _gone(rec["pid"], rec["pid_started"])
+    assert "[timeout]" in (fake_kit.root / "outputs" / "a1_latest.txt").read_text()
+
+
+def test_timeout_default_comes_from_the_environment(fake_kit):
+    fake_kit.env["ORCHESTRATOR_TIMEOUT"] = "1"
+    out = fake_kit.run("launch_agent", "a1", "[[fake: hang]]", "--kill-grace", "0.5", "--wait", "--json")
+    assert json.loads(out.stdout)["status"] == "timeout"
+    fake_kit.env["ORCHESTRATOR_TIMEOUT"] = "soon"
+    bad = fake_kit.run("launch_agent", "a2", "x")
+    assert bad.returncode == 2 and "ORCHESTRATOR_TIMEOUT" in bad.stderr
+
+
+def test_sigterm_ignored_is_dead_within_grace_plus_2s(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "[[fake: ignore_term]]", "--kill-grace", "1").returncode == 0
+    rec = _running(fake_kit, "a1")
+    t0 = time.monotonic()
+    out = fake_kit.run("kill_agent", "a1")
+    took = time.monotonic() - t0
+    assert out.returncode == 0, out.stderr
+    assert "stopped" in out.stdout
+    assert _gone(rec["pid"], rec["pid_started"])
+    assert took < 1 + 2, f"the tree took {took:.1f} s to die"
+    final = fake_kit.record("a1")
+    assert final["status"] == "killed" and final["exit_code"] == -signal.SIGKILL
+
+
+def test_a_stop_leaves_nothing_of_the_tree_even_after_setsid(fake_kit, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    assert fake_kit.run("launch_agent", "a1", "--cwd", str(work), "[[fake: setsid_grandchild]]").returncode == 0
+    rec = _running(fake_kit, "a1")
+    gc_pid = int(wait_until(lambda: (work / "grandchild.pid").exists() and (work / "grandchild.pid").read_text(), what="grandchild"))
+    gc = psutil.Process(gc_pid)
+    assert os.getsid(gc_pid) != os.getpgid(rec["pid"]), "the grandchild left the CLI's process group and session"
+    out = fake_kit.run("kill_agent", "a1", "--grace", "1")
+    assert out.returncode == 0, out.stderr
+    wait_until(lambda: not gc.is_running() or gc.status() == psutil.STATUS_ZOMBIE, timeout=5, what="grandchild gone")
+    assert _gone(rec["pid"], rec["pid_started"])
+    assert fake_kit.record("a1")["status"] == "killed"
+
+
+def test_memory_past_the_limit_in_a_child_stops_the_run(fake_kit, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    out = fake_kit.run(
+        "launch_agent", "a1", "--cwd", str(work), "--memory-limit", "120", "--kill-grace", "1", "--wait", "--json",
+        "[[fake: memhog:200]]",
+    )
+    assert out.returncode == 1
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "memory_exceeded"
+    assert rec["peak_rss_mb"] >= 120
+    assert [w["level"] for w in rec["memory_warnings"]] == ["warning", "critical"]
+    hog = int((work / "memhog.pid").read_text())
+    assert not psutil.pid_exists(hog) or psutil.Process(hog).status() == psutil.STATUS_ZOMBIE
+    log = open(rec["log_file"]).read()
+    assert "memory warning" in log and "memory critical" in log and "memory limit" in log
+
+
+def test_peak_rss_is_recorded_for_every_run(fake_kit):
+    out = fake_kit.run("launch_agent", "a1", "[[fake: slow:1]]", "--wait", "--json")
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "completed" and rec["peak_rss_mb"] > 1 and rec["memory_warnings"] == []
+
+
+def test_a_cli_lingering_after_its_result_is_stopped_and_judged_by_it(fake_kit):
+    out = fake_kit.run("launch_agent", "a1", "[[fake: result_hang]] done", "--kill-grace", "1", "--timeout", "30", "--wait", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "completed" and rec["stopped_after_result"] is True
+    assert rec["exit_code"] == -signal.SIGTERM
+    assert rec["duration_s"] < 30
+
+
+def test_killed_supervisor_is_lost_and_its_orphan_can_be_stopped(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "[[fake: hang]]").returncode == 0
+    rec = _running(fake_kit, "a1")
+    # once the CLI has written its first line it only sleeps, so it outlives its reader
+    wait_until(lambda: os.path.getsize(rec["transcript_file"]) > 0, what="the CLI's first event")
+    os.kill(rec["supervisor_pid"], signal.SIGKILL)
+    wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]), what="supervisor gone")
+    assert json.loads(fake_kit.run("check_status", "--json").stdout)[0]["status"] == "lost"
+    assert not _gone(rec["pid"], rec["pid_started"]), "the orphaned CLI still runs until someone stops it"
+    out = fake_kit.run("kill_agent", "a1")
+    assert out.returncode == 0 and "orphaned" in out.stdout
+    assert _gone(rec["pid"], rec["pid_started"])
+    assert fake_kit.record("a1")["status"] == "lost"
+
+
+def test_kill_agent_on_ended_or_unknown_agents(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "x", "--wait").returncode == 0
+    out = fake_kit.run("kill_agent", "a1")
+    assert out.returncode == 0 and "nothing to stop" in out.stdout
+    assert fake_kit.record("a1")["status"] == "completed"
+    assert fake_kit.run("kill_agent", "ghost").returncode == 4
+    assert fake_kit.run("kill_agent").returncode == 2
+    assert fake_kit.run("kill_agent", "--all").stdout.strip() == "no active agents"
+
+
+def test_a_queued_agent_shows_its_place_and_can_be_killed(fake_kit):
+    assert fake_kit.run("launch_agent", "first", "[[fake: hang]]", "--max-parallel", "1").returncode == 0
+    out = fake_kit.run("launch_agent", "second", "[[fake: hang]]", "--max-parallel", "1", "--json")
+    assert json.loads(out.stdout)["status"] == "queued"
+    out = fake_kit.run("launch_agent", "third", "x", "--max-parallel", "1", "--json")
+    assert json.loads(out.stdout)["status"] == "queued"
+    table = fake_kit.run("check_status").stdout
+    assert "queued #1" in table and "queued #2" in table
+    positions = {r["agent"]: r.get("queue_position") for r in json.loads(fake_kit.run("check_status", "--json").stdout)}
+    assert positions == {"first": None, "second": 1, "third": 2}
+    assert fake_kit.run("kill_agent", "second").returncode == 0
+    assert fake_kit.record("second")["status"] == "killed"
+    assert fake_kit.record("first")["status"] == "running"
+    assert fake_kit.run("kill_agent", "first").returncode == 0
+    assert fake_kit.wait_terminal("third")["status"] == "completed", "the queue moves on when a slot frees"
+
+
+def _count_fake_clis(fake_claude) -> int:
+    n = 0
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if len(cmd) > 1 and cmd[1] == str(fake_claude):
+            n += 1
+    return n
+
+
+def test_twenty_launches_with_three_slots(fake_kit, fake_claude):
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _count_fake_clis(fake_claude))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        names = [f"q{i:02d}" for i in range(20)]
+        for name in names:  # one after another: the launch order is the FIFO order
+            assert fake_kit.run("launch_agent", name, "[[fake: slow:0.4]]", "--max-parallel", "3").returncode == 0
+        recs = [fake_kit.wait_terminal(n, timeout=120) for n in names]
+    finally:
+        done.set()
+        sampler.join()
+    assert all(r["status"] == "completed" for r in recs)
+    assert 2 <= peak <= 3, f"saw {peak} CLIs alive at once"
+    granted = [r["slot_granted_at"] for r in recs]
+    assert granted == sorted(granted), "slots must be granted in launch (FIFO) order"
+
+
+def test_twenty_simultaneous_launches_of_one_name_run_once(fake_kit, tmp_path):
+    cmd = [sys.executable, str(AGENTS / "launch_agent.py"), "same", "[[fake: slow:1]]"]
+    procs = [subprocess.Popen(cmd, env=fake_kit.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL) for _ in range(20)]
+    codes = [p.wait(timeout=60) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert sorted(codes) == [0] + [3] * 19
+    rec = fake_kit.wait_terminal("same")
+    assert rec["status"] == "completed"
+    assert len(list((tmp_path / "argv").glob("*.json"))) == 1, "exactly one CLI ran"
+    assert len(list((fake_kit.root / "outputs" / "same").glob("*.jsonl"))) == 1
+
+
+# -- the real CLI against the fake API ------------------------------------
+
+
+def test_real_cli_401_hangs_and_ends_as_timeout(real_kit):
+    t0 = time.monotonic()
+    out = real_kit.run("launch_agent", "auth", "[[status: 401]] hello", "--timeout", "3", "--kill-grace", "2", "--wait", "--json")
+    took = time.monotonic() - t0
+    rec = json.loads(out.stdout)
+    assert out.returncode == 1
+    assert rec["status"] == "timeout" and rec["duration_s"] >= 3
+    assert took < 60, "the configured deadline, not the CLI's own retries, must end the run"
+    assert _gone(rec["pid"], rec["pid_started"])
+
+
+def test_real_cli_529_then_success_is_retried(real_kit):
+    real_kit.env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # the CLI's own retries would hide the error
+    out = real_kit.run("launch_agent", "busy", "[[flaky: 529 1]] try again", "--retries", "2", "--retry-backoff", "0.2", "--wait", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "completed" and rec["attempt"] == 2
+    assert rec["result"] == "OK: [[flaky: 529 1]] try again"
+    events = [json.loads(line) for line in open(rec["transcript_file"])]
+    assert [e for e in events if e["type"] == "result"][0]["api_error_status"] == 529, "both attempts are in the transcript"
+    assert "retrying" in open(rec["log_file"]).read()
+
+
+def test_non_retryable_failures_are_not_retried(real_kit):
+    real_kit.env["CLAUDE_CODE_MAX_RETRIES"] = "0"
+    out = real_kit.run("launch_agent", "bad", "[[status: 400]] no", "--retries", "2", "--retry-backoff", "0.1", "--wait", "--json")
+    rec = json.loads(out.stdout)
+    assert rec["status"] == "failed" and rec["attempt"] == 1
+
+
+@pytest.mark.parametrize("script", ["kill_agent"])
+def test_kill_agent_help(fake_kit, script):
+    out = fake_kit.run(script, "--help")
+    assert out.returncode == 0 and "examples:" in out.stdout
