@@ -12,7 +12,7 @@ export ORCH_NAME := $(value NAME)
 export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
 
-.PHONY: help install test lint demo orchestrator launch parallel status resume clear
+.PHONY: help install test lint demo orchestrator launch parallel status resume kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -50,6 +50,17 @@ status: ## show every agent's status
 resume: ## continue an agent's session: make resume NAME=agent1 TASK="..."
 	@test -n "$$ORCH_TASK" || { echo 'usage: make resume NAME=agent1 TASK="..."' >&2; exit 2; }
 	$(PYTHON) agents/resume_agent.py $(ARGS) -- "$$ORCH_NAME" "$$ORCH_TASK"
+
+kill: ## stop agents and their process trees: make kill NAME=agent1 (default: every active agent)
+	@if [ "$(origin NAME)" = "command line" ]; then \
+	  $(PYTHON) agents/kill_agent.py $(ARGS) -- "$$ORCH_NAME"; \
+	else \
+	  $(PYTHON) agents/kill_agent.py --all $(ARGS); \
+	fi
+
+bench: ## benchmarks (never part of make test): launch return time, supervision costs
+	$(PYTHON) bench/launch_return.py
+	$(PYTHON) bench/supervision.py
 
 clear: ## archive agents' files: make clear [NAME=agent1] (default: all)
 	@if [ "$(origin NAME)" = "command line" ]; then \

@@ -43,6 +43,13 @@ def test_make_parallel_splits_tasks_without_a_shell(fake_kit):
     assert fake_kit.record("agent1") is None
 
 
+def test_make_kill_stops_an_agent(fake_kit):
+    assert _make(fake_kit, "launch", "NAME=k1", "TASK=[[fake: hang]]").returncode == 0
+    out = _make(fake_kit, "kill", "NAME=k1", "ARGS=--grace 1")
+    assert out.returncode == 0, out.stderr
+    assert fake_kit.record("k1")["status"] == "killed"
+
+
 def test_make_launch_without_task_is_usage_error(fake_kit):
     out = _make(fake_kit, "launch", "NAME=m1")
     assert out.returncode != 0 and "usage" in out.stderr
