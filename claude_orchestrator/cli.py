@@ -473,6 +473,90 @@ def clear_outputs_main(argv: Sequence[str] | None = None) -> int:
     return _run(p.prog, body)
 
 
+# -- wait_agents -------------------------------------------------------------
+
+WAIT_EPILOG = """\
+examples:
+  python3 agents/wait_agents.py                    every agent active now
+  python3 agents/wait_agents.py rv-bugs rv-style   these two
+  python3 agents/wait_agents.py --any a b c        the first of them to end
+  python3 agents/wait_agents.py --timeout 300 --json
+
+It sleeps until a status record changes (inotify via watchdog; polling where
+inotify is unavailable), prints one line per state change as it happens and a
+summary at the end. An agent that has already ended counts at once.
+exit status: 0 every awaited agent completed, 1 one failed, timed out, ran out
+of memory, was killed or lost, 4 an unknown agent, 124 --timeout passed first.
+"""
+
+
+def _change_line(r: StatusRecord, previous: str | None) -> str:
+    stamp = (r.last_activity or r.created or "")[11:19]
+    arrow = f"{previous} -> {r.status}" if previous else str(r.status)
+    detail = ""
+    if r.state.is_terminal:
+        turns = f"{r.num_turns} turn" + ("" if r.num_turns == 1 else "s")
+        detail = f" in {_fmt_duration(r.duration_s)}, {turns}, {_fmt_cost(r.cost_usd)}"
+        if r.error:
+            detail += f": {r.error}"
+    return f"{stamp} {r.agent}: {arrow}{detail}"
+
+
+def wait_agents_main(argv: Sequence[str] | None = None) -> int:
+    """``wait_agents.py [NAME...] [--any] [--timeout S]``: sleep until agents end."""
+    p = _parser("wait_agents.py", "Wait for background Claude Code agents to end, printing each state change.", WAIT_EPILOG)
+    p.add_argument("names", metavar="NAME", nargs="*", help="agents to wait for (default: every active one)")
+    p.add_argument("--any", action="store_true", help="return when the first of them ends")
+    p.add_argument("--timeout", metavar="S", type=float, help="give up after S seconds (exit 124)")
+    p.add_argument("--json", action="store_true", help="JSON lines: one per change, then a summary")
+    args = _parse(p, argv, "names")
+
+    def body() -> int:
+        from .control import read_records, wait_for
+        from .record import RecordStore
+
+        store = RecordStore(StatePaths())
+        names = list(dict.fromkeys(args.names)) or [r.agent for r in read_records(store) if r.state.is_active]
+        if not names:
+            if args.json:
+                print(json.dumps({"event": "summary", "exit_code": 0, "counts": {}, "agents": []}))
+            else:
+                print("no active agents to wait for")
+            return ExitCode.OK
+
+        def on_change(r: StatusRecord, previous: str | None) -> None:
+            if args.json:
+                event = {"event": "change", "agent": r.agent, "run_id": r.run_id, "status": str(r.status), "previous": previous}
+                event.update(at=r.last_activity, error=r.error, result=r.result)
+                print(json.dumps(event), flush=True)
+            else:
+                print(_change_line(r, previous), flush=True)
+
+        recs = wait_for(store, names, args.timeout, any_=args.any, on_change=on_change)
+        timed_out = recs is None
+        if timed_out:
+            recs = read_records(store, names)
+        ended = [r for r in recs if r.state.is_terminal]
+        if timed_out:
+            code = ExitCode.WAIT_TIMEOUT
+        elif any(r.state in UNSUCCESSFUL for r in ended):
+            code = ExitCode.AGENT_FAILED
+        else:
+            code = ExitCode.OK
+        counts: dict[str, int] = {}
+        for r in recs:
+            counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+        if args.json:
+            print(json.dumps({"event": "summary", "exit_code": int(code), "counts": counts, "agents": [r.to_dict() for r in recs]}))
+        else:
+            totals = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            verdict = "timed out waiting" if timed_out else ("first ended" if args.any else "all ended")
+            print(f"{verdict}: {totals}")
+        return code
+
+    return _run(p.prog, body)
+
+
 # -- kill_agent --------------------------------------------------------------
 
 KILL_EPILOG = """\
@@ -494,7 +578,7 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
     """``kill_agent.py NAME... | --all``: stop agents' runs."""
     p = _parser("kill_agent.py", "Stop background Claude Code agents and their whole process trees.", KILL_EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to stop")
-    p.add_argument("--all", action="store_true", help="stop every active agent")
+    p.add_argument("--all", action="store_true", help="stop every active agent (and lost agents' orphaned processes)")
     p.add_argument("--grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL (default: the run's --kill-grace)")
     p.add_argument("--json", action="store_true", help="print JSON only")
     args = _parse(p, argv, "names")
@@ -506,12 +590,12 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .control import read_records, stop
+        from .control import leftover_tree, read_records, stop
         from .record import RecordStore
 
         store = RecordStore(StatePaths())
-        if args.all:
-            names = [r.agent for r in read_records(store) if r.state.is_active or str(r.status) == "lost"]
+        if args.all:  # active runs, and lost runs whose orphaned processes still live
+            names = [r.agent for r in read_records(store) if r.state.is_active or (str(r.status) == "lost" and leftover_tree(r))]
         else:
             names = list(dict.fromkeys(args.names))
             read_records(store, names)  # NotFound (exit 4) before stopping anything
@@ -547,6 +631,7 @@ __all__ = [
     "clear_outputs_main",
     "entry",
     "kill_agent_main",
+    "wait_agents_main",
     "launch_agent_main",
     "launch_parallel_main",
     "resume_agent_main",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -17,8 +18,9 @@ from .errors import NotFound
 from .record import RecordStore, StatusRecord, utc_now
 from .states import State
 
-#: How often a wait re-reads the records, in seconds.
-POLL_S = 0.2
+#: Seconds between re-reads of the records while waiting when no event came:
+#: catches a supervisor that died without touching its record.
+RECHECK_S = 2.0
 
 
 def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
@@ -117,10 +119,12 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     if rec is None:
         raise NotFound(f"no such agent: {name}; see python3 agents/check_status.py")
     rec = reconcile(store, rec)
+    run_grace = float((rec.options.get("limits") or {}).get("kill_grace_s", 10.0))
+    grace = grace_s if grace_s is not None else run_grace
     if rec.state is State.LOST:
         left = leftover_tree(rec)
         if left:
-            procs.stop_tree(left, grace_s=grace_s if grace_s is not None else 2.0, pgid=rec.pid if cli_process(rec) else None)
+            procs.stop_tree(left, grace_s=grace, pgid=rec.pid if cli_process(rec) else None)
             return "orphans-stopped", rec
         return "not-running", rec
     if not rec.state.is_active:
@@ -135,8 +139,6 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
             return cur
 
         store.update(name, ask)
-    run_grace = float((rec.options.get("limits") or {}).get("kill_grace_s", 10.0))
-    grace = grace_s if grace_s is not None else run_grace
     sup = supervisor_process(rec)
     if sup is not None:
         try:
@@ -164,17 +166,56 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     return "stopped", store.update(name, mutate)
 
 
-def wait_for(store: RecordStore, names: list[str], timeout: float | None = None) -> list[StatusRecord] | None:
-    """Block until every named agent's record is terminal; return the records.
+def wait_for(
+    store: RecordStore,
+    names: list[str],
+    timeout: float | None = None,
+    *,
+    any_: bool = False,
+    on_change: Callable[[StatusRecord, str | None], None] | None = None,
+    recheck_s: float = RECHECK_S,
+) -> list[StatusRecord] | None:
+    """Block until every named agent's record is terminal (with ``any_``: one of them).
 
-    Returns None if ``timeout`` seconds passed first.  Records whose
-    supervisor vanished are reconciled to ``lost`` on the way.
+    A watchdog observer on ``status/`` is started *before* the first read, so
+    a record that turns terminal in between is never missed; every wake, and a
+    re-check every ``recheck_s`` seconds, re-reads the records (reconciling
+    vanished supervisors to ``lost``).
+
+    Args:
+        store: the records.
+        names: the agents to wait for.
+        timeout: seconds to wait at most; None waits as long as it takes.
+        any_: return as soon as one of them has ended.
+        on_change: called with ``(record, previous status or None)`` for each
+            status seen for the first time or changed.
+
+    Returns:
+        The records as last read, or None if ``timeout`` passed first.
+
+    Raises:
+        NotFound: a named agent has no record (exit 4).
     """
+    from .watch import DirWatcher
+
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        recs = read_records(store, names)
-        if all(r.state.is_terminal for r in recs):
-            return recs
-        if deadline is not None and time.monotonic() >= deadline:
-            return None
-        time.sleep(POLL_S)
+    seen: dict[str, str] = {}
+    with DirWatcher(store.paths.status_dir) as watcher:
+        while True:
+            recs = read_records(store, names)
+            for r in recs:
+                previous = seen.get(r.agent)
+                if previous != str(r.status):
+                    seen[r.agent] = str(r.status)
+                    if on_change is not None:
+                        on_change(r, previous)
+            ended = [r for r in recs if r.state.is_terminal]
+            if (any_ and ended) or len(ended) == len(recs):
+                return recs
+            wait = recheck_s
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                wait = min(wait, left)
+            watcher.wait(wait)

@@ -122,7 +122,7 @@ def launch(
         # A previous supervisor may still be exiting after writing its final record.
         alive_fd = locks.lock_within(paths.alive_lock(name), timeout_s=5.0)
         if alive_fd is None:
-            raise Conflict(f"agent {name!r} still has a supervisor running; stop it with kill_agent.py {name}")
+            raise Conflict(f"agent {name!r}'s previous supervisor is still exiting; try again in a few seconds")
         held.append(alive_fd)
         if limits.max_parallel:
             from filelock import FileLock

@@ -1,9 +1,9 @@
 """A run's limits: timeout, kill grace, memory, parallel slots, retries.
 
-Defaults come from the environment where DESIGN.md names a variable
-(``ORCHESTRATOR_TIMEOUT``, ``ORCHESTRATOR_MAX_PARALLEL``) and otherwise from
-claude-mpm's figures in the seeds (memory: warn at 50 %, critical at 80 %,
-stop at the limit).
+Defaults: 600 s, 10 s grace, 2048 MiB, 4 slots, no retries (issue 3); the
+environment can change three of them (``ORCHESTRATOR_TIMEOUT``,
+``ORCHESTRATOR_MAX_PARALLEL``, ``ORCHESTRATOR_MEMORY_LIMIT``).  Memory levels
+are claude-mpm's from the seeds: warn at 50 %, critical at 80 %, stop at 100 %.
 """
 
 from __future__ import annotations

@@ -43,23 +43,6 @@ def find_process(pid: int | None, started: float | None) -> psutil.Process | Non
         return None
 
 
-def started_after(pid: int | None, not_before: float) -> psutil.Process | None:
-    """The live process ``pid`` if it started at or after ``not_before`` (epoch seconds).
-
-    Used for a supervisor that was spawned but has not yet stored its own
-    start time: a process that started before the launch cannot be it.
-    """
-    if not pid:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if proc.create_time() + 1.0 < not_before or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return None
-
-
 def become_subreaper() -> bool:
     """Make this process a child subreaper (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``).
 

@@ -57,6 +57,9 @@ SAMPLE_EVERY_S = 1.0
 PROGRESS_EVERY_S = 0.25
 #: After the CLI exits, seconds to keep reading a pipe a leftover process still holds.
 DRAIN_AFTER_EXIT_S = 1.0
+#: However short the grace, a CLI gets this long (s) after its result event to
+#: finish on its own (it still writes its session then).
+LINGER_MIN_S = 1.0
 #: How often a queued run looks for its turn, in seconds.
 QUEUE_POLL_S = 0.1
 
@@ -399,9 +402,9 @@ class Supervisor:
                 elif limits.timeout_s and now - started >= limits.timeout_s and alive:
                     reason = "timeout"
                     self.log(f"timeout: {limits.timeout_s:g} s passed; stopping the tree")
-                elif result_at is not None and alive and now - result_at >= limits.kill_grace_s:
+                elif result_at is not None and alive and now - result_at >= max(limits.kill_grace_s, LINGER_MIN_S):
                     reason = "lingered"
-                    self.log(f"the CLI did not exit within {limits.kill_grace_s:g} s of its result event; stopping it")
+                    self.log(f"the CLI did not exit within {max(limits.kill_grace_s, LINGER_MIN_S):g} s of its result event; stopping it")
             if reason is not None and term_at is None:
                 grace = self._grace()
                 self.log(f"SIGTERM to the tree; SIGKILL in {grace:g} s")

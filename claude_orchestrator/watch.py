@@ -1,0 +1,102 @@
+"""Sleeping until a status record changes: watchdog on ``status/``, with a polling fallback.
+
+The watcher only wakes its owner; the owner re-reads the records on every
+wake and on a periodic re-check (which also catches a supervisor that died
+without touching its record, and any missed event).  A record is replaced
+with ``os.replace``, which inotify reports as a *moved* event whose
+``dest_path`` is the record, so both paths of every event are looked at.
+
+``ORCHESTRATOR_WATCH=poll`` forces the polling observer; it is also used
+when inotify cannot be started (no inotify, or out of instances/watches).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+#: Seconds between the polling observer's scans when inotify is unavailable.
+POLL_INTERVAL_S = 0.25
+
+
+def _native_observer():
+    """watchdog's native observer (inotify on Linux)."""
+    from watchdog.observers import Observer
+
+    return Observer()
+
+
+def _polling_observer():
+    from watchdog.observers.polling import PollingObserver
+
+    return PollingObserver(timeout=POLL_INTERVAL_S)
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, wanted, event: threading.Event) -> None:
+        self.wanted = wanted
+        self.event = event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if raw and self.wanted(os.path.basename(os.fsdecode(raw))):
+                self.event.set()
+                return
+
+
+def is_record_name(basename: str) -> bool:
+    """True for ``<agent>.json`` (not the temp files written beside it, nor lock files)."""
+    return basename.endswith(".json") and not basename.startswith(".")
+
+
+class DirWatcher:
+    """Wakes a waiter when a file of interest in one folder changes.
+
+    Use as a context manager; the observer starts on entry, so changes made
+    after entry are never missed.
+
+    Args:
+        folder: the folder to watch (created if missing; not recursive).
+        wanted: ``basename -> bool``: which files matter (default: records).
+
+    Attributes:
+        mode: ``"inotify"`` or ``"polling"``: which observer runs.
+    """
+
+    def __init__(self, folder: Path, wanted=is_record_name) -> None:
+        self.folder = Path(folder)
+        self.changed = threading.Event()
+        self.handler = _Wake(wanted, self.changed)
+        self.observer = None
+        self.mode = ""
+
+    def __enter__(self) -> DirWatcher:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if os.environ.get("ORCHESTRATOR_WATCH", "").lower() != "poll":
+            try:
+                self._start(_native_observer(), "inotify")
+                return self
+            except OSError:  # no inotify here, or out of inotify instances or watches
+                self.observer = None
+        self._start(_polling_observer(), "polling")
+        return self
+
+    def _start(self, observer, mode: str) -> None:
+        observer.schedule(self.handler, str(self.folder), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self.observer, self.mode = observer, mode
+
+    def __exit__(self, *exc) -> None:
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.join(timeout=2)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Sleep until a change or ``timeout`` seconds; True if a change woke us."""
+        woke = self.changed.wait(timeout)
+        self.changed.clear()
+        return woke
