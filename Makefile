@@ -12,7 +12,7 @@ export ORCH_NAME := $(value NAME)
 export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
 
-.PHONY: help install test lint demo orchestrator launch parallel status resume kill clear bench
+.PHONY: help install test lint demo orchestrator launch parallel status wait tail dashboard resume kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -46,6 +46,19 @@ parallel: ## launch one agent per task: make parallel TASKS='"task one" "task tw
 
 status: ## show every agent's status
 	$(PYTHON) agents/check_status.py $(ARGS)
+
+wait: ## wait for agents to end: make wait [NAME=agent1] [ARGS="--timeout 300"] (default: every active one)
+	@if [ "$(origin NAME)" = "command line" ]; then \
+	  $(PYTHON) agents/wait_agents.py $(ARGS) -- "$$ORCH_NAME"; \
+	else \
+	  $(PYTHON) agents/wait_agents.py $(ARGS); \
+	fi
+
+tail: ## follow an agent's transcript: make tail NAME=agent1
+	$(PYTHON) agents/tail_agent.py -f $(ARGS) -- "$$ORCH_NAME"
+
+dashboard: ## tmux: live status plus a pane following each active agent
+	$(PYTHON) -m claude_orchestrator.dashboard $(ARGS)
 
 resume: ## continue an agent's session: make resume NAME=agent1 TASK="..."
 	@test -n "$$ORCH_TASK" || { echo 'usage: make resume NAME=agent1 TASK="..."' >&2; exit 2; }

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .claude_cli import PERMISSION_MODES, ClaudeOptions
@@ -68,6 +69,12 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
     lim.add_argument("--retries", metavar="N", type=int, help="retry a run that failed with a retryable API error (429, 5xx, overloaded) up to N times (default 0)")
     lim.add_argument("--retry-backoff", metavar="S", type=float, help="seconds before the first retry, doubling after (default 2)")
     r = p.add_argument_group("run control")
+    r.add_argument(
+        "--on-complete",
+        metavar="CMD",
+        help="run CMD (split into words like a shell, never through one) when the agent ends; "
+        "env: ORCHESTRATOR_AGENT, _STATUS, _RUN_ID, _RECORD, _OUTPUT",
+    )
     r.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 if completed, else 1")
     r.add_argument("--background", action="store_true", help="run in the background (the default; accepted for the seed's commands)")
     r.add_argument("--json", action="store_true", help="print JSON only")
@@ -93,6 +100,20 @@ def _limits(args: argparse.Namespace) -> RunLimits:
         retries=args.retries,
         retry_backoff_s=args.retry_backoff,
     )
+
+
+def _on_complete(args: argparse.Namespace) -> list[str] | None:
+    if not args.on_complete:
+        return None
+    import shlex
+
+    try:
+        argv = shlex.split(args.on_complete)
+    except ValueError as exc:
+        raise BadInput(f"--on-complete: {exc} (check the quotes)") from exc
+    if not argv:
+        raise BadInput("--on-complete is empty")
+    return argv
 
 
 def _read_task(words: Sequence[str], task_file: str | None) -> str:
@@ -183,15 +204,63 @@ def _status_text(r: StatusRecord, positions: dict[str, int]) -> str:
     return text
 
 
+def _columns(rows: list[tuple[str, ...]]) -> str:
+    """Rows as left-aligned columns; the last column is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip() for row in rows)
+
+
+def _last(r: StatusRecord) -> str:
+    """What an active agent did last (its latest tool call), for the table."""
+    if not r.state.is_active or not r.last_tool:
+        return ""
+    return _preview(f"{r.last_tool.get('name')}: {r.last_tool.get('input', '')}", 40)
+
+
 def _table(recs: list[StatusRecord], positions: dict[str, int] | None = None) -> str:
     positions = positions or {}
-    rows = [("AGENT", "STATUS", "ELAPSED", "TURNS", "COST", "TASK")]
+    show_last = any(_last(r) for r in recs)
+    head = ("AGENT", "STATUS", "ELAPSED", "TURNS", "TOKENS", "COST") + (("LAST TOOL",) if show_last else ()) + ("TASK",)
+    rows = [head]
+    for r in recs:
+        tokens = f"{r.tokens['input'] + r.tokens['output']:,}" if r.tokens else "-"
+        row = (r.agent, _status_text(r, positions), _fmt_duration(r.elapsed_s()), str(r.num_turns), tokens, _fmt_cost(r.cost_usd))
+        rows.append(row + ((_last(r) or "-",) if show_last else ()) + (_preview(r.task),))
+    return _columns(rows)
+
+
+def _summary(recs: list[StatusRecord]) -> str:
+    """The execution summary: totals, the parallel speed-up, and one line per agent."""
+    import time as _time
+
+    from .record import parse_time
+
+    counts: dict[str, int] = {}
+    for r in recs:
+        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+    starts = [t for r in recs if (t := parse_time(r.started) or parse_time(r.created)) is not None]
+    ends = [parse_time(r.finished) or _time.time() for r in recs]
+    wall = (max(ends) - min(starts)) if starts else 0.0
+    total = sum(r.elapsed_s() or 0.0 for r in recs)
+    lines = [
+        f"{len(recs)} agent(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        f"wall time {_fmt_duration(wall)}; sum of run times {_fmt_duration(total)}"
+        + (f"; parallel speed-up {total / wall:.1f}x" if wall > 0 else ""),
+        "",
+    ]
+    rows = [("AGENT", "STATUS", "DURATION", "TURNS", "PEAK MiB", "EXIT", "COST")]
     for r in recs:
         rows.append(
-            (r.agent, _status_text(r, positions), _fmt_duration(r.elapsed_s()), str(r.num_turns), _fmt_cost(r.cost_usd), _preview(r.task))
+            (
+                r.agent, str(r.status), _fmt_duration(r.elapsed_s()), str(r.num_turns),
+                "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
+                "-" if r.exit_code is None else str(r.exit_code), _fmt_cost(r.cost_usd),
+            )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows)
+    cost = sum(r.cost_usd or 0.0 for r in recs)
+    peak = max((r.peak_rss_mb or 0.0 for r in recs), default=0.0)
+    rows.append(("TOTAL", "", _fmt_duration(total), str(sum(r.num_turns for r in recs)), f"{peak:.0f} max", "", _fmt_cost(cost)))
+    return "\n".join(lines) + "\n" + _columns(rows)
 
 
 def _finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: bool = False) -> int:
@@ -218,11 +287,11 @@ def _finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: bo
 
 LAUNCH_EPILOG = """\
 examples:
-  python agents/launch_agent.py agent1 "Summarise README.md in 5 bullets"
-  python agents/launch_agent.py reviewer --cwd ../api --allowed-tools "Read,Grep" "Review src/ for bugs"
-  python agents/launch_agent.py agent2 --task-file task.md --model sonnet
-  python agents/launch_agent.py agent3 --wait "Run the tests and report failures"
-  python agents/launch_agent.py agent4 -- "-a task that starts with a dash"
+  python3 agents/launch_agent.py agent1 "Summarise README.md in 5 bullets"
+  python3 agents/launch_agent.py reviewer --cwd ../api --allowed-tools "Read,Grep" "Review src/ for bugs"
+  python3 agents/launch_agent.py agent2 --task-file task.md --model sonnet
+  python3 agents/launch_agent.py agent3 --wait "Run the tests and report failures"
+  python3 agents/launch_agent.py agent4 -- "-a task that starts with a dash"
 
 It returns at once; a detached supervisor owns the run. Read back:
   status/NAME.json   outputs/NAME_latest.txt   sessions/NAME_session.txt
@@ -245,7 +314,8 @@ def launch_agent_main(argv: Sequence[str] | None = None) -> int:
 
         paths = StatePaths()
         rec = launch(
-            paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd, options=_claude_options(args), limits=_limits(args)
+            paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd, options=_claude_options(args), limits=_limits(args),
+            on_complete=_on_complete(args),
         )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)
@@ -262,9 +332,9 @@ def launch_agent_main(argv: Sequence[str] | None = None) -> int:
 
 PARALLEL_EPILOG = """\
 examples:
-  python agents/launch_parallel.py "Check x.py for bugs" "Review x.py style" "Profile x.py"
-  python agents/launch_parallel.py --names bugs,style "Find bugs in api/" "Check style in api/"
-  python agents/launch_parallel.py --wait --allowed-tools Bash "Run unit tests" "Run lint"
+  python3 agents/launch_parallel.py "Check x.py for bugs" "Review x.py style" "Profile x.py"
+  python3 agents/launch_parallel.py --names bugs,style "Find bugs in api/" "Check style in api/"
+  python3 agents/launch_parallel.py --wait --allowed-tools Bash "Run unit tests" "Run lint"
 
 Agents are named agent1..agentN unless --names is given. It returns at once.
 exit status: 0 all launched (with --wait: all completed), 1 one failed (--wait),
@@ -305,7 +375,8 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
         else:
             names = [f"agent{i}" for i in range(1, len(args.tasks) + 1)]
         recs = launch_many(
-            paths, list(zip(names, args.tasks, strict=True)), cwd=args.cwd, options=_claude_options(args), limits=_limits(args)
+            paths, list(zip(names, args.tasks, strict=True)), cwd=args.cwd, options=_claude_options(args), limits=_limits(args),
+            on_complete=_on_complete(args),
         )
         if args.wait:
             return _finish_wait(paths, names, args.json, as_list=True)
@@ -323,9 +394,11 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
 
 STATUS_EPILOG = """\
 examples:
-  python agents/check_status.py               every agent, as a table
-  python agents/check_status.py agent1 agent2
-  python agents/check_status.py --json        the full records, as a JSON list
+  python3 agents/check_status.py               every agent, as a table
+  python3 agents/check_status.py agent1 agent2
+  python3 agents/check_status.py --json        the full records, as a JSON list
+  python3 agents/check_status.py --summary     totals, parallel speed-up, per-agent cost and memory
+  python3 agents/check_status.py --watch       a live table, redrawn on every change
 
 A record left queued/starting/running whose supervisor is gone is stored as `lost`.
 A queued agent shows its place in the queue: "queued #2".
@@ -338,7 +411,11 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
     p = _parser("check_status.py", "Show the status of background Claude Code agents.", STATUS_EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
     p.add_argument("--json", action="store_true", help="print the records as a JSON list")
+    p.add_argument("--summary", action="store_true", help="an execution summary: totals, parallel speed-up, per-agent figures")
+    p.add_argument("--watch", action="store_true", help="redraw whenever a record changes (Ctrl-C to stop)")
     args = _parse(p, argv, "names")
+    if args.watch and args.json:
+        p.error("--watch draws for people; use wait_agents.py --json for a stream of changes")
 
     def body() -> int:
         from .control import read_records
@@ -346,6 +423,8 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
 
         paths = StatePaths()
         store = RecordStore(paths)
+        if args.watch:
+            return _watch(store, args.names or None, args.summary)
         before = {}
         for n in args.names or paths.known_agents():
             r = store.read(n)
@@ -369,7 +448,7 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
         if not recs:
             print("no agents yet; start one with: python3 agents/launch_agent.py agent1 \"TASK\"")
             return ExitCode.OK
-        print(_table(recs, positions))
+        print(_summary(recs) if args.summary else _table(recs, positions))
         for r in recs:
             if str(r.status) == "lost" and before.get(r.agent) != r.status:
                 print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
@@ -378,12 +457,35 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
     return _run(p.prog, body)
 
 
+def _watch(store, names: list[str] | None, summary: bool) -> int:
+    """Redraw the table (or summary) each time a record changes, until Ctrl-C."""
+    import time as _time
+
+    from .control import read_records
+    from .locks import queue_entries
+    from .watch import DirWatcher
+
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    with DirWatcher(store.paths.status_dir) as watcher:
+        try:
+            while True:
+                recs = read_records(store, names)
+                positions = {agent: i for i, (_, agent) in enumerate(queue_entries(store.paths), start=1)}
+                body = (_summary(recs) if summary else _table(recs, positions)) if recs else "no agents yet"
+                sys.stdout.write(f"{clear}{body}\n\nupdated {_time.strftime('%H:%M:%S')}; Ctrl-C to stop\n")
+                sys.stdout.flush()
+                watcher.wait(None)
+                watcher.wait(0.05)  # let a burst of writes settle into one redraw
+        except KeyboardInterrupt:
+            return ExitCode.OK
+
+
 # -- resume_agent ------------------------------------------------------------
 
 RESUME_EPILOG = """\
 examples:
-  python agents/resume_agent.py agent1 "Now write tests for what you found"
-  python agents/resume_agent.py impl --session-from analyst "Implement the plan you made"
+  python3 agents/resume_agent.py agent1 "Now write tests for what you found"
+  python3 agents/resume_agent.py impl --session-from analyst "Implement the plan you made"
 
 Without --session-from, NAME continues its own session (claude -r). With it, NAME
 starts from a fork of OTHER's session (--fork-session); OTHER is left untouched.
@@ -414,6 +516,7 @@ def resume_agent_main(argv: Sequence[str] | None = None) -> int:
             cwd=args.cwd,
             options=_claude_options(args),
             limits=_limits(args),
+            on_complete=_on_complete(args),
         )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)
@@ -430,10 +533,10 @@ def resume_agent_main(argv: Sequence[str] | None = None) -> int:
 
 CLEAR_EPILOG = """\
 examples:
-  python agents/clear_outputs.py agent1 agent2     archive two agents' files
-  python agents/clear_outputs.py --all             archive every agent's files
-  python agents/clear_outputs.py --all --purge     delete instead of archiving
-  python agents/clear_outputs.py agent1 --force    stop agent1 first if it runs
+  python3 agents/clear_outputs.py agent1 agent2     archive two agents' files
+  python3 agents/clear_outputs.py --all             archive every agent's files
+  python3 agents/clear_outputs.py --all --purge     delete instead of archiving
+  python3 agents/clear_outputs.py agent1 --force    stop agent1 first if it runs
 
 Files move to outputs/archive/<timestamp>/, keeping their layout.
 exit status: 0 cleared, 2 bad input, 3 an agent is running (no --force), 4 no such agent.
@@ -557,6 +660,86 @@ def wait_agents_main(argv: Sequence[str] | None = None) -> int:
     return _run(p.prog, body)
 
 
+# -- tail_agent --------------------------------------------------------------
+
+TAIL_EPILOG = """\
+examples:
+  python3 agents/tail_agent.py agent1              the latest run's transcript, readable
+  python3 agents/tail_agent.py agent1 -f           follow it live until the run ends
+  python3 agents/tail_agent.py agent1 --run 20261120T230301Z-3fa9c1
+
+Shows assistant text, tool calls with their inputs, tool results (shortened),
+API retries and the final result with turns, time and cost.
+exit status: 0 ok, 2 bad input, 4 no such agent or run.
+"""
+
+
+def tail_agent_main(argv: Sequence[str] | None = None) -> int:
+    """``tail_agent.py NAME [-f] [--run RUN_ID]``: render an agent's transcript."""
+    p = _parser("tail_agent.py", "Show an agent's stream-json transcript readably, and follow it live.", TAIL_EPILOG)
+    p.add_argument("name", metavar="NAME", nargs="?", help="the agent")
+    p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("-f", "--follow", action="store_true", help="keep showing new events until the run ends")
+    p.add_argument("--run", metavar="RUN_ID", help="a run other than the latest (see outputs/NAME/)")
+    p.add_argument("--raw", action="store_true", help="print the stream-json lines as they are")
+    args = _parse(p, argv, "extra")
+    if args.extra:
+        p.error(f"unexpected arguments: {' '.join(args.extra)}")
+
+    def body() -> int:
+        import time as _time
+
+        from .errors import NotFound
+        from .paths import validate_name
+        from .record import RecordStore
+        from .transcript import iter_lines, render
+
+        paths = StatePaths()
+        store = RecordStore(paths)
+        name = validate_name(args.name)
+        rec = store.read(name)
+        if args.run:
+            if "/" in args.run or args.run.startswith("."):
+                raise BadInput(f"invalid run id {args.run!r}")
+            path = paths.transcript(name, args.run)
+            if not path.exists():
+                runs = sorted(q.stem for q in paths.run_dir(name).glob("*.jsonl")) if paths.run_dir(name).is_dir() else []
+                raise NotFound(f"no run {args.run} of {name}; runs: {', '.join(runs) or 'none'}")
+            run_id = args.run
+        elif rec is not None and rec.transcript_file:
+            path, run_id = Path(rec.transcript_file), rec.run_id
+        else:
+            runs = sorted(paths.run_dir(name).glob("*.jsonl")) if paths.run_dir(name).is_dir() else []
+            if not runs:
+                raise NotFound(f"agent {name!r} has no transcript; see python3 agents/check_status.py")
+            path, run_id = runs[-1], runs[-1].stem
+
+        def still_running() -> bool:
+            cur = store.read(name)
+            if cur is None or cur.run_id != run_id or not cur.state.is_active:
+                return False
+            from .control import reconcile
+
+            return reconcile(store, cur).state.is_active
+
+        follow = still_running if args.follow else None
+        while args.follow and not path.exists() and still_running():
+            _time.sleep(0.1)  # queued: the transcript appears when the CLI starts
+        if not path.exists():
+            raise NotFound(f"run {run_id} of {name} has no transcript yet")
+        try:
+            if args.raw:
+                for line in iter_lines(path, follow):
+                    print(line, flush=True)
+            else:
+                render(path, sys.stdout, follow)
+        except KeyboardInterrupt:
+            return ExitCode.OK
+        return ExitCode.OK
+
+    return _run(p.prog, body)
+
+
 # -- kill_agent --------------------------------------------------------------
 
 KILL_EPILOG = """\
@@ -631,6 +814,7 @@ __all__ = [
     "clear_outputs_main",
     "entry",
     "kill_agent_main",
+    "tail_agent_main",
     "wait_agents_main",
     "launch_agent_main",
     "launch_parallel_main",

@@ -46,6 +46,7 @@ def launch(
     cwd: str | None = None,
     options: ClaudeOptions | None = None,
     limits: RunLimits | None = None,
+    on_complete: list[str] | None = None,
     resume_id: str | None = None,
     fork: bool = False,
     forked_from: str | None = None,
@@ -64,6 +65,7 @@ def launch(
         cwd: the agent's working directory (default: the caller's).
         options: CLI options (model, tools, ...).
         limits: timeout, memory limit, slots, retries (default: :meth:`RunLimits.from_env`).
+        on_complete: an argument vector the supervisor runs when the run has ended.
         resume_id: continue this session (``-r``) instead of starting a new one.
         fork: with ``resume_id``, fork it into a new session (``--fork-session``).
         forked_from: the agent whose session is forked (kept in the record).
@@ -106,7 +108,7 @@ def launch(
         output_file=str(paths.latest_output(name)),
         transcript_file=str(paths.transcript(name, run_id)),
         log_file=str(paths.log(name, run_id)),
-        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict()},
+        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict(), "on_complete": on_complete or None},
     )
     held: list[int] = []  # descriptors holding the life lock and a slot, for the supervisor
 
@@ -194,6 +196,7 @@ def resume(
     cwd: str | None = None,
     options: ClaudeOptions | None = None,
     limits: RunLimits | None = None,
+    on_complete: list[str] | None = None,
 ) -> StatusRecord:
     """Continue agent ``name``'s session with a new task, or fork ``session_from``'s into it.
 
@@ -234,6 +237,7 @@ def resume(
         cwd=cwd,
         options=options,
         limits=limits,
+        on_complete=on_complete,
         resume_id=session,
         fork=session_from is not None,
         forked_from=session_from,
@@ -247,6 +251,7 @@ def launch_many(
     cwd: str | None = None,
     options: ClaudeOptions | None = None,
     limits: RunLimits | None = None,
+    on_complete: list[str] | None = None,
 ) -> list[StatusRecord]:
     """Launch one agent per ``(name, task)`` pair; return their records at once.
 
@@ -279,4 +284,4 @@ def launch_many(
     if busy:
         raise Conflict(f"already active: {', '.join(busy)}; wait for them, stop them, or use --names")
     limits = limits or RunLimits.from_env()
-    return [launch(paths, name, task, cwd=cwd, options=options, limits=limits) for name, task in jobs]
+    return [launch(paths, name, task, cwd=cwd, options=options, limits=limits, on_complete=on_complete) for name, task in jobs]

@@ -78,7 +78,9 @@ class StatusRecord:
     error: str | None = None
     attempt: int = 1  # 1 + retries used so far
     num_turns: int = 0
-    cost_usd: float | None = None
+    last_tool: dict[str, str] | None = None  # {"name", "input" preview} of the latest tool call
+    tokens: dict[str, int] | None = None  # {"input", "output"} so far (input includes cache tokens)
+    cost_usd: float | None = None  # from result events (the CLI reports cost only there)
     usage: dict[str, Any] | None = None
     peak_rss_mb: float | None = None  # of the CLI's whole process tree
     memory_warnings: list[dict[str, Any]] = dataclasses.field(default_factory=list)

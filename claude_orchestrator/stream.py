@@ -40,6 +40,7 @@ class RunProgress:
         self.session_id: str | None = None
         self.model: str | None = None
         self.turn_ids: set[str] = set()
+        self.usage_by_message: dict[str, dict[str, Any]] = {}
         self.last_tool: dict[str, str] | None = None
         self.result: dict[str, Any] | None = None
         self.events = 0
@@ -50,6 +51,21 @@ class RunProgress:
         if self.result and isinstance(self.result.get("num_turns"), int):
             return self.result["num_turns"]
         return len(self.turn_ids)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """Tokens so far: ``{"input": int, "output": int}`` (input counts cache reads and writes).
+
+        From each assistant message's ``usage`` (the last one seen per message);
+        once the result event came, from its ``usage``.
+        """
+        usages = [self.result["usage"]] if self.result and isinstance(self.result.get("usage"), dict) else self.usage_by_message.values()
+        tokens = {"input": 0, "output": 0}
+        for u in usages:
+            for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+                tokens["input"] += int(u.get(key) or 0)
+            tokens["output"] += int(u.get("output_tokens") or 0)
+        return tokens
 
     def feed(self, event: dict[str, Any]) -> bool:
         self.events += 1
@@ -65,6 +81,8 @@ class RunProgress:
             if mid and mid not in self.turn_ids:
                 self.turn_ids.add(mid)
                 changed = True
+            if mid and isinstance(msg.get("usage"), dict):
+                self.usage_by_message[mid] = msg["usage"]
             for block in msg.get("content") or []:
                 if isinstance(block, dict) and block.get("type") == "tool_use":
                     preview = json.dumps(block.get("input", {}), ensure_ascii=False)

@@ -60,6 +60,8 @@ DRAIN_AFTER_EXIT_S = 1.0
 #: However short the grace, a CLI gets this long (s) after its result event to
 #: finish on its own (it still writes its session then).
 LINGER_MIN_S = 1.0
+#: Seconds an --on-complete command may run before it is given up on.
+ON_COMPLETE_TIMEOUT_S = 120.0
 #: How often a queued run looks for its turn, in seconds.
 QUEUE_POLL_S = 0.1
 
@@ -99,6 +101,7 @@ class Supervisor:
         self.warned: set[str] = set()
         self.seen: dict[int, float] = {}  # descendant pid -> its start time
         self.slot_fd: int | None = None  # a held --max-parallel slot
+        self.prior_cost = 0.0  # cost of earlier attempts (retries)
 
     # -- helpers -------------------------------------------------------------
 
@@ -228,6 +231,8 @@ class Supervisor:
                     return r
 
                 self._update(next_attempt)
+            if outcome is not None:
+                self.prior_cost += float((outcome.progress.result or {}).get("total_cost_usd") or 0)
             outcome = self._run_attempt(rec, options, session_id)
             if outcome is None:  # the CLI could not be started; already recorded
                 return 0
@@ -464,14 +469,23 @@ class Supervisor:
             rec.num_turns = progress.num_turns
             rec.session_id = progress.session_id or rec.session_id
             rec.model = progress.model or rec.model
-            if progress.last_tool:
-                rec.extra["last_tool"] = progress.last_tool
+            rec.last_tool = progress.last_tool or rec.last_tool
+            rec.tokens = progress.tokens
+            if progress.result is not None:
+                rec.cost_usd = self._cost(progress)
             rec.peak_rss_mb = round(self.peak_mb, 1) if self.peak_mb else rec.peak_rss_mb
             rec.extra["tree"] = [[pid, started] for pid, started in self.seen.items()]
             rec.last_activity = utc_now()
             return rec
 
         self._update(mutate)
+
+    def _cost(self, progress: RunProgress) -> float | None:
+        """USD so far: earlier attempts plus this one's result event (None before any)."""
+        cost = (progress.result or {}).get("total_cost_usd")
+        if cost is None and not self.prior_cost:
+            return None
+        return round(self.prior_cost + float(cost or 0), 6)
 
     def _finish(self, outcome: Attempt) -> None:
         """Write the run's result, session and final record."""
@@ -489,6 +503,8 @@ class Supervisor:
                 exit_code=outcome.exit_code,
                 error=error,
                 num_turns=progress.num_turns,
+                last_tool=progress.last_tool or rec.last_tool,
+                tokens=progress.tokens,
                 session_id=outcome.session_id,
                 model=progress.model or rec.model,
                 peak_rss_mb=round(self.peak_mb, 1),
@@ -497,7 +513,7 @@ class Supervisor:
             if result is not None:
                 fields.update(
                     is_error=bool(result.get("is_error")),
-                    cost_usd=result.get("total_cost_usd"),
+                    cost_usd=self._cost(progress),
                     usage=result.get("usage"),
                     result=(text or "")[:RESULT_PREVIEW_CHARS] if text is not None else None,
                 )
@@ -513,6 +529,50 @@ class Supervisor:
 
         rec = self._update(final)
         self.log(f"run ended: {rec.status if rec else state}{' (' + error + ')' if error else ''}")
+
+    def run_on_complete(self) -> None:
+        """Run the launch's ``--on-complete`` argument vector, once, after the run ended.
+
+        Its environment carries ``ORCHESTRATOR_AGENT``, ``ORCHESTRATOR_STATUS``,
+        ``ORCHESTRATOR_RUN_ID``, ``ORCHESTRATOR_RECORD`` and
+        ``ORCHESTRATOR_OUTPUT``; its output goes to the run's log; what it
+        returned (or why it could not run) is kept in the record's
+        ``on_complete``.  Its failure never changes the run's status.
+        """
+        rec = self.store.read(self.name)
+        if rec is None or rec.run_id != self.run_id or not rec.state.is_terminal:
+            return
+        argv = rec.options.get("on_complete")
+        if not argv:
+            return
+        env = dict(
+            os.environ,
+            ORCHESTRATOR_AGENT=self.name,
+            ORCHESTRATOR_STATUS=str(rec.status),
+            ORCHESTRATOR_RUN_ID=self.run_id,
+            ORCHESTRATOR_RECORD=str(self.paths.status(self.name)),
+            ORCHESTRATOR_OUTPUT=str(self.paths.latest_output(self.name)),
+        )
+        self.log(f"on-complete: {argv}")
+        outcome: dict = {"argv": argv}
+        try:
+            done = subprocess.run(
+                argv, env=env, cwd=rec.cwd, stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file,
+                timeout=ON_COMPLETE_TIMEOUT_S, start_new_session=True,
+            )
+            outcome["exit_code"] = done.returncode
+            if done.returncode != 0:
+                outcome["error"] = f"exited with status {done.returncode}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            outcome["exit_code"] = None
+            outcome["error"] = str(exc)
+        self.log(f"on-complete ended: {outcome}")
+
+        def note(r: StatusRecord) -> StatusRecord:
+            r.extra["on_complete"] = outcome
+            return r
+
+        self._update(note)
 
     def _finish_without_cli(self, state: State, error: str, exit_code: int | None) -> None:
         """End a run whose CLI never started (or could not be started)."""
@@ -542,8 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     sup.slot_fd = args.slot_fd
     # The life lock is held through args.alive_fd until this process exits; it
     # must not be inherited further (Popen(close_fds=True) sees to that).
+    code = 0
     try:
-        return sup.run()
+        sup.run()
     except Exception as exc:  # the record must not stay "running" on a bug
         import traceback
 
@@ -552,7 +613,9 @@ def main(argv: list[str] | None = None) -> int:
             sup._finish_without_cli(State.FAILED, f"supervisor crashed: {exc!r}; see {sup.paths.log(args.name, args.run_id)}", None)
         except Exception:
             pass
-        return 1
+        code = 1
+    sup.run_on_complete()
+    return code
 
 
 if __name__ == "__main__":

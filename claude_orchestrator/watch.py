@@ -12,6 +12,7 @@ when inotify cannot be started (no inotify, or out of instances/watches).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -20,6 +21,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 #: Seconds between the polling observer's scans when inotify is unavailable.
 POLL_INTERVAL_S = 0.25
+
+# watchdog 7.1 logs a harmless race at observer stop ("queue_events() called
+# when the thread is inactive") as an error; without a handler Python's last-
+# resort handler would print it on our stderr.
+logging.getLogger("watchdog").addHandler(logging.NullHandler())
 
 
 def _native_observer():

@@ -1,0 +1,246 @@
+"""Waiting and watching: wait_agents, the watchdog wake-up and its polling fallback,
+live progress, summaries, tail_agent -f, --on-complete and the tmux dashboard."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import AGENTS, wait_until
+
+from claude_orchestrator import watch
+from claude_orchestrator.control import wait_for
+from claude_orchestrator.paths import StatePaths
+from claude_orchestrator.record import RecordStore, StatusRecord, write_atomic
+from claude_orchestrator.states import State
+
+
+def test_wait_returns_when_the_agent_completes(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "[[fake: slow:0.5]]").returncode == 0
+    out = fake_kit.run("wait_agents", "a1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any("-> completed" in line for line in lines)
+    assert lines[-1] == "all ended: 1 completed"
+    assert fake_kit.record("a1")["status"] == "completed"
+
+
+def test_wait_any_returns_on_the_first_to_end(fake_kit):
+    assert fake_kit.run("launch_parallel", "--names", "quick,stuck", "[[fake: slow:0.3]]", "[[fake: hang]]").returncode == 0
+    out = fake_kit.run("wait_agents", "--any", "quick", "stuck", "--json")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]  # JSON lines only
+    assert events[-1]["event"] == "summary" and events[-1]["counts"]["completed"] == 1
+    assert fake_kit.record("stuck")["status"] == "running"
+    assert fake_kit.run("kill_agent", "stuck", "--grace", "1").returncode == 0
+
+
+def test_wait_times_out_with_124(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "[[fake: hang]]").returncode == 0
+    out = fake_kit.run("wait_agents", "a1", "--timeout", "0.5")
+    assert out.returncode == 124
+    assert "timed out waiting" in out.stdout
+    fake_kit.run("kill_agent", "a1", "--grace", "1")
+
+
+def test_wait_for_ended_failed_and_unknown_agents(fake_kit):
+    assert fake_kit.run("launch_agent", "ok", "x", "--wait").returncode == 0
+    assert fake_kit.run("launch_agent", "bad", "[[fake: crash]]", "--wait").returncode == 1
+    t0 = time.monotonic()
+    done = fake_kit.run("wait_agents", "ok")
+    assert done.returncode == 0 and time.monotonic() - t0 < 10
+    assert fake_kit.run("wait_agents", "ok", "bad").returncode == 1
+    unknown = fake_kit.run("wait_agents", "ok", "ghost")
+    assert unknown.returncode == 4 and "ghost" in unknown.stderr
+    assert fake_kit.run("wait_agents").stdout.strip() == "no active agents to wait for"
+
+
+def test_wait_sees_twenty_agents_ending_at_random_moments(fake_kit):
+    rng = random.Random(7)
+    tasks = [f"[[fake: slow:{rng.uniform(1.0, 4.0):.2f}]]" for _ in range(20)]
+    assert fake_kit.run("launch_parallel", "--max-parallel", "0", *tasks).returncode == 0
+    names = [f"agent{i}" for i in range(1, 21)]
+    out = fake_kit.run("wait_agents", "--json", *names, timeout=120)
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    ended = {e["agent"] for e in events if e["event"] == "change" and e["status"] == "completed"}
+    assert ended == {f"agent{i}" for i in range(1, 21)}
+    assert events[-1]["counts"] == {"completed": 20}
+
+
+def _write_record(paths: StatePaths, name: str, status: State) -> None:
+    write_atomic(paths.status(name), json.dumps(StatusRecord(agent=name, run_id="r", task="t", status=status).to_dict()))
+
+
+@pytest.mark.parametrize("force_polling", [False, True])
+def test_a_record_replaced_by_rename_wakes_the_watcher(tmp_path, monkeypatch, force_polling):
+    if force_polling:
+        def no_inotify():
+            raise OSError(errno.EMFILE, "inotify instance limit reached")
+
+        monkeypatch.setattr(watch, "_native_observer", no_inotify)
+    paths = StatePaths(tmp_path)
+    paths.ensure()
+    with watch.DirWatcher(paths.status_dir) as watcher:
+        assert watcher.mode == ("polling" if force_polling else "inotify")
+        (paths.status_dir / ".a1.json.123.tmp").write_text("{}")  # a temp file alone is no change
+        (paths.status_dir / "a1.json.lock").write_text("")
+        if not force_polling:
+            assert not watcher.wait(0.3)
+        _write_record(paths, "a1", State.RUNNING)  # temp file + os.replace: a moved event
+        assert watcher.wait(5)
+
+
+def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):
+    monkeypatch.setattr(watch, "_native_observer", lambda: (_ for _ in ()).throw(OSError(errno.ENOSPC, "no watches")))
+    paths = StatePaths(tmp_path)
+    paths.ensure()
+    store = RecordStore(paths)
+    rec = StatusRecord(agent="a1", run_id="r", task="t", status=State.QUEUED)
+    store.write(rec)
+    fd = os.open(paths.alive_lock("a1"), os.O_RDWR | os.O_CREAT)  # a live 'supervisor': this test
+    from filelock import lock_descriptor
+
+    assert lock_descriptor(fd, blocking=False)
+
+    def finish():
+        time.sleep(0.5)
+        rec.transition(State.STARTING)
+        rec.transition(State.RUNNING)
+        store.write(rec)
+        time.sleep(0.3)
+        rec.transition(State.COMPLETED)
+        store.write(rec)
+
+    seen = []
+    t = threading.Thread(target=finish)
+    t.start()
+    try:
+        recs = wait_for(store, ["a1"], timeout=20, on_change=lambda r, prev: seen.append(str(r.status)), recheck_s=30)
+    finally:
+        t.join()
+        os.close(fd)
+    assert recs is not None and str(recs[0].status) == "completed"
+    assert seen[0] == "queued" and seen[-1] == "completed"
+
+
+def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    task = "step by step [[delay: 1.5]] [[bash: echo from-the-tool]]"
+    assert real_kit.run("launch_agent", "live", "--cwd", str(work), "--allowed-tools", "Bash", task).returncode == 0
+    tail = subprocess.Popen(
+        [sys.executable, str(AGENTS / "tail_agent.py"), "live", "-f"], env=real_kit.env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    lines = []
+    try:
+        for line in tail.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("→ Bash"):
+                # the tool call is shown while the run still goes on (the next reply is delayed)
+                rec = real_kit.record("live")
+                assert rec["status"] == "running"
+                assert rec["num_turns"] >= 1 and rec["last_tool"]["name"] == "Bash"
+                assert "from-the-tool" in rec["last_tool"]["input"]
+                assert rec["tokens"]["input"] > 0
+                table = real_kit.run("check_status").stdout
+                assert "LAST TOOL" in table and "Bash:" in table
+        tail.wait(timeout=60)
+    finally:
+        tail.kill()
+        tail.stdout.close()
+        tail.stderr.close()
+    text = "\n".join(lines)
+    assert lines[0].startswith("── session")
+    assert "→ Bash: echo from-the-tool" in text
+    assert "← result:" in text and "from-the-tool" in text
+    assert "══ done" in text and lines[-1] == "Tool said: from-the-tool"
+    assert real_kit.record("live")["status"] == "completed"
+
+
+def test_tail_agent_errors(fake_kit):
+    assert fake_kit.run("tail_agent", "ghost").returncode == 4
+    assert fake_kit.run("launch_agent", "a1", "x", "--wait").returncode == 0
+    assert fake_kit.run("tail_agent", "a1", "--run", "nope").returncode == 4
+    shown = fake_kit.run("tail_agent", "a1")
+    assert shown.returncode == 0 and "FAKE: x" in shown.stdout
+    raw = fake_kit.run("tail_agent", "a1", "--raw")
+    assert [json.loads(line)["type"] for line in raw.stdout.splitlines()] == ["system", "assistant", "result"]
+
+
+def test_summary_shows_totals_and_speedup(fake_kit):
+    assert fake_kit.run("launch_parallel", "[[fake: slow:1]]", "[[fake: slow:1]]", "[[fake: crash]]", "--wait").returncode == 1
+    out = fake_kit.run("check_status", "--summary")
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0] == "3 agent(s): 2 completed, 1 failed"
+    assert "parallel speed-up" in lines[1]
+    speedup = float(lines[1].rsplit(" ", 1)[1].rstrip("x"))
+    assert speedup > 1.2, "two 1 s agents in parallel"
+    assert lines[-1].startswith("TOTAL") and "$0.0020" in lines[-1]
+
+
+def test_check_status_watch_redraws_on_change(fake_kit):
+    watcher = subprocess.Popen(
+        [sys.executable, str(AGENTS / "check_status.py"), "--watch"], env=fake_kit.env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert watcher.stdout.readline().strip() == "no agents yet"
+        assert fake_kit.run("launch_agent", "w1", "[[fake: slow:0.3]]").returncode == 0
+        seen = ""
+        while "completed" not in seen:
+            seen += watcher.stdout.readline()
+        assert "w1" in seen
+    finally:
+        watcher.terminate()
+        watcher.wait(5)
+        watcher.stdout.close()
+        watcher.stderr.close()
+
+
+def test_on_complete_runs_once_with_the_agent_in_its_environment(fake_kit, tmp_path):
+    log = tmp_path / "done.log"
+    script = "import os,sys; open(sys.argv[1],'a').write(' '.join(os.environ[k] for k in ('ORCHESTRATOR_AGENT','ORCHESTRATOR_STATUS','ORCHESTRATOR_RECORD'))+'\\n')"
+    cmd = f"{sys.executable} -c \"{script}\" {log}"
+    assert fake_kit.run("launch_agent", "a1", "x", "--on-complete", cmd).returncode == 0
+    wait_until(lambda: (r := fake_kit.record("a1")) and "on_complete" in r, what="on-complete recorded")
+    assert log.read_text().splitlines() == [f"a1 completed {fake_kit.root / 'status' / 'a1.json'}"]
+    assert fake_kit.record("a1")["on_complete"]["exit_code"] == 0
+
+
+def test_a_failing_on_complete_is_logged_not_fatal(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "x", "--on-complete", "/nonexistent/hook arg").returncode == 0
+    rec = wait_until(lambda: (r := fake_kit.record("a1")) and "on_complete" in r and r, what="on-complete recorded")
+    assert rec["status"] == "completed" and rec["on_complete"]["error"]
+    assert fake_kit.run("launch_agent", "a2", "x", "--on-complete", "'unclosed").returncode == 2
+
+
+def test_dashboard_without_tmux_says_so(fake_kit):
+    env = dict(fake_kit.env, PATH="/nonexistent")
+    out = subprocess.run([sys.executable, "-m", "claude_orchestrator.dashboard", "--no-attach"], env=env, capture_output=True, text=True)
+    assert out.returncode == 127 and "tmux is not installed" in out.stderr
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed on this machine")
+def test_dashboard_builds_one_pane_per_active_agent(fake_kit):
+    assert fake_kit.run("launch_parallel", "--names", "d1,d2", "[[fake: hang]]", "[[fake: hang]]").returncode == 0
+    session = f"orch-test-{os.getpid()}"
+    try:
+        out = subprocess.run([sys.executable, "-m", "claude_orchestrator.dashboard", "--session", session, "--no-attach"],
+                             env=fake_kit.env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        panes = subprocess.run(["tmux", "list-panes", "-t", session], capture_output=True, text=True).stdout.splitlines()
+        assert len(panes) == 3
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        fake_kit.run("kill_agent", "--all", "--grace", "1")
