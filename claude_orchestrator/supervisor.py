@@ -483,8 +483,8 @@ class Supervisor:
     def _cost(self, progress: RunProgress) -> float | None:
         """USD so far: earlier attempts plus this one's result event (None before any)."""
         cost = (progress.result or {}).get("total_cost_usd")
-        if cost is None and not self.prior_cost:
-            return None
+        if not self.prior_cost:
+            return cost  # exactly what the CLI reported
         return round(self.prior_cost + float(cost or 0), 6)
 
     def _finish(self, outcome: Attempt) -> None:

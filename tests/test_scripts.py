@@ -138,7 +138,7 @@ def test_parallel_names_agents_and_waits(fake_kit):
     assert all(r["status"] == "completed" for r in recs)
     table = fake_kit.run("check_status")
     assert table.returncode == 0
-    assert table.stdout.splitlines()[0].split() == ["AGENT", "STATUS", "ELAPSED", "TURNS", "COST", "TASK"]
+    assert table.stdout.splitlines()[0].split() == ["AGENT", "STATUS", "ELAPSED", "TURNS", "TOKENS", "COST", "TASK"]
     assert len(table.stdout.splitlines()) == 4
 
 
