@@ -74,6 +74,7 @@ kill: ## stop agents and their process trees: make kill NAME=agent1 (default: ev
 bench: ## benchmarks (never part of make test): launch return time, supervision costs
 	$(PYTHON) bench/launch_return.py
 	$(PYTHON) bench/supervision.py
+	$(PYTHON) bench/wait_latency.py
 
 clear: ## archive agents' files: make clear [NAME=agent1] (default: all)
 	@if [ "$(origin NAME)" = "command line" ]; then \

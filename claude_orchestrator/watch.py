@@ -19,6 +19,8 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+#: watchdog event types that mean a file changed (not opened, read or closed).
+CHANGE_EVENTS = frozenset({"created", "modified", "moved", "deleted"})
 #: Seconds between the polling observer's scans when inotify is unavailable.
 POLL_INTERVAL_S = 0.25
 
@@ -47,6 +49,10 @@ class _Wake(FileSystemEventHandler):
         self.event = event
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # Only changes: inotify also reports opens and closes, and the waiter's
+        # own reads of the records would otherwise wake it again, for ever.
+        if event.event_type not in CHANGE_EVENTS:
+            return
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if raw and self.wanted(os.path.basename(os.fsdecode(raw))):
                 self.event.set()
@@ -91,7 +97,11 @@ class DirWatcher:
         return self
 
     def _start(self, observer, mode: str) -> None:
-        observer.schedule(self.handler, str(self.folder), recursive=False)
+        from watchdog.events import FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent
+
+        # Filtered at the source too, so the observer thread does not even wake for opens and reads.
+        kinds = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent]
+        observer.schedule(self.handler, str(self.folder), recursive=False, event_filter=kinds)
         observer.daemon = True
         observer.start()
         self.observer, self.mode = observer, mode

@@ -97,6 +97,9 @@ def test_a_record_replaced_by_rename_wakes_the_watcher(tmp_path, monkeypatch, fo
             assert not watcher.wait(0.3)
         _write_record(paths, "a1", State.RUNNING)  # temp file + os.replace: a moved event
         assert watcher.wait(5)
+        watcher.wait(0.3)  # settle
+        RecordStore(paths).read("a1")  # reading a record (open, close) is no change
+        assert not watcher.wait(0.5), "a waiter must not wake itself by reading the records"
 
 
 def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):

@@ -1,0 +1,101 @@
+"""wait_agents.py costs: notification latency, and CPU while watching idle agents.
+
+1. Latency: a record turns terminal (atomic replace) -> wait_agents.py exits.
+   The bench plays the supervisor: it writes the records and holds the life
+   locks itself, so only the waiter is measured.  Median and p95 of N rounds.
+2. Idle cost: wait_agents.py watching 100 running agents while nothing
+   changes; CPU seconds per second of wall time over a window.
+
+    python bench/wait_latency.py [--rounds 30] [--agents 100] [--idle 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from filelock import lock_descriptor
+
+from claude_orchestrator.paths import StatePaths
+from claude_orchestrator.record import StatusRecord, write_atomic
+from claude_orchestrator.states import State
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _record(paths: StatePaths, name: str, status: State) -> None:
+    rec = StatusRecord(agent=name, run_id="bench", task="bench", status=status, created="2026-01-01T00:00:00Z")
+    write_atomic(paths.status(name), json.dumps(rec.to_dict()))
+
+
+def _hold(paths: StatePaths, name: str) -> int:
+    fd = os.open(paths.alive_lock(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+    assert lock_descriptor(fd, blocking=False)
+    return fd
+
+
+def _waiter(env: dict[str, str], *names: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "agents" / "wait_agents.py"), *names], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--idle", type=float, default=10.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = StatePaths(tmp)
+        paths.ensure()
+        env = dict(os.environ, ORCHESTRATOR_HOME=str(paths.root))
+        lat = []
+        fd = _hold(paths, "a1")
+        for _ in range(args.rounds):
+            _record(paths, "a1", State.RUNNING)
+            w = _waiter(env, "a1")
+            w.stdout.readline()  # "a1: running": it is watching now
+            time.sleep(0.05)
+            t0 = time.perf_counter()
+            _record(paths, "a1", State.COMPLETED)
+            w.wait()
+            lat.append((time.perf_counter() - t0) * 1000)
+            w.stdout.close()
+        os.close(fd)
+        lat.sort()
+        p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
+        print(f"terminal record -> wait_agents exits  median {statistics.median(lat):5.1f} ms  p95 {p95:5.1f}  "
+              f"min {lat[0]:5.1f}  max {lat[-1]:5.1f}  (n={len(lat)})")
+
+        names = [f"idle{i:03d}" for i in range(args.agents)]
+        fds = [_hold(paths, n) for n in names]
+        for n in names:
+            _record(paths, n, State.RUNNING)
+        w = _waiter(env, *names)
+        for _ in names:
+            w.stdout.readline()
+        proc = psutil.Process(w.pid)
+        time.sleep(1.0)
+        c0, t0 = proc.cpu_times(), time.monotonic()
+        time.sleep(args.idle)
+        c1, t1 = proc.cpu_times(), time.monotonic()
+        cpu = (c1.user + c1.system - c0.user - c0.system) / (t1 - t0)
+        print(f"watching {args.agents} idle agents: {cpu * 100:.2f}% of a core ({args.idle:g} s window)")
+        w.kill()
+        w.wait()
+        w.stdout.close()
+        for f in fds:
+            os.close(f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
