@@ -64,6 +64,8 @@ class ClaudeOptions:
         allowed_tools: ``--allowedTools`` (comma or space separated, as the CLI takes it).
         permission_mode: ``--permission-mode`` (one of :data:`PERMISSION_MODES`).
         dangerously_skip_permissions: ``--dangerously-skip-permissions``.
+        max_turns: ``--max-turns`` (print mode: stop after N agentic turns).
+        max_budget_usd: ``--max-budget-usd`` (the CLI stops spending at this amount).
         claude_args: extra arguments passed to the CLI as they are.
     """
 
@@ -72,6 +74,8 @@ class ClaudeOptions:
     allowed_tools: str | None = None
     permission_mode: str | None = None
     dangerously_skip_permissions: bool = False
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
     claude_args: list[str] = dataclasses.field(default_factory=list)
 
     def validate(self) -> None:
@@ -80,6 +84,10 @@ class ClaudeOptions:
             raise BadInput(
                 f"unknown permission mode {self.permission_mode!r}; use one of: {', '.join(PERMISSION_MODES)}"
             )
+        if self.max_turns is not None and self.max_turns < 1:
+            raise BadInput("--max-turns must be 1 or more")
+        if self.max_budget_usd is not None and self.max_budget_usd <= 0:
+            raise BadInput("--max-budget-usd must be more than 0")
         for arg in self.claude_args:
             if arg == "--":
                 raise BadInput("--claude-arg '--' is not allowed: the task always follows '--'")
@@ -129,6 +137,10 @@ def build_argv(
         argv += ["--permission-mode", options.permission_mode]
     if options.dangerously_skip_permissions:
         argv.append("--dangerously-skip-permissions")
+    if options.max_turns:
+        argv += ["--max-turns", str(options.max_turns)]
+    if options.max_budget_usd is not None:
+        argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
     argv += list(options.claude_args)
     argv += ["--", task]
     return argv

@@ -58,8 +58,12 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--dangerously-skip-permissions",
         action="store_true",
+        default=None,
         help="bypass all permission checks (as root the CLI needs IS_SANDBOX=1 for this)",
     )
+    g.add_argument("--max-turns", metavar="N", type=int, help="--max-turns for the CLI: stop after N agentic turns")
+    g.add_argument("--max-budget-usd", metavar="USD", type=float, help="--max-budget-usd for the CLI: stop spending at USD")
+    g.add_argument("--profile", metavar="NAME", help="options from a profile in agents/profiles.toml ($ORCHESTRATOR_PROFILES); flags win")
     g.add_argument("--claude-arg", metavar="ARG", action="append", default=[], help="an extra CLI argument, as is (repeatable)")
     lim = p.add_argument_group("limits (enforced by the supervisor)")
     lim.add_argument("--timeout", metavar="S", type=float, help="stop the run after S seconds (default 600 or $ORCHESTRATOR_TIMEOUT; 0 = none)")
@@ -80,22 +84,48 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--json", action="store_true", help="print JSON only")
 
 
-def _claude_options(args: argparse.Namespace) -> ClaudeOptions:
+def _profile(args: argparse.Namespace, role: str | None = None) -> tuple[str | None, dict]:
+    """The profile to apply: the one matching ``role`` if any, else ``--profile``, else none."""
+    from .profiles import find_profile, get_profile, load_profiles
+
+    if role is not None:
+        profiles = load_profiles()
+        found = find_profile(profiles, role)
+        if found is not None:
+            return found, profiles[found]
+    if args.profile:
+        from .profiles import role_key
+
+        return role_key(args.profile), get_profile(args.profile)
+    return None, {}
+
+
+def _claude_options(args: argparse.Namespace, profile: dict | None = None) -> ClaudeOptions:
+    """CLI options from the flags, falling back to ``profile`` for any flag not given."""
+    prof = profile or {}
+
+    def pick(flag: str, key: str):
+        value = getattr(args, flag)
+        return value if value is not None else prof.get(key)
+
     return ClaudeOptions(
-        model=args.model,
-        append_system_prompt=args.append_system_prompt,
-        allowed_tools=args.allowed_tools,
-        permission_mode=args.permission_mode,
-        dangerously_skip_permissions=args.dangerously_skip_permissions,
-        claude_args=list(args.claude_arg),
+        model=pick("model", "model"),
+        append_system_prompt=pick("append_system_prompt", "append_system_prompt"),
+        allowed_tools=pick("allowed_tools", "allowed_tools"),
+        permission_mode=pick("permission_mode", "permission_mode"),
+        dangerously_skip_permissions=bool(args.dangerously_skip_permissions),
+        max_turns=pick("max_turns", "max_turns"),
+        max_budget_usd=args.max_budget_usd,
+        claude_args=list(prof.get("claude_args", [])) + list(args.claude_arg),  # later ones win in the CLI
     )
 
 
-def _limits(args: argparse.Namespace) -> RunLimits:
+def _limits(args: argparse.Namespace, profile: dict | None = None) -> RunLimits:
+    prof = profile or {}
     return RunLimits.from_env(
-        timeout_s=args.timeout,
+        timeout_s=args.timeout if args.timeout is not None else prof.get("timeout"),
         kill_grace_s=args.kill_grace,
-        memory_limit_mb=args.memory_limit,
+        memory_limit_mb=args.memory_limit if args.memory_limit is not None else prof.get("memory_limit"),
         max_parallel=args.max_parallel,
         retries=args.retries,
         retry_backoff_s=args.retry_backoff,
@@ -103,7 +133,7 @@ def _limits(args: argparse.Namespace) -> RunLimits:
 
 
 def _on_complete(args: argparse.Namespace) -> list[str] | None:
-    if not args.on_complete:
+    if args.on_complete is None:
         return None
     import shlex
 
@@ -313,9 +343,11 @@ def launch_agent_main(argv: Sequence[str] | None = None) -> int:
         from .launcher import launch
 
         paths = StatePaths()
+        profile_name, profile = _profile(args)
         rec = launch(
-            paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd, options=_claude_options(args), limits=_limits(args),
-            on_complete=_on_complete(args),
+            paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd,
+            options=_claude_options(args, profile), limits=_limits(args, profile),
+            on_complete=_on_complete(args), profile=profile_name,
         )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)
@@ -335,6 +367,16 @@ examples:
   python3 agents/launch_parallel.py "Check x.py for bugs" "Review x.py style" "Profile x.py"
   python3 agents/launch_parallel.py --names bugs,style "Find bugs in api/" "Check style in api/"
   python3 agents/launch_parallel.py --wait --allowed-tools Bash "Run unit tests" "Run lint"
+  python3 agents/launch_parallel.py --from-delegations pm_reply.md --dry-run
+  pbpaste | python3 agents/launch_parallel.py --from-delegations - --cwd ~/src/app
+
+--from-delegations reads a PM-style text and launches one agent per delegation:
+  **Engineer Agent**: task    **QA**: task    Task(Engineer: task)
+  Task Tool → Documentation Agent: task    Delegate to X: task    → X: task    [X] task
+A task may run over several lines and ends at a blank line or the next
+delegation. A role that matches a profile (case-insensitive, "Agent" dropped,
+or an alias) gets that profile; others get --profile if given. Agents are named
+after their roles: engineer, engineer-2, qa, ...
 
 Agents are named agent1..agentN unless --names is given. It returns at once.
 exit status: 0 all launched (with --wait: all completed), 1 one failed (--wait),
@@ -347,6 +389,8 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
     p = _parser("launch_parallel.py", "Launch one background Claude Code agent per task, all at once.", PARALLEL_EPILOG)
     p.add_argument("tasks", metavar="TASK", nargs="*", help="one task per agent")
     p.add_argument("--names", metavar="A,B,C", help="comma-separated agent names, one per task (default agent1..agentN)")
+    p.add_argument("--from-delegations", metavar="FILE", help="launch the delegations found in FILE ('-' = stdin)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be launched (JSON with --json) and launch nothing")
     p.add_argument(
         "--split-tasks",
         metavar="WORDS",
@@ -361,22 +405,37 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
             args.tasks += shlex.split(args.split_tasks)
         except ValueError as exc:
             p.error(f"--split-tasks: {exc} (check the quotes)")
-    if not args.tasks:
-        p.error("give at least one TASK")
+    if args.from_delegations and args.tasks:
+        p.error("give TASKs or --from-delegations, not both")
+    if not args.tasks and not args.from_delegations:
+        p.error("give at least one TASK, or --from-delegations FILE")
 
     def body() -> int:
         from .launcher import launch_many
 
         paths = StatePaths()
+        roles: list[str | None] = [None] * len(args.tasks)
+        tasks = list(args.tasks)
+        if args.from_delegations:
+            roles, tasks = _delegations(args.from_delegations)
         if args.names:
             names = [n.strip() for n in args.names.split(",")]
-            if len(names) != len(args.tasks):
-                raise BadInput(f"--names gives {len(names)} names for {len(args.tasks)} tasks; give one name per task")
+            if len(names) != len(tasks):
+                raise BadInput(f"--names gives {len(names)} names for {len(tasks)} tasks; give one name per task")
+        elif args.from_delegations:
+            from .delegation import agent_names
+
+            names = agent_names([r or "agent" for r in roles])
         else:
-            names = [f"agent{i}" for i in range(1, len(args.tasks) + 1)]
+            names = [f"agent{i}" for i in range(1, len(tasks) + 1)]
+        per_job = []
+        for role in roles:
+            profile_name, profile = _profile(args, role)
+            per_job.append((_claude_options(args, profile), _limits(args, profile), profile_name))
+        if args.dry_run:
+            return _print_plan(names, roles, tasks, per_job, args.json)
         recs = launch_many(
-            paths, list(zip(names, args.tasks, strict=True)), cwd=args.cwd, options=_claude_options(args), limits=_limits(args),
-            on_complete=_on_complete(args),
+            paths, list(zip(names, tasks, strict=True)), cwd=args.cwd, on_complete=_on_complete(args), per_job=per_job,
         )
         if args.wait:
             return _finish_wait(paths, names, args.json, as_list=True)
@@ -388,6 +447,46 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
 
     return _run(p.prog, body)
+
+
+def _delegations(source: str) -> tuple[list[str | None], list[str]]:
+    """Roles and tasks of the delegations in a file ('-' = stdin)."""
+    from .delegation import parse_delegations
+    from .profiles import load_profiles, role_key
+
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(source, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise BadInput(f"cannot read --from-delegations {source!r}: {exc.strerror}") from exc
+    known = set()
+    for name, prof in load_profiles().items():
+        known |= {role_key(name), *(role_key(a) for a in prof.get("aliases", []))}
+    found = parse_delegations(text, known)
+    if not found:
+        raise BadInput(
+            f"no delegations found in {'stdin' if source == '-' else source}; "
+            "write them as **Engineer Agent**: task, Task(QA: task), Delegate to Docs: task, → Research: task or [Reviewer] task"
+        )
+    return [d.role for d in found], [d.task for d in found]
+
+
+def _print_plan(names, roles, tasks, per_job, as_json: bool) -> int:
+    """``--dry-run``: what would be launched."""
+    plan = []
+    for name, role, task, (opts, lim, prof) in zip(names, roles, tasks, per_job, strict=True):
+        plan.append({"agent": name, "role": role, "profile": prof, "task": task, "options": opts.to_dict(), "limits": lim.to_dict()})
+    if as_json:
+        print(json.dumps(plan, indent=2))
+    else:
+        rows = [("AGENT", "ROLE", "PROFILE", "TASK")]
+        rows += [(p["agent"], p["role"] or "-", p["profile"] or "-", _preview(p["task"], 60)) for p in plan]
+        print(_columns(rows))
+        print(f"\n{len(plan)} agent(s) would be launched; nothing was (--dry-run)")
+    return ExitCode.OK
 
 
 # -- check_status ------------------------------------------------------------
@@ -457,6 +556,10 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
     return _run(p.prog, body)
 
 
+#: Seconds between check_status --watch's quiet re-checks for lost agents.
+WATCH_RECHECK_S = 5.0
+
+
 def _watch(store, names: list[str] | None, summary: bool) -> int:
     """Redraw the table (or summary) each time a record changes, until Ctrl-C."""
     import time as _time
@@ -474,7 +577,12 @@ def _watch(store, names: list[str] | None, summary: bool) -> int:
                 body = (_summary(recs) if summary else _table(recs, positions)) if recs else "no agents yet"
                 sys.stdout.write(f"{clear}{body}\n\nupdated {_time.strftime('%H:%M:%S')}; Ctrl-C to stop\n")
                 sys.stdout.flush()
-                watcher.wait(None)
+                shown = [(r.agent, str(r.status)) for r in recs]
+                # Redraw on a change; every few seconds re-check (without redrawing)
+                # for a supervisor that died without touching its record.
+                while not watcher.wait(WATCH_RECHECK_S):
+                    if [(r.agent, str(r.status)) for r in read_records(store, names)] != shown:
+                        break
                 watcher.wait(0.05)  # let a burst of writes settle into one redraw
         except KeyboardInterrupt:
             return ExitCode.OK
@@ -508,15 +616,17 @@ def resume_agent_main(argv: Sequence[str] | None = None) -> int:
         from .launcher import resume
 
         paths = StatePaths()
+        profile_name, profile = _profile(args)
         rec = resume(
             paths,
             args.name,
             _read_task(args.task, args.task_file),
             session_from=args.session_from,
             cwd=args.cwd,
-            options=_claude_options(args),
-            limits=_limits(args),
+            options=_claude_options(args, profile),
+            limits=_limits(args, profile),
             on_complete=_on_complete(args),
+            profile=profile_name,
         )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)

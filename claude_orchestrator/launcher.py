@@ -47,6 +47,7 @@ def launch(
     options: ClaudeOptions | None = None,
     limits: RunLimits | None = None,
     on_complete: list[str] | None = None,
+    profile: str | None = None,
     resume_id: str | None = None,
     fork: bool = False,
     forked_from: str | None = None,
@@ -66,6 +67,7 @@ def launch(
         options: CLI options (model, tools, ...).
         limits: timeout, memory limit, slots, retries (default: :meth:`RunLimits.from_env`).
         on_complete: an argument vector the supervisor runs when the run has ended.
+        profile: the profile the options came from (kept in the record).
         resume_id: continue this session (``-r``) instead of starting a new one.
         fork: with ``resume_id``, fork it into a new session (``--fork-session``).
         forked_from: the agent whose session is forked (kept in the record).
@@ -108,7 +110,8 @@ def launch(
         output_file=str(paths.latest_output(name)),
         transcript_file=str(paths.transcript(name, run_id)),
         log_file=str(paths.log(name, run_id)),
-        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict(), "on_complete": on_complete or None},
+        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict(), "on_complete": on_complete or None,
+                 "profile": profile},
     )
     held: list[int] = []  # descriptors holding the life lock and a slot, for the supervisor
 
@@ -197,6 +200,7 @@ def resume(
     options: ClaudeOptions | None = None,
     limits: RunLimits | None = None,
     on_complete: list[str] | None = None,
+    profile: str | None = None,
 ) -> StatusRecord:
     """Continue agent ``name``'s session with a new task, or fork ``session_from``'s into it.
 
@@ -238,6 +242,7 @@ def resume(
         options=options,
         limits=limits,
         on_complete=on_complete,
+        profile=profile,
         resume_id=session,
         fork=session_from is not None,
         forked_from=session_from,
@@ -252,11 +257,14 @@ def launch_many(
     options: ClaudeOptions | None = None,
     limits: RunLimits | None = None,
     on_complete: list[str] | None = None,
+    per_job: list[tuple[ClaudeOptions, RunLimits, str | None]] | None = None,
 ) -> list[StatusRecord]:
     """Launch one agent per ``(name, task)`` pair; return their records at once.
 
     Every name and task is checked, and every name checked for a live run,
     before the first launch, so a refused fan-out launches nothing.
+    ``per_job`` gives each job its own ``(options, limits, profile name)``
+    (delegations mapped to profiles); otherwise all share ``options`` and ``limits``.
 
     Raises:
         BadInput: a bad or repeated name, an empty task (exit 2).
@@ -284,4 +292,8 @@ def launch_many(
     if busy:
         raise Conflict(f"already active: {', '.join(busy)}; wait for them, stop them, or use --names")
     limits = limits or RunLimits.from_env()
-    return [launch(paths, name, task, cwd=cwd, options=options, limits=limits, on_complete=on_complete) for name, task in jobs]
+    settings = per_job or [(options, limits, None)] * len(jobs)
+    return [
+        launch(paths, name, task, cwd=cwd, options=opts, limits=lim, on_complete=on_complete, profile=prof)
+        for (name, task), (opts, lim, prof) in zip(jobs, settings, strict=True)
+    ]

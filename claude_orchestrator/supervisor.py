@@ -614,6 +614,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             pass
         code = 1
+    if args.alive_fd is not None:
+        # The run is over: free the name now, so that a slow hook does not hold
+        # up the next launch of this agent.
+        os.close(args.alive_fd)
     sup.run_on_complete()
     return code
 

@@ -81,9 +81,12 @@ def render_event(event: dict[str, Any]) -> str | None:
         ok = not event.get("is_error") and event.get("subtype") == "success"
         cost = event.get("total_cost_usd")
         secs = (event.get("duration_ms") or 0) / 1000
-        head = f"══ {'done' if ok else 'error'} · {event.get('num_turns')} turns · {secs:.1f} s"
+        turns = event.get("num_turns")
+        head = f"══ {'done' if ok else 'error'} · {turns} turn{'' if turns == 1 else 's'} · {secs:.1f} s"
         if cost is not None:
             head += f" · ${cost:.4f}"
+        if ok:
+            return head  # the answer was the last assistant message, shown already
         text = event.get("result") if isinstance(event.get("result"), str) else ""
         errors = event.get("errors") if isinstance(event.get("errors"), list) else []
         body = text or "; ".join(map(str, errors))

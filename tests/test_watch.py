@@ -166,7 +166,7 @@ def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
     assert lines[0].startswith("── session")
     assert "→ Bash: echo from-the-tool" in text
     assert "← result:" in text and "from-the-tool" in text
-    assert "══ done" in text and lines[-1] == "Tool said: from-the-tool"
+    assert lines[-2] == "Tool said: from-the-tool" and lines[-1].startswith("══ done · 2 turns")
     assert real_kit.record("live")["status"] == "completed"
 
 
@@ -226,6 +226,14 @@ def test_a_failing_on_complete_is_logged_not_fatal(fake_kit):
     rec = wait_until(lambda: (r := fake_kit.record("a1")) and "on_complete" in r and r, what="on-complete recorded")
     assert rec["status"] == "completed" and rec["on_complete"]["error"]
     assert fake_kit.run("launch_agent", "a2", "x", "--on-complete", "'unclosed").returncode == 2
+    assert fake_kit.run("launch_agent", "a3", "x", "--on-complete", "").returncode == 2
+
+
+def test_a_slow_on_complete_does_not_hold_the_name(fake_kit, tmp_path):
+    hook = f"{sys.executable} -c 'import time; time.sleep(3)'"
+    assert fake_kit.run("launch_agent", "a1", "x", "--on-complete", hook, "--wait").returncode == 0
+    again = fake_kit.run("launch_agent", "a1", "y", "--wait")
+    assert again.returncode == 0, again.stderr
 
 
 def test_dashboard_without_tmux_says_so(fake_kit):

@@ -1,0 +1,128 @@
+"""Workflows: delegations parsed from PM text, profiles, and launching from them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from claude_orchestrator.delegation import agent_names, parse_delegations
+from claude_orchestrator.errors import BadInput
+from claude_orchestrator.profiles import find_profile, load_profiles
+
+DATA = Path(__file__).parent / "data" / "delegations"
+
+EXPECTED = {
+    "bold_agent.md": [("Engineer Agent", "Implement the cache\nwith TTL support.", "bold")],
+    "bold_role.md": [("QA", "Test the cache.", "bold"), ("QA", "And the eviction.", "bold")],
+    "task_call.md": [
+        ("Engineer", "Fix the flaky test", "task-call"),
+        ("Documentation", "Write the docs\nfor the cache module", "task-call"),
+    ],
+    "task_tool.md": [
+        ("Documentation Agent", "Document the ttl parameter.", "task-tool"),
+        ("Research Agent", "Find prior art\nin other caches.", "task-tool"),
+    ],
+    "delegate_to.md": [("Reviewer", "Review the diff.", "delegate-to"), ("QA", "Re-run the suite.", "delegate-to")],
+    "arrow.md": [("Engineer", "Fix the bug", "arrow"), ("QA", "Verify the fix", "arrow")],
+    "bracket.md": [("Engineer", "Add the flag", "bracket"), ("QA", "Test the flag\nincluding the error path", "bracket")],
+    "none.md": [],
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED))
+def test_each_delegation_pattern_parses(fixture):
+    found = parse_delegations((DATA / fixture).read_text())
+    assert [(d.role, d.task, d.pattern) for d in found] == EXPECTED[fixture]
+
+
+def test_a_task_ends_at_a_blank_line_or_the_next_delegation():
+    text = "**Engineer**: one\ntwo\n\nnot part of it\n**QA**: three\n→ Docs: four"
+    assert [d.task for d in parse_delegations(text)] == ["one\ntwo", "three", "four"]
+
+
+def test_profiles_widen_the_label_forms():
+    assert parse_delegations("**Cache Wizard**: tune it") == []
+    found = parse_delegations("**Cache Wizard**: tune it", known_roles={"cache-wizard"})
+    assert [d.role for d in found] == ["Cache Wizard"]
+
+
+def test_agent_names_are_unique():
+    assert agent_names(["Engineer Agent", "QA", "engineer", "Engineer Agent", "Data/ML"]) == [
+        "engineer", "qa", "engineer-2", "engineer-3", "data-ml"
+    ]
+
+
+def test_shipped_profiles_load_and_match_roles():
+    profiles = load_profiles()
+    assert {"engineer", "qa", "docs", "research", "reviewer"} <= set(profiles)
+    assert find_profile(profiles, "Documentation Agent") == "docs"
+    assert find_profile(profiles, "QA") == "qa"
+    assert find_profile(profiles, "ENGINEER agent") == "engineer"
+    assert find_profile(profiles, "Product Manager") is None
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[profiles.x]\nmodle = 'sonnet'\n", "unknown key 'modle'"),
+        ("[profiles.x]\ntimeout = 'long'\n", "timeout must be"),
+        ("[profiles.x]\nisolation = 'docker'\n", "isolation must be one of"),
+        ("[profiles.x\nmodel = 1\n", "line 1"),
+        ("[profiles.x]\nmodel = 'a'\nmodel = 'b'\n", "line 3"),
+    ],
+)
+def test_a_bad_profiles_file_names_the_key_or_line(tmp_path, toml, message):
+    f = tmp_path / "profiles.toml"
+    f.write_text(toml)
+    with pytest.raises(BadInput, match=message):
+        load_profiles(f)
+
+
+def test_profile_applies_and_flags_override(fake_kit, tmp_path):
+    prof = tmp_path / "profiles.toml"
+    (tmp_path / "prompt.md").write_text("You test things.")
+    prof.write_text(
+        "[profiles.tester]\nmodel = 'haiku'\nappend_system_prompt_file = 'prompt.md'\nallowed_tools = 'Read'\n"
+        "max_turns = 7\ntimeout = 99\nclaude_args = ['--effort', 'low']\n"
+    )
+    fake_kit.env["ORCHESTRATOR_PROFILES"] = str(prof)
+    out = fake_kit.run("launch_agent", "t1", "--profile", "tester", "--model", "sonnet", "--wait", "--json", "go")
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)
+    assert rec["options"]["profile"] == "tester" and rec["options"]["limits"]["timeout_s"] == 99
+    (dump,) = (tmp_path / "argv").glob("*.json")
+    argv = json.loads(dump.read_text())["argv"]
+    assert argv[argv.index("--model") + 1] == "sonnet", "the explicit flag wins"
+    assert argv[argv.index("--append-system-prompt") + 1] == "You test things."
+    assert argv[argv.index("--max-turns") + 1] == "7"
+    assert argv[argv.index("--effort") + 1] == "low"
+    missing = fake_kit.run("launch_agent", "t2", "--profile", "nobody", "go")
+    assert missing.returncode == 4 and "tester" in missing.stderr
+
+
+def test_delegations_dry_run_then_launch(fake_kit, tmp_path):
+    pm = tmp_path / "pm.md"
+    pm.write_text(
+        "Here is the plan; the **Engineer** leads.\n\n"
+        "**Engineer Agent**: Add TTL expiry\nto the cache.\n"
+        "**QA**: Test TTL expiry.\n"
+        "→ Engineer: Update the changelog.\n"
+    )
+    dry = fake_kit.run("launch_parallel", "--from-delegations", str(pm), "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert [(p["agent"], p["profile"]) for p in plan] == [("engineer", "engineer"), ("qa", "qa"), ("engineer-2", "engineer")]
+    assert plan[0]["task"] == "Add TTL expiry\nto the cache."
+    assert plan[0]["options"]["allowed_tools"] and plan[1]["limits"]["timeout_s"] == 1200
+    assert not (fake_kit.root / "status").exists() or not list((fake_kit.root / "status").glob("*.json")), "a dry run launches nothing"
+
+    out = fake_kit.run("launch_parallel", "--from-delegations", "-", "--wait", "--json", "--max-turns", "5", input=pm.read_text())
+    assert out.returncode == 0, out.stderr
+    recs = json.loads(out.stdout)
+    assert [r["agent"] for r in recs] == ["engineer", "qa", "engineer-2"]
+    assert all(r["status"] == "completed" for r in recs)
+    assert recs[0]["options"]["claude"]["max_turns"] == 5, "a flag overrides the profile's max_turns"
+    none = fake_kit.run("launch_parallel", "--from-delegations", "-", input="**Note:** nothing here\n")
+    assert none.returncode == 2 and "no delegations found" in none.stderr
