@@ -54,12 +54,17 @@ def clear(
     place in the layout (``status/x.json``, ``sessions/x_session.txt``,
     ``outputs/x_latest.txt``, ``outputs/x/``).  Lock files stay.
 
+    A run's git worktree (``--isolation worktree``) and its branch are
+    removed only if they hold no uncommitted change and no commit outside
+    the base; otherwise nothing is cleared (exit 3), unless ``force``.
+
     Returns:
         ``{"archive": str | None, "cleared": {name: [relative paths]}, "stopped": [names]}``.
 
     Raises:
         NotFound: a named agent has no file at all (exit 4).
-        Conflict: an agent is active and ``force`` is false (exit 3); nothing is cleared.
+        Conflict: an agent is active, or its worktree holds work, and ``force``
+            is false (exit 3); nothing is cleared.
 
     ``grace_s`` overrides the runs' own grace period between SIGTERM and SIGKILL.
     """
@@ -92,12 +97,36 @@ def clear(
             if what != "not-running":
                 stopped.append(r.agent)
 
+    worktrees = {r.agent: r.extra["worktree"] for r in records if r.extra.get("worktree")}
+    if worktrees and not force:
+        from .isolation import worktree_state
+
+        busy = []
+        for name, info in worktrees.items():
+            dirty, commits = worktree_state(info)
+            if dirty or commits:
+                busy.append(f"{name} ({len(dirty)} uncommitted change(s), {commits} commit(s) on {info['branch']})")
+        if busy:
+            raise Conflict(
+                f"refusing to clear agent(s) whose worktree holds work: {'; '.join(busy)}; "
+                "merge or discard it, or add --force to remove it anyway"
+            )
     archive = None if purge or not targets else new_archive_dir(paths)
     cleared: dict[str, list[str]] = {}
     for name in targets:
         moved = []
+        files = paths.agent_files(name)
+        info = worktrees.get(name)
+        if info:
+            from .isolation import remove_worktree
+
+            remove_worktree(info)  # checked above, or --force
+            moved.append(f"worktree {info['path']} and branch {info['branch']} (removed)")
+        workspace = paths.root / "workspaces" / name
+        if workspace.exists():
+            files.append(workspace)
         with store.locked(name):
-            for src in paths.agent_files(name):
+            for src in files:
                 if not src.exists():
                     continue
                 rel = src.relative_to(paths.root)

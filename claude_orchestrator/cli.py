@@ -51,6 +51,12 @@ def _parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser
 def _add_claude_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Claude CLI options (passed to `claude -p`)")
     g.add_argument("--cwd", metavar="DIR", help="the agent's working directory (default: the current one)")
+    g.add_argument(
+        "--isolation",
+        choices=("none", "dir", "worktree"),
+        help="none (default): work in --cwd; dir: in workspaces/NAME/; worktree: in a git worktree of "
+        "--cwd's repository on branch orchestrator/NAME/RUN_ID",
+    )
     g.add_argument("--model", help="--model for the CLI, e.g. sonnet or claude-sonnet-4-5")
     g.add_argument("--append-system-prompt", metavar="TEXT", help="text appended to the agent's system prompt")
     g.add_argument("--allowed-tools", metavar="LIST", help='tools allowed without asking, e.g. "Bash,Edit,Read"')
@@ -118,6 +124,10 @@ def _claude_options(args: argparse.Namespace, profile: dict | None = None) -> Cl
         max_budget_usd=args.max_budget_usd,
         claude_args=list(prof.get("claude_args", [])) + list(args.claude_arg),  # later ones win in the CLI
     )
+
+
+def _isolation(args: argparse.Namespace, profile: dict | None = None) -> str:
+    return args.isolation or (profile or {}).get("isolation") or "none"
 
 
 def _limits(args: argparse.Namespace, profile: dict | None = None) -> RunLimits:
@@ -347,7 +357,7 @@ def launch_agent_main(argv: Sequence[str] | None = None) -> int:
         rec = launch(
             paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd,
             options=_claude_options(args, profile), limits=_limits(args, profile),
-            on_complete=_on_complete(args), profile=profile_name,
+            on_complete=_on_complete(args), profile=profile_name, isolation=_isolation(args, profile),
         )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)
@@ -428,14 +438,16 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
             names = agent_names([r or "agent" for r in roles])
         else:
             names = [f"agent{i}" for i in range(1, len(tasks) + 1)]
-        per_job = []
+        per_job, isolations = [], []
         for role in roles:
             profile_name, profile = _profile(args, role)
             per_job.append((_claude_options(args, profile), _limits(args, profile), profile_name))
+            isolations.append(_isolation(args, profile))
         if args.dry_run:
             return _print_plan(names, roles, tasks, per_job, args.json)
         recs = launch_many(
             paths, list(zip(names, tasks, strict=True)), cwd=args.cwd, on_complete=_on_complete(args), per_job=per_job,
+            per_job_isolation=isolations,
         )
         if args.wait:
             return _finish_wait(paths, names, args.json, as_list=True)
@@ -617,6 +629,11 @@ def resume_agent_main(argv: Sequence[str] | None = None) -> int:
 
         paths = StatePaths()
         profile_name, profile = _profile(args)
+        if args.isolation not in (None, "none"):
+            raise BadInput(
+                "a resumed run works where its session was made (the CLI keeps sessions per directory); "
+                "drop --isolation, or launch a new agent with it"
+            )
         rec = resume(
             paths,
             args.name,
@@ -659,7 +676,7 @@ def clear_outputs_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to clear")
     p.add_argument("--all", action="store_true", help="clear every agent")
     p.add_argument("--purge", action="store_true", help="delete the files instead of archiving them")
-    p.add_argument("--force", action="store_true", help="stop running agents first (SIGTERM, grace, SIGKILL)")
+    p.add_argument("--force", action="store_true", help="stop active agents first (SIGTERM, grace, SIGKILL), and remove their git worktrees even with changes")
     p.add_argument("--json", action="store_true", help="print JSON only")
     args = _parse(p, argv, "names")
     if bool(args.names) == bool(args.all):
@@ -681,6 +698,7 @@ def clear_outputs_main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: {verb} {len(files)} file(s)" + (f": {', '.join(files)}" if files else ""))
         if outcome["archive"]:
             print(f"archive: {outcome['archive']}")
+
         return ExitCode.OK
 
     return _run(p.prog, body)

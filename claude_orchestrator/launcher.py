@@ -48,6 +48,7 @@ def launch(
     limits: RunLimits | None = None,
     on_complete: list[str] | None = None,
     profile: str | None = None,
+    isolation: str = "none",
     resume_id: str | None = None,
     fork: bool = False,
     forked_from: str | None = None,
@@ -68,6 +69,8 @@ def launch(
         limits: timeout, memory limit, slots, retries (default: :meth:`RunLimits.from_env`).
         on_complete: an argument vector the supervisor runs when the run has ended.
         profile: the profile the options came from (kept in the record).
+        isolation: ``none``, ``dir`` (``workspaces/NAME/``) or ``worktree`` (a git
+            worktree of the repository at ``cwd`` on branch ``orchestrator/NAME/RUN_ID``).
         resume_id: continue this session (``-r``) instead of starting a new one.
         fork: with ``resume_id``, fork it into a new session (``--fork-session``).
         forked_from: the agent whose session is forked (kept in the record).
@@ -95,6 +98,17 @@ def launch(
     paths.ensure()
     store = RecordStore(paths)
     run_id = new_run_id()
+    worktree = None
+    if isolation != "none":
+        current = store.read(name)
+        if current is not None and current.state.is_active:
+            from .control import is_alive
+
+            if is_alive(store, current):  # refuse before making a workspace for nothing
+                raise Conflict(f"agent {name!r} is already {current.status} (run {current.run_id}); wait for it, stop it, or pick another name")
+        from .isolation import prepare
+
+        workdir, worktree = prepare(paths, name, run_id, isolation, workdir)
     session_id = str(uuid.uuid4()) if (not resume_id or fork) else resume_id
     record = StatusRecord(
         agent=name,
@@ -142,11 +156,19 @@ def launch(
                     record.extra["slot_granted_at"] = time.time()
         return record
 
+    if isolation != "none":
+        record.extra["isolation"] = isolation
+    if worktree:
+        record.extra["worktree"] = worktree
     try:
         store.update(name, claim)
     except BaseException:
         for fd in held:
             os.close(fd)
+        if worktree:
+            from .isolation import remove_worktree
+
+            remove_worktree(worktree)
         raise
 
     paths.run_dir(name).mkdir(parents=True, exist_ok=True)
@@ -258,6 +280,8 @@ def launch_many(
     limits: RunLimits | None = None,
     on_complete: list[str] | None = None,
     per_job: list[tuple[ClaudeOptions, RunLimits, str | None]] | None = None,
+    isolation: str = "none",
+    per_job_isolation: list[str] | None = None,
 ) -> list[StatusRecord]:
     """Launch one agent per ``(name, task)`` pair; return their records at once.
 
@@ -293,7 +317,8 @@ def launch_many(
         raise Conflict(f"already active: {', '.join(busy)}; wait for them, stop them, or use --names")
     limits = limits or RunLimits.from_env()
     settings = per_job or [(options, limits, None)] * len(jobs)
+    isolations = per_job_isolation or [isolation] * len(jobs)
     return [
-        launch(paths, name, task, cwd=cwd, options=opts, limits=lim, on_complete=on_complete, profile=prof)
-        for (name, task), (opts, lim, prof) in zip(jobs, settings, strict=True)
+        launch(paths, name, task, cwd=cwd, options=opts, limits=lim, on_complete=on_complete, profile=prof, isolation=iso)
+        for (name, task), (opts, lim, prof), iso in zip(jobs, settings, isolations, strict=True)
     ]

@@ -126,3 +126,81 @@ def test_delegations_dry_run_then_launch(fake_kit, tmp_path):
     assert recs[0]["options"]["claude"]["max_turns"] == 5, "a flag overrides the profile's max_turns"
     none = fake_kit.run("launch_parallel", "--from-delegations", "-", input="**Note:** nothing here\n")
     assert none.returncode == 2 and "no delegations found" in none.stderr
+
+
+# -- isolation ------------------------------------------------------------------
+
+import subprocess  # noqa: E402
+
+
+def _git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path):
+    r = tmp_path / "repo"
+    r.mkdir()
+    _git("init", "-q", "-b", "main", cwd=r)
+    (r / "README").write_text("base\n")
+    _git("add", ".", cwd=r)
+    _git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base", cwd=r)
+    return r
+
+
+def test_dir_isolation_works_in_its_own_folder(fake_kit):
+    out = fake_kit.run("launch_agent", "d1", "--isolation", "dir", "x", "--wait", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["cwd"] == str((fake_kit.root / "workspaces" / "d1").resolve())
+    assert fake_kit.run("clear_outputs", "d1").returncode == 0
+    assert not (fake_kit.root / "workspaces" / "d1").exists()
+
+
+def test_worktree_agents_on_the_real_cli_write_on_their_own_branches(real_kit, repo):
+    commit = "git -c user.name=agent -c user.email=agent@example.com commit -qm"
+    tasks = [f"write {n} [[bash: echo {n} > {n}.txt && git add {n}.txt && {commit} {n}]]" for n in ("left", "right")]
+    out = real_kit.run("launch_parallel", "--names", "left,right", "--cwd", str(repo), "--isolation", "worktree",
+                       "--allowed-tools", "Bash", "--json", *tasks)
+    assert out.returncode == 0, out.stderr
+    recs = [real_kit.wait_terminal(n, timeout=90) for n in ("left", "right")]
+    assert [r["status"] for r in recs] == ["completed", "completed"]
+    for name, rec in zip(("left", "right"), recs, strict=True):
+        wt = rec["worktree"]
+        assert wt["branch"] == f"orchestrator/{name}/{rec['run_id']}" and rec["cwd"] == wt["path"]
+        assert _git("show", f"{wt['branch']}:{name}.txt", cwd=repo) == f"{name}\n"
+        other = "right" if name == "left" else "left"
+        assert f"{other}.txt" not in _git("ls-tree", "--name-only", wt["branch"], cwd=repo)
+    assert _git("status", "--porcelain", cwd=repo) == "", "the caller's tree is untouched"
+    assert sorted(p.name for p in repo.iterdir()) == [".git", "README"]
+
+    refused = real_kit.run("clear_outputs", "left")
+    assert refused.returncode == 3 and "1 commit(s)" in refused.stderr
+    assert real_kit.record("left") is not None and Path(recs[0]["worktree"]["path"]).is_dir()
+    forced = real_kit.run("clear_outputs", "left", "right", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "orchestrator/" not in _git("branch", cwd=repo)
+    assert _git("worktree", "list", cwd=repo).count("\n") == 1
+
+
+def test_clear_removes_a_clean_worktree_and_refuses_uncommitted_changes(fake_kit, repo, tmp_path):
+    assert fake_kit.run("launch_agent", "clean", "--cwd", str(repo), "--isolation", "worktree", "x", "--wait").returncode == 0
+    wt = fake_kit.record("clean")["worktree"]
+    assert fake_kit.run("clear_outputs", "clean").returncode == 0
+    assert not Path(wt["path"]).exists() and wt["branch"] not in _git("branch", cwd=repo)
+
+    assert fake_kit.run("launch_agent", "dirty", "--cwd", str(repo), "--isolation", "worktree", "x", "--wait").returncode == 0
+    wt = fake_kit.record("dirty")["worktree"]
+    (Path(wt["path"]) / "scratch.txt").write_text("unsaved work")
+    refused = fake_kit.run("clear_outputs", "dirty")
+    assert refused.returncode == 3 and "uncommitted" in refused.stderr
+    assert (Path(wt["path"]) / "scratch.txt").exists()
+    assert fake_kit.run("clear_outputs", "dirty", "--force").returncode == 0
+    assert not Path(wt["path"]).exists()
+
+
+def test_worktree_needs_a_repository(fake_kit, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    out = fake_kit.run("launch_agent", "w1", "--cwd", str(plain), "--isolation", "worktree", "x")
+    assert out.returncode == 2 and "not inside a git repository" in out.stderr
+    assert fake_kit.record("w1") is None
