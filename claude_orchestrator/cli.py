@@ -85,6 +85,13 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
         help="run CMD (split into words like a shell, never through one) when the agent ends; "
         "env: ORCHESTRATOR_AGENT, _STATUS, _RUN_ID, _RECORD, _OUTPUT",
     )
+    r.add_argument("--after", metavar="A,B", help="start only when these agents have completed (until then: waiting; if one fails: skipped)")
+    r.add_argument("--after-any", action="store_true", help="with --after: start once they have ended, however they ended")
+    r.add_argument(
+        "--with-context-from",
+        metavar="NAME",
+        help="once NAME has ended, start from a fork of its session (implies --after NAME; cwd defaults to NAME's)",
+    )
     r.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 if completed, else 1")
     r.add_argument("--background", action="store_true", help="run in the background (the default; accepted for the seed's commands)")
     r.add_argument("--json", action="store_true", help="print JSON only")
@@ -124,6 +131,14 @@ def _claude_options(args: argparse.Namespace, profile: dict | None = None) -> Cl
         max_budget_usd=args.max_budget_usd,
         claude_args=list(prof.get("claude_args", [])) + list(args.claude_arg),  # later ones win in the CLI
     )
+
+
+def _after(args: argparse.Namespace) -> dict:
+    """The dependency options as keyword arguments for the launcher."""
+    after = [n.strip() for n in (args.after or "").split(",") if n.strip()]
+    if args.after_any and not (after or args.with_context_from):
+        raise BadInput("--after-any needs --after or --with-context-from")
+    return {"after": after, "after_any": bool(args.after_any), "context_from": args.with_context_from}
 
 
 def _isolation(args: argparse.Namespace, profile: dict | None = None) -> str:
@@ -239,6 +254,8 @@ def _status_text(r: StatusRecord, positions: dict[str, int]) -> str:
     text = str(r.status)
     if text == "queued" and r.agent in positions:
         text += f" #{positions[r.agent]}"
+    if text == "waiting" and r.options.get("after"):
+        text += f" ({','.join(r.options['after'])})"
     if r.attempt > 1:
         text += f" (try {r.attempt})"
     return text
@@ -332,6 +349,8 @@ examples:
   python3 agents/launch_agent.py agent2 --task-file task.md --model sonnet
   python3 agents/launch_agent.py agent3 --wait "Run the tests and report failures"
   python3 agents/launch_agent.py agent4 -- "-a task that starts with a dash"
+  python3 agents/launch_agent.py impl --with-context-from analyst "Implement the plan you made"
+  python3 agents/launch_agent.py deploy --after build,test "Deploy what build made"
 
 It returns at once; a detached supervisor owns the run. Read back:
   status/NAME.json   outputs/NAME_latest.txt   sessions/NAME_session.txt
@@ -358,6 +377,7 @@ def launch_agent_main(argv: Sequence[str] | None = None) -> int:
             paths, args.name, _read_task(args.task, args.task_file), cwd=args.cwd,
             options=_claude_options(args, profile), limits=_limits(args, profile),
             on_complete=_on_complete(args), profile=profile_name, isolation=_isolation(args, profile),
+            **_after(args),
         )
         if args.wait:
             return _finish_wait(paths, [rec.agent], args.json)
@@ -447,7 +467,7 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
             return _print_plan(names, roles, tasks, per_job, args.json)
         recs = launch_many(
             paths, list(zip(names, tasks, strict=True)), cwd=args.cwd, on_complete=_on_complete(args), per_job=per_job,
-            per_job_isolation=isolations,
+            per_job_isolation=isolations, **_after(args),
         )
         if args.wait:
             return _finish_wait(paths, names, args.json, as_list=True)
@@ -629,6 +649,10 @@ def resume_agent_main(argv: Sequence[str] | None = None) -> int:
 
         paths = StatePaths()
         profile_name, profile = _profile(args)
+        if args.with_context_from:
+            raise BadInput("resume_agent.py continues a session; to fork another's use --session-from OTHER")
+        if args.after or args.after_any:
+            raise BadInput("--after is for launches; to continue NAME after OTHER ends, run wait_agents.py OTHER first")
         if args.isolation not in (None, "none"):
             raise BadInput(
                 "a resumed run works where its session was made (the CLI keeps sessions per directory); "

@@ -49,6 +49,9 @@ def launch(
     on_complete: list[str] | None = None,
     profile: str | None = None,
     isolation: str = "none",
+    after: list[str] | None = None,
+    after_any: bool = False,
+    context_from: str | None = None,
     resume_id: str | None = None,
     fork: bool = False,
     forked_from: str | None = None,
@@ -71,6 +74,11 @@ def launch(
         profile: the profile the options came from (kept in the record).
         isolation: ``none``, ``dir`` (``workspaces/NAME/``) or ``worktree`` (a git
             worktree of the repository at ``cwd`` on branch ``orchestrator/NAME/RUN_ID``).
+        after: agents that must have completed before this run starts; until
+            then it is ``waiting``, and if one ends otherwise it is ``skipped``.
+        after_any: start once every ``after`` agent has ended, however it ended.
+        context_from: start from a fork of this agent's session once it has
+            ended (implies ``after`` it); the cwd defaults to that agent's.
         resume_id: continue this session (``-r``) instead of starting a new one.
         fork: with ``resume_id``, fork it into a new session (``--fork-session``).
         forked_from: the agent whose session is forked (kept in the record).
@@ -86,6 +94,23 @@ def launch(
     validate_name(name)
     if not task or not task.strip():
         raise BadInput("the task is empty; give it as an argument or with --task-file")
+    after = list(dict.fromkeys(after or []))
+    if context_from:
+        validate_name(context_from)
+        if resume_id:
+            raise BadInput("--with-context-from starts a new agent from another's session; it cannot be combined with a resume")
+        if context_from not in after:
+            after.append(context_from)
+        if cwd is None:
+            source = RecordStore(paths).read(context_from)
+            if source is not None and source.cwd and Path(source.cwd).is_dir():
+                cwd = source.cwd  # the CLI keeps sessions per directory
+    for dep in after:
+        validate_name(dep)
+        if dep == name:
+            raise BadInput(f"agent {name!r} cannot wait for itself")
+        if not paths.status(dep).exists():
+            raise NotFound(f"--after {dep}: no such agent; launch it first (see python3 agents/check_status.py)")
     options = options or ClaudeOptions()
     options.validate()
     limits = limits or RunLimits.from_env()
@@ -125,7 +150,7 @@ def launch(
         transcript_file=str(paths.transcript(name, run_id)),
         log_file=str(paths.log(name, run_id)),
         options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict(), "on_complete": on_complete or None,
-                 "profile": profile},
+                 "profile": profile, "after": after, "after_any": bool(after_any), "context_from": context_from},
     )
     held: list[int] = []  # descriptors holding the life lock and a slot, for the supervisor
 
@@ -143,7 +168,9 @@ def launch(
         if alive_fd is None:
             raise Conflict(f"agent {name!r}'s previous supervisor is still exiting; try again in a few seconds")
         held.append(alive_fd)
-        if limits.max_parallel:
+        if after:
+            record.status = State.WAITING  # the supervisor takes a slot once its dependencies are done
+        elif limits.max_parallel:
             from filelock import FileLock
 
             with FileLock(str(paths.queue_lock), timeout=30):
@@ -282,6 +309,9 @@ def launch_many(
     per_job: list[tuple[ClaudeOptions, RunLimits, str | None]] | None = None,
     isolation: str = "none",
     per_job_isolation: list[str] | None = None,
+    after: list[str] | None = None,
+    after_any: bool = False,
+    context_from: str | None = None,
 ) -> list[StatusRecord]:
     """Launch one agent per ``(name, task)`` pair; return their records at once.
 
@@ -319,6 +349,9 @@ def launch_many(
     settings = per_job or [(options, limits, None)] * len(jobs)
     isolations = per_job_isolation or [isolation] * len(jobs)
     return [
-        launch(paths, name, task, cwd=cwd, options=opts, limits=lim, on_complete=on_complete, profile=prof, isolation=iso)
+        launch(
+            paths, name, task, cwd=cwd, options=opts, limits=lim, on_complete=on_complete, profile=prof, isolation=iso,
+            after=after, after_any=after_any, context_from=context_from,
+        )
         for (name, task), (opts, lim, prof), iso in zip(jobs, settings, isolations, strict=True)
     ]

@@ -13,9 +13,13 @@ import enum
 class State(str, enum.Enum):
     """Where a run is in its life (DESIGN.md, "Life of a run").
 
-    ``queued -> starting -> running -> completed | failed | timeout | memory_exceeded | killed | lost``
+    ``[waiting ->] queued -> starting -> running -> completed | failed | timeout | memory_exceeded | killed | lost``
+
+    ``waiting``: launched with ``--after``; its dependencies have not all ended.
+    ``skipped``: a dependency did not complete, so the run never started.
     """
 
+    WAITING = "waiting"
     QUEUED = "queued"
     STARTING = "starting"
     RUNNING = "running"
@@ -24,6 +28,7 @@ class State(str, enum.Enum):
     TIMEOUT = "timeout"
     MEMORY_EXCEEDED = "memory_exceeded"
     KILLED = "killed"
+    SKIPPED = "skipped"
     LOST = "lost"
 
     def __str__(self) -> str:  # print as the bare value, e.g. "running"
@@ -41,25 +46,27 @@ class State(str, enum.Enum):
 
 
 #: States in which a supervisor is expected to be alive and owning the run.
-ACTIVE = frozenset({State.QUEUED, State.STARTING, State.RUNNING})
+ACTIVE = frozenset({State.WAITING, State.QUEUED, State.STARTING, State.RUNNING})
 #: States a run never leaves (a new run of the same agent starts a new record).
 TERMINAL = frozenset(
-    {State.COMPLETED, State.FAILED, State.TIMEOUT, State.MEMORY_EXCEEDED, State.KILLED, State.LOST}
+    {State.COMPLETED, State.FAILED, State.TIMEOUT, State.MEMORY_EXCEEDED, State.KILLED, State.SKIPPED, State.LOST}
 )
 #: Terminal states that count as failure for exit status 1.
 UNSUCCESSFUL = TERMINAL - {State.COMPLETED}
 
 #: Allowed transitions: target state -> states it may be entered from.
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.QUEUED: frozenset(),
-    State.STARTING: frozenset({State.QUEUED}),
+    State.WAITING: frozenset(),
+    State.QUEUED: frozenset({State.WAITING}),
+    State.STARTING: frozenset({State.WAITING, State.QUEUED}),
+    State.SKIPPED: frozenset({State.WAITING}),
     State.RUNNING: frozenset({State.STARTING}),
     State.COMPLETED: frozenset({State.RUNNING}),
-    State.FAILED: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
+    State.FAILED: frozenset({State.WAITING, State.QUEUED, State.STARTING, State.RUNNING}),
     State.TIMEOUT: frozenset({State.STARTING, State.RUNNING}),
     State.MEMORY_EXCEEDED: frozenset({State.STARTING, State.RUNNING}),
-    State.KILLED: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
-    State.LOST: frozenset({State.QUEUED, State.STARTING, State.RUNNING}),
+    State.KILLED: frozenset({State.WAITING, State.QUEUED, State.STARTING, State.RUNNING}),
+    State.LOST: frozenset({State.WAITING, State.QUEUED, State.STARTING, State.RUNNING}),
 }
 
 

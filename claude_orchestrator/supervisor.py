@@ -194,16 +194,20 @@ class Supervisor:
         me_started = self.me.create_time()
 
         def claim(rec: StatusRecord) -> StatusRecord | None:
-            if rec.state not in (State.QUEUED, State.STARTING):
+            if rec.state not in (State.WAITING, State.QUEUED, State.STARTING):
                 return None
             rec.supervisor_pid, rec.supervisor_started = self.me.pid, me_started
             return rec
 
         rec = self._update(claim)
-        if rec is None or rec.run_id != self.run_id or rec.state not in (State.QUEUED, State.STARTING):
-            self.log("the record no longer belongs to this run or is not queued/starting; nothing to do")
+        if rec is None or rec.run_id != self.run_id or rec.state not in (State.WAITING, State.QUEUED, State.STARTING):
+            self.log("the record no longer belongs to this run or is not waiting/queued/starting; nothing to do")
             return 0
         self.limits = RunLimits.from_dict(rec.options.get("limits"))
+        if rec.state is State.WAITING:
+            rec = self._wait_for_dependencies(rec)
+            if rec is None:
+                return 0
         if rec.state is State.QUEUED:
             if not self._wait_for_slot():
                 return 0
@@ -249,6 +253,61 @@ class Supervisor:
             self.slot_fd = None
         self._finish(outcome)
         return 0
+
+    def _wait_for_dependencies(self, rec: StatusRecord) -> StatusRecord | None:
+        """Sleep until every ``--after`` agent has ended (watchdog on status/).
+
+        Then: skip the run if one did not complete (unless ``--after-any``),
+        fork ``--with-context-from``'s session, and take a slot or join the
+        queue.  Returns the record, now ``starting`` or ``queued``, or None if
+        the run ended here (``skipped`` or ``killed``).
+        """
+        from .control import reconcile
+        from .launcher import read_session
+        from .watch import DirWatcher
+
+        deps: list[str] = rec.options.get("after") or []
+        self.log(f"waiting for {', '.join(deps)}")
+        with DirWatcher(self.paths.status_dir) as watcher:
+            while not self.stop_signal:
+                found = {d: self.store.read(d) for d in deps}
+                found = {d: (reconcile(self.store, r) if r is not None else None) for d, r in found.items()}
+                if all(r is None or r.state.is_terminal for r in found.values()):
+                    break
+                watcher.wait(1.0)
+        if self.stop_signal:
+            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while waiting", None)
+            return None
+        bad = {d: ("gone" if r is None else str(r.status)) for d, r in found.items() if r is None or r.state is not State.COMPLETED}
+        if bad and not rec.options.get("after_any"):
+            why = ", ".join(f"{d} {s}" for d, s in bad.items())
+            self._finish_without_cli(State.SKIPPED, f"skipped: a dependency did not complete ({why})", None)
+            return None
+        source = rec.options.get("context_from")
+        resumed = None
+        if source:
+            resumed = read_session(self.paths, source)
+            if resumed is None:
+                self._finish_without_cli(State.SKIPPED, f"skipped: {source} left no session to take context from", None)
+                return None
+        target = State.STARTING
+        if self.limits.max_parallel:
+            with FileLock(str(self.paths.queue_lock), timeout=30):
+                if locks.queue_head(self.paths) is None:
+                    self.slot_fd = locks.take_slot(self.paths, self.limits.max_parallel)
+                if self.slot_fd is None:
+                    locks.enqueue(self.paths, self.name, self.run_id)
+                    target = State.QUEUED
+        self.log(f"dependencies done ({', '.join(f'{d} {r.status if r else None}' for d, r in found.items())}); now {target}")
+
+        def ready(r: StatusRecord) -> StatusRecord:
+            if source:
+                r.resumed_from, r.forked_from = resumed, source
+                r.options["fork"] = True
+            r.transition(target, last_activity=utc_now())
+            return r
+
+        return self._update(ready)
 
     def _wait_for_slot(self) -> bool:
         """Wait in the FIFO queue until this run is at its head and a slot is free.

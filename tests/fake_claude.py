@@ -10,6 +10,7 @@ and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
 - ``is_error``: a result event with is_error true, exit status 0;
 - ``no_result``: init and one turn, then exit status 3 with no result event;
 - ``crash``: exit status 2 at once, a message on stderr;
+- ``crash_after:SECONDS``: as ``crash``, after a while;
 - ``ignore_term``: init, then hang with SIGTERM ignored (only SIGKILL ends it);
 - ``result_hang``: init, a success result, then hang instead of exiting;
 - ``setsid_grandchild``: start a grandchild that calls setsid (so it leaves the
@@ -78,6 +79,9 @@ def main():
     sid = sid or str(uuid.uuid4())
     m = re.search(r"\[\[fake:\s*([^\]]+)\]\]", task)
     mode = m.group(1).strip() if m else "ok"
+    if mode.startswith("crash_after:"):
+        time.sleep(float(mode.split(":", 1)[1]))
+        mode = "crash"
     if mode == "crash":
         print("fake claude: crashing as asked", file=sys.stderr)
         return 2

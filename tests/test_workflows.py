@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,49 @@ def test_worktree_needs_a_repository(fake_kit, tmp_path):
     out = fake_kit.run("launch_agent", "w1", "--cwd", str(plain), "--isolation", "worktree", "x")
     assert out.returncode == 2 and "not inside a git repository" in out.stderr
     assert fake_kit.record("w1") is None
+
+
+# -- dependencies ---------------------------------------------------------------
+
+
+def test_b_with_context_from_a_starts_after_a_and_carries_its_messages(real_kit, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    a = real_kit.run("launch_agent", "analyst", "--cwd", str(work), "analyse [[delay: 2]] [[reply: the plan is to add a cache]]")
+    assert a.returncode == 0, a.stderr
+    t0 = time.monotonic()
+    b = real_kit.run("launch_agent", "impl", "--with-context-from", "analyst", "--json", "implement the plan")
+    assert b.returncode == 0, b.stderr
+    assert time.monotonic() - t0 < 5, "the launch returns at once"
+    assert json.loads(b.stdout)["status"] == "waiting"
+    recs = {n: real_kit.wait_terminal(n, timeout=90) for n in ("analyst", "impl")}
+    assert recs["analyst"]["status"] == "completed" and recs["impl"]["status"] == "completed"
+    impl = recs["impl"]
+    assert impl["forked_from"] == "analyst" and impl["resumed_from"] == recs["analyst"]["session_id"]
+    assert impl["cwd"] == recs["analyst"]["cwd"] and impl["session_id"] != recs["analyst"]["session_id"]
+    first = next(r for r in real_kit.api.requests if r["path"].startswith("/v1/messages") and "implement the plan" in json.dumps(r["body"]))
+    assert "the plan is to add a cache" in json.dumps(first["body"]["messages"]), "B's first request carries A's messages"
+    from claude_orchestrator.record import parse_time
+
+    assert first["time"] >= parse_time(recs["analyst"]["finished"]) - 0.01, "B started only after A ended"
+
+
+def test_a_failed_dependency_skips_and_after_any_does_not(fake_kit):
+    assert fake_kit.run("launch_agent", "a", "[[fake: crash_after:1]]").returncode == 0
+    assert fake_kit.run("launch_agent", "b", "--after", "a", "never runs").returncode == 0
+    assert fake_kit.run("launch_agent", "c", "--after", "a", "--after-any", "runs anyway").returncode == 0
+    assert "waiting (a)" in fake_kit.run("check_status").stdout
+    out = fake_kit.run("wait_agents", "a", "b", "c")
+    assert out.returncode == 1
+    assert fake_kit.record("b")["status"] == "skipped" and "a failed" in fake_kit.record("b")["error"]
+    assert fake_kit.record("c")["status"] == "completed"
+    assert fake_kit.run("launch_agent", "d", "--after", "ghost", "x").returncode == 4
+    assert fake_kit.run("launch_agent", "e", "--after", "e", "x").returncode == 2
+
+
+def test_a_waiting_agent_can_be_killed(fake_kit):
+    assert fake_kit.run("launch_agent", "a", "[[fake: hang]]").returncode == 0
+    assert fake_kit.run("launch_agent", "b", "--after", "a", "x").returncode == 0
+    assert fake_kit.run("kill_agent", "b").returncode == 0
+    assert fake_kit.record("b")["status"] == "killed"
+    assert fake_kit.run("kill_agent", "a", "--grace", "1").returncode == 0
