@@ -138,7 +138,7 @@ def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):
 def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    task = "step by step [[delay: 1.5]] [[bash: echo from-the-tool]]"
+    task = "step by step [[delay: 3]] [[bash: echo from-the-tool]]"
     assert real_kit.run("launch_agent", "live", "--cwd", str(work), "--allowed-tools", "Bash", task).returncode == 0
     tail = subprocess.Popen(
         [sys.executable, str(AGENTS / "tail_agent.py"), "live", "-f"], env=real_kit.env, stdout=subprocess.PIPE,
@@ -149,8 +149,9 @@ def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
         for line in tail.stdout:
             lines.append(line.rstrip("\n"))
             if line.startswith("→ Bash"):
-                # the tool call is shown while the run still goes on (the next reply is delayed)
-                rec = real_kit.record("live")
+                # the tool call is shown while the run still goes on (the next reply is delayed 3 s);
+                # the record's progress follows the transcript within its write throttle
+                rec = wait_until(lambda: (r := real_kit.record("live")) and r.get("last_tool") and r, timeout=2.5)
                 assert rec["status"] == "running"
                 assert rec["num_turns"] >= 1 and rec["last_tool"]["name"] == "Bash"
                 assert "from-the-tool" in rec["last_tool"]["input"]
