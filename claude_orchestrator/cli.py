@@ -303,8 +303,12 @@ def _summary(recs: list[StatusRecord]) -> str:
         f"{len(recs)} agent(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
         f"wall time {_fmt_duration(wall)}; sum of run times {_fmt_duration(total)}"
         + (f"; parallel speed-up {total / wall:.1f}x" if wall > 0 else ""),
-        "",
     ]
+    budgets = [b for r in recs if (b := (r.options.get("claude") or {}).get("max_budget_usd")) is not None]
+    if budgets:
+        spent = sum(r.cost_usd or 0.0 for r in recs if (r.options.get("claude") or {}).get("max_budget_usd") is not None)
+        lines.append(f"budget {_fmt_cost(sum(budgets))} over {len(budgets)} agent(s): spent {_fmt_cost(spent)} ({spent / sum(budgets):.0%})")
+    lines.append("")
     rows = [("AGENT", "STATUS", "DURATION", "TURNS", "PEAK MiB", "EXIT", "COST")]
     for r in recs:
         rows.append(
@@ -398,6 +402,7 @@ examples:
   python3 agents/launch_parallel.py --names bugs,style "Find bugs in api/" "Check style in api/"
   python3 agents/launch_parallel.py --wait --allowed-tools Bash "Run unit tests" "Run lint"
   python3 agents/launch_parallel.py --from-delegations pm_reply.md --dry-run
+  python3 agents/launch_parallel.py --total-budget-usd 3 "T1" "T2" "T3"      $1 each (--max-budget-usd)
   pbpaste | python3 agents/launch_parallel.py --from-delegations - --cwd ~/src/app
 
 --from-delegations reads a PM-style text and launches one agent per delegation:
@@ -421,6 +426,12 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--names", metavar="A,B,C", help="comma-separated agent names, one per task (default agent1..agentN)")
     p.add_argument("--from-delegations", metavar="FILE", help="launch the delegations found in FILE ('-' = stdin)")
     p.add_argument("--dry-run", action="store_true", help="show what would be launched (JSON with --json) and launch nothing")
+    p.add_argument(
+        "--total-budget-usd",
+        metavar="USD",
+        type=float,
+        help="split USD evenly across the agents as each one's --max-budget-usd",
+    )
     p.add_argument(
         "--split-tasks",
         metavar="WORDS",
@@ -458,10 +469,18 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
             names = agent_names([r or "agent" for r in roles])
         else:
             names = [f"agent{i}" for i in range(1, len(tasks) + 1)]
+        if args.total_budget_usd is not None:
+            if args.max_budget_usd is not None:
+                raise BadInput("give --total-budget-usd (split across the agents) or --max-budget-usd (each), not both")
+            if args.total_budget_usd <= 0:
+                raise BadInput("--total-budget-usd must be more than 0")
         per_job, isolations = [], []
         for role in roles:
             profile_name, profile = _profile(args, role)
-            per_job.append((_claude_options(args, profile), _limits(args, profile), profile_name))
+            options = _claude_options(args, profile)
+            if args.total_budget_usd is not None:
+                options.max_budget_usd = round(args.total_budget_usd / len(tasks), 6)
+            per_job.append((options, _limits(args, profile), profile_name))
             isolations.append(_isolation(args, profile))
         if args.dry_run:
             return _print_plan(names, roles, tasks, per_job, args.json)

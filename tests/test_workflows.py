@@ -251,3 +251,18 @@ def test_a_waiting_agent_can_be_killed(fake_kit):
     assert fake_kit.run("kill_agent", "b").returncode == 0
     assert fake_kit.record("b")["status"] == "killed"
     assert fake_kit.run("kill_agent", "a", "--grace", "1").returncode == 0
+
+
+# -- budgets --------------------------------------------------------------------
+
+
+def test_total_budget_is_split_and_summarised(fake_kit, tmp_path):
+    out = fake_kit.run("launch_parallel", "--total-budget-usd", "0.9", "one", "two", "three", "--wait", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [r["options"]["claude"]["max_budget_usd"] for r in json.loads(out.stdout)] == [0.3, 0.3, 0.3]
+    argvs = [json.loads(p.read_text())["argv"] for p in (tmp_path / "argv").glob("*.json")]
+    assert all(a[a.index("--max-budget-usd") + 1] == "0.3" for a in argvs)
+    summary = fake_kit.run("check_status", "--summary").stdout
+    assert "budget $0.9000 over 3 agent(s): spent $0.0030 (0%)" in summary
+    both = fake_kit.run("launch_parallel", "--total-budget-usd", "1", "--max-budget-usd", "1", "x")
+    assert both.returncode == 2
