@@ -107,9 +107,11 @@ def _profile(args: argparse.Namespace, role: str | None = None) -> tuple[str | N
         if found is not None:
             return found, profiles[found]
     if args.profile:
-        from .profiles import role_key
-
-        return role_key(args.profile), get_profile(args.profile)
+        profiles = load_profiles()
+        found = find_profile(profiles, args.profile)
+        if found is None:
+            get_profile(args.profile)  # raises NotFound with the known names
+        return found, profiles[found]
     return None, {}
 
 

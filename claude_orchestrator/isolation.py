@@ -74,7 +74,10 @@ def worktree_state(info: dict[str, Any]) -> tuple[list[str], int]:
     if path.is_dir():
         status = _git("status", "--porcelain", cwd=path, check=False)
         dirty = [line[3:] for line in status.stdout.splitlines() if line.strip()]
-    ahead = _git("rev-list", "--count", f"{info['base_commit']}..{info['branch']}", cwd=info["repo"], check=False)
+    # Commits not in the base branch as it is now (so merged work counts as safe),
+    # or, for a detached base, not in the commit the branch started from.
+    base = info.get("base_branch") if info.get("base_branch") not in (None, "", "HEAD") else info["base_commit"]
+    ahead = _git("rev-list", "--count", f"{base}..{info['branch']}", cwd=info["repo"], check=False)
     commits = int(ahead.stdout.strip() or 0) if ahead.returncode == 0 else 0
     return dirty, commits
 

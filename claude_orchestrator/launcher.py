@@ -49,6 +49,7 @@ def launch(
     on_complete: list[str] | None = None,
     profile: str | None = None,
     isolation: str = "none",
+    inherit: dict | None = None,
     after: list[str] | None = None,
     after_any: bool = False,
     context_from: str | None = None,
@@ -74,6 +75,7 @@ def launch(
         profile: the profile the options came from (kept in the record).
         isolation: ``none``, ``dir`` (``workspaces/NAME/``) or ``worktree`` (a git
             worktree of the repository at ``cwd`` on branch ``orchestrator/NAME/RUN_ID``).
+        inherit: record fields a resumed run keeps from the run before (its worktree).
         after: agents that must have completed before this run starts; until
             then it is ``waiting``, and if one ends otherwise it is ``skipped``.
         after_any: start once every ``after`` agent has ended, however it ended.
@@ -99,12 +101,18 @@ def launch(
         validate_name(context_from)
         if resume_id:
             raise BadInput("--with-context-from starts a new agent from another's session; it cannot be combined with a resume")
+        if isolation != "none":
+            raise BadInput("--with-context-from runs where NAME's session was made (the CLI keeps sessions per directory); drop --isolation")
         if context_from not in after:
             after.append(context_from)
-        if cwd is None:
-            source = RecordStore(paths).read(context_from)
-            if source is not None and source.cwd and Path(source.cwd).is_dir():
-                cwd = source.cwd  # the CLI keeps sessions per directory
+        source = RecordStore(paths).read(context_from)
+        if source is not None and source.cwd:
+            if cwd is not None and Path(cwd).expanduser().resolve() != Path(source.cwd).resolve():
+                raise BadInput(
+                    f"--with-context-from {context_from}: its session lives in {source.cwd} (the CLI keeps sessions "
+                    "per directory); drop --cwd or give that one"
+                )
+            cwd = source.cwd
     for dep in after:
         validate_name(dep)
         if dep == name:
@@ -183,6 +191,7 @@ def launch(
                     record.extra["slot_granted_at"] = time.time()
         return record
 
+    record.extra.update(inherit or {})
     if isolation != "none":
         record.extra["isolation"] = isolation
     if worktree:
@@ -279,10 +288,12 @@ def resume(
             f"agent {source!r} has no session to resume; start one with: "
             f"python agents/launch_agent.py {source} \"TASK\""
         )
-    if cwd is None:
-        previous = current if source == name else store.read(source)
-        if previous is not None and previous.cwd and Path(previous.cwd).is_dir():
-            cwd = previous.cwd
+    previous = current if source == name else store.read(source)
+    inherit = {}
+    if cwd is None and previous is not None and previous.cwd and Path(previous.cwd).is_dir():
+        cwd = previous.cwd
+        if source == name:  # the same workspace: keep knowing it is a worktree, for clear_outputs
+            inherit = {k: previous.extra[k] for k in ("isolation", "worktree") if k in previous.extra}
     return launch(
         paths,
         name,
@@ -292,6 +303,7 @@ def resume(
         limits=limits,
         on_complete=on_complete,
         profile=profile,
+        inherit=inherit,
         resume_id=session,
         fork=session_from is not None,
         forked_from=session_from,

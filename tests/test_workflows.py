@@ -266,3 +266,26 @@ def test_total_budget_is_split_and_summarised(fake_kit, tmp_path):
     assert "budget $0.9000 over 3 agent(s): spent $0.0030 (0%)" in summary
     both = fake_kit.run("launch_parallel", "--total-budget-usd", "1", "--max-budget-usd", "1", "x")
     assert both.returncode == 2
+
+
+def test_a_merged_worktree_clears_and_a_resumed_one_is_still_known(fake_kit, repo):
+    assert fake_kit.run("launch_agent", "m", "--cwd", str(repo), "--isolation", "worktree", "x", "--wait").returncode == 0
+    wt = fake_kit.record("m")["worktree"]
+    (Path(wt["path"]) / "m.txt").write_text("work\n")
+    _git("add", "m.txt", cwd=wt["path"])
+    _git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "m", cwd=wt["path"])
+    assert fake_kit.run("resume_agent", "m", "more", "--wait").returncode == 0
+    assert fake_kit.record("m")["worktree"] == wt, "a resume keeps knowing its worktree"
+    assert fake_kit.run("clear_outputs", "m").returncode == 3, "unmerged work is kept"
+    _git("merge", "-q", "--ff-only", wt["branch"], cwd=repo)
+    assert fake_kit.run("clear_outputs", "m").returncode == 0, "merged work is safe to clear"
+    assert not Path(wt["path"]).exists()
+
+
+def test_context_from_refuses_another_directory(fake_kit, tmp_path):
+    assert fake_kit.run("launch_agent", "a", "x", "--wait").returncode == 0
+    assert fake_kit.run("launch_agent", "b", "--with-context-from", "a", "--isolation", "dir", "y").returncode == 2
+    other = tmp_path / "other"
+    other.mkdir()
+    out = fake_kit.run("launch_agent", "b", "--with-context-from", "a", "--cwd", str(other), "y")
+    assert out.returncode == 2 and "sessions per directory" in out.stderr
