@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, CliMissing
@@ -152,20 +151,3 @@ def cli_env(base: dict[str, str] | None = None) -> dict[str, str]:
     for key in STRIPPED_ENV:
         env.pop(key, None)
     return env
-
-
-def cli_version(claude: str) -> str | None:
-    """``claude --version``'s first word (e.g. ``2.1.197``), or None if it fails."""
-    import subprocess
-
-    try:
-        out = subprocess.run([claude, "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    words = out.stdout.split()
-    return words[0] if out.returncode == 0 and words else None
-
-
-def local_cli_path() -> Path:
-    """Where ``make install`` puts the pinned CLI."""
-    return LOCAL_CLI

@@ -77,7 +77,7 @@ def clear(
         known = set(agents_with_files(paths))
         missing = [n for n in names if n not in known]
         if missing:
-            raise NotFound(f"no files for agent(s): {', '.join(missing)}; see python agents/check_status.py")
+            raise NotFound(f"no files for agent(s): {', '.join(missing)}; see python3 agents/check_status.py")
         targets = list(dict.fromkeys(names))
     else:
         targets = agents_with_files(paths)

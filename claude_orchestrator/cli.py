@@ -16,6 +16,7 @@ from typing import Any
 
 from .claude_cli import PERMISSION_MODES, ClaudeOptions
 from .errors import BadInput, OrchestratorError
+from .isolation import ISOLATIONS
 from .limits import RunLimits
 from .paths import StatePaths
 from .record import StatusRecord
@@ -53,7 +54,7 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cwd", metavar="DIR", help="the agent's working directory (default: the current one)")
     g.add_argument(
         "--isolation",
-        choices=("none", "dir", "worktree"),
+        choices=ISOLATIONS,
         help="none (default): work in --cwd; dir: in workspaces/NAME/; worktree: in a git worktree of "
         "--cwd's repository on branch orchestrator/NAME/RUN_ID",
     )

@@ -286,7 +286,7 @@ def resume(
     if session is None:
         raise NotFound(
             f"agent {source!r} has no session to resume; start one with: "
-            f"python agents/launch_agent.py {source} \"TASK\""
+            f"python3 agents/launch_agent.py {source} \"TASK\""
         )
     previous = current if source == name else store.read(source)
     inherit = {}

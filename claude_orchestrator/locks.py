@@ -104,14 +104,6 @@ def queue_head(paths: StatePaths) -> str | None:
     return None
 
 
-def queue_position(paths: StatePaths, name: str) -> int | None:
-    """1-based position of ``name`` in the queue, or None if it is not queued."""
-    for i, (_, agent) in enumerate(queue_entries(paths), start=1):
-        if agent == name:
-            return i
-    return None
-
-
 def remove_from_queue(paths: StatePaths, name: str) -> None:
     """Remove ``name``'s queue entries, if any."""
     for entry, agent in queue_entries(paths):

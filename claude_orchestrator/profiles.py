@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, NotFound
+from .isolation import ISOLATIONS
 from .paths import TOOLKIT_ROOT
 
 DEFAULT_FILE = TOOLKIT_ROOT / "agents" / "profiles.toml"
-ISOLATIONS = ("none", "dir", "worktree")
 #: Allowed keys and the types they take.
 KEYS: dict[str, tuple[type, ...]] = {
     "model": (str,),
