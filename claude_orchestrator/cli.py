@@ -578,17 +578,13 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
         store = RecordStore(paths)
         if args.watch:
             return _watch(store, args.names or None, args.summary)
-        before = {}
-        for n in args.names or paths.known_agents():
-            r = store.read(n)
-            if r is not None:
-                before[n] = r.status
-        recs = read_records(store, args.names or None)
+        newly_lost: list[StatusRecord] = []
+        recs = read_records(store, args.names or None, newly_lost)
         positions = {}
         if any(str(r.status) == "queued" for r in recs):
-            from .locks import queue_entries
+            from .locks import queue_positions
 
-            positions = {agent: i for i, (_, agent) in enumerate(queue_entries(paths), start=1)}
+            positions = queue_positions(paths)
         if args.json:
             out = []
             for r in recs:
@@ -602,9 +598,8 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
             print("no agents yet; start one with: python3 agents/launch_agent.py agent1 \"TASK\"")
             return ExitCode.OK
         print(_summary(recs) if args.summary else _table(recs, positions))
-        for r in recs:
-            if str(r.status) == "lost" and before.get(r.agent) != r.status:
-                print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
+        for r in newly_lost:
+            print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
         return ExitCode.OK
 
     return _run(p.prog, body)
@@ -619,7 +614,7 @@ def _watch(store, names: list[str] | None, summary: bool) -> int:
     import time as _time
 
     from .control import read_records
-    from .locks import queue_entries
+    from .locks import queue_positions
     from .watch import DirWatcher
 
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
@@ -627,7 +622,7 @@ def _watch(store, names: list[str] | None, summary: bool) -> int:
         try:
             while True:
                 recs = read_records(store, names)
-                positions = {agent: i for i, (_, agent) in enumerate(queue_entries(store.paths), start=1)}
+                positions = queue_positions(store.paths)
                 body = (_summary(recs) if summary else _table(recs, positions)) if recs else "no agents yet"
                 sys.stdout.write(f"{clear}{body}\n\nupdated {_time.strftime('%H:%M:%S')}; Ctrl-C to stop\n")
                 sys.stdout.flush()

@@ -70,7 +70,7 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
             return None
         cur.transition(
             State.LOST,
-            error=f"the supervisor (pid {cur.supervisor_pid}) is gone; the run's outcome is unknown",
+            error=f"the supervisor{f' (pid {cur.supervisor_pid})' if cur.supervisor_pid else ''} is gone; the run's outcome is unknown",
             last_activity=utc_now(),
         )
         return cur
@@ -78,8 +78,12 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
     return store.update(rec.agent, mutate) or rec
 
 
-def read_records(store: RecordStore, names: list[str] | None = None) -> list[StatusRecord]:
+def read_records(
+    store: RecordStore, names: list[str] | None = None, newly_lost: list[StatusRecord] | None = None
+) -> list[StatusRecord]:
     """Records of ``names`` (default: every agent), reconciled.
+
+    Records this call marked ``lost`` are also appended to ``newly_lost``.
 
     Raises:
         NotFound: a named agent has no record.
@@ -92,7 +96,10 @@ def read_records(store: RecordStore, names: list[str] | None = None) -> list[Sta
         if rec is None:
             missing.append(name)
             continue
-        out.append(reconcile(store, rec))
+        now = reconcile(store, rec)
+        if newly_lost is not None and now.state is State.LOST and rec.state is not State.LOST:
+            newly_lost.append(now)
+        out.append(now)
     if missing:
         raise NotFound(f"no such agent: {', '.join(missing)} (known: {', '.join(store.paths.known_agents()) or 'none'})")
     return out

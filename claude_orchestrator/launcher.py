@@ -38,6 +38,18 @@ def read_session(paths: StatePaths, name: str) -> str | None:
     return sid or None
 
 
+def _refuse_if_active(store: RecordStore, current: StatusRecord | None) -> None:
+    """Raise :class:`Conflict` (exit 3) if ``current`` is an active run whose supervisor lives."""
+    if current is not None and current.state.is_active:
+        from .control import is_alive
+
+        if is_alive(store, current):
+            raise Conflict(
+                f"agent {current.agent!r} is already {current.status} (run {current.run_id}); "
+                f"wait for it, stop it, or pick another name"
+            )
+
+
 def launch(
     paths: StatePaths,
     name: str,
@@ -133,12 +145,7 @@ def launch(
     run_id = new_run_id()
     worktree = None
     if isolation != "none":
-        current = store.read(name)
-        if current is not None and current.state.is_active:
-            from .control import is_alive
-
-            if is_alive(store, current):  # refuse before making a workspace for nothing
-                raise Conflict(f"agent {name!r} is already {current.status} (run {current.run_id}); wait for it, stop it, or pick another name")
+        _refuse_if_active(store, store.read(name))  # before making a workspace for nothing
         from .isolation import prepare
 
         workdir, worktree = prepare(paths, name, run_id, isolation, workdir)
@@ -163,14 +170,7 @@ def launch(
     held: list[int] = []  # descriptors holding the life lock and a slot, for the supervisor
 
     def claim(current: StatusRecord | None) -> StatusRecord:
-        if current is not None and current.state.is_active:
-            from .control import is_alive
-
-            if is_alive(store, current):
-                raise Conflict(
-                    f"agent {name!r} is already {current.status} (run {current.run_id}); "
-                    f"wait for it, stop it, or pick another name"
-                )
+        _refuse_if_active(store, current)
         # A previous supervisor may still be exiting after writing its final record.
         alive_fd = locks.lock_within(paths.alive_lock(name), timeout_s=5.0)
         if alive_fd is None:

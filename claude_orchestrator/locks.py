@@ -104,6 +104,11 @@ def queue_head(paths: StatePaths) -> str | None:
     return None
 
 
+def queue_positions(paths: StatePaths) -> dict[str, int]:
+    """``{agent: 1-based place in the queue}`` for every queued agent."""
+    return {agent: i for i, (_, agent) in enumerate(queue_entries(paths), start=1)}
+
+
 def remove_from_queue(paths: StatePaths, name: str) -> None:
     """Remove ``name``'s queue entries, if any."""
     for entry, agent in queue_entries(paths):
