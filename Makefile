@@ -20,6 +20,8 @@ help: ## list the targets
 install: ## install the package (editable, with test extras) and the pinned Claude CLI into .claude-cli/
 	# editable_mode=compat: a plain path entry, cheaper at start-up than an import hook
 	$(PYTHON) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	# bytecode now: with PYTHONDONTWRITEBYTECODE set, every launch would compile the package again
+	$(PYTHON) -m compileall -q claude_orchestrator
 	npm install --prefix .claude-cli --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_VERSION)
 	.claude-cli/node_modules/.bin/claude --version
 

@@ -1,8 +1,10 @@
-"""Launch return time: ``launch_agent.py`` against ``python3 -c pass``, side by side.
+"""Item 1, launch return time: ``launch_agent.py`` against ``python3 -c pass``, side by side.
 
-Each round runs both commands alternately (so machine noise hits both alike)
-and reports medians, min and max in milliseconds.  The agent runs the fake
-``claude`` from tests/ (it answers at once), so only the launch is measured.
+Each round runs both commands alternately and then lets the agent (on the
+fake ``claude``, which answers at once) end before the next round, so no
+supervisor competes for the CPU with the next measurement.  Also shown: the
+interpreter's own import time of the launch path (``-X importtime``), the
+part of the launch that is loading code rather than doing the work.
 
     python bench/launch_return.py [--rounds 30]
 """
@@ -10,40 +12,60 @@ and reports medians, min and max in milliseconds.  The agent runs the fake
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import AGENTS, Row, ended, fake_env, table, timed, wait_until
+
+GOAL = 1.5
 
 
-def _time(cmd: list[str], env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, check=True)
-    return (time.perf_counter() - t0) * 1000
+def _top_level_imports(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Top-level modules ``cmd`` imports, with their cumulative import time in ms (``-X importtime``)."""
+    err = subprocess.run([sys.executable, "-X", "importtime", *cmd], env=env, capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, check=True).stderr
+    out = {}
+    for line in err.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line.split("|", 2)
+            if name.startswith(" ") and not name.startswith("  "):  # one space: imported by the script itself
+                try:
+                    out[name.strip()] = int(cumulative) / 1000
+                except ValueError:  # the header line
+                    pass
+    return out
+
+
+def measure(quick: bool = False, rounds: int | None = None) -> list[Row]:
+    rounds = rounds or (10 if quick else 30)
+    with fake_env() as (env, state):
+        base, launch, imports = [], [], []
+        baseline = _top_level_imports(["-c", "pass"], env)
+        for i in range(rounds):
+            base.append(timed([sys.executable, "-c", "pass"], env))
+            launch.append(timed([sys.executable, str(AGENTS / "launch_agent.py"), f"b{i}", "hello"], env))
+            wait_until(lambda n=f"b{i}": ended(state, n), what=f"agent b{i} to end")
+        for i in range(min(rounds, 10)):
+            mods = _top_level_imports([str(AGENTS / "launch_agent.py"), f"imp{i}", "hello"], env)
+            imports.append(sum(ms for name, ms in mods.items() if name not in baseline))
+            wait_until(lambda n=f"imp{i}": ended(state, n), what=f"agent imp{i} to end")
+    ratios = [b / a for a, b in zip(base, launch, strict=True)]
+    ratio = statistics.median(launch) / statistics.median(base)
+    return [
+        Row("1", "`python3 -c pass` (the interpreter alone)", base, "ms"),
+        Row("1", "`launch_agent.py NAME TASK` returns", launch, "ms", against="python3 -c pass"),
+        Row("1", "  launch / interpreter (ratio of medians; per-round min/max)", ratios, "x", goal=f"<= {GOAL}x",
+            met=ratio <= GOAL, value=ratio),
+        Row("1", "  of which importing the launch path (-X importtime)", imports, "ms"),
+    ]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=30)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        fake = Path(tmp) / "claude"
-        fake.write_text(f"#!{sys.executable}\n" + (ROOT / "tests" / "fake_claude.py").read_text())
-        fake.chmod(0o755)
-        env = dict(os.environ, ORCHESTRATOR_HOME=str(Path(tmp) / "state"), CLAUDE_BIN=str(fake))
-        base, launch = [], []
-        for i in range(args.rounds):
-            base.append(_time([sys.executable, "-c", "pass"], env))
-            launch.append(_time([sys.executable, str(ROOT / "agents" / "launch_agent.py"), f"b{i}", "hello"], env))
-        time.sleep(2)  # let the last supervisors finish before the folder goes
-    for label, xs in (("python3 -c pass", base), ("launch_agent.py", launch)):
-        print(f"{label:18} median {statistics.median(xs):6.1f} ms  min {min(xs):6.1f}  max {max(xs):6.1f}")
-    print(f"ratio (medians)    {statistics.median(launch) / statistics.median(base):.2f}x")
+    print(table(measure(rounds=args.rounds)))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""wait_agents.py costs: notification latency, and CPU while watching idle agents.
+"""Item 5, wait_agents.py: notification latency, and CPU while watching idle agents.
 
 1. Latency: a record turns terminal (atomic replace) -> wait_agents.py exits.
    The bench plays the supervisor: it writes the records and holds the life
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import psutil
+from common import Row, table
 from filelock import lock_descriptor
 
 from claude_orchestrator.paths import StatePaths
@@ -29,6 +30,7 @@ from claude_orchestrator.record import StatusRecord, write_atomic
 from claude_orchestrator.states import State
 
 ROOT = Path(__file__).resolve().parent.parent
+GOAL = 50.0  # ms, the median
 
 
 def _record(paths: StatePaths, name: str, status: State) -> None:
@@ -47,19 +49,16 @@ def _waiter(env: dict[str, str], *names: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--agents", type=int, default=100)
-    ap.add_argument("--idle", type=float, default=10.0)
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+def measure(quick: bool = False, rounds: int | None = None, agents: int = 100, idle: float | None = None) -> list[Row]:
+    rounds = rounds or (15 if quick else 30)
+    idle = idle or (3.0 if quick else 10.0)
+    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         paths = StatePaths(tmp)
         paths.ensure()
         env = dict(os.environ, ORCHESTRATOR_HOME=str(paths.root))
         lat = []
         fd = _hold(paths, "a1")
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             _record(paths, "a1", State.RUNNING)
             w = _waiter(env, "a1")
             w.stdout.readline()  # "a1: running": it is watching now
@@ -70,12 +69,8 @@ def main() -> int:
             lat.append((time.perf_counter() - t0) * 1000)
             w.stdout.close()
         os.close(fd)
-        lat.sort()
-        p95 = lat[min(len(lat) - 1, int(round(0.95 * (len(lat) - 1))))]
-        print(f"terminal record -> wait_agents exits  median {statistics.median(lat):5.1f} ms  p95 {p95:5.1f}  "
-              f"min {lat[0]:5.1f}  max {lat[-1]:5.1f}  (n={len(lat)})")
 
-        names = [f"idle{i:03d}" for i in range(args.agents)]
+        names = [f"idle{i:03d}" for i in range(agents)]
         fds = [_hold(paths, n) for n in names]
         for n in names:
             _record(paths, n, State.RUNNING)
@@ -85,15 +80,29 @@ def main() -> int:
         proc = psutil.Process(w.pid)
         time.sleep(1.0)
         c0, t0 = proc.cpu_times(), time.monotonic()
-        time.sleep(args.idle)
+        time.sleep(idle)
         c1, t1 = proc.cpu_times(), time.monotonic()
         cpu = (c1.user + c1.system - c0.user - c0.system) / (t1 - t0)
-        print(f"watching {args.agents} idle agents: {cpu * 100:.2f}% of a core ({args.idle:g} s window)")
         w.kill()
         w.wait()
         w.stdout.close()
         for f in fds:
             os.close(f)
+    return [
+        Row("5", "record turns terminal -> `wait_agents.py` exits", lat, "ms", goal=f"<= {GOAL:g} ms",
+            met=statistics.median(lat) <= GOAL, p95=True),
+        Row("5", f"  `wait_agents.py` watching {agents} idle agents: CPU ({idle:g} s window)", [cpu * 100], "%",
+            goal="<= 1% of a core", met=cpu <= 0.01),
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--idle", type=float, default=10.0)
+    args = ap.parse_args()
+    print(table(measure(rounds=args.rounds, agents=args.agents, idle=args.idle)))
     return 0
 
 

@@ -213,7 +213,7 @@ def launch(
         argv += ["--slot-fd", str(held[1])]
     with open(paths.log(name, run_id), "ab") as log:
         try:
-            sup = subprocess.Popen(
+            subprocess.Popen(  # noqa: S603 - an argument vector, no shell
                 [*argv, name, run_id],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -237,15 +237,11 @@ def launch(
             for fd in held:  # the supervisor holds its own copies now
                 os.close(fd)
 
-    def note_pid(cur: StatusRecord | None) -> StatusRecord | None:
-        if cur is None or cur.run_id != run_id or cur.supervisor_pid is not None:
-            return None
-        cur.supervisor_pid = sup.pid
-        return cur
-
-    # The supervisor is never waited for: it outlives this process and is
-    # reparented to init (or the nearest subreaper) when we exit.
-    return store.update(name, note_pid) or record
+    # The supervisor records its own PID and start time when it claims the
+    # run; a stop that comes first marks the record killed and the supervisor
+    # then finds nothing to do.  It is never waited for: it outlives this
+    # process and is reparented to init (or the nearest subreaper).
+    return record
 
 
 def resume(

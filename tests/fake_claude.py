@@ -7,6 +7,7 @@ and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
 - ``ok`` (default): init, one assistant turn echoing the task, a success result;
 - ``hang``: init, then sleep forever (until signalled);
 - ``slow:SECONDS``: init, sleep, then as ``ok``;
+- ``until:PATH``: init, then wait (polling every 0.2 s) until PATH exists, then as ``ok``;
 - ``is_error``: a result event with is_error true, exit status 0;
 - ``no_result``: init and one turn, then exit status 3 with no result event;
 - ``crash``: exit status 2 at once, a message on stderr;
@@ -98,6 +99,9 @@ def main():
         hang()
     if mode.startswith("slow:"):
         time.sleep(float(mode.split(":", 1)[1]))
+    if mode.startswith("until:"):
+        while not os.path.exists(mode.split(":", 1)[1]):
+            time.sleep(0.2)
     text = "FAKE: " + task
     emit({"type": "assistant", "message": {"id": "msg_1", "role": "assistant", "content": [{"type": "text", "text": text}]}, "session_id": sid})
     if mode == "no_result":

@@ -1,0 +1,55 @@
+"""Item 3, fan-out: one ``launch_parallel.py`` of 50 tasks on the fake CLI, no parallel limit.
+
+Per round: the time until launch_parallel returns, until every agent's CLI
+has started (the records' ``started``), and until every run has ended (the
+records' ``finished``), all from the moment the command was started.  The
+fake ``claude`` answers at once, so what is measured is the toolkit.
+
+    python bench/fan_out.py [--rounds 3] [--agents 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from common import AGENTS, Row, ended, fake_env, record, table, timed, wait_until
+
+from claude_orchestrator.record import parse_time
+
+
+def measure(quick: bool = False, rounds: int | None = None, agents: int = 50) -> list[Row]:
+    rounds = rounds or (1 if quick else 3)
+    returned, running, done = [], [], []
+    for _ in range(rounds):
+        with fake_env() as (env, state):
+            names = [f"fan{i:02d}" for i in range(agents)]
+            t0 = time.time()
+            returned.append(timed([sys.executable, str(AGENTS / "launch_parallel.py"), "--max-parallel", "0",
+                                   "--names", ",".join(names), *[f"task {i}" for i in range(agents)]], env))
+            wait_until(lambda n=names, s=state: all(ended(s, x) for x in n), timeout=300, what="the fan-out to end")
+            recs = [record(state, n) for n in names]
+            bad = [n for n, r in zip(names, recs, strict=True) if not r or r["status"] != "completed"]
+            if bad:
+                raise SystemExit(f"fan-out: {len(bad)} agents did not complete, e.g. {bad[0]}: {record(state, bad[0])}")
+            running.append((max(parse_time(r["started"]) for r in recs) - t0) * 1000)
+            done.append((max(parse_time(r["finished"]) for r in recs) - t0) * 1000)
+    return [
+        Row("3", f"`launch_parallel.py` of {agents} tasks returns", returned, "ms"),
+        Row("3", f"  until all {agents} CLIs have started", running, "ms"),
+        Row("3", f"  until all {agents} runs have ended", done, "ms"),
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--agents", type=int, default=50)
+    args = ap.parse_args()
+    print(table(measure(rounds=args.rounds, agents=args.agents)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Run every benchmark and print one table (``make bench``).
+
+Items, in order (each module also runs alone; see its ``--help``):
+
+  1 launch_return  launch_agent.py against python3 -c pass, and the launch path's import time
+  2 end_to_end     launch_agent.py --wait against the same claude -p, on the real CLI and the fake API
+  3 fan_out        launch_parallel.py of 50 tasks: return, all running, all ended
+  4 status_scan    check_status.py over 200 records against python3 -c pass
+  5 wait_latency   a record turns terminal -> wait_agents.py exits; watching 100 idle agents
+  6 supervision    a supervisor's RSS and CPU against the idle CLI's RSS; kill_agent latency
+  7 scale          200 agents at once: nothing lost, every file complete, total memory
+
+The table is Markdown; it is also written to bench/results/latest.md with
+the machine line, ready for the README's Performance section.
+
+examples:
+  python bench/run.py                 everything (about 3 minutes on 2 cores)
+  python bench/run.py --quick         fewer rounds, 50 agents for item 7 (about 1 minute)
+  python bench/run.py --only 1,5      some items
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from common import ROOT, machine, table
+
+ITEMS = {
+    "1": "launch_return",
+    "2": "end_to_end",
+    "3": "fan_out",
+    "4": "status_scan",
+    "5": "wait_latency",
+    "6": "supervision",
+    "7": "scale",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer rounds: a smoke run, not figures to publish")
+    ap.add_argument("--only", metavar="1,2,...", help="run only these items")
+    ap.add_argument("--strict", action="store_true", help="exit 1 if a figure misses its goal")
+    args = ap.parse_args(argv)
+    chosen = [i.strip() for i in args.only.split(",")] if args.only else list(ITEMS)
+    unknown = [i for i in chosen if i not in ITEMS]
+    if unknown:
+        ap.error(f"--only: no item {', '.join(unknown)}; the items are 1 to {len(ITEMS)}")
+    rows = []
+    t0 = time.monotonic()
+    for item in chosen:
+        module = __import__(ITEMS[item])
+        t = time.monotonic()
+        print(f"bench: item {item} ({ITEMS[item]}) ...", file=sys.stderr, flush=True)
+        rows += module.measure(quick=args.quick)
+        print(f"bench: item {item} took {time.monotonic() - t:.0f} s", file=sys.stderr, flush=True)
+    text = f"Machine: {machine()}\n\n{table(rows)}\n"
+    if args.quick:
+        text += "\n(--quick: fewer rounds; not figures to publish)\n"
+    print()
+    print(text, end="")
+    out = ROOT / "bench" / "results" / "latest.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"\n{len(rows)} figures in {time.monotonic() - t0:.0f} s; also written to {out.relative_to(ROOT)}",
+          file=sys.stderr)
+    missed = [r for r in rows if r.met is False]
+    if missed:
+        print(f"bench: {len(missed)} figure(s) miss their goal: " + "; ".join(r.measure.strip() for r in missed),
+              file=sys.stderr)
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
