@@ -23,6 +23,48 @@ from .paths import StatePaths, validate_name
 from .record import RecordStore, StatusRecord, utc_now
 from .states import State
 
+#: What the supervisor imports.  It runs as ``python -S`` (no site hooks: a
+#: ``.pth`` file that imports something costs every supervisor start-up time
+#: and memory for the whole run) and finds these through ``PYTHONPATH``.
+SUPERVISOR_PACKAGES = ("claude_orchestrator", "psutil", "filelock", "watchdog")
+_supervisor_path: list[str] | None = None
+
+
+def supervisor_command(paths: StatePaths, held: list[int], name: str, run_id: str) -> tuple[list[str], dict[str, str]]:
+    """The supervisor's argument vector and environment.
+
+    ``held`` are the inherited descriptors: the life lock, then a slot if any.
+    The environment is the caller's, with ``PYTHONPATH`` naming the folders of
+    :data:`SUPERVISOR_PACKAGES` and the caller's own value kept in
+    ``ORCHESTRATOR_CALLER_PYTHONPATH`` (the supervisor puts it back before it
+    starts anything).  If a package's folder cannot be found the supervisor
+    starts with the site hooks, as any script would.
+    """
+    global _supervisor_path
+    if _supervisor_path is None:
+        from importlib.util import find_spec
+
+        dirs: list[str] = []
+        for package in SUPERVISOR_PACKAGES:
+            spec = find_spec(package)
+            locations = list(spec.submodule_search_locations or []) if spec else []
+            if not locations:
+                dirs = []
+                break
+            folder = str(Path(locations[0]).parent)
+            if folder not in dirs:
+                dirs.append(folder)
+        _supervisor_path = dirs
+    argv = [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root), "--alive-fd", str(held[0])]
+    if len(held) > 1:
+        argv += ["--slot-fd", str(held[1])]
+    env = dict(os.environ)
+    if _supervisor_path:
+        argv.insert(1, "-S")
+        env["ORCHESTRATOR_CALLER_PYTHONPATH"] = env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = os.pathsep.join(_supervisor_path)
+    return [*argv, name, run_id], env
+
 
 def new_run_id() -> str:
     """A sortable, unique run id such as ``20261120T230301Z-3fa9c1``."""
@@ -208,13 +250,12 @@ def launch(
         raise
 
     paths.run_dir(name).mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root), "--alive-fd", str(held[0])]
-    if len(held) > 1:
-        argv += ["--slot-fd", str(held[1])]
+    argv, env = supervisor_command(paths, held, name, run_id)
     with open(paths.log(name, run_id), "ab") as log:
         try:
             subprocess.Popen(  # noqa: S603 - an argument vector, no shell
-                [*argv, name, run_id],
+                argv,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -100,6 +100,7 @@ class Supervisor:
         self.peak_mb = 0.0
         self.warned: set[str] = set()
         self.seen: dict[int, float] = {}  # descendant pid -> its start time
+        self._known: dict[int, psutil.Process] = {}  # descendants found by the last sample
         self.slot_fd: int | None = None  # a held --max-parallel slot
         self.prior_cost = 0.0  # cost of earlier attempts (retries)
 
@@ -128,12 +129,33 @@ class Supervisor:
         while not self.stop_signal and time.monotonic() < deadline:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
-    def _descendants(self) -> list[psutil.Process]:
-        """Every live descendant (the CLI's tree and any orphan reparented to us)."""
-        try:
-            kids = self.me.children(recursive=True)
-        except psutil.Error:
-            return []
+    def _descendants(self, thorough: bool = True) -> list[psutil.Process]:
+        """Every live descendant (the CLI's tree and any orphan reparented to us).
+
+        ``thorough=False`` (the once-a-second sample) finds them through
+        :func:`procs.descendant_pids`, whose cost grows with the tree rather
+        than with every process on the machine, and keeps their
+        ``psutil.Process`` objects between samples; stopping a tree uses
+        psutil's full scan, which misses nothing.
+        """
+        pids = None if thorough else procs.descendant_pids(self.me.pid)
+        if pids is None:
+            try:
+                kids = self.me.children(recursive=True)
+            except psutil.Error:
+                return []
+        else:
+            kids = []
+            known, self._known = self._known, {}
+            for pid in pids:
+                p = known.get(pid)
+                if p is None:
+                    try:
+                        p = psutil.Process(pid)
+                    except psutil.Error:
+                        continue
+                self._known[pid] = p
+                kids.append(p)
         out = []
         for p in kids:
             try:
@@ -145,24 +167,25 @@ class Supervisor:
         return out
 
     def _reap(self, keep: int | None) -> None:
-        """Reap zombie children other than ``keep`` (orphans reparented to this subreaper)."""
-        try:
-            kids = self.me.children()
-        except psutil.Error:
-            return
-        for p in kids:
-            if p.pid == keep:
+        """Reap exited children other than ``keep`` (orphans reparented to this subreaper)."""
+        pids = procs.child_pids(self.me.pid)
+        if pids is None:
+            try:
+                pids = [p.pid for p in self.me.children()]
+            except psutil.Error:
+                return
+        for pid in pids:
+            if pid == keep:
                 continue
             try:
-                if p.status() == psutil.STATUS_ZOMBIE:
-                    os.waitpid(p.pid, os.WNOHANG)
-            except (psutil.Error, ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reaps it if it has exited; (0, 0) if it still runs
+            except ChildProcessError:
                 pass
 
     def _sample(self) -> float:
         """Tree RSS in MiB now; updates the peak and the memory warnings."""
         total = 0
-        for p in self._descendants():
+        for p in self._descendants(thorough=False):
             try:
                 total += p.memory_info().rss
             except psutil.Error:
@@ -656,6 +679,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name")
     parser.add_argument("run_id")
     args = parser.parse_args(argv)
+    if "ORCHESTRATOR_CALLER_PYTHONPATH" in os.environ:  # see launcher.supervisor_command
+        caller = os.environ.pop("ORCHESTRATOR_CALLER_PYTHONPATH")
+        if caller:
+            os.environ["PYTHONPATH"] = caller
+        else:
+            os.environ.pop("PYTHONPATH", None)
     paths = StatePaths(args.root)
     sup = Supervisor(paths, args.name, args.run_id)
     sup.slot_fd = args.slot_fd

@@ -154,3 +154,36 @@ def test_bad_options_are_refused():
 def test_cli_env_strips_claude_code_markers():
     env = cli_env({"CLAUDECODE": "1", "CLAUDE_CODE_ENTRYPOINT": "cli", "PATH": "/bin"})
     assert env == {"PATH": "/bin"}
+
+
+def test_descendant_pids_match_psutil_and_cover_grandchildren():
+    """The cheap /proc children walk finds the same tree as psutil's full scan, grandchildren included."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from claude_orchestrator import procs
+
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        me = psutil.Process()
+        deadline = time.monotonic() + 10
+        while len(psutil.Process(parent.pid).children()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        expected = {p.pid for p in me.children(recursive=True)}
+        assert len(expected) >= 2
+        found = procs.descendant_pids(me.pid)
+        if not procs.PROC_CHILDREN:  # a kernel without CONFIG_PROC_CHILDREN: the caller falls back to psutil
+            assert found is None
+            return
+        assert set(found) == expected
+        assert procs.child_pids(parent.pid) == [p.pid for p in psutil.Process(parent.pid).children()]
+        assert procs.child_pids(2**22 + 12345) == []  # no such process
+    finally:
+        for p in psutil.Process(parent.pid).children(recursive=True):
+            p.kill()
+        parent.kill()
+        parent.wait()
