@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -54,6 +55,24 @@ def test_cli_gets_argv_cwd_and_a_clean_env(fake_kit, tmp_path):
     assert argv[argv.index("--max-turns") + 1] == "3"
     assert seen["cwd"] == str(work.resolve())
     assert "CLAUDECODE" not in seen["env"] and "CLAUDE_CODE_ENTRYPOINT" not in seen["env"]
+
+
+@pytest.mark.parametrize("caller_path", [None, "/opt/caller-lib"])
+def test_the_cli_sees_the_callers_pythonpath_not_the_supervisors(fake_kit, tmp_path, caller_path):
+    """The supervisor runs as python -S with its own PYTHONPATH; the CLI (and its tools) get the caller's back."""
+    env = dict(fake_kit.env)
+    env.pop("PYTHONPATH", None)
+    if caller_path:
+        env["PYTHONPATH"] = caller_path
+    fake_kit.env = env
+    out = fake_kit.run("launch_agent", "a1", "--wait", "hello")
+    assert out.returncode == 0, out.stderr
+    (dump,) = (tmp_path / "argv").glob("*.json")
+    seen = json.loads(dump.read_text())["env"]
+    assert seen.get("PYTHONPATH") == caller_path
+    assert "ORCHESTRATOR_CALLER_PYTHONPATH" not in seen
+    log = Path(fake_kit.record("a1")["log_file"]).read_text()
+    assert "supervisor crashed" not in log
 
 
 @pytest.mark.parametrize("mode", ["is_error", "no_result", "crash"])
