@@ -202,9 +202,9 @@ class RecordStore:
         except Timeout as exc:
             raise OrchestratorError(f"timed out waiting for the lock of agent {name!r}; is a script stuck?") from exc
 
-    def _write_unlocked(self, record: StatusRecord) -> None:
+    def _write_unlocked(self, record: StatusRecord, durable: bool = True) -> None:
         path = self.paths.status(record.agent)
-        write_atomic(path, json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n")
+        write_atomic(path, json.dumps(record.to_dict(), indent=2, sort_keys=False) + "\n", durable=durable)
 
     def write(self, record: StatusRecord) -> None:
         """Replace the agent's record atomically, under its lock."""
@@ -212,19 +212,20 @@ class RecordStore:
             self._write_unlocked(record)
 
     def update(
-        self, name: str, mutate: Callable[[StatusRecord | None], StatusRecord | None]
+        self, name: str, mutate: Callable[[StatusRecord | None], StatusRecord | None], durable: bool = True
     ) -> StatusRecord | None:
         """Read-modify-write the record under its lock.
 
         ``mutate`` gets the current record (or None) and returns the record to
         store, or None to leave the file as it is.  Returns what is stored now.
+        ``durable=False`` skips the fsync (see :func:`write_atomic`).
         """
         with self.locked(name):
             current = self.read(name)
             new = mutate(current)
             if new is None:
                 return current
-            self._write_unlocked(new)
+            self._write_unlocked(new, durable=durable)
             return new
 
     def delete(self, name: str) -> None:
@@ -236,10 +237,12 @@ class RecordStore:
                 pass
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, durable: bool = True) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
 
-    A temp file in the same folder, fsync, then ``os.replace``.
+    A temp file in the same folder, fsync, then ``os.replace``.  Without the
+    fsync (``durable=False``) readers still never see half a file; only a
+    crash of the whole machine can lose the write.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -247,7 +250,8 @@ def write_atomic(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
