@@ -1,10 +1,13 @@
 """Item 1, launch return time: ``launch_agent.py`` against ``python3 -c pass``, side by side.
 
-Each round runs both commands alternately and then lets the agent (on the
+Each round runs the commands alternately and then lets the agent (on the
 fake ``claude``, which answers at once) end before the next round, so no
 supervisor competes for the CPU with the next measurement.  Also shown: the
 interpreter's own import time of the launch path (``-X importtime``), the
-part of the launch that is loading code rather than doing the work.
+part of the launch that is loading code rather than doing the work, and a
+floor: the interpreter importing argparse, json and subprocess, which any
+launcher written in Python needs, and that floor with filelock, which the
+project uses for every lock.
 
     python bench/launch_return.py [--rounds 30]
 """
@@ -19,6 +22,11 @@ import sys
 from common import AGENTS, Row, ended, fake_env, table, timed, wait_until
 
 GOAL = 1.5
+#: What any Python script that parses arguments, reads and writes JSON and
+#: starts a process imports: the floor under a launcher written in Python.
+FLOOR = "import argparse, json, subprocess"
+#: The same with the lock library the project uses (filelock), which every launch needs.
+FLOOR_LOCKS = FLOOR + ", filelock"
 
 
 def _top_level_imports(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -40,10 +48,12 @@ def _top_level_imports(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
 def measure(quick: bool = False, rounds: int | None = None) -> list[Row]:
     rounds = rounds or (10 if quick else 30)
     with fake_env() as (env, state):
-        base, launch, imports = [], [], []
+        base, floor, floor_locks, launch, imports = [], [], [], [], []
         baseline = _top_level_imports(["-c", "pass"], env)
         for i in range(rounds):
             base.append(timed([sys.executable, "-c", "pass"], env))
+            floor.append(timed([sys.executable, "-c", FLOOR], env))
+            floor_locks.append(timed([sys.executable, "-c", FLOOR_LOCKS], env))
             launch.append(timed([sys.executable, str(AGENTS / "launch_agent.py"), f"b{i}", "hello"], env))
             wait_until(lambda n=f"b{i}": ended(state, n), what=f"agent b{i} to end")
         for i in range(min(rounds, 10)):
@@ -54,6 +64,10 @@ def measure(quick: bool = False, rounds: int | None = None) -> list[Row]:
     ratio = statistics.median(launch) / statistics.median(base)
     return [
         Row("1", "`python3 -c pass` (the interpreter alone)", base, "ms"),
+        Row("1", f"`python3 -c '{FLOOR}'` (a floor for any launcher in Python)", floor, "ms",
+            against=f"{statistics.median(floor) / statistics.median(base):.2f}x the interpreter"),
+        Row("1", f"`python3 -c '{FLOOR_LOCKS}'` (that floor with the lock library)", floor_locks, "ms",
+            against=f"{statistics.median(floor_locks) / statistics.median(base):.2f}x the interpreter"),
         Row("1", "`launch_agent.py NAME TASK` returns", launch, "ms", against="python3 -c pass"),
         Row("1", "  launch / interpreter (ratio of medians; per-round min/max)", ratios, "x", goal=f"<= {GOAL}x",
             met=ratio <= GOAL, value=ratio),
