@@ -10,13 +10,19 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import psutil
-
-from . import locks, procs
+from . import locks
 from .errors import NotFound
 from .record import RecordStore, StatusRecord, utc_now
 from .states import State
+
+if TYPE_CHECKING:
+    import psutil
+
+# psutil (and .procs, which imports it) is imported where a process is
+# looked at, not here: check_status and wait_agents read records and probe
+# locks, and do not pay for it.
 
 #: Seconds between re-reads of the records while waiting when no event came:
 #: catches a supervisor that died without touching its record.
@@ -30,17 +36,23 @@ def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
 
 def supervisor_process(rec: StatusRecord) -> psutil.Process | None:
     """The run's live supervisor process (PID and start time checked), or None."""
+    from . import procs
+
     return procs.find_process(rec.supervisor_pid, rec.supervisor_started)
 
 
 def cli_process(rec: StatusRecord) -> psutil.Process | None:
     """The run's live CLI process (PID and start time checked), or None."""
+    from . import procs
+
     return procs.find_process(rec.pid, rec.pid_started)
 
 
 def leftover_tree(rec: StatusRecord) -> list[psutil.Process]:
     """Processes of a run whose supervisor is gone: its CLI and every descendant
     the supervisor recorded (``tree``), each verified by its start time."""
+    from . import procs
+
     found: dict[int, psutil.Process] = {}
     cli = cli_process(rec)
     if cli is not None:
@@ -122,6 +134,10 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     Raises:
         NotFound: the agent has no record (exit 4).
     """
+    import psutil
+
+    from . import procs
+
     rec = store.read(name)
     if rec is None:
         raise NotFound(f"no such agent: {name}; see python3 agents/check_status.py")
@@ -146,6 +162,21 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
             return cur
 
         store.update(name, ask)
+    if rec.supervisor_pid is None:
+        # Launched a moment ago: the supervisor has not claimed the run yet.
+        # Marked killed under the record's lock, its claim finds nothing to do
+        # and it exits without starting the CLI; if it has claimed meanwhile,
+        # the record now names it and it is signalled below.
+        def before_claim(cur: StatusRecord | None) -> StatusRecord | None:
+            if cur is None or cur.run_id != rec.run_id or cur.supervisor_pid is not None or not cur.state.is_active:
+                return None
+            cur.transition(State.KILLED, error="stopped by request before it started", last_activity=utc_now())
+            return cur
+
+        cur = store.update(name, before_claim)
+        if cur is None or cur.run_id != rec.run_id or cur.state.is_terminal:
+            return "stopped", cur
+        rec = cur
     sup = supervisor_process(rec)
     if sup is not None:
         try:

@@ -18,6 +18,8 @@ import psutil
 import pytest
 from conftest import AGENTS, wait_until
 
+from claude_orchestrator import locks
+
 
 def _running(kit, name):
     return wait_until(lambda: (r := kit.record(name)) and r["status"] == "running" and r, what=f"{name} running")
@@ -135,6 +137,36 @@ def test_kill_agent_on_ended_or_unknown_agents(fake_kit):
     assert fake_kit.run("kill_agent", "ghost").returncode == 4
     assert fake_kit.run("kill_agent").returncode == 2
     assert fake_kit.run("kill_agent", "--all").stdout.strip() == "no active agents"
+
+
+def test_a_kill_before_the_supervisor_claims_the_run_starts_nothing(fake_kit, tmp_path):
+    """kill_agent in the moment after a launch, before the supervisor has recorded itself.
+
+    The record is marked killed under its lock; the supervisor that claims the
+    run afterwards finds it killed and starts no CLI.
+    """
+    from claude_orchestrator.paths import StatePaths
+    from claude_orchestrator.record import RecordStore, StatusRecord, utc_now
+
+    paths = StatePaths(fake_kit.root)
+    paths.ensure()
+    rec = StatusRecord(agent="early", run_id="r1", task="[[fake: hang]]", created=utc_now(), cwd=str(tmp_path),
+                       options={"claude_bin": fake_kit.env["CLAUDE_BIN"]})
+    RecordStore(paths).write(rec)
+    paths.run_dir("early").mkdir(parents=True)
+    life = locks.try_lock(paths.alive_lock("early"))  # held as by a supervisor that has not claimed yet
+    try:
+        out = fake_kit.run("kill_agent", "early", "--grace", "1")
+    finally:
+        os.close(life)
+    assert out.returncode == 0, out.stderr
+    killed = fake_kit.record("early")
+    assert killed["status"] == "killed" and "before it started" in killed["error"]
+    sup = subprocess.run([sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root), "early", "r1"],
+                         env=fake_kit.env, capture_output=True, timeout=30)
+    assert sup.returncode == 0
+    assert fake_kit.record("early")["status"] == "killed"
+    assert not list((tmp_path / "argv").glob("*.json")), "the CLI was started for a killed run"
 
 
 def test_a_queued_agent_shows_its_place_and_can_be_killed(fake_kit):
