@@ -73,10 +73,8 @@ kill: ## stop agents and their process trees: make kill NAME=agent1 (default: ev
 	  $(PYTHON) agents/kill_agent.py --all $(ARGS); \
 	fi
 
-bench: ## benchmarks (never part of make test): launch return time, supervision costs
-	$(PYTHON) bench/launch_return.py
-	$(PYTHON) bench/supervision.py
-	$(PYTHON) bench/wait_latency.py
+bench: ## benchmarks (never part of make test): one table of the seven figures; ARGS="--quick" for a smoke run
+	$(PYTHON) bench/run.py $(ARGS)
 
 clear: ## archive agents' files: make clear [NAME=agent1] (default: all)
 	@if [ "$(origin NAME)" = "command line" ]; then \
