@@ -10,6 +10,7 @@ rounds, so that noise on this shared machine hits both alike.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -58,7 +59,7 @@ class Row:
 def p95(xs: Sequence[float]) -> float:
     """The 95th percentile (nearest rank) of ``xs``."""
     s = sorted(xs)
-    return s[min(len(s) - 1, max(0, round(0.95 * len(s)) - 1))]
+    return s[max(0, math.ceil(0.95 * len(s)) - 1)]
 
 
 def fmt(value: float, unit: str) -> str:

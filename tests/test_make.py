@@ -53,3 +53,17 @@ def test_make_kill_stops_an_agent(fake_kit):
 def test_make_launch_without_task_is_usage_error(fake_kit):
     out = _make(fake_kit, "launch", "NAME=m1")
     assert out.returncode != 0 and "usage" in out.stderr
+
+
+def test_the_benchmarks_run_and_print_one_table(tmp_path):
+    """A smoke run of two cheap items: the benchmark code must not rot (its figures are not asserted)."""
+    out = tmp_path / "table.md"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "4,5", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    table = out.read_text()
+    assert table.startswith("Machine: ") and "Python 3." in table
+    rows = [line for line in table.splitlines() if line.startswith("| 4 ") or line.startswith("| 5 ")]
+    assert len(rows) == 5, table
+    assert "check_status.py" in table and "wait_agents.py" in table
+    assert done.stdout.strip().endswith(table.strip().splitlines()[-1])
