@@ -95,7 +95,7 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def machine() -> str:
-    """One line naming the machine: date, cores, memory, Python, CLI version."""
+    """One line naming the machine: date, cores, memory, Python (a venv or which interpreter), CLI version."""
     import psutil
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -106,8 +106,9 @@ def machine() -> str:
         cli = subprocess.run([find_claude(), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
     except Exception as exc:  # noqa: BLE001 - the table still prints without it
         cli = f"unknown ({exc})"
+    where = "in a venv" if sys.prefix != sys.base_prefix else sys.executable
     return (f"{time.strftime('%Y-%m-%d')}, {platform.system()} {platform.machine()}, {cores} cores, "
-            f"{mem:.0f} GiB, Python {platform.python_version()}, Claude CLI {cli}")
+            f"{mem:.0f} GiB, Python {platform.python_version()} ({where}), Claude CLI {cli}")
 
 
 # -- running things ----------------------------------------------------------

@@ -91,6 +91,8 @@ def measure(quick: bool = False, agents: int | None = None, idle: float | None =
         Row("7", f"  {agents} supervisors: PSS (shared pages split), total", [sup_pss], "MiB"),
         Row("7", f"  {agents} fake CLIs (Python): RSS / PSS, total", [cli_rss], "MiB",
             against=f"PSS {cli_pss:.0f} MiB"),
+        Row("7", f"  all {2 * agents} processes (total memory): RSS / PSS", [sup_rss + cli_rss], "MiB",
+            against=f"PSS {sup_pss + cli_pss:.0f} MiB"),
         Row("7", f"  {agents} supervisors: CPU while idle ({idle:g} s window)", [cpu], "%", against="of one core"),
     ]
 
