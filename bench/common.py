@@ -164,6 +164,16 @@ def ended(state: Path, name: str) -> bool:
     return not is_held(state / "status" / f"{name}.supervisor.lock")
 
 
+def hold(paths: Any, name: str) -> int:
+    """Take agent ``name``'s life lock as its supervisor would; returns the descriptor (close it to let go)."""
+    from claude_orchestrator.locks import try_lock
+
+    fd = try_lock(paths.alive_lock(name))
+    if fd is None:
+        raise SystemExit(f"{name}'s life lock is already held")
+    return fd
+
+
 @contextmanager
 def fake_env() -> Iterator[tuple[dict[str, str], Path]]:
     """An environment (and its state root) that runs agents on tests/fake_claude.py, in a temp folder."""

@@ -16,8 +16,7 @@ import os
 import statistics
 import sys
 
-from common import AGENTS, Row, ended, fake_env, record, script, table, timed, wait_until
-from filelock import lock_descriptor
+from common import AGENTS, Row, ended, fake_env, hold, record, script, table, timed, wait_until
 
 from claude_orchestrator.paths import StatePaths
 from claude_orchestrator.record import write_atomic
@@ -37,9 +36,7 @@ def measure(quick: bool = False, rounds: int | None = None, records: int = 200) 
                 name = f"s{i:03d}"
                 rec = dict(template, agent=name)
                 if i < running:
-                    fd = os.open(paths.alive_lock(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                    assert lock_descriptor(fd, blocking=False)
-                    held.append(fd)
+                    held.append(hold(paths, name))
                     rec.update(status="running", finished=None, duration_s=None, exit_code=None)
                 write_atomic(paths.status(name), json.dumps(rec, indent=2) + "\n")
             base, status = [], []

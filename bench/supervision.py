@@ -18,7 +18,7 @@ import sys
 import time
 
 import psutil
-from common import ROOT, Row, real_env, record, script, table, wait_until
+from common import AGENTS, Row, real_env, record, script, table, wait_until
 
 
 def measure(quick: bool = False, idle: float | None = None, kills: int | None = None) -> list[Row]:
@@ -50,7 +50,7 @@ def measure(quick: bool = False, idle: float | None = None, kills: int | None = 
                        what=f"{name}'s first event")
             tree = [psutil.Process(rec["pid"]), *psutil.Process(rec["pid"]).children(recursive=True)]
             t0 = time.monotonic()
-            subprocess.Popen([sys.executable, str(ROOT / "agents" / "kill_agent.py"), name], env=env,
+            subprocess.Popen([sys.executable, str(AGENTS / "kill_agent.py"), name], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             _, alive = psutil.wait_procs(tree, timeout=30)
             lat.append((time.monotonic() - t0) * 1000)

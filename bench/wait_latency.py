@@ -19,17 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import psutil
-from common import Row, table
-from filelock import lock_descriptor
+from common import AGENTS, Row, hold, table
 
 from claude_orchestrator.paths import StatePaths
 from claude_orchestrator.record import StatusRecord, write_atomic
 from claude_orchestrator.states import State
 
-ROOT = Path(__file__).resolve().parent.parent
 GOAL = 50.0  # ms, the median
 
 
@@ -38,14 +35,8 @@ def _record(paths: StatePaths, name: str, status: State) -> None:
     write_atomic(paths.status(name), json.dumps(rec.to_dict()))
 
 
-def _hold(paths: StatePaths, name: str) -> int:
-    fd = os.open(paths.alive_lock(name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
-    assert lock_descriptor(fd, blocking=False)
-    return fd
-
-
 def _waiter(env: dict[str, str], *names: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "agents" / "wait_agents.py"), *names], env=env,
+    return subprocess.Popen([sys.executable, str(AGENTS / "wait_agents.py"), *names], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
 
 
@@ -57,7 +48,7 @@ def measure(quick: bool = False, rounds: int | None = None, agents: int = 100, i
         paths.ensure()
         env = dict(os.environ, ORCHESTRATOR_HOME=str(paths.root))
         lat = []
-        fd = _hold(paths, "a1")
+        fd = hold(paths, "a1")
         for _ in range(rounds):
             _record(paths, "a1", State.RUNNING)
             w = _waiter(env, "a1")
@@ -71,7 +62,7 @@ def measure(quick: bool = False, rounds: int | None = None, agents: int = 100, i
         os.close(fd)
 
         names = [f"idle{i:03d}" for i in range(agents)]
-        fds = [_hold(paths, n) for n in names]
+        fds = [hold(paths, n) for n in names]
         for n in names:
             _record(paths, n, State.RUNNING)
         w = _waiter(env, *names)
