@@ -1,6 +1,6 @@
 """The Claude Code CLI: where to find it, its argument vector, its environment.
 
-Facts used here, from ``claude --help`` (version 2.1.197) and DESIGN.md:
+Facts used here, from ``claude --help`` (versions 2.1.197 and 2.1.330) and DESIGN.md:
 
 - ``-p`` is print mode; ``--output-format stream-json`` needs ``--verbose``
   in print mode and emits one JSON event per line (``system``/``init``,
@@ -9,25 +9,52 @@ Facts used here, from ``claude --help`` (version 2.1.197) and DESIGN.md:
   session and keeps its ID; ``-r <id> --fork-session --session-id <uuid>``
   continues it under a new ID, leaving the old one untouched.
 - ``--allowedTools`` takes several values, so the task must follow ``--``.
+- What differs between versions (``--system-prompt-snapshot``, the
+  permission modes) is detected from the CLI itself: :mod:`.cli_features`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput, CliMissing
 from .paths import TOOLKIT_ROOT
 
-#: The pinned CLI that ``make install`` puts into the project (git-ignored).
+if TYPE_CHECKING:
+    from .cli_features import CliFeatures
+
+#: The CLI that ``make install`` puts into the project (git-ignored): ``$(CLAUDE_VERSION)``, today's.
 LOCAL_CLI = TOOLKIT_ROOT / ".claude-cli" / "node_modules" / ".bin" / "claude"
-#: Variables that mark a process as running *inside* Claude Code; the
-#: orchestrator itself does, its workers must not inherit them.
-STRIPPED_ENV = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")
-#: Permission modes the CLI accepts for ``--permission-mode``.
-PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
+#: Older CLIs the tests also run (``$(CLAUDE_TEST_VERSIONS)``): ``<this>/<version>/node_modules/.bin/claude``.
+PINNED_CLIS = TOOLKIT_ROOT / ".claude-cli" / "versions"
+#: Variables by which a Claude Code session marks the processes it starts (its
+#: Bash tool's commands, hence a master's launches) as its own: who it is
+#: (session ID, PID, executable), that they are its children, and how they
+#: reach it (messaging socket and token).  A worker is a session of its own, so
+#: it must not inherit them; seen in the environment of a Bash tool call of
+#: 2.1.197 and 2.1.330.  Everything else, the user's settings included, is kept.
+STRIPPED_ENV = (
+    "CLAUDECODE",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_CODE_SESSION_ID",
+    "CLAUDE_CODE_CHILD_SESSION",
+    "CLAUDE_CODE_CHILD_NOTES_DIR",
+    "CLAUDE_CODE_SESSION_ATTENDED",
+    "CLAUDE_CODE_MESSAGING_SOCKET",
+    "CLAUDE_CODE_MESSAGING_TOKEN",
+    "CLAUDE_CODE_EXECPATH",
+    "CLAUDE_PID",
+    "AI_AGENT",
+)
+#: Permission modes known from the CLI's ``--help`` (2.1.330 renamed ``default``
+#: to ``manual``), for help texts only: a mode is checked against the installed
+#: CLI's own list (:mod:`.cli_features`), so a newer CLI's modes are not refused.
+KNOWN_PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "manual", "default", "dontAsk", "plan")
+_MODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
 
 
 def find_claude() -> str:
@@ -61,7 +88,7 @@ class ClaudeOptions:
         model: ``--model``.
         append_system_prompt: ``--append-system-prompt``.
         allowed_tools: ``--allowedTools`` (comma or space separated, as the CLI takes it).
-        permission_mode: ``--permission-mode`` (one of :data:`PERMISSION_MODES`).
+        permission_mode: ``--permission-mode`` (one of the CLI's modes, e.g. :data:`KNOWN_PERMISSION_MODES`).
         dangerously_skip_permissions: ``--dangerously-skip-permissions``.
         max_turns: ``--max-turns`` (print mode: stop after N agentic turns).
         max_budget_usd: ``--max-budget-usd`` (the CLI stops spending at this amount).
@@ -79,9 +106,9 @@ class ClaudeOptions:
 
     def validate(self) -> None:
         """Raises :class:`BadInput` for a value the CLI would refuse."""
-        if self.permission_mode and self.permission_mode not in PERMISSION_MODES:
+        if self.permission_mode and not _MODE_RE.fullmatch(self.permission_mode):
             raise BadInput(
-                f"unknown permission mode {self.permission_mode!r}; use one of: {', '.join(PERMISSION_MODES)}"
+                f"invalid permission mode {self.permission_mode!r}; use one of the CLI's, e.g. {', '.join(KNOWN_PERMISSION_MODES)}"
             )
         if self.max_turns is not None and self.max_turns < 1:
             raise BadInput("--max-turns must be 1 or more")
@@ -107,6 +134,7 @@ def build_argv(
     session_id: str,
     resume_id: str | None = None,
     fork: bool = False,
+    features: CliFeatures | None = None,
 ) -> list[str]:
     """The CLI's argument vector for one run.  Never passed through a shell.
 
@@ -118,6 +146,11 @@ def build_argv(
             resume it must equal ``resume_id`` and is not passed.
         resume_id: a session to continue (``-r``), or None for a new one.
         fork: with ``resume_id``, continue under ``session_id`` (``--fork-session``).
+        features: what this CLI supports (:func:`.cli_features.detect_features`); with
+            ``--system-prompt-snapshot`` it gets ``off``, so that every run (a resume
+            or fork too) has the system prompt its own options give, as on 2.1.197,
+            unless ``claude_args`` set the flag; a permission mode is translated to
+            the CLI's name for it (``manual``/``default``).
     """
     argv = [claude, "-p", "--output-format", "stream-json", "--verbose"]
     if resume_id:
@@ -133,13 +166,19 @@ def build_argv(
     if options.allowed_tools:
         argv += ["--allowedTools", options.allowed_tools]
     if options.permission_mode:
-        argv += ["--permission-mode", options.permission_mode]
+        mode = features.permission_mode(options.permission_mode) if features else options.permission_mode
+        argv += ["--permission-mode", mode]
     if options.dangerously_skip_permissions:
         argv.append("--dangerously-skip-permissions")
     if options.max_turns:
         argv += ["--max-turns", str(options.max_turns)]
     if options.max_budget_usd is not None:
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
+    if features is not None and features.system_prompt_snapshot:
+        from .cli_features import SNAPSHOT_FLAG
+
+        if not any(a == SNAPSHOT_FLAG or a.startswith(SNAPSHOT_FLAG + "=") for a in options.claude_args):
+            argv += [SNAPSHOT_FLAG, "off"]
     argv += list(options.claude_args)
     argv += ["--", task]
     return argv

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .claude_cli import PERMISSION_MODES, ClaudeOptions
+from .claude_cli import KNOWN_PERMISSION_MODES, ClaudeOptions
 from .errors import BadInput, OrchestratorError
 from .isolation import ISOLATIONS
 from .limits import RunLimits
@@ -61,7 +61,12 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="--model for the CLI, e.g. sonnet or claude-sonnet-4-5")
     g.add_argument("--append-system-prompt", metavar="TEXT", help="text appended to the agent's system prompt")
     g.add_argument("--allowed-tools", metavar="LIST", help='tools allowed without asking, e.g. "Bash,Edit,Read"')
-    g.add_argument("--permission-mode", metavar="MODE", choices=PERMISSION_MODES, help=f"one of {', '.join(PERMISSION_MODES)}")
+    g.add_argument(
+        "--permission-mode",
+        metavar="MODE",
+        help=f"one of the installed CLI's modes ({', '.join(KNOWN_PERMISSION_MODES)}; "
+        "manual and default are the same mode, translated for the CLI); see `claude --help`",
+    )
     g.add_argument(
         "--dangerously-skip-permissions",
         action="store_true",

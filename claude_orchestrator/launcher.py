@@ -181,6 +181,13 @@ def launch(
         raise BadInput(f"--cwd {str(workdir)!r} is not a directory")
     workdir = workdir.resolve()
     claude_bin = find_claude()
+    if options.permission_mode:  # refused now if this CLI's modes are known; else its supervisor checks
+        from .cli_features import cached_features
+
+        known = cached_features(paths, claude_bin)
+        refused = known.refuse_permission_mode(options.permission_mode) if known else None
+        if refused:
+            raise BadInput(refused)
 
     paths.ensure()
     store = RecordStore(paths)

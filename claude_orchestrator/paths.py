@@ -12,6 +12,7 @@ Layout (DESIGN.md, "The state directory")::
     status/.slots/slot-<k>.lock      held by each run that occupies a parallel slot
     status/.queue/<seq>-<agent>      one entry per queued run, in FIFO order
     status/.queue.lock               guards taking slots and the queue
+    status/.cli/<key>.json           what a Claude CLI binary supports (cli_features)
     sessions/<agent>_session.txt     the Claude session ID, one line
     outputs/<agent>_latest.txt       the result text of the latest run
     outputs/<agent>/<run_id>.jsonl   the run's stream-json transcript
@@ -104,6 +105,12 @@ class StatePaths:
     def slot(self, index: int) -> Path:
         """``status/.slots/slot-<index>.lock``: one of the ``--max-parallel`` slots."""
         return self.slots_dir / f"slot-{index}.lock"
+
+    def cli_features(self, key: str) -> Path:
+        """``status/.cli/<key>.json``: the cached features of one CLI binary (``key`` is a hex digest)."""
+        if not re.fullmatch(r"[0-9a-f]{1,64}", key):
+            raise BadInput(f"invalid CLI cache key {key!r}")
+        return self.status_dir / ".cli" / f"{key}.json"
 
     def session(self, name: str) -> Path:
         """``sessions/<name>_session.txt``: the latest Claude session ID."""

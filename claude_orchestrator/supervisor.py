@@ -45,6 +45,7 @@ from filelock import FileLock
 
 from . import locks, procs
 from .claude_cli import ClaudeOptions, build_argv, cli_env
+from .cli_features import CliFeatures, detect_features
 from .limits import MEMORY_LEVELS, RunLimits, is_retryable
 from .paths import StatePaths
 from .record import RESULT_PREVIEW_CHARS, RecordStore, StatusRecord, utc_now, write_atomic
@@ -103,6 +104,7 @@ class Supervisor:
         self._known: dict[int, psutil.Process] = {}  # descendants found by the last sample
         self.slot_fd: int | None = None  # a held --max-parallel slot
         self.prior_cost = 0.0  # cost of earlier attempts (retries)
+        self.features = CliFeatures()  # what the CLI supports, detected when the run starts
 
     # -- helpers -------------------------------------------------------------
 
@@ -240,6 +242,12 @@ class Supervisor:
             return 0
 
         options = ClaudeOptions.from_dict(rec.options.get("claude", {}))
+        self.features = detect_features(self.paths, rec.options["claude_bin"], cli_env())
+        refused = options.permission_mode and self.features.refuse_permission_mode(options.permission_mode)
+        if refused:
+            self._finish_without_cli(State.FAILED, refused, None)
+            return 0
+        self.log(f"CLI {self.features.version or '(version unknown)'}; system prompt snapshot: {self.features.system_prompt_snapshot}")
         session_id = rec.session_id
         attempts = 1 + int(self.limits.retries)
         outcome: Attempt | None = None
@@ -370,6 +378,7 @@ class Supervisor:
             session_id,
             resume_id=rec.resumed_from,
             fork=bool(rec.options.get("fork")),
+            features=self.features,
         )
         shown = argv[:-1] + [f"<task: {len(rec.task)} chars>"]
         self.log(f"starting the CLI in {rec.cwd}: {shown}")

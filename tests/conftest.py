@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from claude_orchestrator.claude_cli import LOCAL_CLI
+from claude_orchestrator.claude_cli import LOCAL_CLI, PINNED_CLIS
 from claude_orchestrator.fake_api import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,11 +146,32 @@ def fake_api():
     server.server_close()
 
 
+#: The CLI versions `make install` puts into the project: today's (CLAUDE_VERSION, at
+#: LOCAL_CLI) first, then the older ones the tests pin too (CLAUDE_TEST_VERSIONS).
+CURRENT_CLI_VERSION = "2.1.330"
+CLI_VERSIONS = (CURRENT_CLI_VERSION, "2.1.197")
+_cli_versions_seen: dict[Path, str] = {}
+
+
+def cli_path(version: str) -> Path:
+    """The installed CLI of ``version`` (fails, never skips, if `make install` did not put it there)."""
+    path = LOCAL_CLI if version == CURRENT_CLI_VERSION else PINNED_CLIS / version / "node_modules" / ".bin" / "claude"
+    assert os.access(path, os.X_OK), f"{path} is missing: run `make install`"
+    if path not in _cli_versions_seen:
+        done = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60)
+        _cli_versions_seen[path] = done.stdout.strip()
+    assert _cli_versions_seen[path].startswith(version), f"{path} is {_cli_versions_seen[path]!r}, not {version}: run `make install`"
+    return path
+
+
 @pytest.fixture
 def real_cli() -> Path:
-    """The pinned Claude CLI installed by ``make install`` (never skipped: CI must run these)."""
-    assert os.access(LOCAL_CLI, os.X_OK), f"{LOCAL_CLI} is missing: run `make install`"
-    return LOCAL_CLI
+    """Today's Claude CLI installed by ``make install`` (never skipped: CI must run these).
+
+    A module that must run on every pinned version overrides this fixture with
+    one parametrized over :data:`CLI_VERSIONS` (see test_real_cli.py).
+    """
+    return cli_path(CURRENT_CLI_VERSION)
 
 
 @pytest.fixture

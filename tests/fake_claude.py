@@ -21,6 +21,8 @@ and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
   write its PID to ``memhog.pid``; then hang.
 
 It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set.
+``--version`` and ``--help`` answer as 2.1.197 does (abridged), without a record,
+or as ``$FAKE_CLAUDE_HELP`` (a file) says.
 """
 
 import json
@@ -65,8 +67,37 @@ def emit(obj):
     sys.stdout.flush()
 
 
+HELP = """Usage: claude [options] [command] [prompt]
+
+Options:
+  -p, --print                           Print response and exit
+  --output-format <format>              Output format (only works with --print)
+  --verbose                             Override verbose mode setting from config
+  --session-id <uuid>                   Use a specific session ID
+  -r, --resume [value]                  Resume a conversation by session ID
+  --fork-session                        When resuming, create a new session ID
+  --model <model>                       Model for the current session
+  --append-system-prompt <prompt>       Append a system prompt to the default
+                                        system prompt
+  --allowedTools, --allowed-tools <tools...>  Comma or space-separated list of tool names
+  --permission-mode <mode>              Permission mode to use for the session
+                                        (choices: "acceptEdits", "auto",
+                                        "bypassPermissions", "default",
+                                        "dontAsk", "plan")
+  --max-turns <turns>                   Maximum number of agentic turns
+  -h, --help                            Display help for command
+"""
+
+
 def main():
     argv = sys.argv[1:]
+    if argv in (["--version"], ["-v"]):
+        print("2.1.197 (Claude Code)")
+        return 0
+    if argv in (["--help"], ["-h"]):
+        help_file = os.environ.get("FAKE_CLAUDE_HELP")
+        sys.stdout.write(open(help_file).read() if help_file else HELP)
+        return 0
     if os.environ.get("FAKE_CLAUDE_ARGV_DIR"):
         with open(os.path.join(os.environ["FAKE_CLAUDE_ARGV_DIR"], f"{os.getpid()}.json"), "w") as f:
             json.dump({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}, f)

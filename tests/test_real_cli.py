@@ -1,6 +1,8 @@
-"""End to end: the real Claude Code CLI (pinned, from `make install`) against the fake API.
+"""End to end: the real Claude Code CLI against the fake API, on every pinned version.
 
-These run in CI and never skip: the CLI is part of what the project installs.
+These run in CI and never skip: the CLIs are part of what the project installs
+(today's, 2.1.330, and 2.1.197), and each test here runs on each of them, so
+that a change in either is caught.
 """
 
 from __future__ import annotations
@@ -9,9 +11,16 @@ import json
 import subprocess
 import sys
 
-from conftest import AGENTS
+import pytest
+from conftest import AGENTS, CLI_VERSIONS, cli_path
 
 from claude_orchestrator.fake_api import user_prompt
+
+
+@pytest.fixture(params=CLI_VERSIONS)
+def real_cli(request):
+    """Each test of this module runs on each pinned CLI version (overrides conftest's)."""
+    return cli_path(request.param)
 
 
 def _prompts(api) -> list[tuple[str, dict]]:
@@ -134,3 +143,68 @@ def test_clear_archives_a_real_run(real_kit):
     assert (stamp / "outputs" / "a1" / f"{rec['run_id']}.jsonl").exists()
     assert (stamp / "outputs" / "a1_latest.txt").read_text() == "OK: hello"
     assert real_kit.run("resume_agent", "a1", "again").returncode == 4
+
+
+def _system_text(body: dict) -> str:
+    return json.dumps(body.get("system"))
+
+
+def test_each_run_has_the_system_prompt_given_at_its_own_launch(real_kit, tmp_path):
+    """2.1.330 snapshots a conversation's system prompt; resumes and forks must still get their own."""
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('[profiles.reviewer]\nappend_system_prompt = "PROFILE-PROMPT-REVIEWER"\n')
+    real_kit.env["ORCHESTRATOR_PROFILES"] = str(profiles)
+    assert real_kit.run("launch_agent", "a1", "--append-system-prompt", "FIRST-PROMPT-A", "--wait", "first").returncode == 0
+    out = real_kit.run("resume_agent", "a1", "--append-system-prompt", "SECOND-PROMPT-A", "--wait", "second")
+    assert out.returncode == 0, out.stderr
+    out = real_kit.run("resume_agent", "a1", "--profile", "reviewer", "--wait", "third")
+    assert out.returncode == 0, out.stderr
+    out = real_kit.run("launch_agent", "b1", "--with-context-from", "a1", "--profile", "reviewer", "--wait", "fourth")
+    assert out.returncode == 0, out.stderr
+
+    for prompt, wanted, unwanted in (
+        ("first", "FIRST-PROMPT-A", "SECOND-PROMPT-A"),
+        ("second", "SECOND-PROMPT-A", "FIRST-PROMPT-A"),
+        ("third", "PROFILE-PROMPT-REVIEWER", "SECOND-PROMPT-A"),
+        ("fourth", "PROFILE-PROMPT-REVIEWER", "FIRST-PROMPT-A"),
+    ):
+        system = _system_text(_first_request_with_prompt(real_kit.api, prompt))
+        assert wanted in system and unwanted not in system, (prompt, system[:300])
+    history = json.dumps(_first_request_with_prompt(real_kit.api, "fourth")["messages"])
+    assert "first" in history and "second" in history, "the fork must carry a1's conversation"
+
+
+def test_permission_mode_manual_and_default_work_on_every_cli(real_kit):
+    for name, mode in (("m1", "manual"), ("m2", "default")):
+        out = real_kit.run("launch_agent", name, "--permission-mode", mode, "--wait", "--json", f"mode {mode}")
+        assert out.returncode == 0, out.stderr + out.stdout
+        assert json.loads(out.stdout)["status"] == "completed"
+    refused = real_kit.run("launch_agent", "m3", "--permission-mode", "nonsense", "--wait", "--json", "bad mode")
+    assert refused.returncode in (1, 2), refused.stdout
+    assert "permission mode 'nonsense'" in refused.stderr + refused.stdout
+    assert "acceptEdits" in refused.stderr + refused.stdout, "the error lists the CLI's own modes"
+
+
+def test_worker_does_not_inherit_the_master_session(real_kit, tmp_path):
+    """A master's Bash tool marks its commands as its session's; a worker is a session of its own."""
+    work = tmp_path / "work"
+    work.mkdir()
+    master = {
+        "CLAUDE_CODE_SESSION_ID": "11111111-2222-3333-4444-555555555555",
+        "CLAUDE_CODE_CHILD_SESSION": "1",
+        "CLAUDE_CODE_MESSAGING_SOCKET": str(tmp_path / "master.sock"),
+        "CLAUDE_CODE_MESSAGING_TOKEN": "master-token",
+        "CLAUDE_PID": "1",
+        "AI_AGENT": "claude-code_2-1-330_agent",
+        "MY_OWN_SETTING": "kept",
+    }
+    real_kit.env.update(master)
+    out = real_kit.run("launch_agent", "w1", "--cwd", str(work), "--allowed-tools", "Bash", "--wait",
+                       "show env [[bash: env > env.txt]]")
+    assert out.returncode == 0, out.stderr
+    seen = dict(line.split("=", 1) for line in (work / "env.txt").read_text().splitlines() if "=" in line)
+    assert seen.get("MY_OWN_SETTING") == "kept"
+    assert seen.get("CLAUDE_CONFIG_DIR") == real_kit.env["CLAUDE_CONFIG_DIR"], "the user's settings are kept"
+    assert seen.get("CLAUDE_CODE_SESSION_ID") == real_kit.record("w1")["session_id"], "the worker's own session, not the master's"
+    assert seen.get("CLAUDE_CODE_MESSAGING_TOKEN") != "master-token"
+    assert seen.get("CLAUDE_CODE_MESSAGING_SOCKET") != master["CLAUDE_CODE_MESSAGING_SOCKET"]

@@ -146,14 +146,19 @@ def test_argv_puts_the_task_last_after_double_dash():
 
 def test_bad_options_are_refused():
     with pytest.raises(BadInput):
-        ClaudeOptions(permission_mode="yolo").validate()
+        ClaudeOptions(permission_mode="--yolo").validate()
+    with pytest.raises(BadInput):
+        ClaudeOptions(permission_mode="plan; rm -rf /").validate()
+    ClaudeOptions(permission_mode="someFutureMode").validate()  # a newer CLI's mode is not refused here
     with pytest.raises(BadInput):
         ClaudeOptions(claude_args=["--"]).validate()
 
 
-def test_cli_env_strips_claude_code_markers():
-    env = cli_env({"CLAUDECODE": "1", "CLAUDE_CODE_ENTRYPOINT": "cli", "PATH": "/bin"})
-    assert env == {"PATH": "/bin"}
+def test_cli_env_strips_the_master_sessions_markers_and_keeps_settings():
+    master = {"CLAUDECODE": "1", "CLAUDE_CODE_ENTRYPOINT": "cli", "CLAUDE_CODE_SESSION_ID": "S", "CLAUDE_CODE_CHILD_SESSION": "1",
+              "CLAUDE_CODE_MESSAGING_SOCKET": "/tmp/s", "CLAUDE_CODE_MESSAGING_TOKEN": "t", "CLAUDE_PID": "9", "AI_AGENT": "x"}
+    settings = {"PATH": "/bin", "CLAUDE_CONFIG_DIR": "/c", "ANTHROPIC_BASE_URL": "http://h", "CLAUDE_CODE_USE_BEDROCK": "1"}
+    assert cli_env({**master, **settings}) == settings
 
 
 def test_descendant_pids_match_psutil_and_cover_grandchildren():
