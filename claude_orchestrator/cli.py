@@ -38,6 +38,11 @@ def _run(prog: str, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say, and no traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
 
 
 def _parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
@@ -258,6 +263,48 @@ def _print_launched(paths: StatePaths, rec: StatusRecord) -> None:
     print(f"  log:        {rec.log_file}")
 
 
+def _layout_line(paths: StatePaths) -> str:
+    """The state root's file layout, said once for many agents."""
+    return (
+        f"files under {paths.root}/: status/NAME.json, outputs/NAME_latest.txt (result), "
+        "sessions/NAME_session.txt, outputs/NAME/RUN_ID.jsonl (transcript) and .log"
+    )
+
+
+#: Characters of the result preview in compact output; the whole text is in ``output_file``.
+BRIEF_RESULT_CHARS = 80
+#: Characters of an error kept in compact output; the whole one is in the record.
+BRIEF_ERROR_CHARS = 200
+
+
+def _brief(r: StatusRecord, positions: dict[str, int] | None = None) -> dict[str, Any]:
+    """The fields a master acts on, for ``check_status.py --json`` (about 0.35 KB per agent).
+
+    Keys: agent, status, run_id, [queue_position], [error], [result] (a preview),
+    num_turns, cost_usd, duration_s (so far, while active), session_id, output_file.
+    """
+    d: dict[str, Any] = {"agent": r.agent, "status": str(r.status), "run_id": r.run_id}
+    if positions and r.agent in positions:
+        d["queue_position"] = positions[r.agent]
+    if r.error:
+        d["error"] = _preview(r.error, BRIEF_ERROR_CHARS)
+    if r.result:
+        d["result"] = _preview(r.result, BRIEF_RESULT_CHARS)
+    elapsed = r.duration_s if r.duration_s is not None else r.elapsed_s()
+    d.update(
+        num_turns=r.num_turns, cost_usd=r.cost_usd, duration_s=None if elapsed is None else round(elapsed, 1),
+        session_id=r.session_id, output_file=r.output_file,
+    )
+    return d
+
+
+def _json_list(items: list[dict[str, Any]]) -> str:
+    """A JSON list with one compact object per line: cheap to read, easy to grep."""
+    if not items:
+        return "[]"
+    return "[\n" + ",\n".join(json.dumps(i, separators=(",", ":")) for i in items) + "\n]"
+
+
 def _status_text(r: StatusRecord, positions: dict[str, int]) -> str:
     text = str(r.status)
     if text == "queued" and r.agent in positions:
@@ -335,7 +382,8 @@ def _summary(recs: list[StatusRecord]) -> str:
 def _finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: bool = False) -> int:
     """Wait for ``names`` to end, print them, return 0 if all completed else 1.
 
-    JSON: one record object, or a list with ``as_list`` (launch_parallel).
+    JSON: one whole record object, or with ``as_list`` (launch_parallel) a
+    list of :func:`_brief` objects.
     """
     from .control import wait_for
     from .record import RecordStore
@@ -343,12 +391,11 @@ def _finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: bo
     recs = wait_for(RecordStore(paths), names)
     assert recs is not None  # no timeout given
     if as_json:
-        print(json.dumps([r.to_dict() for r in recs] if as_list else recs[0].to_dict(), indent=2))
+        print(_json_list([_brief(r) for r in recs]) if as_list else json.dumps(recs[0].to_dict(), indent=2))
     else:
         for r in recs:
             tail = f": {_preview(r.result, 70)}" if r.result else (f": {r.error}" if r.error else "")
-            turns = f"{r.num_turns} turn" + ("" if r.num_turns == 1 else "s")
-            print(f"{r.agent}: {r.status} in {_fmt_duration(r.duration_s)}, {turns}, {_fmt_cost(r.cost_usd)}{tail}")
+            print(f"{r.agent}: {r.status} in {_fmt_duration(r.duration_s)}, {_turns(r.num_turns)}, {_fmt_cost(r.cost_usd)}{tail}")
     return int(ExitCode.AGENT_FAILED if any(r.state in UNSUCCESSFUL for r in recs) else ExitCode.OK)
 
 
@@ -499,10 +546,13 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
         if args.wait:
             return _finish_wait(paths, names, args.json, as_list=True)
         if args.json:
-            print(json.dumps([_launch_summary(paths, r) for r in recs], indent=2))
+            brief = [{"agent": r.agent, "status": str(r.status), "run_id": r.run_id, "session_id": r.session_id,
+                      "output_file": r.output_file} for r in recs]
+            print(_json_list(brief))
         else:
             for r in recs:
-                _print_launched(paths, r)
+                print(f"{r.agent}: {r.status}  run {r.run_id}  session {r.session_id}")
+            print(_layout_line(paths))
         return ExitCode.OK
 
     return _run(p.prog, body)
@@ -554,7 +604,8 @@ STATUS_EPILOG = """\
 examples:
   python3 agents/check_status.py               every agent, as a table
   python3 agents/check_status.py agent1 agent2
-  python3 agents/check_status.py --json        the full records, as a JSON list
+  python3 agents/check_status.py --json        per agent: status, error, result preview, turns, cost, output file
+  python3 agents/check_status.py --full NAME   the whole record (JSON)
   python3 agents/check_status.py --summary     totals, parallel speed-up, per-agent cost and memory
   python3 agents/check_status.py --watch       a live table, redrawn on every change
 
@@ -568,12 +619,14 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
     """``check_status.py [NAME...]``: the agents' records as a table or JSON."""
     p = _parser("check_status.py", "Show the status of background Claude Code agents.", STATUS_EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
-    p.add_argument("--json", action="store_true", help="print the records as a JSON list")
+    p.add_argument("--json", action="store_true", help="a JSON list: per agent the fields to act on (status, error, result preview, ...)")
+    p.add_argument("--full", action="store_true", help="with --json (implied): the whole records")
     p.add_argument("--summary", action="store_true", help="an execution summary: totals, parallel speed-up, per-agent figures")
     p.add_argument("--watch", action="store_true", help="redraw whenever a record changes (Ctrl-C to stop)")
     args = _parse(p, argv, "names")
+    args.json = args.json or args.full
     if args.watch and args.json:
-        p.error("--watch draws for people; use wait_agents.py --json for a stream of changes")
+        p.error("--watch draws for people; use wait_agents.py --follow --json for a stream of changes")
 
     def body() -> int:
         from .control import read_records
@@ -590,7 +643,7 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
             from .locks import queue_positions
 
             positions = queue_positions(paths)
-        if args.json:
+        if args.json and args.full:
             out = []
             for r in recs:
                 d = r.to_dict()
@@ -598,6 +651,9 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
                     d["queue_position"] = positions[r.agent]
                 out.append(d)
             print(json.dumps(out, indent=2))
+            return ExitCode.OK
+        if args.json:
+            print(_json_list([_brief(r, positions) for r in recs]))
             return ExitCode.OK
         if not recs:
             print("no agents yet; start one with: python3 agents/launch_agent.py agent1 \"TASK\"")
@@ -758,56 +814,138 @@ examples:
   python3 agents/wait_agents.py rv-bugs rv-style   these two
   python3 agents/wait_agents.py --any a b c        the first of them to end
   python3 agents/wait_agents.py --timeout 300 --json
+  python3 agents/wait_agents.py --follow           every change of any agent, until stopped
 
 It sleeps until a status record changes (inotify via watchdog; polling where
 inotify is unavailable), prints one line per state change as it happens and a
 summary at the end. An agent that has already ended counts at once.
+--follow never ends by itself: it reports every agent's changes, agents launched
+later included (a Claude Code plugin monitor or a Bash run_in_background runs it).
 exit status: 0 every awaited agent completed, 1 one failed, timed out, ran out
-of memory, was killed or lost, 4 an unknown agent, 124 --timeout passed first.
+of memory, was killed or lost, 4 an unknown agent, 124 --timeout passed first;
+--follow: 0 on SIGTERM, 130 on SIGINT (Ctrl-C).
 """
 
 
-def _change_line(r: StatusRecord, previous: str | None) -> str:
-    stamp = (r.last_activity or r.created or "")[11:19]
+class _Clock:
+    """Times for change lines that never go backwards.
+
+    A change's time is when its record says the state changed; two changes
+    written in one instant may be read in the other order, so a time earlier
+    than one already printed is shown as that one.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[float, str] | None = None
+
+    def at(self, r: StatusRecord) -> str | None:
+        from .record import parse_time
+
+        stamp = r.changed_at()
+        t = parse_time(stamp)
+        if t is None:
+            return self.last[1] if self.last else stamp
+        if self.last is not None and t < self.last[0]:
+            return self.last[1]
+        self.last = (t, stamp)
+        return stamp
+
+
+def _change_line(r: StatusRecord, previous: str | None, at: str | None) -> str:
+    stamp = (at or "")[11:19] or "--:--:--"
     arrow = f"{previous} -> {r.status}" if previous else str(r.status)
     detail = ""
     if r.state.is_terminal:
-        turns = f"{r.num_turns} turn" + ("" if r.num_turns == 1 else "s")
-        detail = f" in {_fmt_duration(r.duration_s)}, {turns}, {_fmt_cost(r.cost_usd)}"
+        detail = f" in {_fmt_duration(r.duration_s)}, {_turns(r.num_turns)}, {_fmt_cost(r.cost_usd)}"
         if r.error:
-            detail += f": {r.error}"
+            detail += f": {_preview(r.error, BRIEF_ERROR_CHARS)}"
     return f"{stamp} {r.agent}: {arrow}{detail}"
 
 
+def _change_event(r: StatusRecord, previous: str | None, at: str | None) -> dict[str, Any]:
+    """One ``--json`` change line: an ended run's adds its error, a result preview, turns, cost, duration."""
+    event: dict[str, Any] = {"event": "change", "agent": r.agent, "run_id": r.run_id, "status": str(r.status),
+                             "previous": previous, "at": at}
+    if r.state.is_terminal:
+        if r.error:
+            event["error"] = _preview(r.error, BRIEF_ERROR_CHARS)
+        if r.result:
+            event["result"] = _preview(r.result, BRIEF_RESULT_CHARS)
+        event.update(num_turns=r.num_turns, cost_usd=r.cost_usd, duration_s=r.duration_s)
+    return event
+
+
+def _turns(n: int) -> str:
+    return f"{n} turn" + ("" if n == 1 else "s")
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: the follow ends normally."""
+
+
+def _follow(store, as_json: bool) -> int:
+    """``--follow``: one line per state change of any agent until SIGTERM (exit 0) or SIGINT (130)."""
+    import signal
+
+    from .control import follow
+
+    clock = _Clock()
+
+    def on_change(r: StatusRecord, previous: str | None) -> None:
+        at = clock.at(r)
+        line = json.dumps(_change_event(r, previous, at), separators=(",", ":")) if as_json else _change_line(r, previous, at)
+        print(line, flush=True)
+
+    def terminate(_signum, _frame) -> None:
+        raise _Terminated
+
+    def ready() -> None:
+        print(f"wait_agents.py: following every agent under {store.paths.root}; stop with SIGTERM or Ctrl-C", file=sys.stderr, flush=True)
+
+    previous_handler = signal.signal(signal.SIGTERM, terminate)
+    try:
+        follow(store, on_change, on_ready=ready)
+    except _Terminated:
+        return ExitCode.OK
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    return ExitCode.OK
+
+
 def wait_agents_main(argv: Sequence[str] | None = None) -> int:
-    """``wait_agents.py [NAME...] [--any] [--timeout S]``: sleep until agents end."""
+    """``wait_agents.py [NAME...] [--any] [--timeout S] | --follow``: sleep until agents end, or follow every change."""
     p = _parser("wait_agents.py", "Wait for background Claude Code agents to end, printing each state change.", WAIT_EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to wait for (default: every active one)")
     p.add_argument("--any", action="store_true", help="return when the first of them ends")
     p.add_argument("--timeout", metavar="S", type=float, help="give up after S seconds (exit 124)")
-    p.add_argument("--json", action="store_true", help="JSON lines: one per change, then a summary")
+    p.add_argument("--follow", action="store_true", help="print every state change of any agent, agents launched later included, until stopped")
+    p.add_argument("--json", action="store_true", help="JSON lines: one per change, then (without --follow) a summary")
     args = _parse(p, argv, "names")
+    if args.follow and (args.names or args.any or args.timeout is not None):
+        p.error("--follow reports every agent until it is stopped; it takes no NAME, --any or --timeout")
 
     def body() -> int:
         from .control import read_records, wait_for
         from .record import RecordStore
 
         store = RecordStore(StatePaths())
+        if args.follow:
+            return _follow(store, args.json)
         names = list(dict.fromkeys(args.names)) or [r.agent for r in read_records(store) if r.state.is_active]
         if not names:
             if args.json:
-                print(json.dumps({"event": "summary", "exit_code": 0, "counts": {}, "agents": []}))
+                print(json.dumps({"event": "summary", "exit_code": 0, "counts": {}, "agents": {}}))
             else:
                 print("no active agents to wait for")
             return ExitCode.OK
+        clock = _Clock()
 
         def on_change(r: StatusRecord, previous: str | None) -> None:
+            at = clock.at(r)
             if args.json:
-                event = {"event": "change", "agent": r.agent, "run_id": r.run_id, "status": str(r.status), "previous": previous}
-                event.update(at=r.last_activity, error=r.error, result=r.result)
-                print(json.dumps(event), flush=True)
+                print(json.dumps(_change_event(r, previous, at), separators=(",", ":")), flush=True)
             else:
-                print(_change_line(r, previous), flush=True)
+                print(_change_line(r, previous, at), flush=True)
 
         recs = wait_for(store, names, args.timeout, any_=args.any, on_change=on_change)
         timed_out = recs is None
@@ -824,7 +962,8 @@ def wait_agents_main(argv: Sequence[str] | None = None) -> int:
         for r in recs:
             counts[str(r.status)] = counts.get(str(r.status), 0) + 1
         if args.json:
-            print(json.dumps({"event": "summary", "exit_code": int(code), "counts": counts, "agents": [r.to_dict() for r in recs]}))
+            summary = {"event": "summary", "exit_code": int(code), "counts": counts, "agents": {r.agent: str(r.status) for r in recs}}
+            print(json.dumps(summary, separators=(",", ":")))
         else:
             totals = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             verdict = "timed out waiting" if timed_out else ("first ended" if args.any else "all ended")

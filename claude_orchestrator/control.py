@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import locks
-from .errors import NotFound
-from .record import RecordStore, StatusRecord, utc_now
+from .errors import NotFound, OrchestratorError
+from .paths import NAME_RE
+from .record import RecordStore, StatusRecord, parse_time, utc_now
 from .states import State
 
 if TYPE_CHECKING:
@@ -204,6 +205,28 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     return "stopped", store.update(name, mutate)
 
 
+def new_changes(recs: list[StatusRecord], seen: dict[str, tuple[str, str]]) -> list[tuple[StatusRecord, str | None]]:
+    """The records whose run or status differs from ``seen`` (which is updated), oldest change first.
+
+    Args:
+        recs: records just read.
+        seen: ``agent -> (run_id, status)`` as last reported; updated in place.
+
+    Returns:
+        ``(record, previous status)`` pairs, sorted by :meth:`StatusRecord.changed_at`;
+        ``previous`` is None for a run not seen before (a new agent, or a new run of one).
+    """
+    out = []
+    for r in recs:
+        before = seen.get(r.agent)
+        now = (r.run_id, str(r.status))
+        if before != now:
+            seen[r.agent] = now
+            out.append((r, before[1] if before and before[0] == r.run_id else None))
+    out.sort(key=lambda change: parse_time(change[0].changed_at()) or 0.0)
+    return out
+
+
 def wait_for(
     store: RecordStore,
     names: list[str],
@@ -226,7 +249,7 @@ def wait_for(
         timeout: seconds to wait at most; None waits as long as it takes.
         any_: return as soon as one of them has ended.
         on_change: called with ``(record, previous status or None)`` for each
-            status seen for the first time or changed.
+            run or status seen for the first time or changed, oldest change first.
 
     Returns:
         The records as last read, or None if ``timeout`` passed first.
@@ -237,16 +260,13 @@ def wait_for(
     from .watch import DirWatcher
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     with DirWatcher(store.paths.status_dir) as watcher:
         while True:
             recs = read_records(store, names)
-            for r in recs:
-                previous = seen.get(r.agent)
-                if previous != str(r.status):
-                    seen[r.agent] = str(r.status)
-                    if on_change is not None:
-                        on_change(r, previous)
+            for r, previous in new_changes(recs, seen):
+                if on_change is not None:
+                    on_change(r, previous)
             ended = [r for r in recs if r.state.is_terminal]
             if (any_ and ended) or len(ended) == len(recs):
                 return recs
@@ -257,3 +277,58 @@ def wait_for(
                     return None
                 wait = min(wait, left)
             watcher.wait(wait)
+
+
+def _read_quietly(store: RecordStore, name: str) -> StatusRecord | None:
+    """The agent's record, reconciled; None if it has none or it cannot be read (a follower goes on)."""
+    try:
+        rec = store.read(name)
+        return reconcile(store, rec) if rec is not None else None
+    except (OrchestratorError, OSError):
+        return None
+
+
+def follow(
+    store: RecordStore,
+    on_change: Callable[[StatusRecord, str | None], None],
+    *,
+    stop: Callable[[], bool] = lambda: False,
+    recheck_s: float = RECHECK_S,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Report every state change of any agent under the state root, until ``stop()`` is true.
+
+    Agents launched later are reported too.  What is there when it starts is
+    taken as known, not reported.  Wakes on filesystem events (watchdog)
+    and re-reads only the records that changed; every ``recheck_s`` seconds
+    it re-reads all of them, which reconciles supervisors that died without
+    a word to ``lost``.  A change is reported once: the key is
+    the run id and status.  A record that cannot be read is skipped.
+
+    Args:
+        store: the records.
+        on_change: called with ``(record, previous status or None)``, oldest change first.
+        stop: polled after each wake; True ends the follow.
+        recheck_s: seconds between full re-reads.
+        on_ready: called once the starting point is read: every change after it is reported.
+    """
+    from .watch import DirWatcher
+
+    seen: dict[str, tuple[str, str]] = {}
+    with DirWatcher(store.paths.status_dir) as watcher:
+        every = lambda: [r for n in store.paths.known_agents() if (r := _read_quietly(store, n)) is not None]  # noqa: E731
+        new_changes(every(), seen)  # the starting point: known, not reported
+        last_full = time.monotonic()
+        if on_ready is not None:
+            on_ready()
+        while not stop():
+            watcher.wait(recheck_s)
+            if stop():
+                return
+            names = sorted({n[: -len(".json")] for n in watcher.take_changed()})
+            if time.monotonic() - last_full >= recheck_s:  # however busy, a full re-read now and then
+                recs, last_full = every(), time.monotonic()
+            else:
+                recs = [r for n in names if NAME_RE.fullmatch(n) and (r := _read_quietly(store, n)) is not None]
+            for r, previous in new_changes(recs, seen):
+                on_change(r, previous)

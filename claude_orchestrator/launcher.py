@@ -199,12 +199,14 @@ def launch(
 
         workdir, worktree = prepare(paths, name, run_id, isolation, workdir)
     session_id = str(uuid.uuid4()) if (not resume_id or fork) else resume_id
+    created = utc_now()
     record = StatusRecord(
         agent=name,
         run_id=run_id,
         task=task,
         status=State.STARTING,
-        created=utc_now(),
+        created=created,
+        status_changed=created,  # the initial state (starting, waiting or queued) is set in claim()
         cwd=str(workdir),
         model=options.model,
         session_id=session_id,

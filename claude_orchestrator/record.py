@@ -62,6 +62,7 @@ class StatusRecord:
     created: str | None = None  # when the launch was accepted
     started: str | None = None  # when the CLI was started
     finished: str | None = None
+    status_changed: str | None = None  # when ``status`` last changed (the time of a change event)
     duration_s: float | None = None
     last_activity: str | None = None
     cwd: str | None = None
@@ -120,6 +121,21 @@ class StatusRecord:
     def state(self) -> State:
         return State(self.status)
 
+    def changed_at(self) -> str | None:
+        """When the run entered its current state (ISO-8601 UTC).
+
+        ``status_changed`` where written; for records written before it
+        existed, the best stamp the state has (finished, started, created).
+        """
+        if self.status_changed:
+            return self.status_changed
+        state = State(self.status)
+        if state.is_terminal and self.finished:
+            return self.finished
+        if state is State.RUNNING and self.started:
+            return self.started
+        return self.created
+
     def elapsed_s(self, now: float | None = None) -> float | None:
         """Seconds from start (or creation) to finish, or to ``now`` if still active."""
         start = parse_time(self.started) or parse_time(self.created)
@@ -135,8 +151,8 @@ class StatusRecord:
     def transition(self, target: State, **fields: Any) -> None:
         """Move to ``target``, checking it may be entered from the current state.
 
-        Terminal states stamp ``finished`` and ``duration_s``.  ``fields`` are
-        set on the record as well.
+        Stamps ``status_changed``; terminal states also stamp ``finished`` and
+        ``duration_s``.  ``fields`` are set on the record as well.
 
         Raises:
             OrchestratorError: the transition is not allowed (a bug, not bad input).
@@ -147,8 +163,11 @@ class StatusRecord:
         self.status = target
         for key, value in fields.items():
             setattr(self, key, value)
+        now = utc_now()
+        self.status_changed = now
         if target.is_terminal:
-            self.finished = self.finished or utc_now()
+            self.finished = self.finished or now
+            self.status_changed = self.finished
             start = parse_time(self.started) or parse_time(self.created)
             end = parse_time(self.finished)
             if start is not None and end is not None:

@@ -47,16 +47,23 @@ class _Wake(FileSystemEventHandler):
     def __init__(self, wanted, event: threading.Event) -> None:
         self.wanted = wanted
         self.event = event
+        self.names: set[str] = set()  # basenames changed since the owner last took them
+        self.lock = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         # Only changes: inotify also reports opens and closes, and the waiter's
         # own reads of the records would otherwise wake it again, for ever.
         if event.event_type not in CHANGE_EVENTS:
             return
+        hit = False
         for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if raw and self.wanted(os.path.basename(os.fsdecode(raw))):
-                self.event.set()
-                return
+            base = os.path.basename(os.fsdecode(raw)) if raw else ""
+            if base and self.wanted(base):
+                with self.lock:
+                    self.names.add(base)
+                hit = True
+        if hit:
+            self.event.set()
 
 
 def is_record_name(basename: str) -> bool:
@@ -116,3 +123,9 @@ class DirWatcher:
         woke = self.changed.wait(timeout)
         self.changed.clear()
         return woke
+
+    def take_changed(self) -> set[str]:
+        """The basenames of the files of interest changed since the last call (and forget them)."""
+        with self.handler.lock:
+            names, self.handler.names = self.handler.names, set()
+        return names

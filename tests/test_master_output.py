@@ -1,0 +1,140 @@
+"""What the master reads: follow mode, change times that never go backwards, and output budgets.
+
+The master pays for every byte it reads (issue 10): for 10 ended agents with
+1,200-character answers the views it uses have budgets, measured here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import AGENTS
+
+from claude_orchestrator.record import parse_time
+
+
+def _follow(kit, *args: str) -> subprocess.Popen:
+    """Start wait_agents.py --follow and return once it has read its starting point (its stderr line)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(AGENTS / "wait_agents.py"), "--follow", *args], env=kit.env, cwd=str(kit.root),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    ready = proc.stderr.readline()
+    assert "following every agent under" in ready, ready
+    return proc
+
+
+def _read_until(proc: subprocess.Popen, done, limit: int = 200) -> list[str]:
+    lines = []
+    for _ in range(limit):
+        line = proc.stdout.readline()
+        assert line, f"follow ended early; got {lines}"
+        lines.append(line.rstrip("\n"))
+        if done(lines):
+            return lines
+    raise AssertionError(f"no end condition after {limit} lines: {lines}")
+
+
+def test_follow_reports_agents_launched_after_it_started_once_each(fake_kit, tmp_path):
+    assert fake_kit.run("launch_agent", "old", "x", "--wait").returncode == 0  # known at start: not reported
+    follower = _follow(fake_kit, "--json")
+    try:
+        gate = tmp_path / "gate"
+        assert fake_kit.run("launch_agent", "a1", f"[[fake: until:{gate}]]").returncode == 0
+        assert fake_kit.run("launch_parallel", "--names", "b1,b2", "first", "second").returncode == 0
+        first = _read_until(follower, lambda ls: any('"agent":"a1"' in line and '"running"' in line for line in ls))
+        gate.write_text("go")
+        ended = lambda ls: sum(1 for line in ls if json.loads(line)["status"] == "completed") >= 3  # noqa: E731
+        lines = first + _read_until(follower, lambda ls: ended(first + ls))
+        follower.send_signal(signal.SIGTERM)
+        rest, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, err
+    events = [json.loads(line) for line in lines + rest.splitlines()]
+    assert all(e["event"] == "change" for e in events)
+    assert {e["agent"] for e in events} == {"a1", "b1", "b2"}, "the agent known at start is not reported"
+    keys = [(e["agent"], e["run_id"], e["status"]) for e in events]
+    assert len(keys) == len(set(keys)), f"a change was reported twice: {keys}"
+    assert all(e["at"] for e in events), "every change carries its time"
+    times = [parse_time(e["at"]) for e in events]
+    assert times == sorted(times), "times never go backwards"
+    done = {e["agent"]: e for e in events if e["status"] == "completed"}
+    assert done["a1"]["result"].startswith("FAKE: ") and done["a1"]["num_turns"] == 1
+    assert done["a1"]["run_id"] == fake_kit.record("a1")["run_id"]
+
+
+def test_follow_text_lines_and_sigint_exits_130(fake_kit):
+    follower = _follow(fake_kit)
+    try:
+        assert fake_kit.run("launch_agent", "t1", "hello").returncode == 0
+        lines = _read_until(follower, lambda ls: "completed" in ls[-1])
+        follower.send_signal(signal.SIGINT)
+        follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 130
+    assert lines[-1].split(" ", 1)[1].startswith("t1: ") and " in " in lines[-1] and "1 turn" in lines[-1]
+    assert all(line[2] == ":" and line[5] == ":" for line in lines), lines
+
+
+def test_follow_refuses_names_and_timeout(fake_kit):
+    out = fake_kit.run("wait_agents", "--follow", "a1")
+    assert out.returncode == 2 and "--follow" in out.stderr
+
+
+def test_a_queued_change_carries_its_time(fake_kit, tmp_path):
+    gate = tmp_path / "gate"
+    out = fake_kit.run("launch_parallel", "--max-parallel", "1", "--names", "q1,q2", f"[[fake: until:{gate}]]", "second")
+    assert out.returncode == 0, out.stderr
+    assert fake_kit.record("q2")["status"] == "queued"
+    waited = subprocess.Popen([sys.executable, str(AGENTS / "wait_agents.py"), "--json", "q1", "q2"], env=fake_kit.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = waited.stdout.readline() + waited.stdout.readline()
+    gate.write_text("go")
+    rest, err = waited.communicate(timeout=60)
+    assert waited.returncode == 0, err
+    events = [json.loads(line) for line in (first + rest).splitlines()]
+    queued = [e for e in events if e.get("status") == "queued"]
+    assert queued and queued[0]["at"], events
+    stamps = [parse_time(e["at"]) for e in events if e["event"] == "change"]
+    assert None not in stamps and stamps == sorted(stamps)
+
+
+ANSWER_TASK = "Summarise the module. " + "x" * 1180  # the fake CLI answers "FAKE: <task>": 1,208 characters
+
+
+def test_output_budgets_for_ten_ended_agents(fake_kit):
+    names = [f"agent{i}" for i in range(1, 11)]
+    launched = fake_kit.run("launch_parallel", "--names", ",".join(names), *[ANSWER_TASK] * 10)
+    assert launched.returncode == 0, launched.stderr
+    lines = launched.stdout.splitlines()
+    assert len(lines) == 11 and lines[-1].startswith("files under ") and "outputs/NAME_latest.txt" in lines[-1]
+    assert len(launched.stdout.encode()) <= 1600, len(launched.stdout.encode())
+    waited = fake_kit.run("wait_agents", "--json", *names)  # live: starting, running, completed lines
+    assert waited.returncode == 0, waited.stderr
+    summary = json.loads(waited.stdout.splitlines()[-1])
+    assert summary["agents"] == dict.fromkeys(names, "completed") and summary["counts"] == {"completed": 10}
+
+    again = fake_kit.run("wait_agents", "--json", *names)  # all ended: one line each, then the summary
+    assert len(again.stdout.encode()) <= 4096, len(again.stdout.encode())
+    table = fake_kit.run("check_status")
+    assert table.returncode == 0 and len(table.stdout.encode()) <= 2048, len(table.stdout.encode())
+    brief = fake_kit.run("check_status", "--json")
+    assert brief.returncode == 0 and len(brief.stdout.encode()) <= 4096, len(brief.stdout.encode())
+    recs = json.loads(brief.stdout)
+    assert sorted(r["agent"] for r in recs) == sorted(names)
+    one = recs[0]
+    assert {"agent", "status", "run_id", "result", "num_turns", "cost_usd", "duration_s", "session_id", "output_file"} <= set(one)
+    assert ANSWER_TASK[:40] in one["result"] and Path(one["output_file"]).read_text().startswith("FAKE: Summarise")
+    full = json.loads(fake_kit.run("check_status", "--full").stdout)
+    assert full[0]["transcript_file"] and len(full[0]["result"]) >= 500, "--full gives the whole records"
+    parallel_json = json.loads(fake_kit.run("launch_parallel", "--json", "--names", "j1,j2", "a", "b").stdout)
+    assert [r["agent"] for r in parallel_json] == ["j1", "j2"] and all(r["session_id"] and r["output_file"] for r in parallel_json)
+    assert fake_kit.run("wait_agents", "j1", "j2").returncode == 0
