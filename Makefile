@@ -1,6 +1,31 @@
 # Make targets for the orchestrator toolkit.  `make help` lists them.
-PYTHON ?= python3
-CLAUDE_VERSION ?= 2.1.197
+# The python every recipe runs: $(PYTHON).  `make install` installs into PYTHON
+# when it is given on make's command line, else into the active virtual
+# environment ($VIRTUAL_ENV), else into the project's own .venv/, created from
+# BASE_PYTHON when needed: never into an externally managed system python
+# (PEP 668), never with sudo.  It records that python in .orchestrator-python
+# (agents/_bootstrap.py re-runs the scripts under it); the other targets run
+# the recorded one.
+BASE_PYTHON ?= python3
+VENV := .venv
+ifeq ($(origin PYTHON),command line)
+  INSTALL_PYTHON := $(PYTHON)
+else
+  ifdef VIRTUAL_ENV
+    INSTALL_PYTHON := $(VIRTUAL_ENV)/bin/python
+  else
+    INSTALL_PYTHON := $(VENV)/bin/python
+  endif
+  # the "python" line of the record (JSON, one key a line) that `agents/_bootstrap.py --record` writes
+  RECORDED_PYTHON := $(shell sed -n 's/^ *"python": *"\(.*\)",*$$/\1/p' .orchestrator-python 2>/dev/null)
+  PYTHON := $(or $(wildcard $(RECORDED_PYTHON)),$(INSTALL_PYTHON))
+  install: PYTHON := $(INSTALL_PYTHON)
+endif
+# First line of the recipes that need the installed toolkit: one line instead of "No such file".
+CHECK_PYTHON = @command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) does not exist: run make install first (or pass PYTHON=/path/to/python)" >&2; exit 2; }
+CLAUDE_VERSION ?= 2.1.330
+# older CLIs the tests also run, each in .claude-cli/versions/<version>/
+CLAUDE_TEST_VERSIONS ?= 2.1.197
 NAME ?= agent1
 TASK ?=
 TASKS ?=
@@ -12,31 +37,63 @@ export ORCH_NAME := $(value NAME)
 export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
 
-.PHONY: help install test lint demo orchestrator launch parallel status wait tail dashboard resume kill clear bench
+.PHONY: help venv install test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
-install: ## install the package (editable, with test extras) and the pinned Claude CLI into .claude-cli/
+venv: ## create .venv/ from BASE_PYTHON (again, --clear, if its python does not run); make install does it when needed
+	@$(VENV)/bin/python -c 'import sys, pip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null && exit 0; \
+	v=$$($(BASE_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || { \
+	  echo "make install: $(BASE_PYTHON) does not run: pass BASE_PYTHON=python3.X (3.10+), or PYTHON=/path/to/python" >&2; exit 2; }; \
+	if [ "$${v%%.*}" -lt 3 ] || { [ "$${v%%.*}" -eq 3 ] && [ "$${v#*.}" -lt 10 ]; }; then \
+	  echo "make install: $(BASE_PYTHON) is Python $$v, the toolkit needs 3.10+: pass BASE_PYTHON=python3.X, or PYTHON=/path/to/python" >&2; exit 2; fi; \
+	$(BASE_PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "make install: $(BASE_PYTHON) (Python $$v) has no venv module: sudo apt install python$$v-venv, or pass PYTHON=/path/to/python" >&2; exit 2; }; \
+	if [ -e $(VENV) ]; then what=recreating; else what=creating; fi; \
+	echo "make install: $$what $(VENV)/ with $(BASE_PYTHON) (Python $$v)"; \
+	$(BASE_PYTHON) -m venv --clear $(VENV)
+
+# $(call install_cli,DIR,VERSION): @anthropic-ai/claude-code@VERSION from npm into DIR/node_modules,
+# unless DIR's claude already prints that version (so a re-run is fast); then print its version.
+install_cli = v=$$($(1)/node_modules/.bin/claude --version 2>/dev/null); \
+	case "$$v" in "$(2) "*) ;; *) \
+	  npm install --prefix $(1) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(2) >/dev/null || exit 1; \
+	  v=$$($(1)/node_modules/.bin/claude --version) || exit 1;; esac; \
+	echo "make install: $(1)/node_modules/.bin/claude is $$v"
+
+install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## install the package (editable, with test extras) into .venv/ (or PYTHON=, or the active venv) and the Claude CLIs into .claude-cli/
 	# editable_mode=compat: a plain path entry, cheaper at start-up than an import hook
-	$(PYTHON) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	# bytecode now: with PYTHONDONTWRITEBYTECODE set, every launch would compile the package again
-	$(PYTHON) -m compileall -q claude_orchestrator
-	npm install --prefix .claude-cli --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_VERSION)
-	.claude-cli/node_modules/.bin/claude --version
+	$(PYTHON) -m compileall -q claude_orchestrator agents/_bootstrap.py
+	@$(PYTHON) agents/_bootstrap.py --record
+	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))
+	@$(foreach v,$(CLAUDE_TEST_VERSIONS),$(call install_cli,.claude-cli/versions/$(v),$(v));) :
 
 test: ## run the whole test suite (real-CLI tests included)
+	$(CHECK_PYTHON)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 lint: ## ruff over the package, scripts and tests
+	$(CHECK_PYTHON)
 	$(PYTHON) -m ruff check claude_orchestrator agents tests bench
 
 demo: ## offline demo: fake API, three parallel agents on the real CLI, a resume
+	$(CHECK_PYTHON)
 	$(PYTHON) -m claude_orchestrator.demo
 
 orchestrator: ## start an interactive orchestrator Claude with the manual in its system prompt
 	@claude_bin=$$($(PYTHON) -c 'from claude_orchestrator.claude_cli import find_claude; print(find_claude())') || exit 127; \
 	exec "$$claude_bin" --append-system-prompt "$$(cat ORCHESTRATOR_README.md)"
+
+plugin: ## install the Claude Code plugin (skill background-agents, a monitor) as orchestrator@orchestrator-local
+	$(CHECK_PYTHON)
+	$(PYTHON) -m claude_orchestrator.plugin install $(ARGS)
+
+plugin-dir: ## render the plugin into .plugin-build/ and print its folder, for claude --plugin-dir
+	$(CHECK_PYTHON)
+	@$(PYTHON) -m claude_orchestrator.plugin path $(ARGS)
 
 launch: ## launch one agent: make launch NAME=agent1 TASK="..." [ARGS="--wait"]
 	@test -n "$$ORCH_TASK" || { echo 'usage: make launch NAME=agent1 TASK="..."' >&2; exit 2; }
@@ -74,6 +131,7 @@ kill: ## stop agents and their process trees: make kill NAME=agent1 (default: ev
 	fi
 
 bench: ## benchmarks (never part of make test): one table of the seven figures; ARGS="--quick" for a smoke run
+	$(CHECK_PYTHON)
 	$(PYTHON) bench/run.py $(ARGS)
 
 clear: ## archive agents' files: make clear [NAME=agent1] (default: all)

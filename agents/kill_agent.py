@@ -1,13 +1,7 @@
 #!/usr/bin/env python3
 """kill_agent.py: see `python3 agents/kill_agent.py --help`; the logic is in claude_orchestrator.cli."""
 
-import sys
-
-try:
-    from claude_orchestrator.cli import entry, kill_agent_main
-except ModuleNotFoundError as exc:  # the package is installed by `make install`, not found by path
-    print(f"kill_agent.py: error: {exc}; run `make install` with this python, or use the python it used", file=sys.stderr)
-    sys.exit(2)
+import _bootstrap  # beside this script: runs it under the python `make install` recorded, from any python3
 
 if __name__ == "__main__":
-    entry(kill_agent_main)
+    _bootstrap.run("kill_agent_main")

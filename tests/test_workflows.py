@@ -124,7 +124,7 @@ def test_delegations_dry_run_then_launch(fake_kit, tmp_path):
     recs = json.loads(out.stdout)
     assert [r["agent"] for r in recs] == ["engineer", "qa", "engineer-2"]
     assert all(r["status"] == "completed" for r in recs)
-    assert recs[0]["options"]["claude"]["max_turns"] == 5, "a flag overrides the profile's max_turns"
+    assert fake_kit.record("engineer")["options"]["claude"]["max_turns"] == 5, "a flag overrides the profile's max_turns"
     none = fake_kit.run("launch_parallel", "--from-delegations", "-", input="**Note:** nothing here\n")
     assert none.returncode == 2 and "no delegations found" in none.stderr
 
@@ -259,7 +259,8 @@ def test_a_waiting_agent_can_be_killed(fake_kit):
 def test_total_budget_is_split_and_summarised(fake_kit, tmp_path):
     out = fake_kit.run("launch_parallel", "--total-budget-usd", "0.9", "one", "two", "three", "--wait", "--json")
     assert out.returncode == 0, out.stderr
-    assert [r["options"]["claude"]["max_budget_usd"] for r in json.loads(out.stdout)] == [0.3, 0.3, 0.3]
+    names = [r["agent"] for r in json.loads(out.stdout)]
+    assert [fake_kit.record(n)["options"]["claude"]["max_budget_usd"] for n in names] == [0.3, 0.3, 0.3]
     argvs = [json.loads(p.read_text())["argv"] for p in (tmp_path / "argv").glob("*.json")]
     assert all(a[a.index("--max-budget-usd") + 1] == "0.3" for a in argvs)
     summary = fake_kit.run("check_status", "--summary").stdout
