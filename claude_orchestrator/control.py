@@ -314,9 +314,14 @@ def follow(
     """
     from .watch import DirWatcher
 
+    def read(names: list[str]) -> list[StatusRecord]:
+        return [r for n in names if (r := _read_quietly(store, n)) is not None]
+
+    def every() -> list[StatusRecord]:
+        return read(store.paths.known_agents())
+
     seen: dict[str, tuple[str, str]] = {}
     with DirWatcher(store.paths.status_dir) as watcher:
-        every = lambda: [r for n in store.paths.known_agents() if (r := _read_quietly(store, n)) is not None]  # noqa: E731
         new_changes(every(), seen)  # the starting point: known, not reported
         last_full = time.monotonic()
         if on_ready is not None:
@@ -329,6 +334,6 @@ def follow(
             if time.monotonic() - last_full >= recheck_s:  # however busy, a full re-read now and then
                 recs, last_full = every(), time.monotonic()
             else:
-                recs = [r for n in names if NAME_RE.fullmatch(n) and (r := _read_quietly(store, n)) is not None]
+                recs = read([n for n in names if NAME_RE.fullmatch(n)])
             for r, previous in new_changes(recs, seen):
                 on_change(r, previous)

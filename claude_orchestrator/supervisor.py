@@ -406,11 +406,12 @@ class Supervisor:
             r.last_activity = utc_now()
             return r
 
+        # Opened before the record says running, so that a reader of a running record finds the file it names.
+        transcript = open(self.paths.transcript(self.name, self.run_id), "ab")
         self._update(running)
         # The session ID is ours (--session-id) or the resumed one, so it is known now.
         write_atomic(self.paths.session(self.name), session_id + "\n")
         self.log(f"CLI started, pid {proc.pid}")
-        transcript = open(self.paths.transcript(self.name, self.run_id), "ab")
         try:
             progress = RunProgress()
             reason = self._pump(proc, transcript, progress)

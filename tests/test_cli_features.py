@@ -14,8 +14,9 @@ from claude_orchestrator.paths import StatePaths
 
 
 @pytest.mark.parametrize("version", CLI_VERSIONS)
-def test_parse_help_of_each_real_cli(version):
-    text = subprocess.run([str(cli_path(version)), "--help"], capture_output=True, text=True, timeout=60).stdout
+def test_parse_help_of_each_real_cli(version, tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path), CLAUDE_CONFIG_DIR=str(tmp_path / "config"))  # never the user's ~/.claude
+    text = subprocess.run([str(cli_path(version)), "--help"], capture_output=True, text=True, timeout=60, env=env).stdout
     options, modes = parse_help(text)
     assert {"--print", "--resume", "--session-id", "--fork-session", "--append-system-prompt", "--permission-mode"} <= options
     assert "acceptEdits" in modes and "plan" in modes
