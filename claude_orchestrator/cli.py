@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .claude_cli import KNOWN_PERMISSION_MODES, ClaudeOptions
-from .errors import BadInput, OrchestratorError
+from .errors import BadInput, guarded
 from .isolation import ISOLATIONS
 from .limits import RunLimits
 from .paths import StatePaths
@@ -26,23 +26,6 @@ TASK_PREVIEW = 48
 
 
 # -- shared pieces -----------------------------------------------------------
-
-
-def _run(prog: str, body: Callable[[], int]) -> int:
-    """Run ``body``, turning our errors into one stderr line and an exit status."""
-    try:
-        return body()
-    except OrchestratorError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # the reader went away (`... | head`): nothing more to say, and no traceback
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return ExitCode.OK
 
 
 def _parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
@@ -446,7 +429,7 @@ def launch_agent_main(argv: Sequence[str] | None = None) -> int:
             _print_launched(paths, rec)
         return ExitCode.OK
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 # -- launch_parallel ---------------------------------------------------------
@@ -555,7 +538,7 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
             print(_layout_line(paths))
         return ExitCode.OK
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 def _delegations(source: str) -> tuple[list[str | None], list[str]]:
@@ -663,7 +646,7 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
             print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
         return ExitCode.OK
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 #: Seconds between check_status --watch's quiet re-checks for lost agents.
@@ -755,7 +738,7 @@ def resume_agent_main(argv: Sequence[str] | None = None) -> int:
             _print_launched(paths, rec)
         return ExitCode.OK
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 # -- clear_outputs -----------------------------------------------------------
@@ -803,7 +786,7 @@ def clear_outputs_main(argv: Sequence[str] | None = None) -> int:
 
         return ExitCode.OK
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 # -- wait_agents -------------------------------------------------------------
@@ -970,7 +953,7 @@ def wait_agents_main(argv: Sequence[str] | None = None) -> int:
             print(f"{verdict}: {totals}")
         return code
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 # -- tail_agent --------------------------------------------------------------
@@ -1050,7 +1033,7 @@ def tail_agent_main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.OK
         return ExitCode.OK
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 # -- kill_agent --------------------------------------------------------------
@@ -1114,7 +1097,7 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
             print("no active agents")
         return ExitCode.OK
 
-    return _run(p.prog, body)
+    return guarded(p.prog, body)
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 from .states import ExitCode
 
 
@@ -44,3 +47,25 @@ class CliMissing(OrchestratorError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, ExitCode.CLI_MISSING)
+
+
+def guarded(prog: str, body: Callable[[], int]) -> int:
+    """Run a command's ``body`` and return its exit status, turning the expected failures into one stderr line.
+
+    An :class:`OrchestratorError` prints ``PROG: error: MESSAGE`` and returns its
+    code; Ctrl-C prints ``PROG: interrupted`` and returns 130 (as a shell
+    does); a closed stdout (``... | head``) ends quietly with 0.
+    """
+    try:
+        return body()
+    except OrchestratorError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away: nothing more to say, and no traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitCode.OK)

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from .claude_cli import cli_env, find_claude
-from .errors import BadInput, OrchestratorError
+from .errors import BadInput, OrchestratorError, guarded
 from .paths import TOOLKIT_ROOT
 from .states import ExitCode
 
@@ -296,26 +296,23 @@ exit status: 0 ok, 1 a claude plugin command failed, 2 bad input, 127 no Claude 
     sub.add_parser("path", parents=[common], help="render into <toolkit>/.plugin-build; print the plugin's folder (for claude --plugin-dir)")
     args = parser.parse_args(argv)
     python = args.python
-    try:
-        if args.command == "install":
-            done = install(args.toolkit, args.build, python)
-            for step in done.steps:
-                print(f"{step.label}: {step.summary}")
-            print(f"{done.plugin_id} {done.version} from {done.plugin_dir}; new Claude Code sessions load it (or run /reload-plugins)")
-        elif args.command == "render":
-            print(render(args.dest, args.toolkit, python))
-        else:
-            print(render(Path(args.toolkit).expanduser().resolve() / BUILD_DIR, args.toolkit, python))
-    except OrchestratorError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except OSError as exc:
-        print(f"{parser.prog}: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return int(ExitCode.AGENT_FAILED)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
-    return int(ExitCode.OK)
+
+    def body() -> int:
+        try:
+            if args.command == "install":
+                done = install(args.toolkit, args.build, python)
+                for step in done.steps:
+                    print(f"{step.label}: {step.summary}")
+                print(f"{done.plugin_id} {done.version} from {done.plugin_dir}; new Claude Code sessions load it (or run /reload-plugins)")
+            elif args.command == "render":
+                print(render(args.dest, args.toolkit, python))
+            else:
+                print(render(Path(args.toolkit).expanduser().resolve() / BUILD_DIR, args.toolkit, python))
+        except OSError as exc:
+            raise OrchestratorError(f"{exc.filename or ''}: {exc.strerror or exc}", ExitCode.AGENT_FAILED) from exc
+        return int(ExitCode.OK)
+
+    return guarded(parser.prog, body)
 
 
 # -- helpers ------------------------------------------------------------------
