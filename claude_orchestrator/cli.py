@@ -238,8 +238,12 @@ def _launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
     }
 
 
+def _launched_line(rec: StatusRecord) -> str:
+    return f"{rec.agent}: {rec.status}  run {rec.run_id}  session {rec.session_id}"
+
+
 def _print_launched(paths: StatePaths, rec: StatusRecord) -> None:
-    print(f"{rec.agent}: {rec.status}  run {rec.run_id}  session {rec.session_id}")
+    print(_launched_line(rec))
     print(f"  status:     {paths.status(rec.agent)}")
     print(f"  output:     {rec.output_file}")
     print(f"  transcript: {rec.transcript_file}")
@@ -534,7 +538,7 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
             print(_json_list(brief))
         else:
             for r in recs:
-                print(f"{r.agent}: {r.status}  run {r.run_id}  session {r.session_id}")
+                print(_launched_line(r))
             print(_layout_line(paths))
         return ExitCode.OK
 
