@@ -259,7 +259,7 @@ def _layout_line(paths: StatePaths) -> str:
 
 
 #: Characters of the result preview in compact output; the whole text is in ``output_file``.
-BRIEF_RESULT_CHARS = 80
+BRIEF_RESULT_CHARS = 64
 #: Characters of an error kept in compact output; the whole one is in the record.
 BRIEF_ERROR_CHARS = 200
 
@@ -289,7 +289,12 @@ def _json_list(items: list[dict[str, Any]]) -> str:
     """A JSON list with one compact object per line: cheap to read, easy to grep."""
     if not items:
         return "[]"
-    return "[\n" + ",\n".join(json.dumps(i, separators=(",", ":")) for i in items) + "\n]"
+    return "[\n" + ",\n".join(_compact(i) for i in items) + "\n]"
+
+
+def _compact(obj: Any) -> str:
+    """JSON without the optional spaces (ASCII-escaped: safe whatever stdout's encoding)."""
+    return json.dumps(obj, separators=(",", ":"))
 
 
 def _status_text(r: StatusRecord, positions: dict[str, int]) -> str:
@@ -880,7 +885,7 @@ def _follow(store, as_json: bool) -> int:
 
     def on_change(r: StatusRecord, previous: str | None) -> None:
         at = clock.at(r)
-        line = json.dumps(_change_event(r, previous, at), separators=(",", ":")) if as_json else _change_line(r, previous, at)
+        line = _compact(_change_event(r, previous, at)) if as_json else _change_line(r, previous, at)
         print(line, flush=True)
 
     def terminate(_signum, _frame) -> None:
@@ -930,7 +935,7 @@ def wait_agents_main(argv: Sequence[str] | None = None) -> int:
         def on_change(r: StatusRecord, previous: str | None) -> None:
             at = clock.at(r)
             if args.json:
-                print(json.dumps(_change_event(r, previous, at), separators=(",", ":")), flush=True)
+                print(_compact(_change_event(r, previous, at)), flush=True)
             else:
                 print(_change_line(r, previous, at), flush=True)
 
@@ -950,7 +955,7 @@ def wait_agents_main(argv: Sequence[str] | None = None) -> int:
             counts[str(r.status)] = counts.get(str(r.status), 0) + 1
         if args.json:
             summary = {"event": "summary", "exit_code": int(code), "counts": counts, "agents": {r.agent: str(r.status) for r in recs}}
-            print(json.dumps(summary, separators=(",", ":")))
+            print(_compact(summary))
         else:
             totals = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             verdict = "timed out waiting" if timed_out else ("first ended" if args.any else "all ended")
