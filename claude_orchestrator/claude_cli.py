@@ -146,11 +146,13 @@ def build_argv(
             resume it must equal ``resume_id`` and is not passed.
         resume_id: a session to continue (``-r``), or None for a new one.
         fork: with ``resume_id``, continue under ``session_id`` (``--fork-session``).
-        features: what this CLI supports (:func:`.cli_features.detect_features`); with
-            ``--system-prompt-snapshot`` it gets ``off``, so that every run (a resume
-            or fork too) has the system prompt its own options give, as on 2.1.197,
-            unless ``claude_args`` set the flag; a permission mode is translated to
-            the CLI's name for it (``manual``/``default``).
+        features: what this CLI supports (:func:`.cli_features.detect_features`).  A
+            resume or fork on a CLI with ``--system-prompt-snapshot`` gets ``off``,
+            so that it has the system prompt its own options give, as on 2.1.197,
+            not the one the conversation's first run recorded (unless
+            ``claude_args`` set the flag); a new conversation keeps the CLI's
+            default.  A permission mode is translated to the CLI's name for it
+            (``manual``/``default``).
     """
     argv = [claude, "-p", "--output-format", "stream-json", "--verbose"]
     if resume_id:
@@ -174,7 +176,7 @@ def build_argv(
         argv += ["--max-turns", str(options.max_turns)]
     if options.max_budget_usd is not None:
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
-    if features is not None and features.system_prompt_snapshot:
+    if resume_id and features is not None and features.system_prompt_snapshot:
         from .cli_features import SNAPSHOT_FLAG
 
         if not any(a == SNAPSHOT_FLAG or a.startswith(SNAPSHOT_FLAG + "=") for a in options.claude_args):

@@ -12,12 +12,12 @@ offline (DESIGN.md, "Today's CLI"):
   calls it ``manual`` (and still accepts ``default``).  ``--help`` lists them
   as ``(choices: "acceptEdits", ...)``.
 
-Detection runs ``claude --version`` and ``claude --help`` (about 0.2 s) once
-per binary: the result is cached in ``status/.cli/<key>.json`` under the
-state root, keyed by the resolved path of the executable with its size and
-modification time, so an upgrade (a new file) is detected again.  It runs in
-the supervisor, never on the launch path; the launcher only reads a cache
-entry that is already there.
+Detection runs in the supervisor, never on the launch path: ``claude
+--version`` on every run (10-200 ms), ``claude --help`` (about 0.2 s) once per
+binary and version.  What ``--help`` says is cached in
+``status/.cli/<key>.json`` under the state root, keyed by the resolved path of
+the executable with its size and modification time, and holds the version it
+was read from.  The launcher only reads an entry that is already there.
 """
 
 from __future__ import annotations
@@ -155,21 +155,31 @@ def _probe(claude: str, arg: str, env: dict[str, str]) -> str | None:
     return done.stdout.decode("utf-8", "replace")
 
 
-def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None = None) -> CliFeatures:
-    """The features of ``claude``: from the cache, else by running ``--version`` and ``--help`` once.
+def _first_line(text: str | None) -> str | None:
+    lines = (text or "").strip().splitlines()
+    return lines[0].strip() if lines else None
 
-    Concurrent callers (a fan-out's supervisors) detect once: the probe runs
-    under a file lock beside the cache entry, and the others then read it.
-    A CLI whose ``--help`` fails is cached as unknown (nothing optional is
-    passed to it).  Never raises for a bad CLI; an unwritable cache only
-    means the next run detects again.
+
+def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None = None) -> CliFeatures:
+    """The features of ``claude`` now: its ``--version`` every time, its ``--help`` once per version.
+
+    ``--version`` is cheap (10-200 ms) and tells a version switch that leaves
+    the executable's file as it was (a version manager's shim); ``--help`` is
+    read again only when the version differs from the cached one.
+    Concurrent callers (a fan-out's supervisors) read ``--help`` once: the
+    probe runs under a file lock beside the cache entry, and the others then
+    read the entry.  A probe that fails is not cached: the next run tries
+    again, and meanwhile nothing optional is passed to the CLI.  Never raises
+    for a bad CLI; an unwritable cache only means the next run probes again.
     """
-    found = cached_features(paths, claude)
-    if found is not None:
-        return found
     key = _cache_key(claude)
     if key is None:
         return CliFeatures()
+    probe_env = env if env is not None else dict(os.environ)
+    version = _first_line(_probe(claude, "--version", probe_env))
+    found = cached_features(paths, claude)
+    if version is None or (found is not None and found.version == version):
+        return found if found is not None else CliFeatures()
     from filelock import FileLock, Timeout
 
     entry = paths.cli_features(key[0])
@@ -181,19 +191,17 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
         lock = None
     try:
         found = cached_features(paths, claude)
-        if found is not None:
+        if found is not None and found.version == version:
             return found
-        version = _probe(claude, "--version", env if env is not None else dict(os.environ))
-        text = _probe(claude, "--help", env if env is not None else dict(os.environ))
-        options, modes = parse_help(text or "")
-        features = CliFeatures((version or "").strip().splitlines()[0] if version and version.strip() else None, options, modes)
-        data = dict(features.to_dict(), binary=str(key[1]))
-        try:
-            from .record import write_atomic
+        options, modes = parse_help(_probe(claude, "--help", probe_env) or "")
+        features = CliFeatures(version, options, modes)
+        if features.known:
+            try:
+                from .record import write_atomic
 
-            write_atomic(entry, json.dumps(data, indent=1) + "\n", durable=False)
-        except OSError:
-            pass
+                write_atomic(entry, json.dumps(dict(features.to_dict(), binary=str(key[1])), indent=1) + "\n", durable=False)
+            except OSError:
+                pass
         return features
     finally:
         if lock is not None:

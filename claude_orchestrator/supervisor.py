@@ -243,6 +243,9 @@ class Supervisor:
 
         options = ClaudeOptions.from_dict(rec.options.get("claude", {}))
         self.features = detect_features(self.paths, rec.options["claude_bin"], cli_env())
+        if self.stop_signal:  # asked to stop while the CLI was being asked what it supports
+            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} before the CLI started", None)
+            return 0
         refused = options.permission_mode and self.features.refuse_permission_mode(options.permission_mode)
         if refused:
             self._finish_without_cli(State.FAILED, refused, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -40,48 +41,88 @@ def test_permission_mode_is_translated_to_the_clis_name_for_it():
     assert CliFeatures().refuse_permission_mode("anything") is None, "unknown features refuse nothing"
 
 
-def test_argv_gets_snapshot_off_only_from_a_cli_that_has_it():
+def test_argv_gets_snapshot_off_on_resumes_and_forks_only_from_a_cli_that_has_it():
     new = CliFeatures("2.1.330", frozenset({"--system-prompt-snapshot"}), ("manual",))
     opts = ClaudeOptions(permission_mode="default")
     argv = build_argv("/c", opts, "task", "S", resume_id="S", features=new)
     assert argv[argv.index("--system-prompt-snapshot") + 1] == "off" and argv[-2:] == ["--", "task"]
     assert argv[argv.index("--permission-mode") + 1] == "manual"
-    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S", features=CliFeatures("2.1.197", frozenset({"--model"})))
-    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S")
+    forked = build_argv("/c", opts, "task", "NEW", resume_id="S", fork=True, features=new)
+    assert forked[forked.index("--system-prompt-snapshot") + 1] == "off"
+    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S", features=new), "a new conversation keeps the default"
+    old = CliFeatures("2.1.197", frozenset({"--model"}))
+    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S", resume_id="S", features=old)
+    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S", resume_id="S")
     mine = ClaudeOptions(claude_args=["--system-prompt-snapshot=on"])
-    argv = build_argv("/c", mine, "task", "S", features=new)
+    argv = build_argv("/c", mine, "task", "S", resume_id="S", features=new)
     assert argv.count("--system-prompt-snapshot") == 0 and "--system-prompt-snapshot=on" in argv, "the user's own choice wins"
 
 
-def test_detection_runs_once_per_binary_and_again_after_an_upgrade(tmp_path):
+def _fake_cli(tmp_path, version_file):
+    """A shell-script CLI whose --version prints ``version_file``'s text and that logs each call."""
     calls = tmp_path / "calls"
     exe = tmp_path / "claude"
     exe.write_text(
         "#!/bin/sh\n"
         f"echo \"$1\" >> {calls}\n"
-        "if [ \"$1\" = --version ]; then echo '9.9.9 (Claude Code)'; exit 0; fi\n"
+        f"if [ \"$1\" = --version ]; then cat {version_file}; exit 0; fi\n"
+        f"if [ -e {tmp_path / 'help-fails'} ]; then exit 1; fi\n"
         "printf '  --print   p\\n  --system-prompt-snapshot <on|off>  s\\n  --permission-mode <m>  (choices: \"a\", \"b\")\\n'\n"
     )
     exe.chmod(0o755)
+    return exe, calls
+
+
+def test_help_is_read_once_per_version_and_again_after_an_upgrade(tmp_path):
+    version = tmp_path / "version"
+    version.write_text("9.9.9 (Claude Code)\n")
+    exe, calls = _fake_cli(tmp_path, version)
     paths = StatePaths(tmp_path / "root")
     assert cached_features(paths, str(exe)) is None
     first = detect_features(paths, str(exe))
     assert first.version == "9.9.9 (Claude Code)" and first.system_prompt_snapshot and first.permission_modes == ("a", "b")
     assert detect_features(paths, str(exe)) == first and cached_features(paths, str(exe)) == first
-    assert calls.read_text().split() == ["--version", "--help"], "the second detection read the cache"
-    exe.write_text(exe.read_text() + "# upgraded\n")
+    assert calls.read_text().split() == ["--version", "--help", "--version"], "the second detection read --help from the cache"
+    version.write_text("10.0.0 (Claude Code)\n")  # a version manager switched what the same file runs
+    assert detect_features(paths, str(exe)).version == "10.0.0 (Claude Code)"
+    assert calls.read_text().split()[-2:] == ["--version", "--help"]
+    exe.write_text(exe.read_text() + "# upgraded\n")  # a new file: a new cache entry
     os.utime(exe, ns=(1, 1))
+    assert cached_features(paths, str(exe)) is None
     detect_features(paths, str(exe))
-    assert calls.read_text().split() == ["--version", "--help"] * 2, "a changed binary is detected again"
+    assert calls.read_text().split()[-2:] == ["--version", "--help"]
 
 
-def test_a_cli_whose_help_fails_or_a_bad_cache_entry_means_unknown_features(tmp_path):
-    exe = tmp_path / "claude"
-    exe.write_text("#!/bin/sh\nexit 3\n")
-    exe.chmod(0o755)
+def test_a_failed_help_is_not_cached_and_a_bad_cache_entry_is_ignored(tmp_path):
+    version = tmp_path / "version"
+    version.write_text("9.9.9 (Claude Code)\n")
+    exe, _ = _fake_cli(tmp_path, version)
+    (tmp_path / "help-fails").touch()
     paths = StatePaths(tmp_path / "root")
-    assert detect_features(paths, str(exe)) == CliFeatures()
+    failed = detect_features(paths, str(exe))
+    assert not failed.known and not failed.system_prompt_snapshot
+    assert cached_features(paths, str(exe)) is None, "a failed probe is tried again next time"
+    (tmp_path / "help-fails").unlink()
+    assert detect_features(paths, str(exe)).system_prompt_snapshot
     for entry in (paths.status_dir / ".cli").glob("*.json"):
         entry.write_text('{"version": 5, "options": "x"}')
     assert cached_features(paths, str(exe)) is None
+    assert detect_features(paths, str(exe)).system_prompt_snapshot, "a bad entry is replaced"
     assert detect_features(paths, "/nonexistent/claude") == CliFeatures()
+
+
+def test_the_cli_process_gets_no_variable_of_the_masters_session(fake_kit, tmp_path):
+    """Checked on the CLI's own environment (the real CLI overwrites some of them for its tools)."""
+    seen_in_a_bash_tool_call = (  # of 2.1.197 and 2.1.330: who the master is and how its children reach it
+        "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SESSION_ID", "CLAUDE_CODE_CHILD_SESSION",
+        "CLAUDE_CODE_CHILD_NOTES_DIR", "CLAUDE_CODE_SESSION_ATTENDED", "CLAUDE_CODE_MESSAGING_SOCKET",
+        "CLAUDE_CODE_MESSAGING_TOKEN", "CLAUDE_CODE_EXECPATH", "CLAUDE_PID", "AI_AGENT",
+    )
+    master = dict.fromkeys(seen_in_a_bash_tool_call, "master")
+    fake_kit.env.update(master, MY_OWN_SETTING="kept", CLAUDE_CONFIG_DIR=str(tmp_path / "config"))
+    assert fake_kit.run("launch_agent", "w1", "--wait", "hello").returncode == 0
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "argv").glob("*.json")]
+    envs = [r["env"] for r in runs if "--" in r["argv"]]
+    assert len(envs) == 1
+    assert not set(master) & set(envs[0]), sorted(set(master) & set(envs[0]))
+    assert envs[0]["MY_OWN_SETTING"] == "kept" and envs[0]["CLAUDE_CONFIG_DIR"] == str(tmp_path / "config")
