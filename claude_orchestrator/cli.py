@@ -20,7 +20,7 @@ from .isolation import ISOLATIONS
 from .limits import RunLimits
 from .paths import StatePaths
 from .record import StatusRecord
-from .states import UNSUCCESSFUL, ExitCode
+from .states import UNSUCCESSFUL, ExitCode, State
 
 TASK_PREVIEW = 48
 
@@ -819,6 +819,11 @@ of memory, was killed or lost, 4 an unknown agent, 124 --timeout passed first;
 """
 
 
+#: States that ``wait_agents.py --json`` (not --follow) does not report: every run
+#: passes through them, and a master waiting for results acts on none of them.
+ROUTINE_STATES = frozenset({State.STARTING, State.RUNNING})
+
+
 class _Clock:
     """Times for change lines that never go backwards.
 
@@ -871,14 +876,16 @@ def _turns(n: int) -> str:
     return f"{n} turn" + ("" if n == 1 else "s")
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived: the follow ends normally."""
+class _Terminated(BaseException):
+    """SIGTERM arrived: the follow ends normally.  A BaseException, as KeyboardInterrupt, so no handler swallows it."""
+
+
+def _terminate(_signum, _frame) -> None:
+    raise _Terminated
 
 
 def _follow(store, as_json: bool) -> int:
     """``--follow``: one line per state change of any agent until SIGTERM (exit 0) or SIGINT (130)."""
-    import signal
-
     from .control import follow
 
     clock = _Clock()
@@ -888,30 +895,39 @@ def _follow(store, as_json: bool) -> int:
         line = _compact(_change_event(r, previous, at)) if as_json else _change_line(r, previous, at)
         print(line, flush=True)
 
-    def terminate(_signum, _frame) -> None:
-        raise _Terminated
-
     def ready() -> None:
         print(f"wait_agents.py: following every agent under {store.paths.root}; stop with SIGTERM or Ctrl-C", file=sys.stderr, flush=True)
 
-    previous_handler = signal.signal(signal.SIGTERM, terminate)
-    try:
-        follow(store, on_change, on_ready=ready)
-    except _Terminated:
-        return ExitCode.OK
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+    follow(store, on_change, on_ready=ready)
     return ExitCode.OK
 
 
 def wait_agents_main(argv: Sequence[str] | None = None) -> int:
     """``wait_agents.py [NAME...] [--any] [--timeout S] | --follow``: sleep until agents end, or follow every change."""
+    if "--follow" not in (sys.argv[1:] if argv is None else argv):
+        return _wait_agents(argv)
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate)  # first thing: a monitor may stop it at once
+    try:
+        return _wait_agents(argv)
+    except _Terminated:
+        return ExitCode.OK
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_agents(argv: Sequence[str] | None) -> int:
     p = _parser("wait_agents.py", "Wait for background Claude Code agents to end, printing each state change.", WAIT_EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to wait for (default: every active one)")
     p.add_argument("--any", action="store_true", help="return when the first of them ends")
     p.add_argument("--timeout", metavar="S", type=float, help="give up after S seconds (exit 124)")
     p.add_argument("--follow", action="store_true", help="print every state change of any agent, agents launched later included, until stopped")
-    p.add_argument("--json", action="store_true", help="JSON lines: one per change, then (without --follow) a summary")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON lines: one per end, queue or wait (with --follow: per change), then (without --follow) a summary",
+    )
     args = _parse(p, argv, "names")
     if args.follow and (args.names or args.any or args.timeout is not None):
         p.error("--follow reports every agent until it is stopped; it takes no NAME, --any or --timeout")
@@ -934,10 +950,10 @@ def wait_agents_main(argv: Sequence[str] | None = None) -> int:
 
         def on_change(r: StatusRecord, previous: str | None) -> None:
             at = clock.at(r)
-            if args.json:
-                print(_compact(_change_event(r, previous, at)), flush=True)
-            else:
+            if not args.json:
                 print(_change_line(r, previous, at), flush=True)
+            elif r.state not in ROUTINE_STATES:  # a waiting master acts on ends and on hold-ups, not on the routine
+                print(_compact(_change_event(r, previous, at)), flush=True)
 
         recs = wait_for(store, names, args.timeout, any_=args.any, on_change=on_change)
         timed_out = recs is None

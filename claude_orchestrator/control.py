@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 #: Seconds between re-reads of the records while waiting when no event came:
 #: catches a supervisor that died without touching its record.
 RECHECK_S = 2.0
+#: ``follow`` re-reads every record (not only active and new ones) on every
+#: FULL_EVERY-th periodic pass.
+FULL_EVERY = 15
 
 
 def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
@@ -301,8 +304,9 @@ def follow(
     Agents launched later are reported too.  What is there when it starts is
     taken as known, not reported.  Wakes on filesystem events (watchdog)
     and re-reads only the records that changed; every ``recheck_s`` seconds
-    it re-reads all of them, which reconciles supervisors that died without
-    a word to ``lost``.  A change is reported once: the key is
+    it re-reads the active ones, which reconciles supervisors that died
+    without a word to ``lost``, and every :data:`FULL_EVERY`-th time all of
+    them.  A change is reported once: the key is
     the run id and status.  A record that cannot be read is skipped.
 
     Args:
@@ -320,10 +324,14 @@ def follow(
     def every() -> list[StatusRecord]:
         return read(store.paths.known_agents())
 
+    def unsettled() -> list[StatusRecord]:
+        # Ended records change only by a write, which wakes us: the periodic pass reads new and active ones.
+        return read([n for n in store.paths.known_agents() if n not in seen or State(seen[n][1]).is_active])
+
     seen: dict[str, tuple[str, str]] = {}
     with DirWatcher(store.paths.status_dir) as watcher:
         new_changes(every(), seen)  # the starting point: known, not reported
-        last_full = time.monotonic()
+        last_pass, passes = time.monotonic(), 0
         if on_ready is not None:
             on_ready()
         while not stop():
@@ -331,8 +339,11 @@ def follow(
             if stop():
                 return
             names = sorted({n[: -len(".json")] for n in watcher.take_changed()})
-            if time.monotonic() - last_full >= recheck_s:  # however busy, a full re-read now and then
-                recs, last_full = every(), time.monotonic()
+            if time.monotonic() - last_pass >= recheck_s:  # however busy, a periodic pass now and then
+                passes += 1
+                # every FULL_EVERY-th pass reads everything: a lost event (an inotify overflow) is found too
+                recs = every() if passes % FULL_EVERY == 0 else unsettled() + read([n for n in names if NAME_RE.fullmatch(n)])
+                last_pass = time.monotonic()
             else:
                 recs = read([n for n in names if NAME_RE.fullmatch(n)])
             for r, previous in new_changes(recs, seen):

@@ -7,9 +7,13 @@ The master pays for every byte it reads (issue 10): for 10 ended agents with
 from __future__ import annotations
 
 import json
+import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 from conftest import AGENTS
@@ -17,46 +21,63 @@ from conftest import AGENTS
 from claude_orchestrator.record import parse_time
 
 
-def _follow(kit, *args: str) -> subprocess.Popen:
-    """Start wait_agents.py --follow and return once it has read its starting point (its stderr line)."""
+class _Lines:
+    """Lines of a child's stream, read by a thread, so that a reader waits with a deadline, never for ever."""
+
+    def __init__(self, stream) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def next(self, timeout: float = 60) -> str:
+        try:
+            line = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout} s") from None
+        assert line is not None, "the stream ended"
+        return line
+
+    def until(self, done, limit: int = 200) -> list[str]:
+        lines: list[str] = []
+        for _ in range(limit):
+            lines.append(self.next())
+            if done(lines):
+                return lines
+        raise AssertionError(f"no end condition after {limit} lines: {lines}")
+
+
+def _follow(kit, *args: str) -> tuple[subprocess.Popen, _Lines]:
+    """Start wait_agents.py --follow; return once it has read its starting point (its stderr line)."""
     proc = subprocess.Popen(
         [sys.executable, str(AGENTS / "wait_agents.py"), "--follow", *args], env=kit.env, cwd=str(kit.root),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    ready = proc.stderr.readline()
+    ready = _Lines(proc.stderr).next()
     assert "following every agent under" in ready, ready
-    return proc
-
-
-def _read_until(proc: subprocess.Popen, done, limit: int = 200) -> list[str]:
-    lines = []
-    for _ in range(limit):
-        line = proc.stdout.readline()
-        assert line, f"follow ended early; got {lines}"
-        lines.append(line.rstrip("\n"))
-        if done(lines):
-            return lines
-    raise AssertionError(f"no end condition after {limit} lines: {lines}")
+    return proc, _Lines(proc.stdout)
 
 
 def test_follow_reports_agents_launched_after_it_started_once_each(fake_kit, tmp_path):
     assert fake_kit.run("launch_agent", "old", "x", "--wait").returncode == 0  # known at start: not reported
-    follower = _follow(fake_kit, "--json")
+    follower, out = _follow(fake_kit, "--json")
     try:
         gate = tmp_path / "gate"
         assert fake_kit.run("launch_agent", "a1", f"[[fake: until:{gate}]]").returncode == 0
         assert fake_kit.run("launch_parallel", "--names", "b1,b2", "first", "second").returncode == 0
-        first = _read_until(follower, lambda ls: any('"agent":"a1"' in line and '"running"' in line for line in ls))
+        first = out.until(lambda ls: any('"agent":"a1"' in line and '"running"' in line for line in ls))
         gate.write_text("go")
         ended = lambda ls: sum(1 for line in ls if json.loads(line)["status"] == "completed") >= 3  # noqa: E731
-        lines = first + _read_until(follower, lambda ls: ended(first + ls))
+        lines = first + out.until(lambda ls: ended(first + ls))
         follower.send_signal(signal.SIGTERM)
-        rest, err = follower.communicate(timeout=30)
+        assert follower.wait(timeout=30) == 0
     finally:
         if follower.poll() is None:
             follower.kill()
-    assert follower.returncode == 0, err
-    events = [json.loads(line) for line in lines + rest.splitlines()]
+    events = [json.loads(line) for line in lines]
     assert all(e["event"] == "change" for e in events)
     assert {e["agent"] for e in events} == {"a1", "b1", "b2"}, "the agent known at start is not reported"
     keys = [(e["agent"], e["run_id"], e["status"]) for e in events]
@@ -70,12 +91,12 @@ def test_follow_reports_agents_launched_after_it_started_once_each(fake_kit, tmp
 
 
 def test_follow_text_lines_and_sigint_exits_130(fake_kit):
-    follower = _follow(fake_kit)
+    follower, out = _follow(fake_kit)
     try:
         assert fake_kit.run("launch_agent", "t1", "hello").returncode == 0
-        lines = _read_until(follower, lambda ls: "completed" in ls[-1])
+        lines = out.until(lambda ls: "completed" in ls[-1])
         follower.send_signal(signal.SIGINT)
-        follower.communicate(timeout=30)
+        follower.wait(timeout=30)
     finally:
         if follower.poll() is None:
             follower.kill()
@@ -95,32 +116,59 @@ def test_a_queued_change_carries_its_time(fake_kit, tmp_path):
     assert out.returncode == 0, out.stderr
     assert fake_kit.record("q2")["status"] == "queued"
     waited = subprocess.Popen([sys.executable, str(AGENTS / "wait_agents.py"), "--json", "q1", "q2"], env=fake_kit.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = waited.stdout.readline() + waited.stdout.readline()
-    gate.write_text("go")
-    rest, err = waited.communicate(timeout=60)
-    assert waited.returncode == 0, err
-    events = [json.loads(line) for line in (first + rest).splitlines()]
-    queued = [e for e in events if e.get("status") == "queued"]
-    assert queued and queued[0]["at"], events
-    stamps = [parse_time(e["at"]) for e in events if e["event"] == "change"]
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = _Lines(waited.stdout)
+        first = lines.next()  # q2 queued (q1 running is routine: --json leaves it out)
+        gate.write_text("go")
+        rest = lines.until(lambda ls: '"summary"' in ls[-1])
+        assert waited.wait(timeout=30) == 0
+    finally:
+        if waited.poll() is None:
+            waited.kill()
+    events = [json.loads(line) for line in [first, *rest]]
+    assert events[0]["agent"] == "q2" and events[0]["status"] == "queued" and events[0]["at"], events
+    changes = [e for e in events if e["event"] == "change"]
+    assert [(e["agent"], e["status"]) for e in changes[1:]] in ([("q1", "completed"), ("q2", "completed")],), changes
+    stamps = [parse_time(e["at"]) for e in changes]
     assert None not in stamps and stamps == sorted(stamps)
 
 
 ANSWER_TASK = "Summarise the module. " + "x" * 1180  # the fake CLI answers "FAKE: <task>": 1,208 characters
 
 
-def test_output_budgets_for_ten_ended_agents(fake_kit):
+#: The state root's length in the budget test: a typical checkout path, fixed so that sizes do not depend on tmp paths.
+ROOT_CHARS = 60
+
+
+def test_output_budgets_for_ten_agents(fake_kit):
+    base = Path(tempfile.mkdtemp(prefix="ob", dir="/tmp"))
+    root = base / ("r" * (ROOT_CHARS - len(str(base)) - 1))
+    root.mkdir()
+    assert len(str(root)) == ROOT_CHARS
+    fake_kit.env["ORCHESTRATOR_HOME"], fake_kit.root = str(root), root
+    try:
+        sizes = _measure_budgets(fake_kit)
+        print("SIZES", sizes)
+    finally:
+        shutil.rmtree(base)
+
+
+def _measure_budgets(fake_kit):
     names = [f"agent{i}" for i in range(1, 11)]
     launched = fake_kit.run("launch_parallel", "--names", ",".join(names), *[ANSWER_TASK] * 10)
     assert launched.returncode == 0, launched.stderr
     lines = launched.stdout.splitlines()
     assert len(lines) == 11 and lines[-1].startswith("files under ") and "outputs/NAME_latest.txt" in lines[-1]
     assert len(launched.stdout.encode()) <= 1600, len(launched.stdout.encode())
-    waited = fake_kit.run("wait_agents", "--json", *names)  # live: starting, running, completed lines
-    assert waited.returncode == 0, waited.stderr
-    summary = json.loads(waited.stdout.splitlines()[-1])
+    live = fake_kit.run("wait_agents", "--json", *names)  # launched a moment ago (4 at once, 6 queued): waits through their runs
+    assert live.returncode == 0, live.stderr
+    assert len(live.stdout.encode()) <= 4096, len(live.stdout.encode())
+    summary = json.loads(live.stdout.splitlines()[-1])
     assert summary["agents"] == dict.fromkeys(names, "completed") and summary["counts"] == {"completed": 10}
+    changes = [json.loads(line) for line in live.stdout.splitlines()[:-1]]
+    assert sorted(e["agent"] for e in changes if e["status"] == "completed") == sorted(names)
+    assert {e["status"] for e in changes} <= {"queued", "completed"}, "starting and running are left out of --json"
 
     again = fake_kit.run("wait_agents", "--json", *names)  # all ended: one line each, then the summary
     assert len(again.stdout.encode()) <= 4096, len(again.stdout.encode())
@@ -138,3 +186,4 @@ def test_output_budgets_for_ten_ended_agents(fake_kit):
     parallel_json = json.loads(fake_kit.run("launch_parallel", "--json", "--names", "j1,j2", "a", "b").stdout)
     assert [r["agent"] for r in parallel_json] == ["j1", "j2"] and all(r["session_id"] and r["output_file"] for r in parallel_json)
     assert fake_kit.run("wait_agents", "j1", "j2").returncode == 0
+    return [len(o.stdout.encode()) for o in (launched, live, again, table, brief)]
