@@ -63,6 +63,9 @@ install_cli = v=$$($(1)/node_modules/.bin/claude --version 2>/dev/null); \
 	echo "make install: $(1)/node_modules/.bin/claude is $$v"
 
 install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## install the package (editable, with test extras) into .venv/ (or PYTHON=, or the active venv) and the Claude CLIs into .claude-cli/
+	@# a venv made without pip (uv's, --without-pip) gets it from the standard library's ensurepip
+	@$(PYTHON) -c 'import pip' 2>/dev/null || $(PYTHON) -m ensurepip --default-pip >/dev/null || { \
+	  echo "make install: $(PYTHON) has no pip and ensurepip failed: install pip into it, or deactivate it to use .venv/" >&2; exit 2; }
 	# editable_mode=compat: a plain path entry, cheaper at start-up than an import hook
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	# bytecode now: with PYTHONDONTWRITEBYTECODE set, every launch would compile the package again

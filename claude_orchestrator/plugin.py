@@ -10,11 +10,11 @@ packaging")::
 Its commands are written as ``python3 ${CLAUDE_PLUGIN_ROOT}/../agents/X.py``.
 The CLI replaces ``${CLAUDE_PLUGIN_ROOT}`` with the plugin's directory, so
 the source is right as it is when loaded in place (``claude --plugin-dir
-plugin``).  An installed plugin is not read from the repository, though:
-``claude plugin install`` copies it into the config dir's
-``plugins/cache/<market>/<name>/<version>/`` (2.1.197 reads that copy;
-2.1.330 reads a local marketplace's folder in place), so ``..`` would not be
-the toolkit.  :func:`render` therefore writes a copy with the toolkit's
+plugin``), and where the CLI reads an installed plugin in place (a local
+marketplace folder, as both 2.1.197 and 2.1.330 did here).  But ``claude
+plugin install`` also copies it into the config dir's
+``plugins/cache/<market>/<name>/<version>/``, which is what runs for a
+marketplace from GitHub, and there ``..`` is not the toolkit.  :func:`render` therefore writes a copy with the toolkit's
 absolute path (and the interpreter that has this package) filled in, beside a
 one-plugin marketplace, and :func:`install` installs from that.
 
@@ -157,7 +157,12 @@ def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) 
         old = staging / "old"
         if target.exists():
             target.rename(old)
-        built.rename(target)
+        try:
+            built.rename(target)
+        except OSError:
+            if old.exists():  # put the previous render back before the staging folder goes
+                old.rename(target)
+            raise
         os.replace(tmp_market, market_file)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
