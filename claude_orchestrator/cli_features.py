@@ -87,7 +87,8 @@ class CliFeatures:
         modes = self.permission_modes
         if not modes or self.permission_mode(asked) in modes:
             return None
-        return f"permission mode {asked!r} is not one the Claude CLI {self.version or ''} accepts; use one of: {', '.join(modes)}".replace("  ", " ")
+        cli = f"the Claude CLI {self.version}" if self.version else "the Claude CLI"
+        return f"permission mode {asked!r} is not one {cli} accepts; use one of: {', '.join(modes)}"
 
     def to_dict(self) -> dict:
         return {"version": self.version, "options": sorted(self.options), "permission_modes": list(self.permission_modes)}

@@ -282,13 +282,17 @@ def wait_for(
             watcher.wait(wait)
 
 
-def _read_quietly(store: RecordStore, name: str) -> StatusRecord | None:
-    """The agent's record, reconciled; None if it has none or it cannot be read (a follower goes on)."""
-    try:
-        rec = store.read(name)
-        return reconcile(store, rec) if rec is not None else None
-    except (OrchestratorError, OSError):
-        return None
+def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord]:
+    """The records of ``names``, reconciled, skipping any that is gone or cannot be read (a follower goes on)."""
+    out = []
+    for name in names:
+        try:
+            rec = store.read(name)
+            if rec is not None:
+                out.append(reconcile(store, rec))
+        except (OrchestratorError, OSError):
+            pass
+    return out
 
 
 def follow(
@@ -313,24 +317,18 @@ def follow(
         store: the records.
         on_change: called with ``(record, previous status or None)``, oldest change first.
         stop: polled after each wake; True ends the follow.
-        recheck_s: seconds between full re-reads.
+        recheck_s: seconds between periodic passes.
         on_ready: called once the starting point is read: every change after it is reported.
     """
     from .watch import DirWatcher
 
-    def read(names: list[str]) -> list[StatusRecord]:
-        return [r for n in names if (r := _read_quietly(store, n)) is not None]
-
-    def every() -> list[StatusRecord]:
-        return read(store.paths.known_agents())
-
-    def unsettled() -> list[StatusRecord]:
-        # Ended records change only by a write, which wakes us: the periodic pass reads new and active ones.
-        return read([n for n in store.paths.known_agents() if n not in seen or State(seen[n][1]).is_active])
+    def settled(name: str) -> bool:
+        # an ended record changes only by a write, and a write wakes us
+        return name in seen and not State(seen[name][1]).is_active
 
     seen: dict[str, tuple[str, str]] = {}
     with DirWatcher(store.paths.status_dir) as watcher:
-        new_changes(every(), seen)  # the starting point: known, not reported
+        new_changes(_read_all_quietly(store, store.paths.known_agents()), seen)  # the starting point: not reported
         last_pass, passes = time.monotonic(), 0
         if on_ready is not None:
             on_ready()
@@ -338,13 +336,14 @@ def follow(
             watcher.wait(recheck_s)
             if stop():
                 return
-            names = sorted({n[: -len(".json")] for n in watcher.take_changed()})
+            changed = {n[: -len(".json")] for n in watcher.take_changed()}
             if time.monotonic() - last_pass >= recheck_s:  # however busy, a periodic pass now and then
                 passes += 1
-                # every FULL_EVERY-th pass reads everything: a lost event (an inotify overflow) is found too
-                recs = every() if passes % FULL_EVERY == 0 else unsettled() + read([n for n in names if NAME_RE.fullmatch(n)])
                 last_pass = time.monotonic()
+                full = passes % FULL_EVERY == 0  # finds even a change whose event was lost (inotify overflow)
+                names = [n for n in store.paths.known_agents() if full or n in changed or not settled(n)]
             else:
-                recs = read([n for n in names if NAME_RE.fullmatch(n)])
+                names = sorted(n for n in changed if NAME_RE.fullmatch(n))
+            recs = _read_all_quietly(store, names)
             for r, previous in new_changes(recs, seen):
                 on_change(r, previous)

@@ -7,6 +7,7 @@ The master pays for every byte it reads (issue 10): for 10 ended agents with
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import signal
@@ -16,7 +17,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from conftest import AGENTS
+from conftest import AGENTS, wait_until
 
 from claude_orchestrator.record import parse_time
 
@@ -187,3 +188,20 @@ def _measure_budgets(fake_kit):
     assert [r["agent"] for r in parallel_json] == ["j1", "j2"] and all(r["session_id"] and r["output_file"] for r in parallel_json)
     assert fake_kit.run("wait_agents", "j1", "j2").returncode == 0
     return [len(o.stdout.encode()) for o in (launched, live, again, table, brief)]
+
+
+def test_follow_reports_a_supervisor_that_died_without_a_word_as_lost(fake_kit):
+    assert fake_kit.run("launch_agent", "h1", "[[fake: hang]]").returncode == 0
+    rec = wait_until(lambda: (r := fake_kit.record("h1")) and r["status"] == "running" and r, what="h1 running")
+    follower, out = _follow(fake_kit, "--json")
+    try:
+        os.kill(rec["supervisor_pid"], signal.SIGKILL)  # no record write: only the periodic pass can notice
+        lost = out.until(lambda ls: '"status":"lost"' in ls[-1])
+        follower.send_signal(signal.SIGTERM)
+        assert follower.wait(timeout=30) == 0
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+        fake_kit.run("kill_agent", "h1", "--grace", "1")  # the orphaned CLI
+    event = json.loads(lost[-1])
+    assert event["agent"] == "h1" and event["previous"] == "running" and "supervisor" in event["error"]
