@@ -17,6 +17,7 @@ Layout (DESIGN.md, "The state directory")::
     outputs/<agent>_latest.txt       the result text of the latest run
     outputs/<agent>/<run_id>.jsonl   the run's stream-json transcript
     outputs/<agent>/<run_id>.log     the CLI's stderr and the supervisor's log
+    outputs/<agent>/<run_id>.task    the run's task, byte-exact (the CLI's stdin)
     outputs/archive/<timestamp>/     what clear_outputs moved aside
 """
 
@@ -127,6 +128,10 @@ class StatePaths:
     def transcript(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.jsonl``: the run's stream-json lines."""
         return self.run_dir(name) / f"{run_id}.jsonl"
+
+    def task_file(self, name: str, run_id: str) -> Path:
+        """``outputs/<name>/<run_id>.task``: the run's task, byte-exact; the CLI reads it on stdin."""
+        return self.run_dir(name) / f"{run_id}.task"
 
     def log(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.log``: the CLI's stderr and the supervisor's log."""

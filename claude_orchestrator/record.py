@@ -19,14 +19,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import OrchestratorError
-from .paths import StatePaths
+from .errors import BadRecord, OrchestratorError, storage_error
+from .paths import NAME_RE, StatePaths
 from .states import TRANSITIONS, State
 
 #: Version of the record's JSON shape; bump when a field changes meaning.
 SCHEMA = 1
 #: Characters of the result text kept in the record (the rest is in the output file).
 RESULT_PREVIEW_CHARS = 500
+#: Characters of the task kept in the record; a longer task is cut to a preview
+#: ending in "…" (the whole task is in the record's ``task_file``).
+TASK_IN_RECORD_CHARS = 16384
 
 
 def utc_now() -> str:
@@ -89,6 +92,7 @@ class StatusRecord:
     output_file: str | None = None
     transcript_file: str | None = None
     log_file: str | None = None
+    task_file: str | None = None  # the whole task, byte-exact; the CLI reads it on stdin
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # the launch request
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -105,13 +109,12 @@ class StatusRecord:
         Unknown keys go to ``extra``; missing ones take their defaults.
 
         Raises:
-            ValueError: ``agent`` is missing or ``status`` is not a known state.
+            ValueError: not a record's shape (:func:`check_shape`).
         """
+        check_shape(data)
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
-        if "agent" not in known:
-            raise ValueError("record lacks 'agent'")
         known.setdefault("run_id", "legacy")  # the seed's records had no run id
         known.setdefault("task", "")
         known["status"] = State(known.get("status", State.STARTING))
@@ -174,6 +177,90 @@ class StatusRecord:
                 self.duration_s = round(max(0.0, end - start), 3)
 
 
+_STR = (str,)
+_NUM = (int, float)
+#: The type of each field a reader relies on (None is allowed for every one except those in _REQUIRED_TYPES).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **{k: _STR for k in ("created", "started", "finished", "status_changed", "last_activity", "cwd", "model",
+                         "session_id", "resumed_from", "forked_from", "error", "result", "output_file",
+                         "transcript_file", "log_file", "task_file")},
+    **{k: _NUM for k in ("duration_s", "pid_started", "supervisor_started", "cost_usd", "peak_rss_mb")},
+    **{k: (int,) for k in ("pid", "supervisor_pid", "exit_code")},
+    "is_error": (bool,),
+    "last_tool": (dict,),
+    "tokens": (dict,),
+    "usage": (dict,),
+}
+_REQUIRED_TYPES: dict[str, tuple[type, ...]] = {
+    "agent": _STR, "run_id": _STR, "task": _STR, "status": _STR, "schema": (int,), "attempt": (int,),
+    "num_turns": (int,), "memory_warnings": (list,), "options": (dict,),
+}
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    """isinstance, except that a bool is not a number."""
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def check_shape(data: Any) -> None:
+    """Check that ``data`` (parsed JSON) has the shape of a status record, as far as any reader relies on it.
+
+    Every file under the state root is untrusted input: a record that passes
+    can be shown, waited on, stopped and cleared without a type error.
+
+    Raises:
+        ValueError: what is wrong, in a few words (e.g. ``'num_turns' is a str, not an int``).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"a JSON {type(data).__name__}, not an object")
+    if "agent" not in data:
+        raise ValueError("no 'agent' field")
+    for key, value in data.items():
+        types = _REQUIRED_TYPES.get(key) or _FIELD_TYPES.get(key)
+        if types is None or (value is None and key in _FIELD_TYPES):
+            continue
+        if not _is(value, types):
+            raise ValueError(f"{key!r} is a {type(value).__name__}, not {' or '.join(t.__name__ for t in types)}")
+    if not NAME_RE.fullmatch(data["agent"]):
+        raise ValueError(f"'agent' {data['agent'][:80]!r} is not an agent name")
+    if "status" in data:
+        try:
+            State(data["status"])
+        except ValueError:
+            raise ValueError(f"'status' {data['status'][:40]!r} is not a known state") from None
+    _check_options(data.get("options") or {})
+    tree = data.get("tree")
+    if tree is not None and not isinstance(tree, list):
+        raise ValueError("'tree' is not a list")
+    worktree = data.get("worktree")
+    if worktree is not None and not (isinstance(worktree, dict) and all(isinstance(worktree.get(k), str) for k in ("path", "branch", "repo"))):
+        raise ValueError("'worktree' lacks its path, branch or repo")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (data.get("tokens") or {}).values()):
+        raise ValueError("'tokens' holds a value that is not a number")
+    if not all(isinstance(v, str) for v in (data.get("last_tool") or {}).values()):
+        raise ValueError("'last_tool' holds a value that is not a string")
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """The launch request's parts that readers and the supervisor use (see :mod:`.launcher`)."""
+    for key in ("claude", "limits"):
+        if not isinstance(options.get(key) or {}, dict):
+            raise ValueError(f"'options.{key}' is not an object")
+    limits = options.get("limits") or {}
+    if not all(v is None or _is(v, _NUM) for v in limits.values()):
+        raise ValueError("'options.limits' holds a value that is not a number")
+    claude = options.get("claude") or {}
+    if claude.get("max_budget_usd") is not None and not _is(claude["max_budget_usd"], _NUM):
+        raise ValueError("'options.claude.max_budget_usd' is not a number")
+    for key, holder in (("after", options), ("on_complete", options), ("claude_args", claude)):
+        value = holder.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ValueError(f"{key!r} is not a list of strings")
+    for key in ("claude_bin", "context_from", "profile"):
+        if options.get(key) is not None and not isinstance(options[key], str):
+            raise ValueError(f"'options.{key}' is not a string")
+
+
 class RecordStore:
     """Reads and writes the status records of one state root.
 
@@ -190,19 +277,34 @@ class RecordStore:
         Lock-free: writers replace the file atomically.
 
         Raises:
-            OrchestratorError: the file exists but is not a valid record.
+            BadRecord: the file exists but cannot be read as this agent's
+                record (not UTF-8, not JSON, not a record's shape, another
+                agent's name, a folder, unreadable) (exit 2).
         """
         path = self.paths.status(name)
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise BadRecord(name, path, exc.strerror or str(exc)) from exc
+        if not raw.strip():
+            raise BadRecord(name, path, "empty file")
         try:
-            return StatusRecord.from_dict(json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            raise OrchestratorError(
-                f"{path} is not a valid status record ({exc}); move it aside or run clear_outputs.py {name} --purge"
-            ) from exc
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise BadRecord(name, path, f"not UTF-8: byte {raw[exc.start]:#04x} at offset {exc.start}") from exc
+        except RecursionError as exc:
+            raise BadRecord(name, path, "JSON nested too deeply") from exc
+        except ValueError as exc:
+            raise BadRecord(name, path, f"not JSON: {exc}") from exc
+        try:
+            rec = StatusRecord.from_dict(data)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise BadRecord(name, path, str(exc) or "not a status record") from exc
+        if rec.agent != name:
+            raise BadRecord(name, path, f"it is agent {rec.agent!r}'s record")
+        return rec
 
     @contextmanager
     def locked(self, name: str, timeout: float = 30.0) -> Iterator[None]:
@@ -210,16 +312,23 @@ class RecordStore:
 
         Raises:
             OrchestratorError: the lock was not acquired within ``timeout`` seconds.
+            StorageError: the lock file cannot be made (read-only or full state root) (exit 74).
         """
         from filelock import FileLock, Timeout
 
-        self.paths.status_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.paths.lock(name)), timeout=timeout)
+        path = self.paths.lock(name)
         try:
-            with lock:
-                yield
+            self.paths.status_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path), timeout=timeout)
+            lock.acquire()
         except Timeout as exc:
             raise OrchestratorError(f"timed out waiting for the lock of agent {name!r}; is a script stuck?") from exc
+        except OSError as exc:
+            raise storage_error(exc, path) from exc
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _write_unlocked(self, record: StatusRecord, durable: bool = True) -> None:
         path = self.paths.status(record.agent)
@@ -231,50 +340,71 @@ class RecordStore:
             self._write_unlocked(record)
 
     def update(
-        self, name: str, mutate: Callable[[StatusRecord | None], StatusRecord | None], durable: bool = True
+        self,
+        name: str,
+        mutate: Callable[[StatusRecord | None], StatusRecord | None],
+        durable: bool = True,
+        fallback: StatusRecord | None = None,
     ) -> StatusRecord | None:
         """Read-modify-write the record under its lock.
 
         ``mutate`` gets the current record (or None) and returns the record to
         store, or None to leave the file as it is.  Returns what is stored now.
         ``durable=False`` skips the fsync (see :func:`write_atomic`).
+        ``fallback``: the record to start from if the file is unreadable (a
+        supervisor's last known copy of its own record); without it an
+        unreadable file raises.
+
+        Raises:
+            BadRecord: the file is unreadable and no ``fallback`` was given.
+            StorageError: the record cannot be written (exit 74); the file is as it was.
         """
         with self.locked(name):
-            current = self.read(name)
+            try:
+                current = self.read(name)
+            except BadRecord:
+                if fallback is None:
+                    raise
+                current = fallback
             new = mutate(current)
             if new is None:
                 return current
             self._write_unlocked(new, durable=durable)
             return new
 
-    def delete(self, name: str) -> None:
-        """Remove the agent's record (the lock file stays, as filelock expects)."""
-        with self.locked(name):
-            try:
-                self.paths.status(name).unlink()
-            except FileNotFoundError:
-                pass
 
 
-def write_atomic(path: Path, text: str, durable: bool = True) -> None:
+def write_atomic(path: Path, text: str | bytes, durable: bool = True) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
 
     A temp file in the same folder, fsync, then ``os.replace``.  Without the
     fsync (``durable=False``) readers still never see half a file; only a
-    crash of the whole machine can lose the write.
+    crash of the whole machine can lose the write.  ``os.replace`` replaces
+    a symlink at ``path`` itself: nothing is written through it.
+
+    Raises:
+        StorageError: the folder or file cannot be written (read-only, full,
+            a path part that is a file) (exit 74); ``path`` is as it was and no
+            temp file is left.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise storage_error(exc, path) from exc
+    try:
+        data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")  # a lone surrogate from JSON: "?"
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise storage_error(exc, path) from exc
         raise

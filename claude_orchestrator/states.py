@@ -78,5 +78,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # argparse's own convention for bad usage
     CONFLICT = 3
     NOT_FOUND = 4
+    INTERNAL = 70  # sysexits.h EX_SOFTWARE: an unexpected error inside the toolkit (a bug)
+    IO_ERROR = 74  # sysexits.h EX_IOERR: the state root cannot be written (read-only, full, not a folder)
     WAIT_TIMEOUT = 124  # as timeout(1)
     CLI_MISSING = 127  # as a shell's "command not found"

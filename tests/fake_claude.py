@@ -1,7 +1,8 @@
 """A fake `claude` executable for process-level tests (not the real CLI).
 
 It accepts the argument vector the supervisor builds (``-p --output-format
-stream-json --verbose --session-id ID | -r ID [--fork-session] ... -- TASK``)
+stream-json --verbose --session-id ID | -r ID [--fork-session] ...``, the task on
+stdin; or the task as the last argument after ``--``)
 and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
 
 - ``ok`` (default): init, one assistant turn echoing the task, a success result;
@@ -101,7 +102,8 @@ def main():
     if os.environ.get("FAKE_CLAUDE_ARGV_DIR"):
         with open(os.path.join(os.environ["FAKE_CLAUDE_ARGV_DIR"], f"{os.getpid()}.json"), "w") as f:
             json.dump({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}, f)
-    task = argv[argv.index("--") + 1] if "--" in argv else ""
+    # The supervisor gives the task on stdin (print mode reads the prompt there); an older one gave it after "--".
+    task = argv[argv.index("--") + 1] if "--" in argv else sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     sid = None
     for flag in ("--session-id", "-r"):
         if flag in argv:

@@ -67,7 +67,7 @@ def test_invalid_record_file_gives_a_clear_error(tmp_path):
     p = StatePaths(tmp_path)
     p.ensure()
     p.status("a1").write_text("{not json")
-    with pytest.raises(OrchestratorError, match="not a valid status record"):
+    with pytest.raises(OrchestratorError, match="a1.json is unreadable .not JSON.*clear_outputs.py a1 --purge"):
         RecordStore(p).read("a1")
 
 
