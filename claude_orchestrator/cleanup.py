@@ -6,7 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import Conflict, NotFound
+from . import locks
+from .errors import BadRecord, Conflict, NotFound, StorageError
 from .paths import NAME_RE, StatePaths, validate_name
 from .record import RecordStore
 from .states import State
@@ -18,17 +19,26 @@ def agents_with_files(paths: StatePaths) -> list[str]:
     if paths.sessions_dir.is_dir():
         names |= {p.name[: -len("_session.txt")] for p in paths.sessions_dir.glob("*_session.txt")}
     if paths.outputs_dir.is_dir():
-        for p in paths.outputs_dir.iterdir():
-            if p.is_file() and p.name.endswith("_latest.txt"):
+        for p in paths.outputs_dir.iterdir():  # a symlink counts as the entry it is, whatever it points to
+            if p.name.endswith("_latest.txt") and (p.is_symlink() or p.is_file()):
                 names.add(p.name[: -len("_latest.txt")])
-            elif p.is_dir() and p != paths.archive_dir:
+            elif p != paths.archive_dir and (p.is_symlink() or p.is_dir()):
                 names.add(p.name)
     return sorted(n for n in names if NAME_RE.fullmatch(n) and n.lower() != "archive")
 
 
 def new_archive_dir(paths: StatePaths) -> Path:
-    """A fresh ``outputs/archive/<UTC timestamp>[-N]/`` folder (created)."""
+    """A fresh ``outputs/archive/<UTC timestamp>[-N]/`` folder (created).
+
+    Raises:
+        StorageError: ``outputs/archive`` is a symlink (archiving must not
+            leave the state root) or cannot be made.
+    """
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if paths.archive_dir.is_symlink():
+        import errno
+
+        raise StorageError(paths.archive_dir, OSError(errno.ELOOP, "it is a symlink; remove it (the archive stays inside the state root)"))
     paths.archive_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         candidate = paths.archive_dir / (stamp if n == 1 else f"{stamp}-{n}")
@@ -83,12 +93,19 @@ def clear(
         targets = agents_with_files(paths)
 
     with_records = [n for n in targets if paths.status(n).exists()]
-    records = read_records(store, with_records)
-    active = [r for r in records if r.state.is_active]
+    unreadable: list[BadRecord] = []
+    records = read_records(store, with_records, unreadable=unreadable)
+    # An unreadable record tells nothing; its life lock tells whether a supervisor still runs it.
+    running_bad = [b for b in unreadable if locks.is_held(paths.alive_lock(b.name))]
+    active = [f"{r.agent} ({r.status})" for r in records if r.state.is_active] + [f"{b.name} (unreadable record, supervisor alive)" for b in running_bad]
     stopped = []
     if active and not force:
-        listed = ", ".join(f"{r.agent} ({r.status})" for r in active)
-        raise Conflict(f"refusing to clear active agent(s): {listed}; wait for them, or add --force to stop them first")
+        raise Conflict(f"refusing to clear active agent(s): {', '.join(active)}; wait for them, or add --force to stop them first")
+    for b in running_bad:
+        from .control import stop_unreadable
+
+        if stop_unreadable(store, b, grace_s=grace_s) == "stopped":
+            stopped.append(b.name)
     # Active runs are stopped; a lost run's orphaned processes too, since once
     # its record is gone nothing would know they belong to a run.
     for r in records:
@@ -122,23 +139,46 @@ def clear(
 
             remove_worktree(info)  # checked above, or --force
             moved.append(f"worktree {info['path']} and branch {info['branch']} (removed)")
-        workspace = paths.root / "workspaces" / name
-        if workspace.exists():
-            files.append(workspace)
+        files.append(paths.workspace(name))
         with store.locked(name):
             for src in files:
-                if not src.exists():
-                    continue
-                rel = src.relative_to(paths.root)
-                if purge:
-                    if src.is_dir():
-                        shutil.rmtree(src)
-                    else:
-                        src.unlink()
-                else:
-                    dest = archive / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(str(src), str(dest))  # a rename within one file system
-                moved.append(str(rel))
+                if _remove_or_archive(src, paths.root, archive):
+                    moved.append(str(src.relative_to(paths.root)))
         cleared[name] = moved
     return {"archive": str(archive) if archive else None, "cleared": cleared, "stopped": stopped}
+
+
+def _remove_or_archive(src: Path, root: Path, archive: Path | None) -> bool:
+    """Delete ``src`` (``archive`` None) or move it to the same place under ``archive``; False if it is not there.
+
+    A symlink is removed or moved as the link it is: what it points to, in or
+    out of the state root, is never touched.  A folder is deleted without
+    following the symlinks inside it.
+
+    Raises:
+        StorageError: it cannot be removed or moved (read-only state root, ...) (exit 74).
+    """
+    import os
+
+    try:
+        if not os.path.lexists(src):
+            return False
+        if archive is None:
+            if src.is_dir() and not src.is_symlink():
+                shutil.rmtree(src)
+            else:
+                src.unlink()
+        else:
+            dest = archive / src.relative_to(root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(src, dest)  # within one file system; a link moves as a link
+            except OSError as exc:
+                import errno
+
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.move(str(src), str(dest))  # another file system (outputs/ linked to another disk): copies links as links
+    except OSError as exc:
+        raise StorageError(exc.filename or src, exc) from exc
+    return True

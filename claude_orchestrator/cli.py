@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .claude_cli import KNOWN_PERMISSION_MODES, ClaudeOptions
-from .errors import BadInput, guarded
+from .errors import BadInput, BadRecord, bad_record_advice, guarded
 from .isolation import ISOLATIONS
 from .limits import RunLimits
 from .paths import StatePaths
@@ -23,6 +23,8 @@ from .record import StatusRecord
 from .states import UNSUCCESSFUL, ExitCode, State
 
 TASK_PREVIEW = 48
+#: What the scripts call an agent whose ``status/NAME.json`` cannot be read (not a run state).
+UNREADABLE = "unreadable"
 
 
 # -- shared pieces -----------------------------------------------------------
@@ -168,18 +170,41 @@ def _on_complete(args: argparse.Namespace) -> list[str] | None:
 
 
 def _read_task(words: Sequence[str], task_file: str | None) -> str:
-    """The task from the positional words or ``--task-file`` (``-`` = stdin)."""
+    """The task from the positional words or ``--task-file`` (``-`` = stdin), checked by :func:`_task_text`."""
     if task_file is not None:
         if words:
             raise BadInput("give the task either as an argument or with --task-file, not both")
         if task_file == "-":
-            return sys.stdin.read()
-        try:
-            with open(task_file, encoding="utf-8") as f:
-                return f.read()
-        except OSError as exc:
-            raise BadInput(f"cannot read --task-file {task_file!r}: {exc.strerror}") from exc
-    return " ".join(words)
+            return _task_text(sys.stdin.buffer.read(), "the task on stdin")
+        return _task_text(_read_bytes(task_file, "--task-file"), f"--task-file {task_file}")
+    # An argument the OS gave as bytes that are not UTF-8 reaches Python as surrogate escapes: get the bytes back.
+    return _task_text(" ".join(words).encode("utf-8", "surrogateescape"), "the task")
+
+
+def _read_bytes(path: str, option: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise BadInput(f"cannot read {option} {path!r}: {exc.strerror}") from exc
+
+
+def _task_text(data: bytes, source: str) -> str:
+    """``data`` as text, if it is a task the CLI can be given: UTF-8 without NUL bytes.
+
+    Raises:
+        BadInput: not valid UTF-8, or a NUL byte, with the byte offset (exit 2).
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"{source} is not valid UTF-8: byte {data[exc.start]:#04x} at offset {exc.start}; save it as UTF-8"
+        ) from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise BadInput(f"{source} holds a NUL byte at offset {nul}; a task is text: remove it")
+    return text
 
 
 def _parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: str) -> argparse.Namespace:
@@ -321,16 +346,26 @@ def _last(r: StatusRecord) -> str:
     return _preview(f"{r.last_tool.get('name')}: {r.last_tool.get('input', '')}", 40)
 
 
-def _table(recs: list[StatusRecord], positions: dict[str, int] | None = None) -> str:
+def _table(
+    recs: list[StatusRecord],
+    positions: dict[str, int] | None = None,
+    bad: Sequence[BadRecord] = (),
+    order: dict[str, int] | None = None,
+) -> str:
+    """The status table; an unreadable record is a row of its own (its reason is on stderr)."""
     positions = positions or {}
     show_last = any(_last(r) for r in recs)
     head = ("AGENT", "STATUS", "ELAPSED", "TURNS", "TOKENS", "COST") + (("LAST TOOL",) if show_last else ()) + ("TASK",)
-    rows = [head]
+    rows: list[tuple[str, tuple[str, ...]]] = []
     for r in recs:
         tokens = f"{r.tokens['input'] + r.tokens['output']:,}" if r.tokens else "-"
         row = (r.agent, _status_text(r, positions), _fmt_duration(r.elapsed_s()), str(r.num_turns), tokens, _fmt_cost(r.cost_usd))
-        rows.append(row + ((_last(r) or "-",) if show_last else ()) + (_preview(r.task),))
-    return _columns(rows)
+        rows.append((r.agent, row + ((_last(r) or "-",) if show_last else ()) + (_preview(r.task),)))
+    for b in bad:
+        rows.append((b.name, (b.name, UNREADABLE, "-", "-", "-", "-") + (("-",) if show_last else ()) + (f"(see {b.path})",)))
+    if order:
+        rows.sort(key=lambda row: order.get(row[0], 0))
+    return _columns([head] + [row for _, row in rows])
 
 
 def _summary(recs: list[StatusRecord]) -> str:
@@ -503,7 +538,7 @@ def launch_parallel_main(argv: Sequence[str] | None = None) -> int:
 
         paths = StatePaths()
         roles: list[str | None] = [None] * len(args.tasks)
-        tasks = list(args.tasks)
+        tasks = [_task_text(t.encode("utf-8", "surrogateescape"), f"task {i}") for i, t in enumerate(args.tasks, 1)]
         if args.from_delegations:
             roles, tasks = _delegations(args.from_delegations)
         if args.names:
@@ -556,13 +591,9 @@ def _delegations(source: str) -> tuple[list[str | None], list[str]]:
     from .profiles import load_profiles, role_key
 
     if source == "-":
-        text = sys.stdin.read()
+        text = _task_text(sys.stdin.buffer.read(), "the delegations on stdin")
     else:
-        try:
-            with open(source, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as exc:
-            raise BadInput(f"cannot read --from-delegations {source!r}: {exc.strerror}") from exc
+        text = _task_text(_read_bytes(source, "--from-delegations"), f"--from-delegations {source}")
     known = set()
     for name, prof in load_profiles().items():
         known |= {role_key(name), *(role_key(a) for a in prof.get("aliases", []))}
@@ -629,33 +660,47 @@ def check_status_main(argv: Sequence[str] | None = None) -> int:
         if args.watch:
             return _watch(store, args.names or None, args.summary)
         newly_lost: list[StatusRecord] = []
-        recs = read_records(store, args.names or None, newly_lost)
+        bad: list[BadRecord] = []
+        recs = read_records(store, args.names or None, newly_lost, unreadable=bad)
+        order = {n: i for i, n in enumerate(args.names or sorted([r.agent for r in recs] + [b.name for b in bad]))}
         positions = {}
         if any(str(r.status) == "queued" for r in recs):
             from .locks import queue_positions
 
             positions = queue_positions(paths)
-        if args.json and args.full:
-            out = []
-            for r in recs:
-                d = r.to_dict()
-                if r.agent in positions:
-                    d["queue_position"] = positions[r.agent]
-                out.append(d)
-            print(json.dumps(out, indent=2))
-            return ExitCode.OK
         if args.json:
-            print(_json_list([_brief(r, positions) for r in recs]))
+            items = [(r.agent, _full(r, positions) if args.full else _brief(r, positions)) for r in recs]
+            items += [(b.name, _unreadable_item(b)) for b in bad]
+            items.sort(key=lambda item: order.get(item[0], 0))
+            objs = [obj for _, obj in items]
+            print(json.dumps(objs, indent=2) if args.full else _json_list(objs))
             return ExitCode.OK
-        if not recs:
+        if not recs and not bad:
             print("no agents yet; start one with: python3 agents/launch_agent.py agent1 \"TASK\"")
             return ExitCode.OK
-        print(_summary(recs) if args.summary else _table(recs, positions))
+        if recs:
+            print(_summary(recs) if args.summary else _table(recs, positions, bad, order))
+        elif not args.summary:
+            print(_table([], positions, bad, order))
         for r in newly_lost:
             print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
+        for b in bad:
+            print(f"{b.name}: {b}", file=sys.stderr)
         return ExitCode.OK
 
     return guarded(p.prog, body)
+
+
+def _full(r: StatusRecord, positions: dict[str, int]) -> dict[str, Any]:
+    d = r.to_dict()
+    if r.agent in positions:
+        d["queue_position"] = positions[r.agent]
+    return d
+
+
+def _unreadable_item(bad: BadRecord) -> dict[str, Any]:
+    """What ``--json`` shows for a record that cannot be read (:class:`BadRecord`)."""
+    return {"agent": bad.name, "status": UNREADABLE, "error": f"{bad.reason}; {bad_record_advice(bad.name)}", "status_file": bad.path}
 
 
 #: Seconds between check_status --watch's quiet re-checks for lost agents.
@@ -674,16 +719,17 @@ def _watch(store, names: list[str] | None, summary: bool) -> int:
     with DirWatcher(store.paths.status_dir) as watcher:
         try:
             while True:
-                recs = read_records(store, names)
+                bad: list[BadRecord] = []
+                recs = read_records(store, names, unreadable=bad)
                 positions = queue_positions(store.paths)
-                body = (_summary(recs) if summary else _table(recs, positions)) if recs else "no agents yet"
+                body = (_summary(recs) if summary and recs else _table(recs, positions, bad)) if recs or bad else "no agents yet"
                 sys.stdout.write(f"{clear}{body}\n\nupdated {_time.strftime('%H:%M:%S')}; Ctrl-C to stop\n")
                 sys.stdout.flush()
                 shown = [(r.agent, str(r.status)) for r in recs]
                 # Redraw on a change; every few seconds re-check (without redrawing)
                 # for a supervisor that died without touching its record.
                 while not watcher.wait(WATCH_RECHECK_S):
-                    if [(r.agent, str(r.status)) for r in read_records(store, names)] != shown:
+                    if [(r.agent, str(r.status)) for r in read_records(store, names, unreadable=[])] != shown:
                         break
                 watcher.wait(0.05)  # let a burst of writes settle into one redraw
         except KeyboardInterrupt:
@@ -939,7 +985,13 @@ def _wait_agents(argv: Sequence[str] | None) -> int:
         store = RecordStore(StatePaths())
         if args.follow:
             return _follow(store, args.json)
-        names = list(dict.fromkeys(args.names)) or [r.agent for r in read_records(store) if r.state.is_active]
+        if args.names:
+            names = list(dict.fromkeys(args.names))
+        else:
+            skipped: list[BadRecord] = []
+            names = [r.agent for r in read_records(store, unreadable=skipped) if r.state.is_active]
+            for b in skipped:
+                print(f"wait_agents.py: not waiting for {b.name}: {b}", file=sys.stderr)
         if not names:
             if args.json:
                 print(json.dumps({"event": "summary", "exit_code": 0, "counts": {}, "agents": {}}))
@@ -955,22 +1007,35 @@ def _wait_agents(argv: Sequence[str] | None) -> int:
             elif r.state not in ROUTINE_STATES:  # a waiting master acts on ends and on hold-ups, not on the routine
                 print(_compact(_change_event(r, previous, at)), flush=True)
 
-        recs = wait_for(store, names, args.timeout, any_=args.any, on_change=on_change)
+        def on_unreadable(b: BadRecord) -> None:
+            from .record import utc_now
+
+            at = clock.last[1] if clock.last else utc_now()
+            if args.json:
+                event = {"event": "change", "agent": b.name, "run_id": None, "status": UNREADABLE, "previous": None, "at": at,
+                         "error": f"{b.reason}; {bad_record_advice(b.name)}", "status_file": b.path}
+                print(_compact(event), flush=True)
+            else:
+                print(f"{at[11:19]} {b.name}: {UNREADABLE}: {b}", flush=True)
+
+        bad: dict[str, BadRecord] = {}
+        recs = wait_for(store, names, args.timeout, any_=args.any, on_change=on_change, unreadable=bad, on_unreadable=on_unreadable)
         timed_out = recs is None
         if timed_out:
-            recs = read_records(store, names)
+            recs = read_records(store, names, unreadable=[])
         ended = [r for r in recs if r.state.is_terminal]
         if timed_out:
             code = ExitCode.WAIT_TIMEOUT
-        elif any(r.state in UNSUCCESSFUL for r in ended):
+        elif bad or any(r.state in UNSUCCESSFUL for r in ended):
             code = ExitCode.AGENT_FAILED
         else:
             code = ExitCode.OK
         counts: dict[str, int] = {}
-        for r in recs:
-            counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+        for status in [str(r.status) for r in recs] + [UNREADABLE] * len(bad):
+            counts[status] = counts.get(status, 0) + 1
         if args.json:
-            summary = {"event": "summary", "exit_code": int(code), "counts": counts, "agents": {r.agent: str(r.status) for r in recs}}
+            agents = {r.agent: str(r.status) for r in recs} | {n: UNREADABLE for n in bad}
+            summary = {"event": "summary", "exit_code": int(code), "counts": counts, "agents": agents}
             print(_compact(summary))
         else:
             totals = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
@@ -1094,17 +1159,21 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .control import leftover_tree, read_records, stop
+        from .control import leftover_tree, read_records, stop, stop_unreadable
         from .record import RecordStore
 
         store = RecordStore(StatePaths())
+        bad: list[BadRecord] = []
         if args.all:  # active runs, and lost runs whose orphaned processes still live
-            names = [r.agent for r in read_records(store) if r.state.is_active or (str(r.status) == "lost" and leftover_tree(r))]
+            recs = read_records(store, unreadable=bad)
+            names = [r.agent for r in recs if r.state.is_active or (str(r.status) == "lost" and leftover_tree(r))]
         else:
-            names = list(dict.fromkeys(args.names))
-            read_records(store, names)  # NotFound (exit 4) before stopping anything
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as pool:  # stop them together
+            wanted = list(dict.fromkeys(args.names))
+            recs = read_records(store, wanted, unreadable=bad)  # NotFound (exit 4) before stopping anything
+            names = [r.agent for r in recs]
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(names) + len(bad)))) as pool:  # stop them together
             results = list(pool.map(lambda n: stop(store, n, grace_s=args.grace), names))
+            bad_results = list(pool.map(lambda b: stop_unreadable(store, b, grace_s=args.grace), bad))
         out = []
         for name, (what, rec) in zip(names, results, strict=True):
             status = str(rec.status) if rec else "cleared"
@@ -1116,11 +1185,16 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
                     "not-running": f"not running (status {status}); nothing to stop",
                 }[what]
                 print(f"{name}: {message}")
+        for b, what in zip(bad, bad_results, strict=True):
+            out.append({"agent": b.name, "action": what, "status": UNREADABLE, "status_file": b.path})
+            said = "stopped its supervisor; " if what == "stopped" else ""
+            print(f"{b.name}: {said}{b}", file=sys.stderr)
         if args.json:
             print(json.dumps(out, indent=2))
-        elif not names:
+        elif not names and not bad:
             print("no active agents")
-        return ExitCode.OK
+        # A named agent whose record is unreadable and that runs nothing is bad input; --all acts on the rest.
+        return ExitCode.USAGE if not args.all and any(w == "not-running" for w in bad_results) else ExitCode.OK
 
     return guarded(p.prog, body)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import locks
-from .errors import NotFound, OrchestratorError
+from .errors import BadRecord, NotFound, OrchestratorError, StorageError
 from .paths import NAME_RE
 from .record import RecordStore, StatusRecord, parse_time, utc_now
 from .states import State
@@ -76,7 +76,12 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
     """Mark an active record whose supervisor is gone as ``lost``, and return it.
 
     The check is repeated under the record's lock, so a supervisor that ends
-    the run at the same moment wins.
+    the run at the same moment wins.  If the state root cannot be written
+    (read-only, full), the record is returned as ``lost`` without being
+    stored: a reader reports the truth without needing to write it.
+
+    Raises:
+        BadRecord: the record became unreadable meanwhile.
     """
     if not rec.state.is_active or is_alive(store, rec):
         return rec
@@ -91,28 +96,62 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
         )
         return cur
 
-    return store.update(rec.agent, mutate) or rec
+    try:
+        return store.update(rec.agent, mutate) or rec
+    except StorageError:
+        import copy
+
+        return mutate(copy.deepcopy(rec)) or rec
+
+
+def read_one(store: RecordStore, name: str, unreadable: list[BadRecord] | None = None) -> StatusRecord | None:
+    """Agent ``name``'s record, reconciled; None if it has none.
+
+    With ``unreadable`` an unreadable record is appended there (and None
+    returned) instead of raising :class:`BadRecord`.
+    """
+    try:
+        rec = store.read(name)
+        return None if rec is None else reconcile(store, rec)
+    except BadRecord as bad:
+        if unreadable is None:
+            raise
+        unreadable.append(bad)
+        return None
 
 
 def read_records(
-    store: RecordStore, names: list[str] | None = None, newly_lost: list[StatusRecord] | None = None
+    store: RecordStore,
+    names: list[str] | None = None,
+    newly_lost: list[StatusRecord] | None = None,
+    unreadable: list[BadRecord] | None = None,
 ) -> list[StatusRecord]:
     """Records of ``names`` (default: every agent), reconciled.
 
     Records this call marked ``lost`` are also appended to ``newly_lost``.
+    With ``unreadable``, a record that cannot be read is appended there and
+    the others are still returned (one bad file never hides the rest);
+    without it, the first one raises.
 
     Raises:
-        NotFound: a named agent has no record.
+        NotFound: a named agent has no record (and no unreadable file).
+        BadRecord: a record is unreadable and ``unreadable`` is None.
     """
     wanted = names if names else store.paths.known_agents()
     out = []
     missing = []
     for name in wanted:
-        rec = store.read(name)
-        if rec is None:
-            missing.append(name)
+        try:
+            rec = store.read(name)
+            if rec is None:
+                missing.append(name)
+                continue
+            now = reconcile(store, rec)
+        except BadRecord as bad:
+            if unreadable is None:
+                raise
+            unreadable.append(bad)
             continue
-        now = reconcile(store, rec)
         if newly_lost is not None and now.state is State.LOST and rec.state is not State.LOST:
             newly_lost.append(now)
         out.append(now)
@@ -238,13 +277,17 @@ def wait_for(
     any_: bool = False,
     on_change: Callable[[StatusRecord, str | None], None] | None = None,
     recheck_s: float = RECHECK_S,
+    unreadable: dict[str, BadRecord] | None = None,
+    on_unreadable: Callable[[BadRecord], None] | None = None,
 ) -> list[StatusRecord] | None:
     """Block until every named agent's record is terminal (with ``any_``: one of them).
 
     A watchdog observer on ``status/`` is started *before* the first read, so
     a record that turns terminal in between is never missed; every wake, and a
     re-check every ``recheck_s`` seconds, re-reads the records (reconciling
-    vanished supervisors to ``lost``).
+    vanished supervisors to ``lost``).  An unreadable record counts as ended
+    (nothing can be learnt from it); it is kept in ``unreadable`` (by name)
+    and reported once to ``on_unreadable``.
 
     Args:
         store: the records.
@@ -253,9 +296,11 @@ def wait_for(
         any_: return as soon as one of them has ended.
         on_change: called with ``(record, previous status or None)`` for each
             run or status seen for the first time or changed, oldest change first.
+        unreadable: filled with the named agents whose record is unreadable now.
+        on_unreadable: called once for each record found unreadable.
 
     Returns:
-        The records as last read, or None if ``timeout`` passed first.
+        The readable records as last read, or None if ``timeout`` passed first.
 
     Raises:
         NotFound: a named agent has no record (exit 4).
@@ -264,14 +309,21 @@ def wait_for(
 
     deadline = None if timeout is None else time.monotonic() + timeout
     seen: dict[str, tuple[str, str]] = {}
+    bad_now: dict[str, BadRecord] = unreadable if unreadable is not None else {}
     with DirWatcher(store.paths.status_dir) as watcher:
         while True:
-            recs = read_records(store, names)
+            bad: list[BadRecord] = []
+            recs = read_records(store, names, unreadable=bad)
+            for b in bad:
+                if b.name not in bad_now and on_unreadable is not None:
+                    on_unreadable(b)
+            bad_now.clear()
+            bad_now.update({b.name: b for b in bad})
             for r, previous in new_changes(recs, seen):
                 if on_change is not None:
                     on_change(r, previous)
-            ended = [r for r in recs if r.state.is_terminal]
-            if (any_ and ended) or len(ended) == len(recs):
+            ended = len([r for r in recs if r.state.is_terminal]) + len(bad)
+            if (any_ and ended) or ended == len(recs) + len(bad):
                 return recs
             wait = recheck_s
             if deadline is not None:
@@ -282,14 +334,63 @@ def wait_for(
             watcher.wait(wait)
 
 
+def supervisors_by_name(store: RecordStore, name: str) -> list[psutil.Process]:
+    """Live supervisor processes of agent ``name`` under this state root, found by their command line.
+
+    For a run whose record cannot be read (so its PIDs are unknown) while its
+    life lock is held: the supervisor runs ``python -m claude_orchestrator.supervisor
+    --root ROOT ... NAME RUN_ID`` (:func:`.launcher.supervisor_command`).
+    """
+    import psutil
+
+    root = str(store.paths.root)
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if "claude_orchestrator.supervisor" in cmd and len(cmd) >= 2 and cmd[-2] == name and root in cmd:
+            found.append(p)
+    return found
+
+
+def stop_unreadable(store: RecordStore, bad: BadRecord, grace_s: float | None = None) -> str:
+    """Stop the run of an agent whose record is unreadable, if its supervisor lives.
+
+    SIGTERM to the supervisor (found by :func:`supervisors_by_name`), which
+    stops its tree and rewrites its record from its own copy; waits for its
+    life lock to drop (the grace plus 5 s), then SIGKILLs it.
+
+    Returns:
+        ``stopped`` or ``not-running``.
+    """
+    import psutil
+
+    if not locks.is_held(store.paths.alive_lock(bad.name)):
+        return "not-running"
+    sups = supervisors_by_name(store, bad.name)
+    for p in sups:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + (10.0 if grace_s is None else grace_s) + 5.0
+    while locks.is_held(store.paths.alive_lock(bad.name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in sups:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    return "stopped" if sups else "not-running"
+
+
 def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord]:
     """The records of ``names``, reconciled, skipping any that is gone or cannot be read (a follower goes on)."""
     out = []
     for name in names:
         try:
-            rec = store.read(name)
+            rec = read_one(store, name, unreadable=[])
             if rec is not None:
-                out.append(reconcile(store, rec))
+                out.append(rec)
         except (OrchestratorError, OSError):
             pass
     return out

@@ -143,7 +143,13 @@ def guarded(prog: str, body: Callable[[], int]) -> int:
     - a closed stdout (``... | head``): quietly 0;
     - any other exception (a bug): ``PROG: internal error: EXC; the traceback is in FILE``
       (:func:`log_traceback`), exit 70.  A traceback never reaches the terminal.
+
+    Text that stdout's encoding cannot show (a lone surrogate from a JSON
+    escape in a record) is printed as a backslash escape.
     """
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return body()
     except OrchestratorError as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
-from .paths import StatePaths
+from .paths import StatePaths, refuse_symlink
 
 ISOLATIONS = ("none", "dir", "worktree")
 
@@ -44,7 +44,8 @@ def prepare(paths: StatePaths, name: str, run_id: str, isolation: str, cwd: Path
     if isolation == "none":
         return cwd, None
     if isolation == "dir":
-        work = paths.root / "workspaces" / name
+        work = paths.workspace(name)
+        refuse_symlink(work)
         work.mkdir(parents=True, exist_ok=True)
         return work, None
     if isolation != "worktree":
@@ -58,7 +59,8 @@ def prepare(paths: StatePaths, name: str, run_id: str, isolation: str, cwd: Path
         raise BadInput(f"--isolation worktree: {repo} has no commit yet to branch from")
     base_branch = _git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).stdout.strip()
     branch = f"orchestrator/{name}/{run_id}"
-    work = paths.root / "workspaces" / name / run_id
+    work = paths.workspace(name) / run_id
+    refuse_symlink(work.parent)
     work.parent.mkdir(parents=True, exist_ok=True)
     _git("worktree", "add", "-q", "-b", branch, str(work), "HEAD", cwd=repo)
     info = {"path": str(work), "branch": branch, "repo": str(repo), "base_commit": head.stdout.strip(), "base_branch": base_branch}

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from . import locks
 from .claude_cli import ClaudeOptions, find_claude
-from .errors import BadInput, Conflict, NotFound
+from .errors import BadInput, Conflict, NotFound, storage_error
 from .limits import RunLimits
-from .paths import StatePaths, validate_name
-from .record import RecordStore, StatusRecord, utc_now
+from .paths import StatePaths, refuse_symlink, validate_name
+from .record import TASK_IN_RECORD_CHARS, RecordStore, StatusRecord, utc_now, write_atomic
 from .states import State
 
 #: What the supervisor imports.  It runs as ``python -S`` (no site hooks: a
@@ -92,6 +92,37 @@ def _refuse_if_active(store: RecordStore, current: StatusRecord | None) -> None:
             )
 
 
+def orphan_entries(rec: StatusRecord) -> list[list[float]]:
+    """``[pid, start time]`` of the processes a run whose supervisor is gone may have left: its CLI and its recorded tree.
+
+    Carried into the next run's record (``orphans``), whose supervisor stops
+    those still alive (same PID *and* start time) before it starts its CLI:
+    no process of an old run is ever left without a record naming it.
+    """
+    found: list[list[float]] = []
+    if isinstance(rec.pid, int) and isinstance(rec.pid_started, (int, float)):
+        found.append([rec.pid, rec.pid_started])
+    for entry in rec.extra.get("tree") or []:
+        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry):
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+def _task_preview(task: str) -> str:
+    """The task as the record keeps it: whole up to :data:`TASK_IN_RECORD_CHARS`, else cut, ending in "…"."""
+    return task if len(task) <= TASK_IN_RECORD_CHARS else task[: TASK_IN_RECORD_CHARS - 1] + "…"
+
+
+def _undo(paths_made: list[Path]) -> None:
+    """Remove what a launch that failed made (files, then its empty folder): nothing is left half-made."""
+    for path in reversed(paths_made):
+        try:
+            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:
+            pass
+
+
 def launch(
     paths: StatePaths,
     name: str,
@@ -121,7 +152,9 @@ def launch(
     Args:
         paths: the state root.
         name: the agent (checked by :func:`validate_name` before any file is touched).
-        task: the prompt, passed to the CLI as one argument after ``--``.
+        task: the prompt (UTF-8 text without NUL bytes, any size): written
+            byte-exact to ``outputs/<name>/<run_id>.task``, which the CLI reads on
+            stdin; the record keeps it whole up to :data:`TASK_IN_RECORD_CHARS`.
         cwd: the agent's working directory (default: the caller's).
         options: CLI options (model, tools, ...).
         limits: timeout, memory limit, slots, retries (default: :meth:`RunLimits.from_env`).
@@ -143,9 +176,11 @@ def launch(
         The record as written: status ``starting`` or ``queued``, with run id, session ID and files.
 
     Raises:
-        BadInput: bad name, empty task, missing cwd, bad option (exit 2).
+        BadInput: bad name, empty task, missing cwd, bad option, an unreadable
+            record, ``outputs/<name>`` is a symlink (exit 2).
         CliMissing: no Claude CLI (exit 127); nothing is written.
         Conflict: the agent is queued, starting or running (exit 3).
+        StorageError: the state root cannot be written (exit 74); nothing is left half-written.
     """
     validate_name(name)
     if not task or not task.strip():
@@ -189,39 +224,146 @@ def launch(
         if refused:
             raise BadInput(refused)
 
-    paths.ensure()
+    try:
+        paths.ensure()
+    except OSError as exc:
+        raise storage_error(exc) from exc
     store = RecordStore(paths)
     run_id = new_run_id()
+    made: list[Path] = []  # undone if the launch fails
+    run_dir = refuse_symlink(paths.run_dir(name))
+    try:
+        if not run_dir.is_dir():
+            run_dir.mkdir()
+            made.append(run_dir)
+        task_file = paths.task_file(name, run_id)
+        write_atomic(task_file, task.encode("utf-8"), durable=False)
+        made.append(task_file)
+        log_path = paths.log(name, run_id)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        made.append(log_path)
+    except OSError as exc:
+        _undo(made)
+        raise storage_error(exc) from exc
+    except BaseException:
+        _undo(made)
+        raise
+    try:
+        record, held = _claim_run(
+            paths, store, name, run_id, task_file, cwd, isolation, limits, after,
+            session_id=str(uuid.uuid4()) if (not resume_id or fork) else resume_id,
+            model=options.model, resumed_from=resume_id, forked_from=forked_from, inherit=inherit,
+            options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict(),
+                     "on_complete": on_complete or None, "profile": profile, "after": after, "after_any": bool(after_any),
+                     "context_from": context_from},
+            workdir=workdir, task=task,
+        )
+    except BaseException:
+        os.close(log_fd)
+        _undo(made)
+        raise
+    argv, env = supervisor_command(paths, held, name, run_id)
+    try:
+        subprocess.Popen(  # noqa: S603 - an argument vector, no shell
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            cwd=str(paths.root),
+            start_new_session=True,  # detached: no signal of the caller's terminal reaches it
+            close_fds=True,  # no pipe of the caller leaks into it ...
+            pass_fds=held,  # ... only the locks it takes over
+        )
+    except OSError as exc:
+        reason = f"could not start the supervisor: {exc}"
+
+        def failed(cur: StatusRecord | None) -> StatusRecord | None:
+            if cur is None or cur.run_id != run_id:
+                return None
+            cur.transition(State.FAILED, error=reason, is_error=True)
+            return cur
+
+        return store.update(name, failed) or record
+    finally:
+        os.close(log_fd)
+        for fd in held:  # the supervisor holds its own copies now
+            os.close(fd)
+
+    # The supervisor records its own PID and start time when it claims the
+    # run; a stop that comes first marks the record killed and the supervisor
+    # then finds nothing to do.  It is never waited for: it outlives this
+    # process and is reparented to init (or the nearest subreaper).
+    return record
+
+
+def _claim_run(
+    paths: StatePaths,
+    store: RecordStore,
+    name: str,
+    run_id: str,
+    task_file: Path,
+    cwd: str | None,
+    isolation: str,
+    limits: RunLimits,
+    after: list[str],
+    *,
+    session_id: str,
+    model: str | None,
+    resumed_from: str | None,
+    forked_from: str | None,
+    inherit: dict | None,
+    options: dict,
+    workdir: Path,
+    task: str,
+) -> tuple[StatusRecord, list[int]]:
+    """Make the run's workspace and write its first record, under the agent's lock.
+
+    Takes the agent's life lock and, if one is free and nobody queues, a
+    ``--max-parallel`` slot; the initial state is ``waiting`` (``after``),
+    ``queued`` or ``starting``.  A previous run whose supervisor is gone
+    hands its leftover processes on (:func:`orphan_entries`).
+
+    Returns:
+        ``(record as written, descriptors holding the life lock and maybe a slot)``.
+
+    Raises:
+        Conflict: the agent is active (exit 3); BadRecord: its record is unreadable (exit 2);
+        StorageError (exit 74).  The workspace is removed again and no descriptor stays open.
+    """
     worktree = None
     if isolation != "none":
         _refuse_if_active(store, store.read(name))  # before making a workspace for nothing
         from .isolation import prepare
 
         workdir, worktree = prepare(paths, name, run_id, isolation, workdir)
-    session_id = str(uuid.uuid4()) if (not resume_id or fork) else resume_id
     created = utc_now()
     record = StatusRecord(
         agent=name,
         run_id=run_id,
-        task=task,
+        task=_task_preview(task),
         status=State.STARTING,
         created=created,
         status_changed=created,  # the initial state (starting, waiting or queued) is set in claim()
         cwd=str(workdir),
-        model=options.model,
+        model=model,
         session_id=session_id,
-        resumed_from=resume_id,
+        resumed_from=resumed_from,
         forked_from=forked_from,
         output_file=str(paths.latest_output(name)),
         transcript_file=str(paths.transcript(name, run_id)),
         log_file=str(paths.log(name, run_id)),
-        options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict(), "on_complete": on_complete or None,
-                 "profile": profile, "after": after, "after_any": bool(after_any), "context_from": context_from},
+        task_file=str(task_file),
+        options=options,
     )
     held: list[int] = []  # descriptors holding the life lock and a slot, for the supervisor
 
     def claim(current: StatusRecord | None) -> StatusRecord:
         _refuse_if_active(store, current)
+        if current is not None and (current.state is State.LOST or current.state.is_active):  # active: its supervisor is gone
+            orphans = orphan_entries(current)
+            if orphans:
+                record.extra["orphans"] = orphans
         # A previous supervisor may still be exiting after writing its final record.
         alive_fd = locks.lock_within(paths.alive_lock(name), timeout_s=5.0)
         if alive_fd is None:
@@ -254,46 +396,14 @@ def launch(
     except BaseException:
         for fd in held:
             os.close(fd)
+        if record.status is State.QUEUED:
+            locks.remove_from_queue(paths, name)
         if worktree:
             from .isolation import remove_worktree
 
             remove_worktree(worktree)
         raise
-
-    paths.run_dir(name).mkdir(parents=True, exist_ok=True)
-    argv, env = supervisor_command(paths, held, name, run_id)
-    with open(paths.log(name, run_id), "ab") as log:
-        try:
-            subprocess.Popen(  # noqa: S603 - an argument vector, no shell
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=str(paths.root),
-                start_new_session=True,  # detached: no signal of the caller's terminal reaches it
-                close_fds=True,  # no pipe of the caller leaks into it ...
-                pass_fds=held,  # ... only the locks it takes over
-            )
-        except OSError as exc:
-            reason = f"could not start the supervisor: {exc}"
-
-            def failed(cur: StatusRecord | None) -> StatusRecord | None:
-                if cur is None or cur.run_id != run_id:
-                    return None
-                cur.transition(State.FAILED, error=reason, is_error=True)
-                return cur
-
-            return store.update(name, failed) or record
-        finally:
-            for fd in held:  # the supervisor holds its own copies now
-                os.close(fd)
-
-    # The supervisor records its own PID and start time when it claims the
-    # run; a stop that comes first marks the record killed and the supervisor
-    # then finds nothing to do.  It is never waited for: it outlives this
-    # process and is reparented to init (or the nearest subreaper).
-    return record
+    return record, held
 
 
 def resume(

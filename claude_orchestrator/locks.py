@@ -25,7 +25,7 @@ def try_lock(path: Path) -> int | None:
         if another open file description holds it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         if lock_descriptor(fd, blocking=False):
             return fd
@@ -47,14 +47,22 @@ def lock_within(path: Path, timeout_s: float, poll_s: float = 0.02) -> int | Non
 
 
 def is_held(path: Path) -> bool:
-    """True if some process holds the lock on ``path`` (probed by taking it briefly)."""
-    if not path.exists():
+    """True if some process holds the lock on ``path`` (probed by taking it briefly).
+
+    Opens the file read-only and creates nothing (``flock`` does not need
+    write access), so it works on a read-only or full state root.  A symlink
+    is never followed: it holds no lock of ours.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:  # absent, a symlink, unreadable: no supervisor holds it
         return False
-    fd = try_lock(path)
-    if fd is None:
+    try:
+        if lock_descriptor(fd, blocking=False):
+            return False
         return True
-    os.close(fd)
-    return False
+    finally:
+        os.close(fd)
 
 
 def take_slot(paths: StatePaths, max_parallel: int) -> int | None:

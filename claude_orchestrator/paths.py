@@ -59,6 +59,20 @@ def validate_name(name: str) -> str:
     return name
 
 
+def refuse_symlink(path: Path) -> Path:
+    """Return ``path`` unless it is a symlink: an agent's entries are never followed out of the state root.
+
+    Raises:
+        BadInput: it is a symlink (exit 2), naming it and the way out.
+    """
+    if path.is_symlink():
+        raise BadInput(
+            f"{path} is a symlink; the toolkit never writes through one. Remove it "
+            "(clear_outputs.py NAME removes the link, never its target), then try again"
+        )
+    return path
+
+
 def default_root() -> Path:
     """The state root: ``$ORCHESTRATOR_HOME``, else the toolkit's root, else the cwd."""
     env = os.environ.get(HOME_ENV)
@@ -136,6 +150,10 @@ class StatePaths:
     def log(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.log``: the CLI's stderr and the supervisor's log."""
         return self.run_dir(name) / f"{run_id}.log"
+
+    def workspace(self, name: str) -> Path:
+        """``workspaces/<name>/``: the agent's own folder with ``--isolation dir``."""
+        return self.root / "workspaces" / validate_name(name)
 
     def agent_files(self, name: str) -> list[Path]:
         """Every file or folder that belongs to agent ``name`` (existing or not)."""
