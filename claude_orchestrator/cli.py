@@ -441,7 +441,8 @@ examples:
 It returns at once; a detached supervisor owns the run. Read back:
   status/NAME.json   outputs/NAME_latest.txt   sessions/NAME_session.txt
 exit status: 0 launched (with --wait: completed), 1 failed (--wait), 2 bad input,
-3 NAME is already running, 127 the Claude CLI was not found.
+3 NAME is already running, 74 the state root cannot be written, 127 the Claude
+CLI was not found, 70 an internal error (the traceback's file is named).
 """
 
 
@@ -497,7 +498,8 @@ after their roles: engineer, engineer-2, qa, ...
 
 Agents are named agent1..agentN unless --names is given. It returns at once.
 exit status: 0 all launched (with --wait: all completed), 1 one failed (--wait),
-2 bad input, 3 a named agent is already running (nothing is launched), 127 no CLI.
+2 bad input, 3 a named agent is already running (nothing is launched), 74 the
+state root cannot be written, 127 no CLI, 70 an internal error.
 """
 
 
@@ -634,7 +636,8 @@ examples:
 
 A record left queued/starting/running whose supervisor is gone is stored as `lost`.
 A queued agent shows its place in the queue: "queued #2".
-exit status: 0 ok, 4 a named agent has no record.
+An agent whose status file cannot be read is shown as `unreadable` (stderr says why).
+exit status: 0 ok, 4 a named agent has no record, 70 an internal error.
 """
 
 
@@ -746,7 +749,8 @@ examples:
 Without --session-from, NAME continues its own session (claude -r). With it, NAME
 starts from a fork of OTHER's session (--fork-session); OTHER is left untouched.
 exit status: 0 launched (--wait: completed), 1 failed (--wait), 2 bad input,
-3 NAME is running, 4 no session to resume, 127 no CLI.
+3 NAME is running, 4 no session to resume, 74 the state root cannot be written,
+127 no CLI, 70 an internal error.
 """
 
 
@@ -806,7 +810,9 @@ examples:
   python3 agents/clear_outputs.py agent1 --force    stop agent1 first if it runs
 
 Files move to outputs/archive/<timestamp>/, keeping their layout.
-exit status: 0 cleared, 2 bad input, 3 an agent is running (no --force), 4 no such agent.
+A symlink is moved or removed as a link; what it points to is never touched.
+exit status: 0 cleared, 2 bad input, 3 an agent is running (no --force), 4 no such
+agent, 74 the state root cannot be written, 70 an internal error.
 """
 
 
@@ -861,7 +867,8 @@ summary at the end. An agent that has already ended counts at once.
 later included (a Claude Code plugin monitor or a Bash run_in_background runs it).
 exit status: 0 every awaited agent completed, 1 one failed, timed out, ran out
 of memory, was killed or lost, 4 an unknown agent, 124 --timeout passed first;
---follow: 0 on SIGTERM, 130 on SIGINT (Ctrl-C).
+--follow: 0 on SIGTERM, 130 on SIGINT (Ctrl-C). An agent whose status file cannot
+be read counts as ended unsuccessfully (`unreadable`); 70 an internal error.
 """
 
 
@@ -1139,7 +1146,9 @@ The run's whole process tree is stopped: SIGTERM, the grace period, SIGKILL
 setsid). Its status becomes `killed`. A queued agent is taken off the queue.
 A lost agent's orphaned processes are stopped too. Stopping an agent that has
 already ended does nothing and exits 0.
-exit status: 0 stopped or nothing to stop, 2 bad input, 4 no such agent.
+exit status: 0 stopped or nothing to stop, 2 bad input (or a named agent's status
+file is unreadable and nothing of it runs), 4 no such agent, 74 the state root
+cannot be written, 70 an internal error.
 """
 
 
@@ -1200,8 +1209,13 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:
-    """``sys.exit(main())`` for the scripts and console entry points."""
-    sys.exit(main(None))
+    """``sys.exit(main())`` for the scripts and console entry points.
+
+    The outermost guard (:func:`.errors.guarded`): even a failure while the
+    arguments are parsed ends as one line and exit 70, never a traceback.
+    """
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "orchestrator"
+    sys.exit(guarded(prog, lambda: main(None)))
 
 
 __all__ = [

@@ -204,7 +204,10 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
             cur.extra["stop_grace_s"] = grace_s
             return cur
 
-        store.update(name, ask)
+        try:
+            store.update(name, ask)
+        except StorageError:
+            pass  # a full or read-only state root: the run's own grace applies; stopping goes on
     if rec.supervisor_pid is None:
         # Launched a moment ago: the supervisor has not claimed the run yet.
         # Marked killed under the record's lock, its claim finds nothing to do

@@ -119,14 +119,23 @@ def iter_lines(path: Path, follow: Callable[[], bool] | None = None, poll_s: flo
 
 
 def render(path: Path, out: TextIO, follow: Callable[[], bool] | None = None) -> int:
-    """Print the transcript at ``path`` readably to ``out``; returns the events shown."""
+    """Print the transcript at ``path`` readably to ``out``; returns the events shown.
+
+    The transcript is what the CLI printed, so untrusted: a line that is not
+    JSON, or an event of a shape :func:`render_event` does not expect, is
+    shown as a one-line note instead of ending the rendering.
+    """
     shown = 0
     for line in iter_lines(path, follow):
         try:
             event = json.loads(line)
+            text = render_event(event) if isinstance(event, dict) else None
+        except RecursionError:
+            text = f"?  a line of {len(line)} characters nested too deeply to read (skipped)"
         except ValueError:
-            continue
-        text = render_event(event) if isinstance(event, dict) else None
+            continue  # not JSON: a partial line or the CLI's own noise
+        except (TypeError, AttributeError, KeyError):
+            text = f"?  an event of an unexpected shape (type {str(event.get('type'))[:40]!r}; skipped)"
         if text:
             print(text, file=out, flush=True)
             shown += 1
