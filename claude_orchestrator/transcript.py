@@ -113,7 +113,7 @@ def iter_lines(path: Path, follow: Callable[[], bool] | None = None, poll_s: flo
             if follow is None or not follow():
                 # one last read: the run may have written its final lines just now
                 rest = f.read()
-                yield from (partial + rest).splitlines()
+                yield from (line for line in (partial + rest).split("\n") if line)  # not splitlines(): U+2028 is inside JSON strings
                 return
             time.sleep(poll_s)
 
