@@ -8,7 +8,9 @@ Facts used here, from ``claude --help`` (versions 2.1.197 and 2.1.330) and DESIG
 - ``--session-id <uuid>`` fixes the new session's ID; ``-r <id>`` resumes a
   session and keeps its ID; ``-r <id> --fork-session --session-id <uuid>``
   continues it under a new ID, leaving the old one untouched.
-- ``--allowedTools`` takes several values, so the task must follow ``--``.
+- The task goes to the CLI's stdin, not into the argument vector (one
+  argument is limited to 128 KiB on Linux); print mode reads the prompt from
+  stdin when no prompt argument is given.
 - What differs between versions (``--system-prompt-snapshot``, the
   permission modes) is detected from the CLI itself: :mod:`.cli_features`.
 """
@@ -116,7 +118,7 @@ class ClaudeOptions:
             raise BadInput("--max-budget-usd must be more than 0")
         for arg in self.claude_args:
             if arg == "--":
-                raise BadInput("--claude-arg '--' is not allowed: the task always follows '--'")
+                raise BadInput("--claude-arg '--' is not allowed: it would end the CLI's options (the task goes to the CLI on stdin)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,7 +132,7 @@ class ClaudeOptions:
 def build_argv(
     claude: str,
     options: ClaudeOptions,
-    task: str,
+    *,
     session_id: str,
     resume_id: str | None = None,
     fork: bool = False,
@@ -138,10 +140,13 @@ def build_argv(
 ) -> list[str]:
     """The CLI's argument vector for one run.  Never passed through a shell.
 
+    It holds no task: the task is given on stdin: print mode reads the prompt
+    from stdin when no prompt argument is given (verified on 2.1.197 and
+    2.1.330, byte-exact), and stdin has no 128 KiB limit as one argument has.
+
     Args:
         claude: the executable (:func:`find_claude`).
         options: the launch's CLI options.
-        task: the prompt; it is the last argument, after ``--``, byte for byte.
         session_id: the session ID of this run (``--session-id``); with a plain
             resume it must equal ``resume_id`` and is not passed.
         resume_id: a session to continue (``-r``), or None for a new one.
@@ -182,7 +187,6 @@ def build_argv(
         if not any(a == SNAPSHOT_FLAG or a.startswith(SNAPSHOT_FLAG + "=") for a in options.claude_args):
             argv += [SNAPSHOT_FLAG, "off"]
     argv += list(options.claude_args)
-    argv += ["--", task]
     return argv
 
 

@@ -30,6 +30,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from .errors import OrchestratorError
 from .paths import StatePaths
 
 #: The flag that turns 2.1.330's system-prompt snapshot off.
@@ -202,6 +203,8 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
 
                 write_atomic(entry, json.dumps(dict(features.to_dict(), binary=str(key[1])), indent=1) + "\n", durable=False)
             except OSError:
+                pass
+            except OrchestratorError:  # a full or read-only state root (StorageError): the next run asks again
                 pass
         return features
     finally:

@@ -87,8 +87,10 @@ def find_process(pid: int | None, started: float | None) -> psutil.Process | Non
     A zombie counts as gone.  With ``started`` None the PID alone is not
     trusted and None is returned.
     """
-    if not pid or started is None:
-        return None
+    import math
+
+    if not isinstance(pid, int) or pid <= 0 or not isinstance(started, (int, float)) or not math.isfinite(started):
+        return None  # a PID alone (or with a NaN start time, which matches nothing) is never trusted
     try:
         proc = psutil.Process(pid)
         if abs(proc.create_time() - started) > START_TIME_TOLERANCE_S:

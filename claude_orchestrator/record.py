@@ -286,6 +286,8 @@ class RecordStore:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        except NotADirectoryError as exc:  # status/ (or a folder above it) is a file: the state root is broken, not the record
+            raise storage_error(exc, path) from exc
         except OSError as exc:
             raise BadRecord(name, path, exc.strerror or str(exc)) from exc
         if not raw.strip():

@@ -78,12 +78,14 @@ def _live_processes(root: Path) -> list[psutil.Process]:
         return found
     for f in status.glob("*.json"):
         try:
-            rec = json.loads(f.read_text())
-        except ValueError:
+            rec = json.loads(f.read_bytes())
+        except (ValueError, RecursionError, OSError):
+            continue
+        if not isinstance(rec, dict):
             continue
         for pid_key, start_key in (("supervisor_pid", "supervisor_started"), ("pid", "pid_started")):
             pid, started = rec.get(pid_key), rec.get(start_key)
-            if not pid or started is None:
+            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(started, (int, float)):
                 continue
             try:
                 p = psutil.Process(pid)
@@ -102,7 +104,13 @@ def state_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ORCHESTRATOR_HOME", str(root))
     yield root
     # A supervisor writes the final record a moment before it exits: give it that moment.
-    _, leaked = psutil.wait_procs(_live_processes(root), timeout=5)
+    # (Not psutil.wait_procs: an exited supervisor stays a zombie until init reaps it, which
+    # wait_procs counts as alive; _live_processes leaves zombies out.)
+    deadline = time.monotonic() + 5
+    leaked = _live_processes(root)
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leaked = _live_processes(root)
     for p in leaked:
         try:
             p.kill()

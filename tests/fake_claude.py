@@ -20,6 +20,14 @@ and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
   in the cwd; then hang;
 - ``memhog:MB``: start a child that allocates and touches MB MiB and keeps it;
   write its PID to ``memhog.pid``; then hang.
+- ``odd_stream``: init, then lines a stream reader must log and skip, each on a
+  line of its own: JSON that is not an object (a list, a number, a string), an
+  ``assistant`` event whose ``message`` is a string, one whose ``content`` is a
+  string, one whose ``usage`` has non-numeric values, an event of an unknown
+  type, a ``system`` init whose ``session_id`` and ``model`` are not strings,
+  bytes that are not UTF-8, a JSON array nested 100000 deep, a 20 MiB line that
+  is not JSON and a ``result`` event whose fields have the wrong types; then as
+  ``ok`` (one assistant turn, a success result ``"FAKE: " + task``).
 
 It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set.
 ``--version`` and ``--help`` answer as 2.1.197 does (abridged), without a record,
@@ -66,6 +74,46 @@ def hang():
 def emit(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
+
+
+#: How deep odd_stream nests its JSON array, and how long its line that is not JSON is.
+ODD_NESTING = 100_000
+ODD_HUGE_LINE_BYTES = 20 * 1024 * 1024
+
+
+def odd_stream():
+    """The lines of mode ``odd_stream`` (see the module's docstring), each ending in a newline."""
+    out = sys.stdout.buffer
+    lines = [
+        b"[1, 2, 3]",
+        b"42",
+        b'"just a string"',
+        json.dumps({"type": "assistant", "message": "a message that is a string"}).encode(),
+        json.dumps({"type": "assistant", "message": {"id": "msg_odd_content", "role": "assistant", "content": "content that is a string"}}).encode(),
+        json.dumps(
+            {
+                "type": "assistant",
+                "message": {
+                    "id": "msg_odd_usage",
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "odd usage"}],
+                    "usage": {"input_tokens": "ten", "output_tokens": [5], "cache_read_input_tokens": {"n": 1}},
+                },
+            }
+        ).encode(),
+        json.dumps({"type": "no_such_event_type", "data": {"x": 1}}).encode(),
+        json.dumps({"type": "system", "subtype": "init", "session_id": 12345, "model": ["not", "a", "string"]}).encode(),
+        b"\xff\xfe not UTF-8 \xc3\x28 {\"type\": \"assistant\"} \x80",
+        b"[" * ODD_NESTING + b"]" * ODD_NESTING,
+        b"x" * ODD_HUGE_LINE_BYTES,
+        json.dumps(
+            {"type": "result", "subtype": 7, "is_error": "nope", "num_turns": "three", "result": ["not", "text"],
+             "session_id": 99, "total_cost_usd": "free", "usage": "none", "api_error_status": {"code": 1}}
+        ).encode(),
+    ]
+    for line in lines:
+        out.write(line + b"\n")
+        out.flush()
 
 
 HELP = """Usage: claude [options] [command] [prompt]
@@ -135,6 +183,8 @@ def main():
     if mode.startswith("until:"):
         while not os.path.exists(mode.split(":", 1)[1]):
             time.sleep(0.2)
+    if mode == "odd_stream":
+        odd_stream()
     text = "FAKE: " + task
     emit({"type": "assistant", "message": {"id": "msg_1", "role": "assistant", "content": [{"type": "text", "text": text}]}, "session_id": sid})
     if mode == "no_result":

@@ -44,17 +44,17 @@ def test_permission_mode_is_translated_to_the_clis_name_for_it():
 def test_argv_gets_snapshot_off_on_resumes_and_forks_only_from_a_cli_that_has_it():
     new = CliFeatures("2.1.330", frozenset({"--system-prompt-snapshot"}), ("manual",))
     opts = ClaudeOptions(permission_mode="default")
-    argv = build_argv("/c", opts, "task", "S", resume_id="S", features=new)
-    assert argv[argv.index("--system-prompt-snapshot") + 1] == "off" and argv[-2:] == ["--", "task"]
+    argv = build_argv("/c", opts, session_id="S", resume_id="S", features=new)
+    assert argv[argv.index("--system-prompt-snapshot") + 1] == "off" and "--" not in argv
     assert argv[argv.index("--permission-mode") + 1] == "manual"
-    forked = build_argv("/c", opts, "task", "NEW", resume_id="S", fork=True, features=new)
+    forked = build_argv("/c", opts, session_id="NEW", resume_id="S", fork=True, features=new)
     assert forked[forked.index("--system-prompt-snapshot") + 1] == "off"
-    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S", features=new), "a new conversation keeps the default"
+    assert "--system-prompt-snapshot" not in build_argv("/c", opts, session_id="S", features=new), "a new conversation keeps the default"
     old = CliFeatures("2.1.197", frozenset({"--model"}))
-    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S", resume_id="S", features=old)
-    assert "--system-prompt-snapshot" not in build_argv("/c", opts, "task", "S", resume_id="S")
+    assert "--system-prompt-snapshot" not in build_argv("/c", opts, session_id="S", resume_id="S", features=old)
+    assert "--system-prompt-snapshot" not in build_argv("/c", opts, session_id="S", resume_id="S")
     mine = ClaudeOptions(claude_args=["--system-prompt-snapshot=on"])
-    argv = build_argv("/c", mine, "task", "S", resume_id="S", features=new)
+    argv = build_argv("/c", mine, session_id="S", resume_id="S", features=new)
     assert argv.count("--system-prompt-snapshot") == 0 and "--system-prompt-snapshot=on" in argv, "the user's own choice wins"
 
 
@@ -122,7 +122,7 @@ def test_the_cli_process_gets_no_variable_of_the_masters_session(fake_kit, tmp_p
     fake_kit.env.update(master, MY_OWN_SETTING="kept", CLAUDE_CONFIG_DIR=str(tmp_path / "config"))
     assert fake_kit.run("launch_agent", "w1", "--wait", "hello").returncode == 0
     runs = [json.loads(p.read_text()) for p in (tmp_path / "argv").glob("*.json")]
-    envs = [r["env"] for r in runs if "--" in r["argv"]]
+    envs = [r["env"] for r in runs if "-p" in r["argv"]]
     assert len(envs) == 1
     assert not set(master) & set(envs[0]), sorted(set(master) & set(envs[0]))
     assert envs[0]["MY_OWN_SETTING"] == "kept" and envs[0]["CLAUDE_CONFIG_DIR"] == str(tmp_path / "config")

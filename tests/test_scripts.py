@@ -49,7 +49,8 @@ def test_cli_gets_argv_cwd_and_a_clean_env(fake_kit, tmp_path):
     (dump,) = (tmp_path / "argv").glob("*.json")
     seen = json.loads(dump.read_text())
     argv = seen["argv"]
-    assert argv[-2:] == ["--", "-x task"]
+    assert "-x task" not in argv and "--" not in argv, "the task goes to the CLI on stdin, never as an argument"
+    assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: -x task"
     assert argv[argv.index("--model") + 1] == "sonnet"
     assert argv[argv.index("--allowedTools") + 1] == "Bash,Read"
     assert argv[argv.index("--max-turns") + 1] == "3"
@@ -202,7 +203,7 @@ def test_reused_pid_is_not_trusted(fake_kit):
         assert bystander.poll() is None, "an unrelated process must never be signalled"
     finally:
         bystander.kill()
-        bystander.wait()
+        bystander.wait(timeout=10)
 
 
 def test_clear_archives_and_refuses_running(fake_kit):

@@ -122,25 +122,26 @@ def test_classify(result, exit_code, state, error_part):
 
 def test_progress_counts_turns_once_per_message():
     prog = RunProgress()
-    prog.feed({"type": "system", "subtype": "init", "session_id": "S", "model": "m"})
+    sid = "0b6cbd5e-5f1c-4c2a-9f7e-2d1f3c4b5a69"
+    prog.feed({"type": "system", "subtype": "init", "session_id": sid, "model": "m"})
     block = {"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}
     prog.feed({"type": "assistant", "message": {"id": "m1", "content": [{"type": "text", "text": "x"}]}})
     prog.feed({"type": "assistant", "message": {"id": "m1", "content": [block]}})
     prog.feed({"type": "assistant", "message": {"id": "m2", "content": []}})
-    assert (prog.session_id, prog.model, prog.num_turns) == ("S", "m", 2)
+    assert (prog.session_id, prog.model, prog.num_turns) == (sid, "m", 2)
     assert prog.last_tool == {"name": "Bash", "input": '{"command": "ls"}'}
 
 
-def test_argv_puts_the_task_last_after_double_dash():
+def test_argv_has_the_options_and_no_task():
     opts = ClaudeOptions(model="sonnet", allowed_tools="Bash,Read", permission_mode="acceptEdits", claude_args=["--max-turns", "3"])
-    argv = build_argv("/bin/claude", opts, "-rf $(x)", "SID")
+    argv = build_argv("/bin/claude", opts, session_id="SID")
     assert argv[:5] == ["/bin/claude", "-p", "--output-format", "stream-json", "--verbose"]
-    assert argv[-2:] == ["--", "-rf $(x)"]
+    assert "--" not in argv and argv[-2:] == ["--max-turns", "3"], "the task goes on stdin"
     assert ["--session-id", "SID"] == argv[5:7]
     assert "--allowedTools" in argv and "--max-turns" in argv
-    resumed = build_argv("/bin/claude", ClaudeOptions(), "t", "OLD", resume_id="OLD")
+    resumed = build_argv("/bin/claude", ClaudeOptions(), session_id="OLD", resume_id="OLD")
     assert ["-r", "OLD"] == resumed[5:7] and "--session-id" not in resumed
-    forked = build_argv("/bin/claude", ClaudeOptions(), "t", "NEW", resume_id="OLD", fork=True)
+    forked = build_argv("/bin/claude", ClaudeOptions(), session_id="NEW", resume_id="OLD", fork=True)
     assert forked[5:10] == ["-r", "OLD", "--fork-session", "--session-id", "NEW"]
 
 
@@ -191,4 +192,4 @@ def test_descendant_pids_match_psutil_and_cover_grandchildren():
         for p in psutil.Process(parent.pid).children(recursive=True):
             p.kill()
         parent.kill()
-        parent.wait()
+        parent.wait(timeout=10)
