@@ -1189,7 +1189,8 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
             out.append({"agent": name, "action": what, "status": status})
             if not args.json:
                 message = {
-                    "stopped": f"stopped; status {status}",
+                    "stopped": f"stopped; status {status}" if rec is None or not rec.state.is_active
+                    else f"stopped its process tree; its supervisor records it when it can write (status {status} until then)",
                     "orphans-stopped": "its supervisor was gone (lost); stopped its orphaned processes",
                     "not-running": f"not running (status {status}); nothing to stop",
                 }[what]

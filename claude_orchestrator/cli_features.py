@@ -141,7 +141,7 @@ def cached_features(paths: StatePaths, claude: str) -> CliFeatures | None:
         return None
     try:
         return CliFeatures.from_dict(json.loads(paths.cli_features(key[0]).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):  # a bad cache entry is no entry
         return None
 
 

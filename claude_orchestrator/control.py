@@ -31,6 +31,9 @@ RECHECK_S = 2.0
 #: ``follow`` re-reads every record (not only active and new ones) on every
 #: FULL_EVERY-th periodic pass.
 FULL_EVERY = 15
+#: Seconds ``stop`` waits for the record once the CLI is gone and the supervisor
+#: lives, before it reports the run stopped with the record still to come.
+STOPPED_RECORD_WAIT_S = 2.0
 
 
 def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
@@ -53,18 +56,20 @@ def cli_process(rec: StatusRecord) -> psutil.Process | None:
 
 
 def leftover_tree(rec: StatusRecord) -> list[psutil.Process]:
-    """Processes of a run whose supervisor is gone: its CLI and every descendant
-    the supervisor recorded (``tree``), each verified by its start time."""
+    """Processes of a run whose supervisor is gone: its CLI, every descendant
+    the supervisor recorded (``tree``), and the orphans of an earlier lost run
+    handed to it (``orphans``) that its supervisor has not stopped yet; each
+    verified by its start time."""
     from . import procs
 
     found: dict[int, psutil.Process] = {}
     cli = cli_process(rec)
     if cli is not None:
         found[cli.pid] = cli
-    for entry in rec.extra.get("tree") or []:
+    for entry in [*(rec.extra.get("tree") or []), *(rec.extra.get("orphans") or [])]:
         try:
             pid, started = int(entry[0]), float(entry[1])
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError):
             continue
         p = procs.find_process(pid, started)
         if p is not None:
@@ -221,6 +226,8 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
 
         cur = store.update(name, before_claim)
         if cur is None or cur.run_id != rec.run_id or cur.state.is_terminal:
+            if cur is not None and cur.run_id == rec.run_id and (left := leftover_tree(cur)):
+                procs.stop_tree(left, grace_s=grace)  # orphans of a lost run it was handed, not yet stopped
             return "stopped", cur
         rec = cur
     sup = supervisor_process(rec)
@@ -230,14 +237,32 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
         except psutil.Error:
             sup = None
     deadline = time.monotonic() + grace + 5.0
+    cli_gone_at: float | None = None
+    cur = rec
     while sup is not None and time.monotonic() < deadline:
-        cur = store.read(name)
-        if cur is None or cur.run_id != rec.run_id or cur.state.is_terminal:
+        try:
+            cur = store.read(name) or cur
+        except BadRecord:
+            pass  # damaged meanwhile: the supervisor rewrites it from its copy
+        if cur.run_id != rec.run_id or cur.state.is_terminal:
             return "stopped", cur
+        if cli_process(cur) is None and not sup.is_running():
+            break
+        if cli_process(cur) is None:
+            # The supervisor has stopped the tree; its record normally follows at once.  If it
+            # cannot be written (full or read-only state root) the supervisor keeps retrying:
+            # it is doing its job, so it is left alone.
+            cli_gone_at = cli_gone_at or time.monotonic()
+            if time.monotonic() - cli_gone_at > STOPPED_RECORD_WAIT_S:
+                return "stopped", cur
         time.sleep(0.05)
-    # The supervisor is gone or stuck: stop what is left ourselves.
-    cur = store.read(name) or rec
-    left = leftover_tree(cur) + ([p] if (p := supervisor_process(cur)) else [])
+    # The supervisor is gone, or stuck with its CLI alive: stop what is left ourselves.
+    try:
+        cur = store.read(name) or cur
+    except BadRecord:
+        pass
+    stuck = supervisor_process(cur) if cli_process(cur) is not None else None
+    left = leftover_tree(cur) + ([stuck] if stuck else [])
     if left:
         procs.stop_tree(left, grace_s=grace, pgid=cur.pid if cli_process(cur) else None)
 
@@ -367,22 +392,23 @@ def stop_unreadable(store: RecordStore, bad: BadRecord, grace_s: float | None = 
     """
     import psutil
 
+    from . import procs
+
     if not locks.is_held(store.paths.alive_lock(bad.name)):
         return "not-running"
     sups = supervisors_by_name(store, bad.name)
-    for p in sups:
+    tree: dict[int, psutil.Process] = {}
+    for p in sups:  # its CLI is its child (it is a subreaper): known now, before anything exits
         try:
+            tree.update({c.pid: c for c in p.children(recursive=True)})
             p.terminate()
         except psutil.Error:
             pass
     deadline = time.monotonic() + (10.0 if grace_s is None else grace_s) + 5.0
     while locks.is_held(store.paths.alive_lock(bad.name)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for p in sups:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
+    if locks.is_held(store.paths.alive_lock(bad.name)):  # stuck: stop it and its whole tree ourselves
+        procs.stop_tree([*sups, *tree.values()], grace_s=0.0)
     return "stopped" if sups else "not-running"
 
 

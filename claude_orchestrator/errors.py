@@ -78,6 +78,8 @@ _STORAGE_ADVICE = {
     errno.ENOTDIR: "a part of that path is a file, not a folder; set ORCHESTRATOR_HOME to a folder",
     errno.EACCES: "make it writable for this user, or set ORCHESTRATOR_HOME to a folder that is",
     errno.EPERM: "make it writable for this user, or set ORCHESTRATOR_HOME to a folder that is",
+    errno.EISDIR: "a folder is where a file goes; move it away",
+    errno.ELOOP: "it is a symlink, which the toolkit never writes through; remove it",
 }
 
 

@@ -66,19 +66,39 @@ def is_held(path: Path) -> bool:
 
 
 def take_slot(paths: StatePaths, max_parallel: int) -> int | None:
-    """Take a free slot among ``0..max_parallel-1``; its held descriptor, or None if all are taken."""
+    """Take a free slot among ``0..max_parallel-1``; its held descriptor, or None if all are taken.
+
+    A slot file that cannot be opened (a folder or a symlink in its place) is
+    passed over, so one bad entry does not block the others.
+
+    Raises:
+        OSError: no slot is free and at least one could not be opened (say,
+            the state root is read-only).
+    """
+    failure: OSError | None = None
     for k in range(max_parallel):
-        fd = try_lock(paths.slot(k))
+        try:
+            fd = try_lock(paths.slot(k))
+        except OSError as exc:
+            failure = failure or exc
+            continue
         if fd is not None:
             return fd
+    if failure is not None:
+        raise failure
     return None
 
 
 def queue_entries(paths: StatePaths) -> list[tuple[Path, str]]:
-    """The queue in FIFO order: ``(entry file, agent name)`` pairs."""
+    """The queue in FIFO order: ``(entry file, agent name)`` pairs.
+
+    Only regular files named ``<seq>-<agent>`` count; anything else there is
+    not an entry (and an unreadable queue folder is an empty queue).
+    """
     try:
-        names = sorted(os.listdir(paths.queue_dir))
-    except FileNotFoundError:
+        with os.scandir(paths.queue_dir) as it:
+            names = sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+    except OSError:
         return []
     out = []
     for entry in names:
@@ -107,7 +127,7 @@ def queue_head(paths: StatePaths) -> str | None:
             return agent
         try:
             entry.unlink()
-        except FileNotFoundError:
+        except OSError:  # gone already, or a read-only state root: it is passed over all the same
             pass
     return None
 

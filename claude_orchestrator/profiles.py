@@ -75,10 +75,14 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
         raw = path.read_bytes()
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise BadInput(f"cannot read the profiles file {path}: {exc.strerror or exc}; fix it or set ORCHESTRATOR_PROFILES") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise BadInput(f"{path}: not valid TOML: nested too deeply") from None
     unknown_top = set(data) - {"profiles"}
     if unknown_top:
         raise BadInput(f"{path}: unknown top-level key {sorted(unknown_top)[0]!r}; profiles go in [profiles.NAME] tables")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -198,7 +199,9 @@ _REQUIRED_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def _is(value: Any, types: tuple[type, ...]) -> bool:
-    """isinstance, except that a bool is not a number."""
+    """isinstance, except that a bool is not a number, nor is an infinite or NaN float (JSON's 1e400)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
 
 
@@ -220,7 +223,8 @@ def check_shape(data: Any) -> None:
         if types is None or (value is None and key in _FIELD_TYPES):
             continue
         if not _is(value, types):
-            raise ValueError(f"{key!r} is a {type(value).__name__}, not {' or '.join(t.__name__ for t in types)}")
+            what = "not a finite number" if isinstance(value, float) else f"a {type(value).__name__}"
+            raise ValueError(f"{key!r} is {what}, not {' or '.join(t.__name__ for t in types)}")
     if not NAME_RE.fullmatch(data["agent"]):
         raise ValueError(f"'agent' {data['agent'][:80]!r} is not an agent name")
     if "status" in data:
@@ -235,8 +239,12 @@ def check_shape(data: Any) -> None:
     worktree = data.get("worktree")
     if worktree is not None and not (isinstance(worktree, dict) and all(isinstance(worktree.get(k), str) for k in ("path", "branch", "repo"))):
         raise ValueError("'worktree' lacks its path, branch or repo")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (data.get("tokens") or {}).values()):
-        raise ValueError("'tokens' holds a value that is not a number")
+    tokens = data.get("tokens")
+    if tokens is not None and not all(_is(tokens.get(k), (int,)) for k in ("input", "output")):
+        raise ValueError("'tokens' lacks a whole number of input or output tokens")
+    for key in ("created", "started", "finished", "status_changed", "last_activity"):
+        if data.get(key) is not None and parse_time(data[key]) is None:
+            raise ValueError(f"{key!r} is not an ISO-8601 time")
     if not all(isinstance(v, str) for v in (data.get("last_tool") or {}).values()):
         raise ValueError("'last_tool' holds a value that is not a string")
 

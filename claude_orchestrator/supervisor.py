@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import errno
 import math
 import os
 import select
@@ -123,6 +124,7 @@ class Attempt:
     stopped_after_result: bool = False
     skipped_lines: int = 0  # stream lines not understood
     transcript_dropped: int = 0  # bytes of output the transcript could not take
+    ended_at: str = dataclasses.field(default_factory=utc_now)  # when the outcome was decided: the record's ``finished``, however late it is written
 
 
 @dataclasses.dataclass
@@ -245,6 +247,7 @@ class Supervisor:
         self.record: StatusRecord | None = None  # this supervisor's copy of its record (heals a corrupted file)
         self._pending: dict[str, Callable[[StatusRecord], None]] = {}  # record changes not written yet
         self._failing: set[str] = set()  # what cannot be written right now (logged once per streak)
+        self._last_error: BaseException | None = None  # why the latest write failed
         self.cli: subprocess.Popen | None = None  # the running CLI, until its tree is stopped
         self.cli_pid: int | None = None
         self.cli_pid_started: float | None = None
@@ -352,6 +355,7 @@ class Supervisor:
 
     def _failed(self, what: str, exc: Exception) -> None:
         """Log that ``what`` cannot be written, once per streak of failures."""
+        self._last_error = exc
         if what not in self._failing:
             self._failing.add(what)
             said = str(exc) if isinstance(exc, StorageError) else f"cannot write {what}: {exc}"  # a StorageError names its path
@@ -376,9 +380,20 @@ class Supervisor:
         wait = RETRY_FIRST_WAIT_S
         todo = list(writes)
         while True:
-            todo = [(what, write) for what, write in todo if not write()]
+            failed: dict[str, BaseException | None] = {}
+            for what, write in todo:
+                self._last_error = None
+                if not write():
+                    failed[what] = self._last_error
+            todo = [(what, write) for what, write in todo if what in failed]
             if not todo:
                 return True
+            hopeless = [what for what, exc in failed.items() if not _may_pass(exc)]
+            if hopeless:  # e.g. a folder where the result file goes: waiting would hold the agent's name for nothing
+                self.log(f"gave up writing {', '.join(hopeless)}: retrying cannot cure that")
+                todo = [(what, write) for what, write in todo if what not in hopeless]
+                if not todo:
+                    return False
             if time.monotonic() + wait > deadline:
                 self.log(
                     f"gave up writing {', '.join(what for what, _ in todo)} after {limit_s:g} s; "
@@ -640,7 +655,7 @@ class Supervisor:
         """What this run's CLI supports (:func:`detect_features`); unknown if that fails."""
         try:
             return detect_features(self.paths, rec.options["claude_bin"], cli_env())
-        except (OrchestratorError, OSError) as exc:  # e.g. its cache cannot be written
+        except Exception as exc:  # noqa: BLE001 - e.g. its cache cannot be written or read: the run goes on without
             self.log(f"could not detect what the CLI supports ({exc}); assuming nothing")
             return CliFeatures()
 
@@ -1086,6 +1101,7 @@ class Supervisor:
                 peak_rss_mb=round(self.peak_mb, 1),
                 memory_warnings=list(self.memory_warnings),
                 last_activity=utc_now(),
+                finished=outcome.ended_at,
             )
             if result is not None:
                 fields.update(
@@ -1129,10 +1145,12 @@ class Supervisor:
             self.log(f"the run has ended already ({self.record.status}); not recording {state} ({error})")
             return
 
+        ended = utc_now()
+
         def final(rec: StatusRecord) -> StatusRecord | None:
             if rec.state.is_terminal:
                 return None
-            rec.transition(state, error=error, exit_code=exit_code, is_error=True, last_activity=utc_now())
+            rec.transition(state, error=error, exit_code=exit_code, is_error=True, last_activity=ended, finished=ended)
             return rec
 
         writes = [("the final record", lambda: self._flush(final))]
@@ -1211,6 +1229,19 @@ class Supervisor:
         self.record = self.record or rec
         if not self._change("on_complete", note):
             self._persist([("the record", self._flush)], SHORT_RETRY_LIMIT_S)
+
+
+#: OS errors that free space, a remount or time can cure: a write failing so is retried.
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EAGAIN, errno.EINTR, errno.ENOMEM})
+
+
+def _may_pass(exc: BaseException | None) -> bool:
+    """True if the write that failed with ``exc`` may succeed later (a full or read-only disk, a busy lock)."""
+    if isinstance(exc, StorageError):
+        exc = exc.os_error
+    if isinstance(exc, OSError):
+        return exc.errno in TRANSIENT_ERRNOS
+    return True  # a lock that was not had in time, or not known: worth another try
 
 
 def _find_processes(entries: object) -> list[psutil.Process]:

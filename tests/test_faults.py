@@ -350,6 +350,9 @@ BAD_SHAPES = {
     "unknown_status": lambda name: json.dumps(_record(name, status="exploded")).encode(),
     "wrong_types": lambda name: json.dumps(_record(name, num_turns="many")).encode(),
     "other_agent": lambda name: json.dumps(_record(GOOD)).encode(),
+    "infinite_number": lambda name: _whole(name).replace(b'"num_turns": 1', b'"duration_s": 1e400, "num_turns": 1'),
+    "partial_tokens": lambda name: json.dumps(_record(name, tokens={"input": 1})).encode(),
+    "bad_time": lambda name: json.dumps(_record(name, status_changed="yesterday")).encode(),
     "deeply_nested": lambda name: b'{"agent": "%s", "status": "completed", "x": ' % name.encode() + b"[" * _DEEP + b"]" * _DEEP + b"}",
 }
 #: One bad agent per shape, for the tests that hold them all at once.
@@ -744,11 +747,8 @@ def test_relaunching_a_lost_agent_first_stops_its_orphans(fake_kit, tmp_path, ga
 
         task = f"[[fake: until:{gate}]] again"
         args = {"launch_agent": ("orphan", task), "launch_parallel": ("--names", "orphan", task), "resume_agent": ("orphan", task)}
-        t0 = time.monotonic()
         out = run(fake_kit, relaunch, *args[relaunch], "--cwd", str(work), "--kill-grace", "1")
-        took = time.monotonic() - t0
-        assert out.returncode == 0, out.stderr
-        assert took < 5, f"the relaunch took {took:.1f} s"
+        assert out.returncode == 0, out.stderr  # (how fast it returns is bench/'s to measure, not a test's)
         wait_until(lambda: (r := fake_kit.record("orphan")) and r["run_id"] != rec["run_id"] and r["status"] == "running",
                    what="the new run running")
         for pid, started in left:
@@ -920,3 +920,69 @@ def test_an_unexpected_exception_is_one_line_and_exit_70(state_root, fake_claude
     assert where.is_file() and where.resolve().is_relative_to(state_root.resolve() / "status" / ".errors"), where
     text = where.read_text()
     assert "Traceback" in text and "injected fault for the test" in text
+
+
+# -- found in review: stopping, relaunching and odd entries ----------------------------
+
+
+def test_a_relaunch_stopped_at_once_still_stops_the_lost_runs_orphans(fake_kit, tmp_path, gate):
+    """Killing the new run before (or after) its supervisor claimed it: the lost run's CLI is stopped all the same."""
+    out = run(fake_kit, "launch_agent", "twice", "[[fake: hang]]", "--kill-grace", "1")
+    assert out.returncode == 0, out.stderr
+    rec = _running(fake_kit, "twice")
+    _first_event(rec)
+    old = (rec["pid"], rec["pid_started"])
+    try:
+        os.kill(rec["supervisor_pid"], signal.SIGKILL)
+        wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor gone")
+        assert run(fake_kit, "launch_agent", "twice", f"[[fake: until:{gate}]] again", "--kill-grace", "1").returncode == 0
+        stopped = run(fake_kit, "kill_agent", "twice", "--grace", "1")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        wait_until(lambda: _gone(*old), timeout=15, what="the lost run's CLI to be stopped")
+        assert fake_kit.wait_terminal("twice")["status"] == "killed"
+    finally:
+        _kill(*old)
+
+
+def test_kill_on_a_full_disk_stops_the_tree_and_the_record_follows_when_space_returns(tmpfs_kit, tmp_path):
+    kit = tmpfs_kit
+    out = run(kit, "launch_agent", "full", "[[fake: hang]]", "--kill-grace", "1")
+    assert out.returncode == 0, out.stderr
+    rec = _quiet(kit, "full")
+    filler = _fill(kit.root)
+    try:
+        stopped = run(kit, "kill_agent", "full")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert _gone(rec["pid"], rec["pid_started"]), "the CLI is stopped although nothing can be written"
+        assert not _gone(rec["supervisor_pid"], rec["supervisor_started"]), "its supervisor is left to record the end"
+    finally:
+        filler.unlink()
+    done = kit.wait_terminal("full")
+    assert done["status"] == "killed", done
+
+
+def test_odd_entries_in_the_queue_and_slot_folders_do_not_block_launches(fake_kit):
+    status = fake_kit.root / "status"
+    (status / ".queue" / "00000000000000000001-ghost").mkdir(parents=True)
+    (status / ".slots" / "slot-0.lock").mkdir(parents=True)
+    out = run(fake_kit, "launch_agent", "q1", "[[fake: ok]] x", "--max-parallel", "2", "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert fake_kit.record("q1")["status"] == "completed"
+
+
+def test_a_profiles_file_that_is_a_folder_is_bad_input(fake_kit, tmp_path):
+    fake_kit.env["ORCHESTRATOR_PROFILES"] = str(tmp_path)
+    out = run(fake_kit, "launch_agent", "p1", "--profile", "reviewer", "x")
+    assert out.returncode == 2, out.stderr
+    assert str(tmp_path) in one_line(out.stderr)
+
+
+def test_a_result_file_that_can_never_be_written_does_not_hold_the_name(fake_kit):
+    """A folder where outputs/NAME_latest.txt goes: the run ends, and the name is free at once (no hour of retries)."""
+    (fake_kit.root / "outputs" / "blocked_latest.txt").mkdir(parents=True)
+    first = run(fake_kit, "launch_agent", "blocked", "[[fake: ok]] x", "--wait")
+    assert first.returncode == 0, first.stdout + first.stderr
+    rec = fake_kit.record("blocked")
+    wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor to exit")
+    again = run(fake_kit, "launch_agent", "blocked", "[[fake: ok]] y", "--wait")
+    assert again.returncode == 0, again.stdout + again.stderr

@@ -241,7 +241,7 @@ def test_a_base_python_older_than_3_10_is_refused_in_one_line(kit, tmp_path):
 def test_a_broken_venv_is_recreated_and_a_working_one_kept(kit, tmp_path):
     # a venv that makes no network call: no pip of its own, the base python's through system site-packages
     base = _fake_python(tmp_path, "python3", f'if [ "$1 $2" = "-m venv" ]; then shift 2; exec {sys.executable} -m venv --without-pip --system-site-packages "$@"; fi\nexec {sys.executable} "$@"')
-    if subprocess.run([sys.executable, "-c", "import pip"], capture_output=True).returncode != 0:
+    if subprocess.run([sys.executable, "-c", "import pip"], capture_output=True, timeout=60).returncode != 0:
         pytest.skip("this python has no pip to lend the test venv")
     broken = kit / ".venv" / "bin" / "python"
     broken.parent.mkdir(parents=True)
@@ -250,6 +250,6 @@ def test_a_broken_venv_is_recreated_and_a_working_one_kept(kit, tmp_path):
     out = _make(kit, "venv", f"BASE_PYTHON={base}")
     assert out.returncode == 0, out.stderr
     assert "make install: recreating .venv/ with" in out.stdout
-    assert subprocess.run([str(broken), "-c", "import pip"]).returncode == 0
+    assert subprocess.run([str(broken), "-c", "import pip"], timeout=60).returncode == 0
     again = _make(kit, "venv", f"BASE_PYTHON={base}")
     assert (again.returncode, again.stdout) == (0, "")

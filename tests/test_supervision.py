@@ -195,7 +195,21 @@ def _count_fake_clis(fake_claude) -> int:
     return n
 
 
-def test_twenty_launches_with_three_slots(fake_kit, fake_claude):
+def _slot_holders(kit, names: list[str]) -> list[str]:
+    """The agents of ``names`` that hold a slot now: past the queue, not yet ended."""
+    return [n for n in names if (r := kit.record(n)) and r["status"] in ("starting", "running")]
+
+
+def _holders_if(kit, names: list[str], n: int) -> list[str] | None:
+    """The slot holders among ``names`` if there are ``n`` of them, else None."""
+    holders = _slot_holders(kit, names)
+    return holders if len(holders) == n else None
+
+
+def test_twenty_launches_with_three_slots(fake_kit, fake_claude, tmp_path):
+    """Every run waits for its own gate file, so which runs hold the slots depends only on which gates are open."""
+    names = [f"q{i:02d}" for i in range(20)]
+    gates = {n: tmp_path / f"gate-{n}" for n in names}
     peak = 0
     done = threading.Event()
 
@@ -205,30 +219,54 @@ def test_twenty_launches_with_three_slots(fake_kit, fake_claude):
             peak = max(peak, _count_fake_clis(fake_claude))
             time.sleep(0.01)
 
-    sampler = threading.Thread(target=sample)
+    sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        names = [f"q{i:02d}" for i in range(20)]
-        for name in names:  # one after another: the launch order is the FIFO order
-            assert fake_kit.run("launch_agent", name, "[[fake: slow:0.4]]", "--max-parallel", "3").returncode == 0
-        recs = [fake_kit.wait_terminal(n, timeout=120) for n in names]
+        for i, name in enumerate(names):  # one after another: the launch order is the FIFO order
+            out = fake_kit.run("launch_agent", name, f"[[fake: until:{gates[name]}]]", "--max-parallel", "3", "--json")
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["status"] == ("starting" if i < 3 else "queued")
+        wait_until(lambda: all(fake_kit.record(n)["status"] == "running" for n in names[:3]), what="the first three running")
+        assert [fake_kit.record(n)["status"] for n in names[3:]] == ["queued"] * 17
+        assert _count_fake_clis(fake_claude) == 3, "three CLIs at once, each waiting for its gate"
+        # Open the gates of the three slot holders; when they have ended, the next three in launch order hold the slots.
+        for start in range(0, 20, 3):
+            batch = names[start:start + 3]
+            for name in batch:
+                gates[name].write_text("go")
+            for name in batch:
+                assert fake_kit.wait_terminal(name)["status"] == "completed"
+            following = names[start + 3:start + 6]
+            k = len(following)
+            holders = wait_until(lambda k=k: _holders_if(fake_kit, names, k), what=f"{k} runs to take the freed slots") if k else []
+            assert holders == following, "freed slots go to the head of the queue, in launch (FIFO) order"
+            assert all(fake_kit.record(n)["status"] == "queued" for n in names[start + 6:])
+        recs = [fake_kit.wait_terminal(n) for n in names]
     finally:
         done.set()
-        sampler.join()
+        sampler.join(timeout=10)
+        for gate in gates.values():  # on a failure, let every run end
+            gate.touch()
     assert all(r["status"] == "completed" for r in recs)
-    assert 2 <= peak <= 3, f"saw {peak} CLIs alive at once"
+    assert peak <= 3, f"saw {peak} CLIs alive at once"
     granted = [r["slot_granted_at"] for r in recs]
     assert granted == sorted(granted), "slots must be granted in launch (FIFO) order"
 
 
 def test_twenty_simultaneous_launches_of_one_name_run_once(fake_kit, tmp_path):
-    cmd = [sys.executable, str(AGENTS / "launch_agent.py"), "same", "[[fake: slow:1]]"]
+    gate = tmp_path / "gate"  # the run cannot end before every launch has returned: a late launch finds it active
+    cmd = [sys.executable, str(AGENTS / "launch_agent.py"), "same", f"[[fake: until:{gate}]]"]
     procs = [subprocess.Popen(cmd, env=fake_kit.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL) for _ in range(20)]
-    codes = [p.wait(timeout=60) for p in procs]
-    for p in procs:
-        p.stdout.close()
-        p.stderr.close()
-    assert sorted(codes) == [0] + [3] * 19
+    try:
+        outputs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        gate.write_text("go")
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0] + [3] * 19, outputs
     rec = fake_kit.wait_terminal("same")
     assert rec["status"] == "completed"
     assert len(list((tmp_path / "argv").glob("*.json"))) == 1, "exactly one CLI ran"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import queue
 import random
 import shutil
 import subprocess
@@ -23,12 +24,74 @@ from claude_orchestrator.record import RecordStore, StatusRecord, write_atomic
 from claude_orchestrator.states import State
 
 
-def test_wait_returns_when_the_agent_completes(fake_kit):
-    assert fake_kit.run("launch_agent", "a1", "[[fake: slow:0.5]]").returncode == 0
-    out = fake_kit.run("wait_agents", "a1")
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    assert any("-> completed" in line for line in lines)
+class _Lines:
+    """Lines of a child's stream, read by a thread, so that a reader waits with a deadline, never for ever."""
+
+    def __init__(self, stream) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        with stream:  # closed here, at its end: never under a reading thread's feet
+            for line in stream:
+                self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def next(self, timeout: float = 60, end_ok: bool = False) -> str | None:
+        """The next line; None if the stream ended (an error unless ``end_ok``)."""
+        try:
+            line = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout} s") from None
+        assert line is not None or end_ok, "the stream ended"
+        return line
+
+    def until(self, done, limit: int = 1000) -> list[str]:
+        """Lines up to the first one after which ``done(lines so far)`` is true."""
+        lines: list[str] = []
+        for _ in range(limit):
+            lines.append(self.next())
+            if done(lines):
+                return lines
+        raise AssertionError(f"no end condition after {limit} lines: {lines}")
+
+
+def _popen_script(kit, script: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(AGENTS / f"{script}.py"), *args], env=kit.env, cwd=str(kit.root),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    """Stop ``proc`` if it still runs (SIGTERM, SIGKILL 5 s later) and wait for it, with deadlines.
+
+    Its pipes are left to their readers (:class:`_Lines`), which close them at their end.
+    """
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_wait_returns_when_the_agent_completes(fake_kit, tmp_path):
+    gate = tmp_path / "gate"
+    assert fake_kit.run("launch_agent", "a1", f"[[fake: until:{gate}]]").returncode == 0
+    waiter = _popen_script(fake_kit, "wait_agents", "a1")
+    errors = _Lines(waiter.stderr)
+    try:
+        out = _Lines(waiter.stdout)
+        first = out.next()  # the waiter has read a1's record, and its watcher was on before that read
+        assert " a1: " in first and "completed" not in first, first
+        gate.write_text("go")  # only now can a1 end
+        lines = [first, *out.until(lambda ls: ls[-1].startswith("all ended"))]
+        assert waiter.wait(timeout=30) == 0, list(errors.queue.queue)
+    finally:
+        _reap(waiter)
+    assert any("-> completed" in line for line in lines), lines
     assert lines[-1] == "all ended: 1 completed"
     assert fake_kit.record("a1")["status"] == "completed"
 
@@ -115,21 +178,29 @@ def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):
     assert lock_descriptor(fd, blocking=False)
 
     def finish():
-        time.sleep(0.5)
+        read_queued.wait(timeout=30)  # the waiter has read the record as queued (its observer started before)
         rec.transition(State.STARTING)
         rec.transition(State.RUNNING)
         store.write(rec)
-        time.sleep(0.3)
         rec.transition(State.COMPLETED)
         store.write(rec)
 
     seen = []
-    t = threading.Thread(target=finish)
+    read_queued = threading.Event()
+
+    def on_change(r, prev):
+        seen.append(str(r.status))
+        if r.state is State.QUEUED:
+            read_queued.set()
+
+    t = threading.Thread(target=finish, daemon=True)
     t.start()
     try:
-        recs = wait_for(store, ["a1"], timeout=20, on_change=lambda r, prev: seen.append(str(r.status)), recheck_s=30)
+        # recheck_s > timeout: only the polling observer can wake the waiter in time
+        recs = wait_for(store, ["a1"], timeout=20, on_change=on_change, recheck_s=30)
     finally:
-        t.join()
+        read_queued.set()  # if wait_for failed before its first read, let the thread end
+        t.join(timeout=30)
         os.close(fd)
     assert recs is not None and str(recs[0].status) == "completed"
     assert seen[0] == "queued" and seen[-1] == "completed"
@@ -140,14 +211,13 @@ def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
     work.mkdir()
     task = "step by step [[delay: 3]] [[bash: echo from-the-tool]]"
     assert real_kit.run("launch_agent", "live", "--cwd", str(work), "--allowed-tools", "Bash", task).returncode == 0
-    tail = subprocess.Popen(
-        [sys.executable, str(AGENTS / "tail_agent.py"), "live", "-f"], env=real_kit.env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )
+    tail = _popen_script(real_kit, "tail_agent", "live", "-f")
+    _Lines(tail.stderr)  # drained, so that the child never blocks on a full pipe
     lines = []
     try:
-        for line in tail.stdout:
-            lines.append(line.rstrip("\n"))
+        out = _Lines(tail.stdout)
+        while (line := out.next(timeout=60, end_ok=True)) is not None:  # tail -f ends with the run
+            lines.append(line)
             if line.startswith("→ Bash"):
                 # the tool call is shown while the run still goes on (the next reply is delayed 3 s);
                 # the record's progress follows the transcript within its write throttle
@@ -160,9 +230,7 @@ def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
                 assert "LAST TOOL" in table and "Bash:" in table
         tail.wait(timeout=60)
     finally:
-        tail.kill()
-        tail.stdout.close()
-        tail.stderr.close()
+        _reap(tail)
     text = "\n".join(lines)
     assert lines[0].startswith("── session")
     assert "→ Bash: echo from-the-tool" in text
@@ -194,22 +262,16 @@ def test_summary_shows_totals_and_speedup(fake_kit):
 
 
 def test_check_status_watch_redraws_on_change(fake_kit):
-    watcher = subprocess.Popen(
-        [sys.executable, str(AGENTS / "check_status.py"), "--watch"], env=fake_kit.env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )
+    watcher = _popen_script(fake_kit, "check_status", "--watch")
+    _Lines(watcher.stderr)
     try:
-        assert watcher.stdout.readline().strip() == "no agents yet"
+        out = _Lines(watcher.stdout)
+        assert out.next().strip() == "no agents yet"
         assert fake_kit.run("launch_agent", "w1", "[[fake: slow:0.3]]").returncode == 0
-        seen = ""
-        while "completed" not in seen:
-            seen += watcher.stdout.readline()
+        seen = "\n".join(out.until(lambda ls: "completed" in ls[-1]))
         assert "w1" in seen
     finally:
-        watcher.terminate()
-        watcher.wait(5)
-        watcher.stdout.close()
-        watcher.stderr.close()
+        _reap(watcher)
 
 
 def test_on_complete_runs_once_with_the_agent_in_its_environment(fake_kit, tmp_path):
@@ -239,7 +301,8 @@ def test_a_slow_on_complete_does_not_hold_the_name(fake_kit, tmp_path):
 
 def test_dashboard_without_tmux_says_so(fake_kit):
     env = dict(fake_kit.env, PATH="/nonexistent")
-    out = subprocess.run([sys.executable, "-m", "claude_orchestrator.dashboard", "--no-attach"], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "claude_orchestrator.dashboard", "--no-attach"], env=env, capture_output=True, text=True,
+                         timeout=60, stdin=subprocess.DEVNULL)
     assert out.returncode == 127 and "tmux is not installed" in out.stderr
 
 
@@ -251,8 +314,8 @@ def test_dashboard_builds_one_pane_per_active_agent(fake_kit):
         out = subprocess.run([sys.executable, "-m", "claude_orchestrator.dashboard", "--session", session, "--no-attach"],
                              env=fake_kit.env, capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
-        panes = subprocess.run(["tmux", "list-panes", "-t", session], capture_output=True, text=True).stdout.splitlines()
+        panes = subprocess.run(["tmux", "list-panes", "-t", session], capture_output=True, text=True, timeout=30).stdout.splitlines()
         assert len(panes) == 3
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=30)
         fake_kit.run("kill_agent", "--all", "--grace", "1")

@@ -135,7 +135,7 @@ import subprocess  # noqa: E402
 
 
 def _git(*args, cwd):
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60).stdout
 
 
 @pytest.fixture
@@ -232,14 +232,19 @@ def test_b_with_context_from_a_starts_after_a_and_carries_its_messages(real_kit,
     assert first["time"] >= parse_time(recs["analyst"]["finished"]) - 0.01, "B started only after A ended"
 
 
-def test_a_failed_dependency_skips_and_after_any_does_not(fake_kit):
-    assert fake_kit.run("launch_agent", "a", "[[fake: crash_after:1]]").returncode == 0
+def test_a_failed_dependency_skips_and_after_any_does_not(fake_kit, tmp_path):
+    # a's CLI crashes, but only once the test opens the gate: a waits for g, whose run waits for the gate file
+    gate = tmp_path / "gate"
+    assert fake_kit.run("launch_agent", "g", f"[[fake: until:{gate}]]").returncode == 0
+    assert fake_kit.run("launch_agent", "a", "--after", "g", "[[fake: crash]]").returncode == 0
     assert fake_kit.run("launch_agent", "b", "--after", "a", "never runs").returncode == 0
     assert fake_kit.run("launch_agent", "c", "--after", "a", "--after-any", "runs anyway").returncode == 0
     assert "waiting (a)" in fake_kit.run("check_status").stdout
+    gate.write_text("go")
     out = fake_kit.run("wait_agents", "a", "b", "c")
     assert out.returncode == 1
     assert fake_kit.record("b")["status"] == "skipped" and "a failed" in fake_kit.record("b")["error"]
+    assert fake_kit.record("a")["status"] == "failed"
     assert fake_kit.record("c")["status"] == "completed"
     assert fake_kit.run("launch_agent", "d", "--after", "ghost", "x").returncode == 4
     assert fake_kit.run("launch_agent", "e", "--after", "e", "x").returncode == 2
