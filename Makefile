@@ -31,6 +31,9 @@ TASK ?=
 TASKS ?=
 ARGS ?=
 PYTEST_ARGS ?=
+# Test processes run side by side (pytest-xdist): most tests wait on processes they start, not on the CPU.
+# TEST_WORKERS=0 runs them one after another.
+TEST_WORKERS ?= 4
 # Passed to the recipes through the environment, unexpanded ($(value) into a
 # simple variable), so that any text (quotes, $, backticks) stays data.
 export ORCH_NAME := $(value NAME)
@@ -76,7 +79,7 @@ install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## install th
 
 test: ## run the whole test suite (real-CLI tests included)
 	$(CHECK_PYTHON)
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: ## ruff over the package, scripts and tests
 	$(CHECK_PYTHON)
