@@ -8,6 +8,7 @@ that a change in either is caught.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -113,14 +114,21 @@ def test_task_text_reaches_the_model_byte_exact_and_runs_nothing(real_kit, tmp_p
         assert not list(place.glob("pwned*")), f"something ran in {place}"
 
 
-def test_launch_piped_to_cat_returns_while_the_agent_runs(real_kit):
-    cmd = f"{sys.executable} {AGENTS / 'launch_agent.py'} slow '[[delay: 4]] take your time' | cat"
-    done = subprocess.run(["bash", "-c", cmd], env=real_kit.env, capture_output=True, text=True, timeout=20)
-    assert done.returncode == 0, done.stderr
-    assert "slow: starting" in done.stdout
-    assert real_kit.record("slow")["status"] in ("starting", "running"), "the launch must not wait for the run"
+def test_launch_piped_to_cat_returns_while_the_agent_runs(real_kit, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    gate = work / "gate"  # the run's tool call waits for it: the run cannot end before the test opens it
+    task = "take your time [[bash: until test -e gate; do sleep 0.1; done; echo done]]"
+    cmd = f"{sys.executable} {AGENTS / 'launch_agent.py'} slow --cwd {shlex.quote(str(work))} --allowed-tools Bash {shlex.quote(task)} | cat"
+    try:
+        done = subprocess.run(["bash", "-c", cmd], env=real_kit.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "slow: starting" in done.stdout
+        assert real_kit.record("slow")["status"] in ("starting", "running"), "the launch must not wait for the run"
+    finally:
+        gate.write_text("go")
     rec = real_kit.wait_terminal("slow", timeout=60)
-    assert rec["status"] == "completed"
+    assert rec["status"] == "completed" and rec["result"] == "Tool said: done"
 
 
 def test_api_error_is_a_failed_run(real_kit):

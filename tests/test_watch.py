@@ -8,19 +8,20 @@ import json
 import os
 import queue
 import random
+import shlex
 import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from conftest import AGENTS, wait_until
 
 from claude_orchestrator import watch
+from claude_orchestrator.cli import _fmt_duration
 from claude_orchestrator.control import wait_for
 from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import RecordStore, StatusRecord, write_atomic
+from claude_orchestrator.record import RecordStore, StatusRecord, parse_time, write_atomic
 from claude_orchestrator.states import State
 
 
@@ -117,9 +118,9 @@ def test_wait_times_out_with_124(fake_kit):
 def test_wait_for_ended_failed_and_unknown_agents(fake_kit):
     assert fake_kit.run("launch_agent", "ok", "x", "--wait").returncode == 0
     assert fake_kit.run("launch_agent", "bad", "[[fake: crash]]", "--wait").returncode == 1
-    t0 = time.monotonic()
-    done = fake_kit.run("wait_agents", "ok")
-    assert done.returncode == 0 and time.monotonic() - t0 < 10
+    done = fake_kit.run("wait_agents", "ok")  # an ended agent: nothing to wait for
+    assert done.returncode == 0, done.stderr
+    assert "all ended: 1 completed" in done.stdout
     assert fake_kit.run("wait_agents", "ok", "bad").returncode == 1
     unknown = fake_kit.run("wait_agents", "ok", "ghost")
     assert unknown.returncode == 4 and "ghost" in unknown.stderr
@@ -143,6 +144,21 @@ def _write_record(paths: StatePaths, name: str, status: State) -> None:
     write_atomic(paths.status(name), json.dumps(StatusRecord(agent=name, run_id="r", task="t", status=status).to_dict()))
 
 
+def _changes_through(watcher: watch.DirWatcher, paths: StatePaths, marker: str) -> set[str]:
+    """Write the record ``marker`` and collect the changed names the watcher reports up to its change.
+
+    The watcher delivers changes in order (inotify's queue, or one polling scan after
+    another), so once the marker's change is seen, every earlier change has been
+    reported: a change that did not come by then was never seen as one.
+    """
+    _write_record(paths, marker, State.QUEUED)
+    seen: set[str] = set()
+    while f"{marker}.json" not in seen:
+        assert watcher.wait(30), f"no wake for {marker}.json"
+        seen |= watcher.take_changed()
+    return seen
+
+
 @pytest.mark.parametrize("force_polling", [False, True])
 def test_a_record_replaced_by_rename_wakes_the_watcher(tmp_path, monkeypatch, force_polling):
     if force_polling:
@@ -156,13 +172,16 @@ def test_a_record_replaced_by_rename_wakes_the_watcher(tmp_path, monkeypatch, fo
         assert watcher.mode == ("polling" if force_polling else "inotify")
         (paths.status_dir / ".a1.json.123.tmp").write_text("{}")  # a temp file alone is no change
         (paths.status_dir / "a1.json.lock").write_text("")
-        if not force_polling:
-            assert not watcher.wait(0.3)
+        assert _changes_through(watcher, paths, "m1") == {"m1.json"}, "temp and lock files are no record change"
         _write_record(paths, "a1", State.RUNNING)  # temp file + os.replace: a moved event
-        assert watcher.wait(5)
-        watcher.wait(0.3)  # settle
+        seen: set[str] = set()
+        while "a1.json" not in seen:
+            assert watcher.wait(30), "the replaced record woke nobody"
+            seen |= watcher.take_changed()
+        _changes_through(watcher, paths, "m2")  # every change of a1's write has come
         RecordStore(paths).read("a1")  # reading a record (open, close) is no change
-        assert not watcher.wait(0.5), "a waiter must not wake itself by reading the records"
+        seen = _changes_through(watcher, paths, "m3") | _changes_through(watcher, paths, "m4")
+        assert "a1.json" not in seen, "a waiter must not wake itself by reading the records"
 
 
 def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):
@@ -209,7 +228,8 @@ def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):
 def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    task = "step by step [[delay: 3]] [[bash: echo from-the-tool]]"
+    gate = work / "gate"  # the tool's command waits for it: the run goes on until the test opens it
+    task = "step by step [[bash: until test -e gate; do sleep 0.1; done; echo from-the-tool]]"
     assert real_kit.run("launch_agent", "live", "--cwd", str(work), "--allowed-tools", "Bash", task).returncode == 0
     tail = _popen_script(real_kit, "tail_agent", "live", "-f")
     _Lines(tail.stderr)  # drained, so that the child never blocks on a full pipe
@@ -219,21 +239,25 @@ def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
         while (line := out.next(timeout=60, end_ok=True)) is not None:  # tail -f ends with the run
             lines.append(line)
             if line.startswith("→ Bash"):
-                # the tool call is shown while the run still goes on (the next reply is delayed 3 s);
+                # the tool call is shown while the run still goes on (its command waits for the gate);
                 # the record's progress follows the transcript within its write throttle
-                rec = wait_until(lambda: (r := real_kit.record("live")) and r.get("last_tool") and r, timeout=2.5)
+                rec = wait_until(lambda: (r := real_kit.record("live")) and r.get("last_tool") and r, what="the tool call in the record")
                 assert rec["status"] == "running"
                 assert rec["num_turns"] >= 1 and rec["last_tool"]["name"] == "Bash"
                 assert "from-the-tool" in rec["last_tool"]["input"]
                 assert rec["tokens"]["input"] > 0
                 table = real_kit.run("check_status").stdout
                 assert "LAST TOOL" in table and "Bash:" in table
+                assert real_kit.record("live")["status"] == "running", "the run waits for the gate"
+                gate.write_text("go")  # only now can the tool, and then the run, end
         tail.wait(timeout=60)
     finally:
+        gate.touch()  # on a failure, let the run end
         _reap(tail)
     text = "\n".join(lines)
+    assert gate.read_text() == "go", "the tool call was shown while the run went on"
     assert lines[0].startswith("── session")
-    assert "→ Bash: echo from-the-tool" in text
+    assert any(line.startswith("→ Bash: until test -e gate") for line in lines), text
     assert "← result:" in text and "from-the-tool" in text
     assert lines[-2] == "Tool said: from-the-tool" and lines[-1].startswith("══ done · 2 turns")
     assert real_kit.record("live")["status"] == "completed"
@@ -249,15 +273,33 @@ def test_tail_agent_errors(fake_kit):
     assert [json.loads(line)["type"] for line in raw.stdout.splitlines()] == ["system", "assistant", "result"]
 
 
-def test_summary_shows_totals_and_speedup(fake_kit):
-    assert fake_kit.run("launch_parallel", "[[fake: slow:1]]", "[[fake: slow:1]]", "[[fake: crash]]", "--wait").returncode == 1
+def test_summary_shows_totals_and_speedup(fake_kit, tmp_path):
+    gate = tmp_path / "gate"  # both slow runs wait for it: they surely run at the same time
+    names = ["s1", "s2", "bad"]
+    out = fake_kit.run("launch_parallel", "--names", ",".join(names), f"[[fake: until:{gate}]]", f"[[fake: until:{gate}]]", "[[fake: crash]]")
+    assert out.returncode == 0, out.stderr
+    try:
+        wait_until(lambda: all(fake_kit.record(n)["status"] == "running" for n in ("s1", "s2")), what="both gated runs running")
+    finally:
+        gate.write_text("go")
+    assert fake_kit.run("wait_agents", *names).returncode == 1
+    recs = [fake_kit.record(n) for n in names]
+    assert [r["status"] for r in recs] == ["completed", "completed", "failed"]
+    assert all(r["started"] and r["finished"] for r in recs)
     out = fake_kit.run("check_status", "--summary")
     assert out.returncode == 0
     lines = out.stdout.splitlines()
     assert lines[0] == "3 agent(s): 2 completed, 1 failed"
-    assert "parallel speed-up" in lines[1]
-    speedup = float(lines[1].rsplit(" ", 1)[1].rstrip("x"))
-    assert speedup > 1.2, "two 1 s agents in parallel"
+    listed = [line.split()[0] for line in lines[lines.index(next(x for x in lines if x.startswith("AGENT"))) + 1:-1]]
+    assert sorted(listed) == sorted(names)
+    by_name = {r["agent"]: r for r in recs}
+    starts = {n: parse_time(by_name[n]["started"]) for n in listed}
+    ends = {n: parse_time(by_name[n]["finished"]) for n in listed}
+    assert max(starts["s1"], starts["s2"]) < min(ends["s1"], ends["s2"]), "the two gated runs overlapped"
+    # the summary's figures, from the records' own times (summed in the summary's order)
+    wall = max(ends.values()) - min(starts.values())
+    total = sum(ends[n] - starts[n] for n in listed)
+    assert lines[1] == f"wall time {_fmt_duration(wall)}; sum of run times {_fmt_duration(total)}; parallel speed-up {total / wall:.1f}x"
     assert lines[-1].startswith("TOTAL") and "$0.0020" in lines[-1]
 
 
@@ -293,10 +335,21 @@ def test_a_failing_on_complete_is_logged_not_fatal(fake_kit):
 
 
 def test_a_slow_on_complete_does_not_hold_the_name(fake_kit, tmp_path):
-    hook = f"{sys.executable} -c 'import time; time.sleep(3)'"
-    assert fake_kit.run("launch_agent", "a1", "x", "--on-complete", hook, "--wait").returncode == 0
-    again = fake_kit.run("launch_agent", "a1", "y", "--wait")
-    assert again.returncode == 0, again.stderr
+    gate, started, ended = tmp_path / "gate", tmp_path / "hook-started", tmp_path / "hook-ended"
+    # the hook runs until the test opens its gate: the second launch surely comes while it runs
+    script = (f"import os,time; open({str(started)!r},'w').close()\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)\n"
+              f"open({str(ended)!r},'w').close()")
+    hook = f"{sys.executable} -c {shlex.quote(script)}"
+    try:
+        assert fake_kit.run("launch_agent", "a1", "x", "--on-complete", hook, "--wait").returncode == 0
+        wait_until(started.exists, what="the on-complete hook running")
+        again = fake_kit.run("launch_agent", "a1", "y", "--wait")
+        assert again.returncode == 0, again.stderr
+        assert not ended.exists(), "the second run came and went while the first run's hook still ran"
+    finally:
+        gate.touch()
+    wait_until(ended.exists, what="the hook to end")
+    assert fake_kit.record("a1")["status"] == "completed"
 
 
 def test_dashboard_without_tmux_says_so(fake_kit):

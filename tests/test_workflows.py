@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -213,13 +212,18 @@ def test_worktree_needs_a_repository(fake_kit, tmp_path):
 def test_b_with_context_from_a_starts_after_a_and_carries_its_messages(real_kit, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    a = real_kit.run("launch_agent", "analyst", "--cwd", str(work), "analyse [[delay: 2]] [[reply: the plan is to add a cache]]")
+    gate = work / "gate"  # A's tool call waits for it: A runs until B has been launched
+    task = "analyse [[bash: until test -e gate; do sleep 0.1; done; echo the plan is to add a cache]]"
+    a = real_kit.run("launch_agent", "analyst", "--cwd", str(work), "--allowed-tools", "Bash", task)
     assert a.returncode == 0, a.stderr
-    t0 = time.monotonic()
-    b = real_kit.run("launch_agent", "impl", "--with-context-from", "analyst", "--json", "implement the plan")
-    assert b.returncode == 0, b.stderr
-    assert time.monotonic() - t0 < 5, "the launch returns at once"
-    assert json.loads(b.stdout)["status"] == "waiting"
+    try:
+        b = real_kit.run("launch_agent", "impl", "--with-context-from", "analyst", "--json", "implement the plan")
+        assert b.returncode == 0, b.stderr
+        assert json.loads(b.stdout)["status"] == "waiting", "the launch returns at once, B waiting for A"
+        assert real_kit.record("analyst")["status"] in ("starting", "running")
+        assert real_kit.record("impl")["status"] == "waiting"
+    finally:
+        gate.write_text("go")
     recs = {n: real_kit.wait_terminal(n, timeout=90) for n in ("analyst", "impl")}
     assert recs["analyst"]["status"] == "completed" and recs["impl"]["status"] == "completed"
     impl = recs["impl"]
