@@ -56,6 +56,9 @@ def _follow(kit, *args: str) -> tuple[subprocess.Popen, _Lines]:
     proc = subprocess.Popen(
         [sys.executable, str(AGENTS / "wait_agents.py"), "--follow", *args], env=kit.env, cwd=str(kit.root),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a shell running the tests in the background (`make test &`) leaves SIGINT ignored, and
+        # an ignored SIGINT is inherited (POSIX), which would make the Ctrl-C test hang.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     ready = _Lines(proc.stderr).next()
     assert "following every agent under" in ready, ready
