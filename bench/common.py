@@ -114,11 +114,11 @@ def machine() -> str:
 # -- running things ----------------------------------------------------------
 
 
-def timed(cmd: Sequence[str], env: dict[str, str], **kw: Any) -> float:
-    """Milliseconds from starting ``cmd`` until it has exited (no pipes held)."""
+def timed(cmd: Sequence[str], env: dict[str, str], stdin_text: str | None = None, **kw: Any) -> float:
+    """Milliseconds from starting ``cmd`` until it has exited (no pipes held but stdin, which gets ``stdin_text`` if given)."""
+    feed: dict[str, Any] = {"input": stdin_text.encode()} if stdin_text is not None else {"stdin": subprocess.DEVNULL}
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=True, **kw)
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, **feed, **kw)
     return (time.perf_counter() - t0) * 1000
 
 

@@ -3,7 +3,7 @@
 Both run a trivial task on the pinned real CLI against the fake Messages
 API on 127.0.0.1, alternately, in the same working folder; the bare run gets
 the argument vector the supervisor builds (print mode, stream-json, a new
-session ID).  The toolkit's side includes the launch, the supervisor's
+session ID) and the task on stdin, as the supervisor gives it.  The toolkit's side includes the launch, the supervisor's
 start, the stream pump, the record writes and the waiter's wake-up.
 
     python bench/end_to_end.py [--rounds 10]
@@ -31,11 +31,11 @@ def measure(quick: bool = False, rounds: int | None = None) -> list[Row]:
         bare_env = cli_env(env)
         bare, wrapped = [], []
         # one unmeasured run of each: the CLI's first start in a config dir does extra work
-        timed(build_argv(env["CLAUDE_BIN"], ClaudeOptions(), TASK, str(uuid.uuid4())), bare_env, cwd=work)
+        timed(build_argv(env["CLAUDE_BIN"], ClaudeOptions(), session_id=str(uuid.uuid4())), bare_env, TASK, cwd=work)
         timed([sys.executable, str(AGENTS / "launch_agent.py"), "warm", "--wait", "--cwd", work, TASK], env)
         for i in range(rounds):
-            bare.append(timed(build_argv(env["CLAUDE_BIN"], ClaudeOptions(), TASK, str(uuid.uuid4())), bare_env,
-                              cwd=work))
+            bare.append(timed(build_argv(env["CLAUDE_BIN"], ClaudeOptions(), session_id=str(uuid.uuid4())), bare_env,
+                              TASK, cwd=work))
             wrapped.append(timed([sys.executable, str(AGENTS / "launch_agent.py"), f"e{i}", "--wait", "--cwd", work,
                                   TASK], env))
     ratio = statistics.median(wrapped) / statistics.median(bare)
