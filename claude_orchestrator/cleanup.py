@@ -139,7 +139,6 @@ def clear(
 
             remove_worktree(info)  # checked above, or --force
             moved.append(f"worktree {info['path']} and branch {info['branch']} (removed)")
-        files.append(paths.workspace(name))
         with store.locked(name):
             for src in files:
                 if _remove_or_archive(src, paths.root, archive):

@@ -1019,8 +1019,8 @@ def _wait_agents(argv: Sequence[str] | None) -> int:
 
             at = clock.last[1] if clock.last else utc_now()
             if args.json:
-                event = {"event": "change", "agent": b.name, "run_id": None, "status": UNREADABLE, "previous": None, "at": at,
-                         "error": f"{b.reason}; {bad_record_advice(b.name)}", "status_file": b.path}
+                event = {"event": "change", "agent": b.name, "run_id": None, "status": UNREADABLE, "previous": None, "at": at}
+                event |= _unreadable_item(b)  # adds error and status_file
                 print(_compact(event), flush=True)
             else:
                 print(f"{at[11:19]} {b.name}: {UNREADABLE}: {b}", flush=True)
@@ -1181,8 +1181,9 @@ def kill_agent_main(argv: Sequence[str] | None = None) -> int:
             recs = read_records(store, wanted, unreadable=bad)  # NotFound (exit 4) before stopping anything
             names = [r.agent for r in recs]
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(names) + len(bad)))) as pool:  # stop them together
-            results = list(pool.map(lambda n: stop(store, n, grace_s=args.grace), names))
-            bad_results = list(pool.map(lambda b: stop_unreadable(store, b, grace_s=args.grace), bad))
+            stopping = pool.map(lambda n: stop(store, n, grace_s=args.grace), names)  # both groups at once
+            stopping_bad = pool.map(lambda b: stop_unreadable(store, b, grace_s=args.grace), bad)
+            results, bad_results = list(stopping), list(stopping_bad)
         out = []
         for name, (what, rec) in zip(names, results, strict=True):
             status = str(rec.status) if rec else "cleared"

@@ -137,10 +137,13 @@ def _cache_key(claude: str) -> tuple[str, Path] | None:
 def cached_features(paths: StatePaths, claude: str) -> CliFeatures | None:
     """The cached features of ``claude``, or None if none are cached (never runs the CLI)."""
     key = _cache_key(claude)
-    if key is None:
-        return None
+    return None if key is None else _read_entry(paths.cli_features(key[0]))
+
+
+def _read_entry(entry: Path) -> CliFeatures | None:
+    """The features cached in ``entry``, or None if it is absent or not an entry (a file under the state root is untrusted)."""
     try:
-        return CliFeatures.from_dict(json.loads(paths.cli_features(key[0]).read_text(encoding="utf-8")))
+        return CliFeatures.from_dict(json.loads(entry.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):  # a bad cache entry is no entry
         return None
 
@@ -179,12 +182,12 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
         return CliFeatures()
     probe_env = env if env is not None else dict(os.environ)
     version = _first_line(_probe(claude, "--version", probe_env))
-    found = cached_features(paths, claude)
+    entry = paths.cli_features(key[0])
+    found = _read_entry(entry)
     if version is None or (found is not None and found.version == version):
         return found if found is not None else CliFeatures()
     from filelock import FileLock, Timeout
 
-    entry = paths.cli_features(key[0])
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(entry) + ".lock", timeout=2 * PROBE_TIMEOUT_S + 5)
@@ -192,7 +195,7 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
     except (OSError, Timeout):
         lock = None
     try:
-        found = cached_features(paths, claude)
+        found = _read_entry(entry)
         if found is not None and found.version == version:
             return found
         options, modes = parse_help(_probe(claude, "--help", probe_env) or "")
@@ -202,8 +205,6 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
                 from .record import write_atomic
 
                 write_atomic(entry, json.dumps(dict(features.to_dict(), binary=str(key[1])), indent=1) + "\n", durable=False)
-            except OSError:
-                pass
             except OrchestratorError:  # a full or read-only state root (StorageError): the next run asks again
                 pass
         return features

@@ -62,19 +62,8 @@ def leftover_tree(rec: StatusRecord) -> list[psutil.Process]:
     verified by its start time."""
     from . import procs
 
-    found: dict[int, psutil.Process] = {}
-    cli = cli_process(rec)
-    if cli is not None:
-        found[cli.pid] = cli
-    for entry in [*(rec.extra.get("tree") or []), *(rec.extra.get("orphans") or [])]:
-        try:
-            pid, started = int(entry[0]), float(entry[1])
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-            continue
-        p = procs.find_process(pid, started)
-        if p is not None:
-            found[p.pid] = p
-    return list(found.values())
+    entries = [[rec.pid, rec.pid_started], *(rec.extra.get("tree") or []), *(rec.extra.get("orphans") or [])]
+    return procs.find_entries(entries)
 
 
 def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
@@ -107,22 +96,6 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
         import copy
 
         return mutate(copy.deepcopy(rec)) or rec
-
-
-def read_one(store: RecordStore, name: str, unreadable: list[BadRecord] | None = None) -> StatusRecord | None:
-    """Agent ``name``'s record, reconciled; None if it has none.
-
-    With ``unreadable`` an unreadable record is appended there (and None
-    returned) instead of raising :class:`BadRecord`.
-    """
-    try:
-        rec = store.read(name)
-        return None if rec is None else reconcile(store, rec)
-    except BadRecord as bad:
-        if unreadable is None:
-            raise
-        unreadable.append(bad)
-        return None
 
 
 def read_records(
@@ -246,9 +219,9 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
             pass  # damaged meanwhile: the supervisor rewrites it from its copy
         if cur.run_id != rec.run_id or cur.state.is_terminal:
             return "stopped", cur
-        if cli_process(cur) is None and not sup.is_running():
-            break
         if cli_process(cur) is None:
+            if not sup.is_running():
+                break
             # The supervisor has stopped the tree; its record normally follows at once.  If it
             # cannot be written (full or read-only state root) the supervisor keeps retrying:
             # it is doing its job, so it is left alone.
@@ -261,10 +234,11 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
         cur = store.read(name) or cur
     except BadRecord:
         pass
-    stuck = supervisor_process(cur) if cli_process(cur) is not None else None
+    cli = cli_process(cur)
+    stuck = supervisor_process(cur) if cli is not None else None
     left = leftover_tree(cur) + ([stuck] if stuck else [])
     if left:
-        procs.stop_tree(left, grace_s=grace, pgid=cur.pid if cli_process(cur) else None)
+        procs.stop_tree(left, grace_s=grace, pgid=cur.pid if cli is not None else None)
 
     def mutate(c: StatusRecord | None) -> StatusRecord | None:
         if c is None or c.run_id != rec.run_id or c.state.is_terminal:
@@ -417,10 +391,10 @@ def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord
     out = []
     for name in names:
         try:
-            rec = read_one(store, name, unreadable=[])
+            rec = store.read(name)
             if rec is not None:
-                out.append(rec)
-        except (OrchestratorError, OSError):
+                out.append(reconcile(store, rec))
+        except (OrchestratorError, OSError):  # BadRecord included
             pass
     return out
 

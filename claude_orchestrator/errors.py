@@ -119,7 +119,7 @@ def log_traceback(prog: str) -> str:
     try:
         from .paths import StatePaths
 
-        folders.append(StatePaths().status_dir / ".errors")
+        folders.append(StatePaths().errors_dir)
     except Exception:  # noqa: BLE001 - the state root itself may be what failed
         pass
     folders.append(os.path.join(tempfile.gettempdir(), "claude-orchestrator-errors"))

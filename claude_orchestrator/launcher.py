@@ -20,7 +20,7 @@ from .claude_cli import ClaudeOptions, find_claude
 from .errors import BadInput, Conflict, NotFound, storage_error
 from .limits import RunLimits
 from .paths import StatePaths, refuse_symlink, validate_name
-from .record import TASK_IN_RECORD_CHARS, RecordStore, StatusRecord, utc_now, write_atomic
+from .record import RecordStore, StatusRecord, task_preview, utc_now, write_atomic
 from .states import State
 
 #: What the supervisor imports.  It runs as ``python -S`` (no site hooks: a
@@ -92,26 +92,15 @@ def _refuse_if_active(store: RecordStore, current: StatusRecord | None) -> None:
             )
 
 
-def orphan_entries(rec: StatusRecord) -> list[list[float]]:
+def orphan_entries(rec: StatusRecord) -> list:
     """``[pid, start time]`` of the processes a run whose supervisor is gone may have left: its CLI and its recorded tree.
 
     Carried into the next run's record (``orphans``), whose supervisor stops
     those still alive (same PID *and* start time) before it starts its CLI:
     no process of an old run is ever left without a record naming it.
     """
-    found: list[list[float]] = []
-    if isinstance(rec.pid, int) and isinstance(rec.pid_started, (int, float)):
-        found.append([rec.pid, rec.pid_started])
-    for entry in rec.extra.get("tree") or []:
-        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry):
-            if entry not in found:
-                found.append(entry)
-    return found
-
-
-def _task_preview(task: str) -> str:
-    """The task as the record keeps it: whole up to :data:`TASK_IN_RECORD_CHARS`, else cut, ending in "…"."""
-    return task if len(task) <= TASK_IN_RECORD_CHARS else task[: TASK_IN_RECORD_CHARS - 1] + "…"
+    cli = [[rec.pid, rec.pid_started]] if rec.pid is not None else []
+    return [*cli, *(rec.extra.get("tree") or [])]  # checked where they are read (procs.find_entries)
 
 
 def _undo(paths_made: list[Path]) -> None:
@@ -154,7 +143,7 @@ def launch(
         name: the agent (checked by :func:`validate_name` before any file is touched).
         task: the prompt (UTF-8 text without NUL bytes, any size): written
             byte-exact to ``outputs/<name>/<run_id>.task``, which the CLI reads on
-            stdin; the record keeps it whole up to :data:`TASK_IN_RECORD_CHARS`.
+            stdin; the record keeps it whole up to :data:`.record.TASK_IN_RECORD_CHARS`.
         cwd: the agent's working directory (default: the caller's).
         options: CLI options (model, tools, ...).
         limits: timeout, memory limit, slots, retries (default: :meth:`RunLimits.from_env`).
@@ -242,15 +231,14 @@ def launch(
         log_path = paths.log(name, run_id)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         made.append(log_path)
-    except OSError as exc:
+    except BaseException as exc:
         _undo(made)
-        raise storage_error(exc) from exc
-    except BaseException:
-        _undo(made)
+        if isinstance(exc, OSError):
+            raise storage_error(exc) from exc
         raise
     try:
         record, held = _claim_run(
-            paths, store, name, run_id, task_file, cwd, isolation, limits, after,
+            paths, store, name, run_id, task_file, isolation, limits, after,
             session_id=str(uuid.uuid4()) if (not resume_id or fork) else resume_id,
             model=options.model, resumed_from=resume_id, forked_from=forked_from, inherit=inherit,
             options={"claude": options.to_dict(), "claude_bin": claude_bin, "fork": bool(fork), "limits": limits.to_dict(),
@@ -303,7 +291,6 @@ def _claim_run(
     name: str,
     run_id: str,
     task_file: Path,
-    cwd: str | None,
     isolation: str,
     limits: RunLimits,
     after: list[str],
@@ -341,7 +328,7 @@ def _claim_run(
     record = StatusRecord(
         agent=name,
         run_id=run_id,
-        task=_task_preview(task),
+        task=task_preview(task),
         status=State.STARTING,
         created=created,
         status_changed=created,  # the initial state (starting, waiting or queued) is set in claim()

@@ -13,6 +13,7 @@ Layout (DESIGN.md, "The state directory")::
     status/.queue/<seq>-<agent>      one entry per queued run, in FIFO order
     status/.queue.lock               guards taking slots and the queue
     status/.cli/<key>.json           what a Claude CLI binary supports (cli_features)
+    status/.errors/                  the traceback of each internal error (exit 70)
     sessions/<agent>_session.txt     the Claude session ID, one line
     outputs/<agent>_latest.txt       the result text of the latest run
     outputs/<agent>/<run_id>.jsonl   the run's stream-json transcript
@@ -101,6 +102,7 @@ class StatePaths:
         self.slots_dir = self.status_dir / ".slots"
         self.queue_dir = self.status_dir / ".queue"
         self.queue_lock = self.status_dir / ".queue.lock"
+        self.errors_dir = self.status_dir / ".errors"
 
     def status(self, name: str) -> Path:
         """``status/<name>.json``: the agent's current record."""
@@ -162,6 +164,7 @@ class StatePaths:
             self.session(name),
             self.latest_output(name),
             self.run_dir(name),
+            self.workspace(name),
         ]
 
     def known_agents(self) -> list[str]:

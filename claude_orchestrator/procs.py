@@ -7,6 +7,7 @@ process is never reported alive and never signalled.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 
@@ -81,14 +82,34 @@ def start_time(pid: int) -> float | None:
         return None
 
 
+def find_entries(entries: object) -> list[psutil.Process]:
+    """The live processes named by ``[[pid, start time], ...]`` (a record's ``tree`` or ``orphans``), each by :func:`find_process`.
+
+    The entries come from a file, so are untrusted: any that is not a pair of
+    numbers, names PID 1 or lower or this process, is ignored; at most 10000
+    are read.  A PID written as a whole float (``123.0``) counts.
+    """
+    found: dict[int, psutil.Process] = {}
+    for entry in entries[:10000] if isinstance(entries, list) else []:
+        if not (isinstance(entry, list) and len(entry) == 2):
+            continue
+        pid, started = entry
+        if isinstance(pid, float) and pid.is_integer():
+            pid = int(pid)
+        if isinstance(pid, bool) or isinstance(started, bool) or not isinstance(pid, int) or pid <= 1 or pid == os.getpid():
+            continue
+        p = find_process(pid, started)
+        if p is not None:
+            found[p.pid] = p
+    return list(found.values())
+
+
 def find_process(pid: int | None, started: float | None) -> psutil.Process | None:
     """The live process with this PID *and* this start time, or None.
 
     A zombie counts as gone.  With ``started`` None the PID alone is not
     trusted and None is returned.
     """
-    import math
-
     if not isinstance(pid, int) or pid <= 0 or not isinstance(started, (int, float)) or not math.isfinite(started):
         return None  # a PID alone (or with a NaN start time, which matches nothing) is never trusted
     try:

@@ -9,6 +9,7 @@ record and no read-modify-write is lost.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -31,6 +32,16 @@ RESULT_PREVIEW_CHARS = 500
 #: Characters of the task kept in the record; a longer task is cut to a preview
 #: ending in "…" (the whole task is in the record's ``task_file``).
 TASK_IN_RECORD_CHARS = 16384
+
+
+def task_preview(task: str) -> str:
+    """The task as a record keeps it: whole up to :data:`TASK_IN_RECORD_CHARS`, else cut, ending in "…"."""
+    return task if len(task) <= TASK_IN_RECORD_CHARS else task[: TASK_IN_RECORD_CHARS - 1] + "…"
+
+
+def is_task_preview(task: str) -> bool:
+    """True if a record's ``task`` may be only :func:`task_preview`'s cut of a longer task."""
+    return len(task) >= TASK_IN_RECORD_CHARS and task.endswith("…")
 
 
 def utc_now() -> str:
@@ -362,8 +373,8 @@ class RecordStore:
         store, or None to leave the file as it is.  Returns what is stored now.
         ``durable=False`` skips the fsync (see :func:`write_atomic`).
         ``fallback``: the record to start from if the file is unreadable (a
-        supervisor's last known copy of its own record); without it an
-        unreadable file raises.
+        supervisor's last known copy of its own record; a copy of it is
+        changed, never it); without it an unreadable file raises.
 
         Raises:
             BadRecord: the file is unreadable and no ``fallback`` was given.
@@ -375,7 +386,7 @@ class RecordStore:
             except BadRecord:
                 if fallback is None:
                     raise
-                current = fallback
+                current = copy.deepcopy(fallback)  # copied only here: the caller's copy stays as it was
             new = mutate(current)
             if new is None:
                 return current

@@ -48,7 +48,6 @@ Run as ``python -m claude_orchestrator.supervisor --root ROOT [--alive-fd N]
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import errno
 import math
@@ -71,7 +70,7 @@ from .cli_features import CliFeatures, detect_features
 from .errors import BadRecord, OrchestratorError, StorageError
 from .limits import MEMORY_LEVELS, RunLimits, is_retryable
 from .paths import StatePaths
-from .record import RESULT_PREVIEW_CHARS, TASK_IN_RECORD_CHARS, RecordStore, StatusRecord, utc_now, write_atomic
+from .record import RESULT_PREVIEW_CHARS, RecordStore, StatusRecord, is_task_preview, utc_now, write_atomic
 from .states import ACTIVE, ExitCode, State
 from .stream import MAX_LINE_BYTES, LineBuffer, RunProgress, SkippedLine, classify, parse_event
 
@@ -292,13 +291,12 @@ class Supervisor:
             OrchestratorError: its lock was not had within 30 s.
         """
 
-        def guarded(cur: StatusRecord | None) -> StatusRecord | None:
+        def if_ours(cur: StatusRecord | None) -> StatusRecord | None:
             if cur is None or cur.run_id != self.run_id:
                 return None
             return mutate(cur)
 
-        fallback = copy.deepcopy(self.record) if self.record is not None else None
-        rec = self.store.update(self.name, guarded, fallback=fallback)
+        rec = self.store.update(self.name, if_ours, fallback=self.record)
         if rec is not None and rec.run_id == self.run_id:
             self.record = rec
         return rec
@@ -611,7 +609,7 @@ class Supervisor:
         """
         if "orphans" not in rec.extra:
             return
-        found = _find_processes(rec.extra["orphans"])
+        found = procs.find_entries(rec.extra["orphans"])
         pids = [p.pid for p in found]
         if found:
             grace = float(self.limits.kill_grace_s)
@@ -806,8 +804,7 @@ class Supervisor:
         path = self.paths.task_file(self.name, self.run_id)
         if os.path.lexists(path):
             return path
-        whole = rec.task_file is None or len(rec.task) < TASK_IN_RECORD_CHARS or not rec.task.endswith("…")
-        if not whole:
+        if rec.task_file is not None and is_task_preview(rec.task):
             self._finish_without_cli(State.FAILED, f"the task file {path} is missing and the record holds only a preview of the task; launch the run again", None)
             return None
         if not self._write_file(path, rec.task):
@@ -980,7 +977,7 @@ class Supervisor:
             if isinstance(line, int):
                 self._skip_line(None, f"a line of {line} bytes, longer than the {MAX_LINE_BYTES}-byte cap: in the transcript, not read")
                 continue
-            if not line.strip():
+            if not line or line.isspace():  # no copy of a long line
                 continue
             try:
                 changed = progress.feed(parse_event(line)) or changed
@@ -1242,29 +1239,6 @@ def _may_pass(exc: BaseException | None) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in TRANSIENT_ERRNOS
     return True  # a lock that was not had in time, or not known: worth another try
-
-
-def _find_processes(entries: object) -> list[psutil.Process]:
-    """The live processes named by ``[[pid, start time], ...]``, each with that PID *and* start time.
-
-    Entries of another shape (not a pair of numbers, PID 1 or lower, this
-    process, a start time that is not finite) are ignored; at most 10000 are read.
-    """
-    found: dict[int, psutil.Process] = {}
-    for entry in entries[:10000] if isinstance(entries, list) else []:
-        if not (isinstance(entry, list) and len(entry) == 2):
-            continue
-        pid, started = entry
-        if isinstance(pid, float) and pid.is_integer():
-            pid = int(pid)
-        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or pid == os.getpid():
-            continue
-        if not isinstance(started, (int, float)) or isinstance(started, bool) or not math.isfinite(started):
-            continue
-        p = procs.find_process(pid, float(started))
-        if p is not None:
-            found[p.pid] = p
-    return list(found.values())
 
 
 def main(argv: list[str] | None = None) -> int:
