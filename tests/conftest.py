@@ -7,10 +7,13 @@ A test fails if it leaves a supervisor or CLI process alive.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,9 @@ from claude_orchestrator.fake_api import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"
+
+#: The statuses a run ends in.
+TERMINAL = frozenset({"completed", "failed", "timeout", "killed", "lost"})
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
@@ -62,13 +68,67 @@ class Toolkit:
         except FileNotFoundError:
             return None
 
-    def wait_terminal(self, name: str, timeout: float = 60) -> dict:
-        terminal = {"completed", "failed", "timeout", "killed", "lost"}
+    def wait_running(self, name: str, timeout: float = 30) -> dict:
         return wait_until(
-            lambda: (r := self.record(name)) and r["status"] in terminal and r,
+            lambda: (r := self.record(name)) and r["status"] == "running" and r,
+            timeout=timeout,
+            what=f"{name} running",
+        )
+
+    def wait_terminal(self, name: str, timeout: float = 60) -> dict:
+        return wait_until(
+            lambda: (r := self.record(name)) and r["status"] in TERMINAL and r,
             timeout=timeout,
             what=f"{name} to end",
         )
+
+
+class Lines:
+    """Lines of a child's stream, read by a thread, so that a reader waits with a deadline, never for ever."""
+
+    def __init__(self, stream) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        with stream:  # closed here, at its end: never under a reading thread's feet
+            for line in stream:
+                self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def next(self, timeout: float = 60, end_ok: bool = False) -> str | None:
+        """The next line; None if the stream ended (an error unless ``end_ok``)."""
+        try:
+            line = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout} s") from None
+        assert line is not None or end_ok, "the stream ended"
+        return line
+
+    def until(self, done, limit: int = 1000) -> list[str]:
+        """Lines up to the first one after which ``done(lines so far)`` is true."""
+        lines: list[str] = []
+        for _ in range(limit):
+            lines.append(self.next())
+            if done(lines):
+                return lines
+        raise AssertionError(f"no end condition after {limit} lines: {lines}")
+
+
+def process_gone(pid: int, started: float) -> bool:
+    """Whether the process ``pid`` started at ``started`` has ended (or is a zombie)."""
+    try:
+        p = psutil.Process(pid)
+        return abs(p.create_time() - started) > 0.05 or p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def kill_if_ours(pid: int | None, started: float | None) -> None:
+    """SIGKILL a process of ours if it still runs (PID checked with its start time)."""
+    if pid and started is not None and not process_gone(pid, started):
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
 
 
 def _live_processes(root: Path) -> list[psutil.Process]:
@@ -96,17 +156,14 @@ def _live_processes(root: Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture
-def state_root(tmp_path, monkeypatch) -> Path:
-    """A fresh ORCHESTRATOR_HOME; fails the test if a run's process outlives it."""
-    root = tmp_path / "home"
-    root.mkdir()
-    monkeypatch.setenv("ORCHESTRATOR_HOME", str(root))
-    yield root
-    # A supervisor writes the final record a moment before it exits: give it that moment.
-    # (Not psutil.wait_procs: an exited supervisor stays a zombie until init reaps it, which
-    # wait_procs counts as alive; _live_processes leaves zombies out.)
-    deadline = time.monotonic() + 5
+def stop_leftovers(root: Path, timeout: float = 5) -> list[psutil.Process]:
+    """Wait up to ``timeout`` s for the runs' processes under ``root`` to exit; kill and return those left.
+
+    A supervisor writes the final record a moment before it exits: this gives it that moment.
+    (Not psutil.wait_procs: an exited supervisor stays a zombie until init reaps it, which
+    wait_procs counts as alive; _live_processes leaves zombies out.)
+    """
+    deadline = time.monotonic() + timeout
     leaked = _live_processes(root)
     while leaked and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -116,6 +173,17 @@ def state_root(tmp_path, monkeypatch) -> Path:
             p.kill()
         except psutil.Error:
             pass
+    return leaked
+
+
+@pytest.fixture
+def state_root(tmp_path, monkeypatch) -> Path:
+    """A fresh ORCHESTRATOR_HOME; fails the test if a run's process outlives it."""
+    root = tmp_path / "home"
+    root.mkdir()
+    monkeypatch.setenv("ORCHESTRATOR_HOME", str(root))
+    yield root
+    leaked = stop_leftovers(root)
     assert not leaked, f"processes left running: {leaked}"
 
 
@@ -172,12 +240,18 @@ def cli_path(version: str) -> Path:
     return path
 
 
+@pytest.fixture(params=CLI_VERSIONS)
+def cli_version(request) -> str:
+    """Each pinned CLI version in turn (test ids ``[2.1.330]``, ``[2.1.197]``)."""
+    return request.param
+
+
 @pytest.fixture
 def real_cli() -> Path:
     """Today's Claude CLI installed by ``make install`` (never skipped: CI must run these).
 
     A module that must run on every pinned version overrides this fixture with
-    one parametrized over :data:`CLI_VERSIONS` (see test_real_cli.py).
+    one that takes :func:`cli_version` (see test_real_cli.py).
     """
     return cli_path(CURRENT_CLI_VERSION)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import AGENTS, Toolkit, _live_processes, wait_until
+from conftest import AGENTS, Toolkit, kill_if_ours, process_gone, stop_leftovers, wait_until
 
 from claude_orchestrator import cli
 from claude_orchestrator.claude_cli import ClaudeOptions
@@ -54,25 +54,6 @@ def one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
     return lines[0]
-
-
-def _gone(pid: int, started: float) -> bool:
-    try:
-        p = psutil.Process(pid)
-        return abs(p.create_time() - started) > 0.05 or p.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _kill(pid: int | None, started: float | None) -> None:
-    """SIGKILL a process of ours if it still runs (PID checked with its start time)."""
-    if pid and started is not None and not _gone(pid, started):
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).kill()
-
-
-def _running(kit: Toolkit, name: str, timeout: float = 30) -> dict:
-    return wait_until(lambda: (r := kit.record(name)) and r["status"] == "running" and r, timeout=timeout, what=f"{name} running")
 
 
 def _first_event(rec: dict) -> None:
@@ -178,25 +159,6 @@ def gate(tmp_path, fake_kit) -> Path:
     path.touch()
 
 
-@pytest.fixture(autouse=True)
-def _settle(state_root):
-    """After the test: remove the records conftest's leak check cannot parse (it expects JSON objects), and let
-    supervisors that are writing their last words exit, so that conftest's check finds nothing it must wait for."""
-    yield
-    status = state_root / "status"
-    if not status.is_dir():
-        return
-    for f in status.glob("*.json"):
-        try:
-            ok = isinstance(json.loads(f.read_bytes()), dict)
-        except (ValueError, RecursionError):
-            ok = False
-        if not ok:
-            f.unlink()
-    with contextlib.suppress(AssertionError):  # conftest's check reports what is left
-        wait_until(lambda: not _live_processes(state_root), timeout=5, what="the runs' processes to exit")
-
-
 # -- mounts --------------------------------------------------------------------
 
 
@@ -243,10 +205,7 @@ def tmpfs_kit(fake_kit, gate):
     try:
         yield fake_kit
     finally:
-        _, leaked = psutil.wait_procs(_live_processes(root), timeout=5)
-        for p in leaked:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
+        leaked = stop_leftovers(root)
         psutil.wait_procs(leaked, timeout=5)
         _umount(root)
     assert not leaked, f"processes left running: {leaked}"
@@ -271,12 +230,22 @@ def _hold_full(kit: Toolkit, rec: dict, seconds: float = 1.0) -> None:
     """
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        exited = _gone(rec["supervisor_pid"], rec["supervisor_started"])  # before the read: it may end the run meanwhile
+        exited = process_gone(rec["supervisor_pid"], rec["supervisor_started"])  # before the read: it may end the run meanwhile
         status = _status_of(kit, rec["agent"])
         if status not in ("starting", "running"):
             return
         assert not exited, f"the supervisor exited leaving the record {status}; log:\n{Path(rec['log_file']).read_text()}"
         time.sleep(0.05)
+
+
+def _record_after_space_returns(kit: Toolkit, rec: dict, filler: Path, what: str) -> dict:
+    """Once the CLI of ``rec`` has exited on the full disk (``what`` it waits for), hold the disk full a while,
+    free the space, and return the record that no longer says running."""
+    wait_until(lambda: process_gone(rec["pid"], rec["pid_started"]), timeout=15, what=what)
+    _hold_full(kit, rec)
+    filler.unlink()
+    return wait_until(lambda: (r := kit.record(rec["agent"])) and r["status"] != "running" and r, timeout=20,
+                      what="the final record once there is space")
 
 
 def _fill(root: Path) -> Path:
@@ -379,7 +348,7 @@ def _abs_status(kit: Toolkit, name: str) -> str:
 def _launch_gated(kit: Toolkit, name: str, gate: Path, *extra: str) -> dict:
     out = run(kit, "launch_agent", name, f"[[fake: until:{gate}]]", "--kill-grace", "1", *extra)
     assert out.returncode == 0, out.stderr
-    return _running(kit, name)
+    return kit.wait_running(name)
 
 
 @pytest.mark.parametrize("shape", list(BAD_SHAPES))
@@ -491,7 +460,7 @@ def test_kill_agent_stops_the_good_agents_and_refuses_the_unreadable_ones(fake_k
     for name in bad:
         assert _abs_status(fake_kit, name) in every.stderr, f"{name} is not mentioned"
     assert _status_of(fake_kit, GOOD) == "killed"
-    assert _gone(rec["pid"], rec["pid_started"])
+    assert process_gone(rec["pid"], rec["pid_started"])
     assert all(p.read_bytes() == BAD_SHAPES[s](n) for (s, n), p in zip(BAD_NAMES.items(), bad.values(), strict=True))
 
 
@@ -585,7 +554,7 @@ def test_a_full_disk_refuses_launches_whole_and_still_shows_a_lost_run(tmpfs_kit
 
         os.kill(rec["supervisor_pid"], signal.SIGKILL)
         os.kill(rec["pid"], signal.SIGKILL)
-        wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]) and _gone(rec["pid"], rec["pid_started"]),
+        wait_until(lambda: process_gone(rec["supervisor_pid"], rec["supervisor_started"]) and process_gone(rec["pid"], rec["pid_started"]),
                    what="the supervisor and its CLI gone")
         listed = run(kit, "check_status", "--json")
         assert listed.returncode == 0, listed.stderr
@@ -596,8 +565,8 @@ def test_a_full_disk_refuses_launches_whole_and_still_shows_a_lost_run(tmpfs_kit
         assert waited.returncode == 1 and "lost" in waited.stdout, waited.stdout + waited.stderr
         assert not _tmp_files(root)
     finally:
-        _kill(rec["supervisor_pid"], rec["supervisor_started"])
-        _kill(rec["pid"], rec["pid_started"])
+        kill_if_ours(rec["supervisor_pid"], rec["supervisor_started"])
+        kill_if_ours(rec["pid"], rec["pid_started"])
 
 
 def test_a_supervisor_on_a_full_disk_finishes_its_run_when_space_returns(tmpfs_kit, tmp_path, gate):
@@ -607,15 +576,11 @@ def test_a_supervisor_on_a_full_disk_finishes_its_run_when_space_returns(tmpfs_k
     task = f"[[fake: until:{gate}]]"
     out = run(kit, "launch_agent", "full", task, "--cwd", str(work), "--kill-grace", "1", "--timeout", "60")
     assert out.returncode == 0, out.stderr
-    rec = _running(kit, "full")
+    rec = kit.wait_running("full")
     _quiet(kit, "full")
     filler = _fill(root)
     gate.touch()
-    wait_until(lambda: _gone(rec["pid"], rec["pid_started"]), timeout=15, what="the CLI to exit on a full disk")
-    _hold_full(kit, rec)
-    filler.unlink()
-    final = wait_until(lambda: (r := kit.record("full")) and r["status"] != "running" and r, timeout=20,
-                       what="the final record once there is space")
+    final = _record_after_space_returns(kit, rec, filler, "the CLI to exit on a full disk")
     assert final["status"] == "completed", final
     assert (root / "outputs" / "full_latest.txt").read_text() == "FAKE: " + task
 
@@ -626,15 +591,11 @@ def test_a_timeout_stops_the_cli_on_a_full_disk(tmpfs_kit, tmp_path):
     work.mkdir()
     out = run(kit, "launch_agent", "slow", "[[fake: hang]]", "--cwd", str(work), "--timeout", "3", "--kill-grace", "1")
     assert out.returncode == 0, out.stderr
-    rec = _running(kit, "slow")
+    rec = kit.wait_running("slow")
     _quiet(kit, "slow")
     filler = _fill(root)
-    assert not _gone(rec["pid"], rec["pid_started"]), "the disk filled only after the timeout (machine too slow?)"
-    wait_until(lambda: _gone(rec["pid"], rec["pid_started"]), timeout=15, what="the timeout to stop the CLI on a full disk")
-    _hold_full(kit, rec)
-    filler.unlink()
-    final = wait_until(lambda: (r := kit.record("slow")) and r["status"] != "running" and r, timeout=20,
-                       what="the final record once there is space")
+    assert not process_gone(rec["pid"], rec["pid_started"]), "the disk filled only after the timeout (machine too slow?)"
+    final = _record_after_space_returns(kit, rec, filler, "the timeout to stop the CLI on a full disk")
     assert final["status"] == "timeout", final
 
 
@@ -709,12 +670,12 @@ def test_a_supervisor_internal_error_stops_its_cli_and_says_why(fake_kit, fake_c
         log = paths.log(name, run_id)
         assert sup.returncode == INTERNAL, f"exit {sup.returncode}: {sup.stderr}\nlog:\n{log.read_text() if log.exists() else ''}"
         assert final["pid"], "the fault came before the CLI started"
-        assert _gone(final["pid"], final["pid_started"]), "the CLI outlived its crashed supervisor"
+        assert process_gone(final["pid"], final["pid_started"]), "the CLI outlived its crashed supervisor"
         assert final["status"] == "failed", final
         assert "internal error" in final["error"] and str(log) in final["error"], final["error"]
     finally:
         rec = fake_kit.record(name) or {}
-        _kill(rec.get("pid"), rec.get("pid_started"))
+        kill_if_ours(rec.get("pid"), rec.get("pid_started"))
 
 
 # -- 5. no orphans after a lost supervisor --------------------------------------------
@@ -729,7 +690,7 @@ def test_relaunching_a_lost_agent_first_stops_its_orphans(fake_kit, tmp_path, ga
     work.mkdir()
     out = run(fake_kit, "launch_agent", "orphan", f"[[fake: {mode}]]", "--cwd", str(work), "--kill-grace", "1")
     assert out.returncode == 0, out.stderr
-    rec = _running(fake_kit, "orphan")
+    rec = fake_kit.wait_running("orphan")
     _first_event(rec)
     left = [(rec["pid"], rec["pid_started"])]
     try:
@@ -740,10 +701,10 @@ def test_relaunching_a_lost_agent_first_stops_its_orphans(fake_kit, tmp_path, ga
             wait_until(lambda: any(e[0] == gc for e in (fake_kit.record("orphan").get("tree") or [])),
                        what="the grandchild in the record's tree")
         os.kill(rec["supervisor_pid"], signal.SIGKILL)
-        wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor gone")
+        wait_until(lambda: process_gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor gone")
         shown = run(fake_kit, "check_status", "--json", "orphan")
         assert shown.returncode == 0 and json.loads(shown.stdout)[0]["status"] == "lost", shown.stdout + shown.stderr
-        assert not any(_gone(*p) for p in left), "the orphans run on until someone stops them"
+        assert not any(process_gone(*p) for p in left), "the orphans run on until someone stops them"
 
         task = f"[[fake: until:{gate}]] again"
         args = {"launch_agent": ("orphan", task), "launch_parallel": ("--names", "orphan", task), "resume_agent": ("orphan", task)}
@@ -752,12 +713,12 @@ def test_relaunching_a_lost_agent_first_stops_its_orphans(fake_kit, tmp_path, ga
         wait_until(lambda: (r := fake_kit.record("orphan")) and r["run_id"] != rec["run_id"] and r["status"] == "running",
                    what="the new run running")
         for pid, started in left:
-            assert _gone(pid, started), f"process {pid} of the lost run still runs beside the new one"
+            assert process_gone(pid, started), f"process {pid} of the lost run still runs beside the new one"
         gate.touch()
         assert fake_kit.wait_terminal("orphan")["status"] == "completed"
     finally:
         for pid, started in left:
-            _kill(pid, started)
+            kill_if_ours(pid, started)
 
 
 # -- 6. symlinks are never followed out of the state root -------------------------------
@@ -929,19 +890,19 @@ def test_a_relaunch_stopped_at_once_still_stops_the_lost_runs_orphans(fake_kit, 
     """Killing the new run before (or after) its supervisor claimed it: the lost run's CLI is stopped all the same."""
     out = run(fake_kit, "launch_agent", "twice", "[[fake: hang]]", "--kill-grace", "1")
     assert out.returncode == 0, out.stderr
-    rec = _running(fake_kit, "twice")
+    rec = fake_kit.wait_running("twice")
     _first_event(rec)
     old = (rec["pid"], rec["pid_started"])
     try:
         os.kill(rec["supervisor_pid"], signal.SIGKILL)
-        wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor gone")
+        wait_until(lambda: process_gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor gone")
         assert run(fake_kit, "launch_agent", "twice", f"[[fake: until:{gate}]] again", "--kill-grace", "1").returncode == 0
         stopped = run(fake_kit, "kill_agent", "twice", "--grace", "1")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        wait_until(lambda: _gone(*old), timeout=15, what="the lost run's CLI to be stopped")
+        wait_until(lambda: process_gone(*old), timeout=15, what="the lost run's CLI to be stopped")
         assert fake_kit.wait_terminal("twice")["status"] == "killed"
     finally:
-        _kill(*old)
+        kill_if_ours(*old)
 
 
 def test_kill_on_a_full_disk_stops_the_tree_and_the_record_follows_when_space_returns(tmpfs_kit, tmp_path):
@@ -953,8 +914,8 @@ def test_kill_on_a_full_disk_stops_the_tree_and_the_record_follows_when_space_re
     try:
         stopped = run(kit, "kill_agent", "full")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        assert _gone(rec["pid"], rec["pid_started"]), "the CLI is stopped although nothing can be written"
-        assert not _gone(rec["supervisor_pid"], rec["supervisor_started"]), "its supervisor is left to record the end"
+        assert process_gone(rec["pid"], rec["pid_started"]), "the CLI is stopped although nothing can be written"
+        assert not process_gone(rec["supervisor_pid"], rec["supervisor_started"]), "its supervisor is left to record the end"
     finally:
         filler.unlink()
     done = kit.wait_terminal("full")
@@ -983,6 +944,6 @@ def test_a_result_file_that_can_never_be_written_does_not_hold_the_name(fake_kit
     first = run(fake_kit, "launch_agent", "blocked", "[[fake: ok]] x", "--wait")
     assert first.returncode == 0, first.stdout + first.stderr
     rec = fake_kit.record("blocked")
-    wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor to exit")
+    wait_until(lambda: process_gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor to exit")
     again = run(fake_kit, "launch_agent", "blocked", "[[fake: ok]] y", "--wait")
     assert again.returncode == 0, again.stdout + again.stderr

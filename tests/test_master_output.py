@@ -8,50 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
-from conftest import AGENTS, wait_until
+from conftest import AGENTS, Lines, wait_until
 
 from claude_orchestrator.record import parse_time
 
 
-class _Lines:
-    """Lines of a child's stream, read by a thread, so that a reader waits with a deadline, never for ever."""
-
-    def __init__(self, stream) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream) -> None:
-        for line in stream:
-            self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def next(self, timeout: float = 60) -> str:
-        try:
-            line = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no line within {timeout} s") from None
-        assert line is not None, "the stream ended"
-        return line
-
-    def until(self, done, limit: int = 200) -> list[str]:
-        lines: list[str] = []
-        for _ in range(limit):
-            lines.append(self.next())
-            if done(lines):
-                return lines
-        raise AssertionError(f"no end condition after {limit} lines: {lines}")
-
-
-def _follow(kit, *args: str) -> tuple[subprocess.Popen, _Lines]:
+def _follow(kit, *args: str) -> tuple[subprocess.Popen, Lines]:
     """Start wait_agents.py --follow; return once it has read its starting point (its stderr line)."""
     proc = subprocess.Popen(
         [sys.executable, str(AGENTS / "wait_agents.py"), "--follow", *args], env=kit.env, cwd=str(kit.root),
@@ -60,9 +29,9 @@ def _follow(kit, *args: str) -> tuple[subprocess.Popen, _Lines]:
         # an ignored SIGINT is inherited (POSIX), which would make the Ctrl-C test hang.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    ready = _Lines(proc.stderr).next()
+    ready = Lines(proc.stderr).next()
     assert "following every agent under" in ready, ready
-    return proc, _Lines(proc.stdout)
+    return proc, Lines(proc.stdout)
 
 
 def test_follow_reports_agents_launched_after_it_started_once_each(fake_kit, tmp_path):
@@ -72,10 +41,10 @@ def test_follow_reports_agents_launched_after_it_started_once_each(fake_kit, tmp
         gate = tmp_path / "gate"
         assert fake_kit.run("launch_agent", "a1", f"[[fake: until:{gate}]]").returncode == 0
         assert fake_kit.run("launch_parallel", "--names", "b1,b2", "first", "second").returncode == 0
-        first = out.until(lambda ls: any('"agent":"a1"' in line and '"running"' in line for line in ls))
+        first = out.until(lambda ls: any('"agent":"a1"' in line and '"running"' in line for line in ls), limit=200)
         gate.write_text("go")
         ended = lambda ls: sum(1 for line in ls if json.loads(line)["status"] == "completed") >= 3  # noqa: E731
-        lines = first + out.until(lambda ls: ended(first + ls))
+        lines = first + out.until(lambda ls: ended(first + ls), limit=200)
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(timeout=30) == 0
     finally:
@@ -98,7 +67,7 @@ def test_follow_text_lines_and_sigint_exits_130(fake_kit):
     follower, out = _follow(fake_kit)
     try:
         assert fake_kit.run("launch_agent", "t1", "hello").returncode == 0
-        lines = out.until(lambda ls: "completed" in ls[-1])
+        lines = out.until(lambda ls: "completed" in ls[-1], limit=200)
         follower.send_signal(signal.SIGINT)
         follower.wait(timeout=30)
     finally:
@@ -122,10 +91,10 @@ def test_a_queued_change_carries_its_time(fake_kit, tmp_path):
     waited = subprocess.Popen([sys.executable, str(AGENTS / "wait_agents.py"), "--json", "q1", "q2"], env=fake_kit.env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        lines = _Lines(waited.stdout)
+        lines = Lines(waited.stdout)
         first = lines.next()  # q2 queued (q1 running is routine: --json leaves it out)
         gate.write_text("go")
-        rest = lines.until(lambda ls: '"summary"' in ls[-1])
+        rest = lines.until(lambda ls: '"summary"' in ls[-1], limit=200)
         assert waited.wait(timeout=30) == 0
     finally:
         if waited.poll() is None:
@@ -199,7 +168,7 @@ def test_follow_reports_a_supervisor_that_died_without_a_word_as_lost(fake_kit):
     follower, out = _follow(fake_kit, "--json")
     try:
         os.kill(rec["supervisor_pid"], signal.SIGKILL)  # no record write: only the periodic pass can notice
-        lost = out.until(lambda ls: '"status":"lost"' in ls[-1])
+        lost = out.until(lambda ls: '"status":"lost"' in ls[-1], limit=200)
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(timeout=30) == 0
     finally:

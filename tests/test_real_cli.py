@@ -13,15 +13,15 @@ import subprocess
 import sys
 
 import pytest
-from conftest import AGENTS, CLI_VERSIONS, cli_path
+from conftest import AGENTS, cli_path
 
 from claude_orchestrator.fake_api import user_prompt
 
 
-@pytest.fixture(params=CLI_VERSIONS)
-def real_cli(request):
+@pytest.fixture
+def real_cli(cli_version):
     """Each test of this module runs on each pinned CLI version (overrides conftest's)."""
-    return cli_path(request.param)
+    return cli_path(cli_version)
 
 
 def _prompts(api) -> list[tuple[str, dict]]:

@@ -16,22 +16,10 @@ import time
 
 import psutil
 import pytest
-from conftest import AGENTS, wait_until
+from conftest import AGENTS, process_gone, wait_until
 
 from claude_orchestrator import locks
 from claude_orchestrator.record import parse_time
-
-
-def _running(kit, name):
-    return wait_until(lambda: (r := kit.record(name)) and r["status"] == "running" and r, what=f"{name} running")
-
-
-def _gone(pid: int, started: float) -> bool:
-    try:
-        p = psutil.Process(pid)
-        return abs(p.create_time() - started) > 0.05 or p.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_a_hanging_cli_times_out(fake_kit):
@@ -40,7 +28,7 @@ def test_a_hanging_cli_times_out(fake_kit):
     rec = json.loads(out.stdout)
     assert rec["status"] == "timeout" and "timeout" in rec["error"]
     assert rec["duration_s"] >= 1
-    assert _gone(rec["pid"], rec["pid_started"])
+    assert process_gone(rec["pid"], rec["pid_started"])
     assert "[timeout]" in (fake_kit.root / "outputs" / "a1_latest.txt").read_text()
 
 
@@ -60,11 +48,11 @@ def _log_time(line: str) -> float:
 
 def test_sigterm_ignored_is_killed_after_the_grace(fake_kit):
     assert fake_kit.run("launch_agent", "a1", "[[fake: ignore_term]]", "--kill-grace", "1").returncode == 0
-    rec = _running(fake_kit, "a1")
+    rec = fake_kit.wait_running("a1")
     out = fake_kit.run("kill_agent", "a1")
     assert out.returncode == 0, out.stderr
     assert "stopped" in out.stdout
-    assert _gone(rec["pid"], rec["pid_started"]), "the CLI that ignores SIGTERM is dead once the kill returns"
+    assert process_gone(rec["pid"], rec["pid_started"]), "the CLI that ignores SIGTERM is dead once the kill returns"
     final = fake_kit.record("a1")
     assert final["status"] == "killed" and final["exit_code"] == -signal.SIGKILL
     log = open(rec["log_file"]).read().splitlines()
@@ -80,14 +68,14 @@ def test_a_stop_leaves_nothing_of_the_tree_even_after_setsid(fake_kit, tmp_path)
     work = tmp_path / "work"
     work.mkdir()
     assert fake_kit.run("launch_agent", "a1", "--cwd", str(work), "[[fake: setsid_grandchild]]").returncode == 0
-    rec = _running(fake_kit, "a1")
+    rec = fake_kit.wait_running("a1")
     gc_pid = int(wait_until(lambda: (work / "grandchild.pid").exists() and (work / "grandchild.pid").read_text(), what="grandchild"))
     gc = psutil.Process(gc_pid)
     assert os.getsid(gc_pid) != os.getpgid(rec["pid"]), "the grandchild left the CLI's process group and session"
     out = fake_kit.run("kill_agent", "a1", "--grace", "1")
     assert out.returncode == 0, out.stderr
     wait_until(lambda: not gc.is_running() or gc.status() == psutil.STATUS_ZOMBIE, timeout=5, what="grandchild gone")
-    assert _gone(rec["pid"], rec["pid_started"])
+    assert process_gone(rec["pid"], rec["pid_started"])
     assert fake_kit.record("a1")["status"] == "killed"
 
 
@@ -125,16 +113,16 @@ def test_a_cli_lingering_after_its_result_is_stopped_and_judged_by_it(fake_kit):
 
 def test_killed_supervisor_is_lost_and_its_orphan_can_be_stopped(fake_kit):
     assert fake_kit.run("launch_agent", "a1", "[[fake: hang]]").returncode == 0
-    rec = _running(fake_kit, "a1")
+    rec = fake_kit.wait_running("a1")
     # once the CLI has written its first line it only sleeps, so it outlives its reader
     wait_until(lambda: os.path.getsize(rec["transcript_file"]) > 0, what="the CLI's first event")
     os.kill(rec["supervisor_pid"], signal.SIGKILL)
-    wait_until(lambda: _gone(rec["supervisor_pid"], rec["supervisor_started"]), what="supervisor gone")
+    wait_until(lambda: process_gone(rec["supervisor_pid"], rec["supervisor_started"]), what="supervisor gone")
     assert json.loads(fake_kit.run("check_status", "--json").stdout)[0]["status"] == "lost"
-    assert not _gone(rec["pid"], rec["pid_started"]), "the orphaned CLI still runs until someone stops it"
+    assert not process_gone(rec["pid"], rec["pid_started"]), "the orphaned CLI still runs until someone stops it"
     out = fake_kit.run("kill_agent", "a1")
     assert out.returncode == 0 and "orphaned" in out.stdout
-    assert _gone(rec["pid"], rec["pid_started"])
+    assert process_gone(rec["pid"], rec["pid_started"])
     assert fake_kit.record("a1")["status"] == "lost"
 
 
@@ -292,7 +280,7 @@ def test_real_cli_401_hangs_and_ends_as_timeout(real_kit):
     # the configured deadline, not the CLI's own retries, ends the run
     assert rec["status"] == "timeout" and rec["duration_s"] >= 3
     assert "timeout: 3 s passed" in open(rec["log_file"]).read()
-    assert _gone(rec["pid"], rec["pid_started"])
+    assert process_gone(rec["pid"], rec["pid_started"])
 
 
 def test_real_cli_529_then_success_is_retried(real_kit):

@@ -21,14 +21,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AGENTS, CLI_VERSIONS, cli_path
+from conftest import AGENTS, TERMINAL, cli_path
 
 from claude_orchestrator.fake_api import user_prompt
 
 KIB = 1024
 MIB = 1024 * KIB
 RECORD_TASK_CHARS = 16384  # the record's `task` holds a task up to this many characters whole
-TERMINAL = {"completed", "failed", "timeout", "killed", "lost"}
 
 # One block of a test task, numbered so that a lost or repeated block shows. Every kind
 # of text a task may hold: multi-byte UTF-8 (2, 3 and 4 bytes), tabs, every kind of line
@@ -251,11 +250,6 @@ def test_a_task_that_is_not_utf8_or_holds_nul_is_refused(fake_kit, tmp_path, scr
 
 
 # -- the real CLI, on every pinned version ----------------------------------------------
-
-
-@pytest.fixture(params=CLI_VERSIONS)
-def cli_version(request) -> str:
-    return request.param
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import queue
 import random
 import shlex
 import shutil
@@ -15,7 +14,7 @@ import sys
 import threading
 
 import pytest
-from conftest import AGENTS, wait_until
+from conftest import AGENTS, Lines, wait_until
 
 from claude_orchestrator import watch
 from claude_orchestrator.cli import _fmt_duration
@@ -23,38 +22,6 @@ from claude_orchestrator.control import wait_for
 from claude_orchestrator.paths import StatePaths
 from claude_orchestrator.record import RecordStore, StatusRecord, parse_time, write_atomic
 from claude_orchestrator.states import State
-
-
-class _Lines:
-    """Lines of a child's stream, read by a thread, so that a reader waits with a deadline, never for ever."""
-
-    def __init__(self, stream) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
-
-    def _pump(self, stream) -> None:
-        with stream:  # closed here, at its end: never under a reading thread's feet
-            for line in stream:
-                self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def next(self, timeout: float = 60, end_ok: bool = False) -> str | None:
-        """The next line; None if the stream ended (an error unless ``end_ok``)."""
-        try:
-            line = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no line within {timeout} s") from None
-        assert line is not None or end_ok, "the stream ended"
-        return line
-
-    def until(self, done, limit: int = 1000) -> list[str]:
-        """Lines up to the first one after which ``done(lines so far)`` is true."""
-        lines: list[str] = []
-        for _ in range(limit):
-            lines.append(self.next())
-            if done(lines):
-                return lines
-        raise AssertionError(f"no end condition after {limit} lines: {lines}")
 
 
 def _popen_script(kit, script: str, *args: str) -> subprocess.Popen:
@@ -67,7 +34,7 @@ def _popen_script(kit, script: str, *args: str) -> subprocess.Popen:
 def _reap(proc: subprocess.Popen) -> None:
     """Stop ``proc`` if it still runs (SIGTERM, SIGKILL 5 s later) and wait for it, with deadlines.
 
-    Its pipes are left to their readers (:class:`_Lines`), which close them at their end.
+    Its pipes are left to their readers (:class:`conftest.Lines`), which close them at their end.
     """
     if proc.poll() is None:
         proc.terminate()
@@ -82,9 +49,9 @@ def test_wait_returns_when_the_agent_completes(fake_kit, tmp_path):
     gate = tmp_path / "gate"
     assert fake_kit.run("launch_agent", "a1", f"[[fake: until:{gate}]]").returncode == 0
     waiter = _popen_script(fake_kit, "wait_agents", "a1")
-    errors = _Lines(waiter.stderr)
+    errors = Lines(waiter.stderr)
     try:
-        out = _Lines(waiter.stdout)
+        out = Lines(waiter.stdout)
         first = out.next()  # the waiter has read a1's record, and its watcher was on before that read
         assert " a1: " in first and "completed" not in first, first
         gate.write_text("go")  # only now can a1 end
@@ -232,10 +199,10 @@ def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
     task = "step by step [[bash: until test -e gate; do sleep 0.1; done; echo from-the-tool]]"
     assert real_kit.run("launch_agent", "live", "--cwd", str(work), "--allowed-tools", "Bash", task).returncode == 0
     tail = _popen_script(real_kit, "tail_agent", "live", "-f")
-    _Lines(tail.stderr)  # drained, so that the child never blocks on a full pipe
+    Lines(tail.stderr)  # drained, so that the child never blocks on a full pipe
     lines = []
     try:
-        out = _Lines(tail.stdout)
+        out = Lines(tail.stdout)
         while (line := out.next(timeout=60, end_ok=True)) is not None:  # tail -f ends with the run
             lines.append(line)
             if line.startswith("→ Bash"):
@@ -305,9 +272,9 @@ def test_summary_shows_totals_and_speedup(fake_kit, tmp_path):
 
 def test_check_status_watch_redraws_on_change(fake_kit):
     watcher = _popen_script(fake_kit, "check_status", "--watch")
-    _Lines(watcher.stderr)
+    Lines(watcher.stderr)
     try:
-        out = _Lines(watcher.stdout)
+        out = Lines(watcher.stdout)
         assert out.next().strip() == "no agents yet"
         assert fake_kit.run("launch_agent", "w1", "[[fake: slow:0.3]]").returncode == 0
         seen = "\n".join(out.until(lambda ls: "completed" in ls[-1]))
