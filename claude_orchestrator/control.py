@@ -316,14 +316,14 @@ def wait_for(
         while True:
             bad: list[BadRecord] = []
             recs = read_records(store, names, unreadable=bad)
-            for b in bad:
+            for r, previous in new_changes(recs, seen):
+                if on_change is not None:
+                    on_change(r, previous)
+            for b in bad:  # after the changes: a waiter's lines stay in time order
                 if b.name not in bad_now and on_unreadable is not None:
                     on_unreadable(b)
             bad_now.clear()
             bad_now.update({b.name: b for b in bad})
-            for r, previous in new_changes(recs, seen):
-                if on_change is not None:
-                    on_change(r, previous)
             ended = len([r for r in recs if r.state.is_terminal]) + len(bad)
             if (any_ and ended) or ended == len(recs) + len(bad):
                 return recs
