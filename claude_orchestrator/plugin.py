@@ -111,12 +111,7 @@ def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) 
         OSError: the files could not be written.
     """
     toolkit = Path(toolkit).expanduser().resolve()
-    source = toolkit / SOURCE_DIR
-    manifest = _load_json(source / ".claude-plugin" / "plugin.json", "the plugin's manifest")
-    if not (toolkit / "agents").is_dir():
-        raise BadInput(f"{toolkit} is not the toolkit: it has no agents/ folder; pass the folder that has agents/ and plugin/")
-    if manifest.get("name") != PLUGIN_NAME:
-        raise BadInput(f"{source}/.claude-plugin/plugin.json names plugin {manifest.get('name')!r}, not {PLUGIN_NAME!r}")
+    source, manifest = _check_toolkit(toolkit)
     dest = Path(dest).expanduser().resolve()
     if dest == source or source in dest.parents:
         raise BadInput(f"cannot render into {dest}: it is inside the plugin's source {source}; choose another folder")
@@ -124,45 +119,16 @@ def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) 
     market_file = dest / ".claude-plugin" / "marketplace.json"
     _check_ours(target, market_file)
 
-    replacements = [(PLACEHOLDER, shlex.quote(str(toolkit)))]
-    if python is not None:
-        replacements.insert(0, (f"{SOURCE_PYTHON} {PLACEHOLDER}", f"{shlex.quote(python)} {shlex.quote(str(toolkit))}"))
-
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{PLUGIN_NAME}.", dir=dest))
     try:
         built = staging / PLUGIN_NAME
-        shutil.copytree(source, built, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".DS_Store"))
-        for path in sorted(built.rglob("*")):
-            if path.is_file() and path.suffix in RENDERED_SUFFIXES:
-                _fill_in(path, replacements)
-        version = f"{str(manifest.get('version', '0')).split('+')[0]}+{_digest(built)}"
-        built_manifest = built / ".claude-plugin" / "plugin.json"
-        data = json.loads(built_manifest.read_text(encoding="utf-8"))
-        data["version"] = version
-        built_manifest.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-        market = {
-            "name": LOCAL_MARKETPLACE,
-            "owner": manifest.get("author") or {"name": "claude-orchestrator"},
-            "description": f"The claude-orchestrator toolkit at {toolkit}, rendered by python -m claude_orchestrator.plugin.",
-            "plugins": [
-                {"name": PLUGIN_NAME, "source": f"./{PLUGIN_NAME}", "description": manifest.get("description", "")}
-            ],
-        }
+        _build_plugin(source, built, _replacements(toolkit, python))
+        _stamp_version(built, manifest)
         market_file.parent.mkdir(exist_ok=True)
         tmp_market = staging / "marketplace.json"
-        tmp_market.write_text(json.dumps(market, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-        old = staging / "old"
-        if target.exists():
-            target.rename(old)
-        try:
-            built.rename(target)
-        except OSError:
-            if old.exists():  # put the previous render back before the staging folder goes
-                old.rename(target)
-            raise
+        _write_json(tmp_market, _marketplace(manifest, toolkit))
+        _swap_in(built, target, staging / "old")
         os.replace(tmp_market, market_file)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -321,6 +287,97 @@ exit status: 0 ok, 1 a claude plugin command failed, 2 bad input, 127 no Claude 
 
 
 # -- helpers ------------------------------------------------------------------
+
+
+def _check_toolkit(toolkit: Path) -> tuple[Path, dict[str, Any]]:
+    """The plugin's source folder and its manifest, once ``toolkit`` (absolute) is checked.
+
+    Returns:
+        ``(<toolkit>/plugin, the parsed <toolkit>/plugin/.claude-plugin/plugin.json)``.
+
+    Raises:
+        BadInput: the manifest is missing or not JSON; ``toolkit`` has no
+            ``agents/``; the manifest names another plugin than ``orchestrator``.
+    """
+    source = toolkit / SOURCE_DIR
+    manifest = _load_json(source / ".claude-plugin" / "plugin.json", "the plugin's manifest")
+    if not (toolkit / "agents").is_dir():
+        raise BadInput(f"{toolkit} is not the toolkit: it has no agents/ folder; pass the folder that has agents/ and plugin/")
+    if manifest.get("name") != PLUGIN_NAME:
+        raise BadInput(f"{source}/.claude-plugin/plugin.json names plugin {manifest.get('name')!r}, not {PLUGIN_NAME!r}")
+    return source, manifest
+
+
+def _replacements(toolkit: Path, python: str | None) -> list[tuple[str, str]]:
+    """The ``(old, new)`` text replacements of a render, applied in order.
+
+    ``python3 ${CLAUDE_PLUGIN_ROOT}/..`` -> ``<python> <toolkit>`` first (only
+    when ``python`` is given), then any other ``${CLAUDE_PLUGIN_ROOT}/..`` ->
+    ``<toolkit>``; each path shell-quoted (shlex.quote) when it needs it.
+    """
+    replacements = [(PLACEHOLDER, shlex.quote(str(toolkit)))]
+    if python is not None:
+        replacements.insert(0, (f"{SOURCE_PYTHON} {PLACEHOLDER}", f"{shlex.quote(python)} {shlex.quote(str(toolkit))}"))
+    return replacements
+
+
+def _build_plugin(source: Path, built: Path, replacements: list[tuple[str, str]]) -> None:
+    """Copy the plugin's source to ``built`` (not existing yet) and fill in its .md and .json files.
+
+    Caches (``__pycache__``, ``*.pyc``) and ``.DS_Store`` are left out.
+
+    Raises:
+        BadInput: a source .json file that holds the placeholder is not valid JSON.
+        OSError: the copy could not be written.
+    """
+    shutil.copytree(source, built, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".DS_Store"))
+    for path in sorted(built.rglob("*")):
+        if path.is_file() and path.suffix in RENDERED_SUFFIXES:
+            _fill_in(path, replacements)
+
+
+def _stamp_version(built: Path, manifest: dict[str, Any]) -> None:
+    """Set the built ``plugin.json`` version to the source's (less any ``+...``) plus ``+`` and :func:`_digest`."""
+    version = f"{str(manifest.get('version', '0')).split('+')[0]}+{_digest(built)}"
+    built_manifest = built / ".claude-plugin" / "plugin.json"
+    data = json.loads(built_manifest.read_text(encoding="utf-8"))
+    data["version"] = version
+    _write_json(built_manifest, data)
+
+
+def _marketplace(manifest: dict[str, Any], toolkit: Path) -> dict[str, Any]:
+    """The local marketplace's ``marketplace.json``: one plugin, ``./orchestrator``, owned by the manifest's author."""
+    return {
+        "name": LOCAL_MARKETPLACE,
+        "owner": manifest.get("author") or {"name": "claude-orchestrator"},
+        "description": f"The claude-orchestrator toolkit at {toolkit}, rendered by python -m claude_orchestrator.plugin.",
+        "plugins": [
+            {"name": PLUGIN_NAME, "source": f"./{PLUGIN_NAME}", "description": manifest.get("description", "")}
+        ],
+    }
+
+
+def _swap_in(built: Path, target: Path, old: Path) -> None:
+    """Move ``built`` to ``target``; a previous ``target`` goes to ``old`` (on the same file system).
+
+    If the move fails, the previous render is put back before the error is raised.
+
+    Raises:
+        OSError: a rename failed.
+    """
+    if target.exists():
+        target.rename(old)
+    try:
+        built.rename(target)
+    except OSError:
+        if old.exists():  # put the previous render back before the staging folder goes
+            old.rename(target)
+        raise
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as the render writes every JSON file: 2-space indent, UTF-8 as is, a final newline."""
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _load_json(path: Path, what: str) -> Any:
