@@ -6,7 +6,6 @@ import shutil
 import time
 from pathlib import Path
 
-from . import locks
 from .errors import BadRecord, Conflict, NotFound, StorageError
 from .paths import NAME_RE, StatePaths, validate_name
 from .record import RecordStore
@@ -78,73 +77,96 @@ def clear(
 
     ``grace_s`` overrides the runs' own grace period between SIGTERM and SIGKILL.
     """
-    from .control import read_records, stop
+    from .control import read_records
 
     store = RecordStore(paths)
-    if names:
-        for n in names:
-            validate_name(n)
-        known = set(agents_with_files(paths))
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise NotFound(f"no files for agent(s): {', '.join(missing)}; see python3 agents/check_status.py")
-        targets = list(dict.fromkeys(names))
-    else:
-        targets = agents_with_files(paths)
-
+    targets = _targets(paths, names)
     with_records = [n for n in targets if paths.status(n).exists()]
     unreadable: list[BadRecord] = []
     records = read_records(store, with_records, unreadable=unreadable)
-    # An unreadable record tells nothing; its life lock tells whether a supervisor still runs it.
-    running_bad = [b for b in unreadable if locks.is_held(paths.alive_lock(b.name))]
-    active = [f"{r.agent} ({r.status})" for r in records if r.state.is_active] + [f"{b.name} (unreadable record, supervisor alive)" for b in running_bad]
-    stopped = []
+    stopped = _stop_active(store, records, unreadable, force=force, grace_s=grace_s)
+    worktrees = {r.agent: r.worktree for r in records if r.worktree}
+    if worktrees and not force:
+        _refuse_worktrees_with_work(worktrees)
+    archive = None if purge or not targets else new_archive_dir(paths)
+    cleared = {name: _clear_one(store, name, worktrees.get(name), archive) for name in targets}
+    return {"archive": str(archive) if archive else None, "cleared": cleared, "stopped": stopped}
+
+
+def _targets(paths: StatePaths, names: list[str] | None) -> list[str]:
+    """The agents to clear: ``names`` (each checked, each with files), or every agent with files.
+
+    Raises:
+        BadInput: a bad name (exit 2).  NotFound: a named agent has no file at all (exit 4).
+    """
+    if not names:
+        return agents_with_files(paths)
+    for n in names:
+        validate_name(n)
+    known = set(agents_with_files(paths))
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise NotFound(f"no files for agent(s): {', '.join(missing)}; see python3 agents/check_status.py")
+    return list(dict.fromkeys(names))
+
+
+def _stop_active(store: RecordStore, records: list, unreadable: list[BadRecord], *, force: bool, grace_s: float | None) -> list[str]:
+    """Stop the active runs among ``records`` (and the live supervisors of unreadable records) if ``force``.
+
+    A lost run's orphaned processes are stopped too: once its record is gone
+    nothing would know they belong to a run.  Returns the names stopped.
+
+    Raises:
+        Conflict: one is active and ``force`` is false (exit 3); nothing is stopped.
+    """
+    from .control import stop, stop_unreadable, unreadable_alive
+
+    # An unreadable record tells nothing; its executor may still know a supervisor runs it.
+    running_bad = [b for b in unreadable if unreadable_alive(store, b)]
+    active = [f"{r.agent} ({r.status})" for r in records if r.state.is_active]
+    active += [f"{b.name} (unreadable record, supervisor alive)" for b in running_bad]
     if active and not force:
         raise Conflict(f"refusing to clear active agent(s): {', '.join(active)}; wait for them, or add --force to stop them first")
-    for b in running_bad:
-        from .control import stop_unreadable
-
-        if stop_unreadable(store, b, grace_s=grace_s) == "stopped":
-            stopped.append(b.name)
-    # Active runs are stopped; a lost run's orphaned processes too, since once
-    # its record is gone nothing would know they belong to a run.
+    stopped = [b.name for b in running_bad if stop_unreadable(store, b, grace_s=grace_s) == "stopped"]
     for r in records:
         if r.state.is_active or r.state is State.LOST:
             what, _ = stop(store, r.agent, grace_s=grace_s)
             if what != "not-running":
                 stopped.append(r.agent)
+    return stopped
 
-    worktrees = {r.agent: r.extra["worktree"] for r in records if r.extra.get("worktree")}
-    if worktrees and not force:
-        from .isolation import worktree_state
 
-        busy = []
-        for name, info in worktrees.items():
-            dirty, commits = worktree_state(info)
-            if dirty or commits:
-                busy.append(f"{name} ({len(dirty)} uncommitted change(s), {commits} commit(s) on {info['branch']})")
-        if busy:
-            raise Conflict(
-                f"refusing to clear agent(s) whose worktree holds work: {'; '.join(busy)}; "
-                "merge or discard it, or add --force to remove it anyway"
-            )
-    archive = None if purge or not targets else new_archive_dir(paths)
-    cleared: dict[str, list[str]] = {}
-    for name in targets:
-        moved = []
-        files = paths.agent_files(name)
-        info = worktrees.get(name)
-        if info:
-            from .isolation import remove_worktree
+def _refuse_worktrees_with_work(worktrees: dict[str, dict]) -> None:
+    """Raise :class:`Conflict` (exit 3) if a worktree holds uncommitted changes or commits outside its base."""
+    from .isolation import worktree_state
 
-            remove_worktree(info)  # checked above, or --force
-            moved.append(f"worktree {info['path']} and branch {info['branch']} (removed)")
-        with store.locked(name):
-            for src in files:
-                if _remove_or_archive(src, paths.root, archive):
-                    moved.append(str(src.relative_to(paths.root)))
-        cleared[name] = moved
-    return {"archive": str(archive) if archive else None, "cleared": cleared, "stopped": stopped}
+    busy = []
+    for name, info in worktrees.items():
+        dirty, commits = worktree_state(info)
+        if dirty or commits:
+            busy.append(f"{name} ({len(dirty)} uncommitted change(s), {commits} commit(s) on {info['branch']})")
+    if busy:
+        raise Conflict(
+            f"refusing to clear agent(s) whose worktree holds work: {'; '.join(busy)}; "
+            "merge or discard it, or add --force to remove it anyway"
+        )
+
+
+def _clear_one(store: RecordStore, name: str, worktree: dict | None, archive: Path | None) -> list[str]:
+    """Remove the agent's worktree (checked, or forced) and move (or delete) its files; the paths cleared."""
+    paths = store.paths
+    moved = []
+    files = paths.agent_files(name)
+    if worktree:
+        from .isolation import remove_worktree
+
+        remove_worktree(worktree)
+        moved.append(f"worktree {worktree['path']} and branch {worktree['branch']} (removed)")
+    with store.locked(name):
+        for src in files:
+            if _remove_or_archive(src, paths.root, archive):
+                moved.append(str(src.relative_to(paths.root)))
+    return moved
 
 
 def _remove_or_archive(src: Path, root: Path, archive: Path | None) -> bool:

@@ -7,19 +7,20 @@ a record are used only to signal, and only together with their start times.
 
 from __future__ import annotations
 
-import signal
+import copy
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import locks
+from . import lifecycle
 from .errors import BadRecord, NotFound, OrchestratorError, StorageError
+from .executor import all_executors, cli_process, executor_of, leftover_tree
 from .paths import NAME_RE
-from .record import RecordStore, StatusRecord, parse_time, utc_now
+from .record import RecordStore, StatusRecord, parse_time
 from .states import State
 
 if TYPE_CHECKING:
-    import psutil
+    pass
 
 # psutil (and .procs, which imports it) is imported where a process is
 # looked at, not here: check_status and wait_agents read records and probe
@@ -37,33 +38,8 @@ STOPPED_RECORD_WAIT_S = 2.0
 
 
 def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
-    """True if ``rec`` is active and its supervisor still holds the agent's life lock."""
-    return rec.state.is_active and locks.is_held(store.paths.alive_lock(rec.agent))
-
-
-def supervisor_process(rec: StatusRecord) -> psutil.Process | None:
-    """The run's live supervisor process (PID and start time checked), or None."""
-    from . import procs
-
-    return procs.find_process(rec.supervisor_pid, rec.supervisor_started)
-
-
-def cli_process(rec: StatusRecord) -> psutil.Process | None:
-    """The run's live CLI process (PID and start time checked), or None."""
-    from . import procs
-
-    return procs.find_process(rec.pid, rec.pid_started)
-
-
-def leftover_tree(rec: StatusRecord) -> list[psutil.Process]:
-    """Processes of a run whose supervisor is gone: its CLI, every descendant
-    the supervisor recorded (``tree``), and the orphans of an earlier lost run
-    handed to it (``orphans``) that its supervisor has not stopped yet; each
-    verified by its start time."""
-    from . import procs
-
-    entries = [[rec.pid, rec.pid_started], *(rec.extra.get("tree") or []), *(rec.extra.get("orphans") or [])]
-    return procs.find_entries(entries)
+    """True if ``rec`` is active and its supervisor is alive (asked of the run's executor)."""
+    return executor_of(rec).is_alive(store.paths, rec)
 
 
 def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
@@ -79,23 +55,15 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
     """
     if not rec.state.is_active or is_alive(store, rec):
         return rec
-
-    def mutate(cur: StatusRecord | None) -> StatusRecord | None:
-        if cur is None or cur.run_id != rec.run_id or not cur.state.is_active or is_alive(store, cur):
-            return None
-        cur.transition(
-            State.LOST,
-            error=f"the supervisor{f' (pid {cur.supervisor_pid})' if cur.supervisor_pid else ''} is gone; the run's outcome is unknown",
-            last_activity=utc_now(),
-        )
-        return cur
-
+    error = f"the supervisor{f' (pid {rec.supervisor_pid})' if rec.supervisor_pid else ''} is gone; the run's outcome is unknown"
     try:
-        return store.update(rec.agent, mutate) or rec
+        return lifecycle.change_state(
+            store, rec.agent, rec.run_id, State.LOST, when=lambda cur: not is_alive(store, cur), error=error
+        ) or store.read(rec.agent) or rec
     except StorageError:
-        import copy
-
-        return mutate(copy.deepcopy(rec)) or rec
+        shown = copy.deepcopy(rec)
+        lifecycle.move(shown, State.LOST, error=error)
+        return shown
 
 
 def read_records(
@@ -141,12 +109,12 @@ def read_records(
 def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[str, StatusRecord | None]:
     """Stop agent ``name``'s run.
 
-    An active run: SIGTERM to its supervisor, which stops the whole tree
-    (SIGTERM, grace, SIGKILL) and records ``killed``; ``grace_s`` overrides the
-    run's own grace period.  If the supervisor is gone or does not finish in
-    time, what is left of the tree is stopped here and the record is marked
-    ``killed``.  A ``lost`` run's orphaned tree is stopped; its record stays
-    ``lost``.  Any other ended run is left alone.
+    An active run: its executor asks the supervisor to stop, which stops the
+    whole tree (SIGTERM, grace, SIGKILL) and records ``killed``; ``grace_s``
+    overrides the run's own grace period.  If the supervisor is gone or does
+    not finish in time, what is left of the tree is stopped here and the
+    record is marked ``killed``.  A ``lost`` run's orphaned tree is stopped;
+    its record stays ``lost``.  Any other ended run is left alone.
 
     Returns:
         ``(what, record)``: ``what`` is ``stopped``, ``orphans-stopped`` or
@@ -155,16 +123,13 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     Raises:
         NotFound: the agent has no record (exit 4).
     """
-    import psutil
-
     from . import procs
 
     rec = store.read(name)
     if rec is None:
         raise NotFound(f"no such agent: {name}; see python3 agents/check_status.py")
     rec = reconcile(store, rec)
-    run_grace = float((rec.options.get("limits") or {}).get("kill_grace_s", 10.0))
-    grace = grace_s if grace_s is not None else run_grace
+    grace = grace_s if grace_s is not None else float(rec.spec.limits.kill_grace_s)
     if rec.state is State.LOST:
         left = leftover_tree(rec)
         if left:
@@ -173,80 +138,94 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
         return "not-running", rec
     if not rec.state.is_active:
         return "not-running", rec
-
     if grace_s is not None:
-
-        def ask(cur: StatusRecord | None) -> StatusRecord | None:
-            if cur is None or cur.run_id != rec.run_id:
-                return None
-            cur.extra["stop_grace_s"] = grace_s
-            return cur
-
-        try:
-            store.update(name, ask)
-        except StorageError:
-            pass  # a full or read-only state root: the run's own grace applies; stopping goes on
+        _ask_grace(store, rec, grace_s)
     if rec.supervisor_pid is None:
-        # Launched a moment ago: the supervisor has not claimed the run yet.
-        # Marked killed under the record's lock, its claim finds nothing to do
-        # and it exits without starting the CLI; if it has claimed meanwhile,
-        # the record now names it and it is signalled below.
-        def before_claim(cur: StatusRecord | None) -> StatusRecord | None:
-            if cur is None or cur.run_id != rec.run_id or cur.supervisor_pid is not None or not cur.state.is_active:
-                return None
-            cur.transition(State.KILLED, error="stopped by request before it started", last_activity=utc_now())
-            return cur
-
-        cur = store.update(name, before_claim)
+        cur = _stop_before_claim(store, rec, grace)
         if cur is None or cur.run_id != rec.run_id or cur.state.is_terminal:
-            if cur is not None and cur.run_id == rec.run_id and (left := leftover_tree(cur)):
-                procs.stop_tree(left, grace_s=grace)  # orphans of a lost run it was handed, not yet stopped
             return "stopped", cur
         rec = cur
-    sup = supervisor_process(rec)
-    if sup is not None:
-        try:
-            sup.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            sup = None
-    deadline = time.monotonic() + grace + 5.0
-    cli_gone_at: float | None = None
-    cur = rec
-    while sup is not None and time.monotonic() < deadline:
-        try:
-            cur = store.read(name) or cur
-        except BadRecord:
-            pass  # damaged meanwhile: the supervisor rewrites it from its copy
-        if cur.run_id != rec.run_id or cur.state.is_terminal:
-            return "stopped", cur
-        if cli_process(cur) is None:
-            if not sup.is_running():
-                break
-            # The supervisor has stopped the tree; its record normally follows at once.  If it
-            # cannot be written (full or read-only state root) the supervisor keeps retrying:
-            # it is doing its job, so it is left alone.
-            cli_gone_at = cli_gone_at or time.monotonic()
-            if time.monotonic() - cli_gone_at > STOPPED_RECORD_WAIT_S:
-                return "stopped", cur
-        time.sleep(0.05)
+    executor = executor_of(rec)
+    cur, done = _await_supervisor(store, rec, grace) if executor.request_stop(rec) else (rec, False)
+    if done:
+        return "stopped", cur
     # The supervisor is gone, or stuck with its CLI alive: stop what is left ourselves.
     try:
         cur = store.read(name) or cur
     except BadRecord:
         pass
-    cli = cli_process(cur)
-    stuck = supervisor_process(cur) if cli is not None else None
-    left = leftover_tree(cur) + ([stuck] if stuck else [])
-    if left:
-        procs.stop_tree(left, grace_s=grace, pgid=cur.pid if cli is not None else None)
+    executor.force_stop(cur, grace)
+    ended = lifecycle.change_state(store, name, rec.run_id, State.KILLED, error="stopped by request (the supervisor did not respond)")
+    return "stopped", ended or store.read(name)
 
-    def mutate(c: StatusRecord | None) -> StatusRecord | None:
-        if c is None or c.run_id != rec.run_id or c.state.is_terminal:
+
+def _ask_grace(store: RecordStore, rec: StatusRecord, grace_s: float) -> None:
+    """Tell the run's supervisor the grace period to use when it stops the tree (the record's ``stop_grace_s``)."""
+
+    def ask(cur: StatusRecord | None) -> StatusRecord | None:
+        if cur is None or cur.run_id != rec.run_id:
             return None
-        c.transition(State.KILLED, error="stopped by request (the supervisor did not respond)", last_activity=utc_now())
-        return c
+        cur.stop_grace_s = grace_s
+        return cur
 
-    return "stopped", store.update(name, mutate)
+    try:
+        store.update(rec.agent, ask)
+    except StorageError:
+        pass  # a full or read-only state root: the run's own grace applies; stopping goes on
+
+
+def _stop_before_claim(store: RecordStore, rec: StatusRecord, grace: float) -> StatusRecord | None:
+    """Stop a run launched a moment ago whose supervisor has not claimed it yet.
+
+    Marked ``killed`` under the record's lock, its claim finds nothing to do
+    and it exits without starting the CLI; if it has claimed meanwhile, the
+    record now names it (and is returned, still active).  Orphans of a lost
+    run it was handed, not yet stopped, are stopped here.
+    """
+    from . import procs
+
+    ended = lifecycle.change_state(
+        store, rec.agent, rec.run_id, State.KILLED, when=lambda cur: cur.supervisor_pid is None,
+        error="stopped by request before it started",
+    )
+    if ended is not None:
+        left = leftover_tree(ended)
+        if left:
+            procs.stop_tree(left, grace_s=grace)
+        return ended
+    return store.read(rec.agent)
+
+
+def _await_supervisor(store: RecordStore, rec: StatusRecord, grace: float) -> tuple[StatusRecord, bool]:
+    """Wait (the grace plus 5 s at most) for the asked supervisor to record the end of its run.
+
+    Returns:
+        ``(record as last read, done)``: done if the record is terminal (or
+        another run's), or if the CLI is gone while the supervisor lives for
+        :data:`STOPPED_RECORD_WAIT_S`: its record normally follows at once; if
+        it cannot be written (a full or read-only state root) the supervisor
+        keeps retrying, doing its job, so it is left alone.  Not done: the
+        supervisor is gone, or stuck with its CLI alive.
+    """
+    executor = executor_of(rec)
+    deadline = time.monotonic() + grace + 5.0
+    cli_gone_at: float | None = None
+    cur = rec
+    while time.monotonic() < deadline:
+        try:
+            cur = store.read(rec.agent) or cur
+        except BadRecord:
+            pass  # damaged meanwhile: the supervisor rewrites it from its copy
+        if cur.run_id != rec.run_id or cur.state.is_terminal:
+            return cur, True
+        if cli_process(cur) is None:
+            if not executor.supervisor_running(cur):
+                return cur, False
+            cli_gone_at = cli_gone_at or time.monotonic()
+            if time.monotonic() - cli_gone_at > STOPPED_RECORD_WAIT_S:
+                return cur, True
+        time.sleep(0.05)
+    return cur, False
 
 
 def new_changes(recs: list[StatusRecord], seen: dict[str, tuple[str, str]]) -> list[tuple[StatusRecord, str | None]]:
@@ -336,54 +315,24 @@ def wait_for(
             watcher.wait(wait)
 
 
-def supervisors_by_name(store: RecordStore, name: str) -> list[psutil.Process]:
-    """Live supervisor processes of agent ``name`` under this state root, found by their command line.
-
-    For a run whose record cannot be read (so its PIDs are unknown) while its
-    life lock is held: the supervisor runs ``python -m claude_orchestrator.supervisor
-    --root ROOT ... NAME RUN_ID`` (:func:`.launcher.supervisor_command`).
-    """
-    import psutil
-
-    root = str(store.paths.root)
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = p.info.get("cmdline") or []
-        if "claude_orchestrator.supervisor" in cmd and len(cmd) >= 2 and cmd[-2] == name and root in cmd:
-            found.append(p)
-    return found
-
-
 def stop_unreadable(store: RecordStore, bad: BadRecord, grace_s: float | None = None) -> str:
     """Stop the run of an agent whose record is unreadable, if its supervisor lives.
 
-    SIGTERM to the supervisor (found by :func:`supervisors_by_name`), which
-    stops its tree and rewrites its record from its own copy; waits for its
-    life lock to drop (the grace plus 5 s), then SIGKILLs it.
+    The record cannot say which executor runs it, so every executor is asked
+    (:meth:`.executor.Executor.stop_unreadable`); the supervisor stops its tree
+    and rewrites its record from its own copy.
 
     Returns:
         ``stopped`` or ``not-running``.
     """
-    import psutil
+    grace = 10.0 if grace_s is None else grace_s
+    stopped = [e for e in all_executors() if e.stop_unreadable(store.paths, bad.name, grace)]
+    return "stopped" if stopped else "not-running"
 
-    from . import procs
 
-    if not locks.is_held(store.paths.alive_lock(bad.name)):
-        return "not-running"
-    sups = supervisors_by_name(store, bad.name)
-    tree: dict[int, psutil.Process] = {}
-    for p in sups:  # its CLI is its child (it is a subreaper): known now, before anything exits
-        try:
-            tree.update({c.pid: c for c in p.children(recursive=True)})
-            p.terminate()
-        except psutil.Error:
-            pass
-    deadline = time.monotonic() + (10.0 if grace_s is None else grace_s) + 5.0
-    while locks.is_held(store.paths.alive_lock(bad.name)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if locks.is_held(store.paths.alive_lock(bad.name)):  # stuck: stop it and its whole tree ourselves
-        procs.stop_tree([*sups, *tree.values()], grace_s=0.0)
-    return "stopped" if sups else "not-running"
+def unreadable_alive(store: RecordStore, bad: BadRecord) -> bool:
+    """True if some executor still runs a supervisor of the agent whose record is unreadable."""
+    return any(e.alive_without_record(store.paths, bad.name) for e in all_executors())
 
 
 def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord]:

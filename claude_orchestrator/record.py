@@ -23,10 +23,14 @@ from typing import Any
 
 from .errors import BadRecord, OrchestratorError, storage_error
 from .paths import NAME_RE, StatePaths
+from .spec import RunSpec
 from .states import TRANSITIONS, State
 
 #: Version of the record's JSON shape; bump when a field changes meaning.
-SCHEMA = 1
+#: 1: the launch request in an untyped ``options`` dict, other facts among unknown keys.
+#: 2: the request is a :class:`.spec.RunSpec` (still stored as ``options``, with more keys); the
+#:    facts schema 1 kept among unknown keys are typed fields (:data:`SPARSE`) of the same names.
+SCHEMA = 2
 #: Characters of the result text kept in the record (the rest is in the output file).
 RESULT_PREVIEW_CHARS = 500
 #: Characters of the task kept in the record; a longer task is cut to a preview
@@ -105,32 +109,63 @@ class StatusRecord:
     transcript_file: str | None = None
     log_file: str | None = None
     task_file: str | None = None  # the whole task, byte-exact; the CLI reads it on stdin
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # the launch request
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    spec: RunSpec = dataclasses.field(default_factory=RunSpec)  # the launch request, stored as "options"
+    stop_reason: str | None = None  # why the supervisor stopped the tree (:class:`.states.StopReason`)
+    # Fields written only when set (schema 1 kept them among the unknown keys):
+    isolation: str | None = None  # how the workspace was made (dir, worktree); kept by a resume
+    worktree: dict[str, str] | None = None  # {"path", "branch", "repo"} of an isolated git worktree
+    slot_granted_at: float | None = None  # time.time() a --max-parallel slot was granted (FIFO order)
+    tree: list[list[Any]] | None = None  # [pid, start time] of every descendant the supervisor saw
+    orphans: list[list[Any]] | None = None  # [pid, start time] a lost earlier run left, to be stopped
+    orphans_stopped: list[int] | None = None  # the PIDs of those the supervisor found and stopped
+    stop_grace_s: float | None = None  # a stop request's grace period (kill_agent.py --grace)
+    api_error_status: int | None = None  # the HTTP status of the API error the run ended on
+    stopped_after_result: bool | None = None  # the CLI lingered after its result event and was stopped
+    on_complete: dict[str, Any] | None = None  # what the --on-complete command returned: {"argv", "exit_code", ["error"]}
+    stream_lines_skipped: int | None = None  # stream lines the supervisor could not read
+    transcript_bytes_lost: int | None = None  # output bytes the transcript could not take (full disk)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys, kept and written back
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data (``extra`` merged in at top level)."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        """The record as JSON-ready data: the spec as ``options``, unset optional fields left out, ``extra`` merged in at top level."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (f.name in SPARSE and value is None):
+                continue
+            data["options" if f.name == "spec" else f.name] = value
         data["status"] = State(self.status).value
+        data["options"] = self.spec.to_dict()
         return {**self.extra, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StatusRecord:
-        """Build a record from stored data of this or an older schema.
+        """Build a record from stored data of this or an older schema (a schema-1 record loads as it is).
 
-        Unknown keys go to ``extra``; missing ones take their defaults.
+        Unknown keys go to ``extra``; missing ones take their defaults; an
+        optional field of the wrong type (schema 1 never checked those) is
+        kept among the unknown keys, not trusted.
 
         Raises:
             ValueError: not a record's shape (:func:`check_shape`).
         """
         check_shape(data)
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names}
-        extra = {k: v for k, v in data.items() if k not in names}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "spec"}
+        known = {k: v for k, v in data.items() if k in names and (k not in SPARSE or v is None or _is(v, SPARSE[k]))}
+        extra = {k: v for k, v in data.items() if k not in known and k != "options"}
         known.setdefault("run_id", "legacy")  # the seed's records had no run id
         known.setdefault("task", "")
         known["status"] = State(known.get("status", State.STARTING))
-        return cls(**known, extra=extra)
+        known["schema"] = SCHEMA  # read in: it is written back in this schema
+        spec = RunSpec.from_dict(data.get("options"))
+        if data.get("schema", 1) < 2 and spec.resume_id is None and known.get("resumed_from") and not spec.context_from:
+            spec = spec.replace(resume_id=known["resumed_from"])  # schema 1 kept the resumed session only at top level
+        return cls(**known, spec=spec, extra=extra)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The spec as schema 1's ``options`` dict (read-only view, for readers not yet using :attr:`spec`)."""
+        return self.spec.to_dict()
 
     @property
     def state(self) -> State:
@@ -191,6 +226,15 @@ class StatusRecord:
 
 _STR = (str,)
 _NUM = (int, float)
+#: Optional fields written only when set, with their types.  Schema 1 kept them
+#: among the unknown keys unchecked, so one of the wrong type is not an error:
+#: it stays an unknown key (:meth:`StatusRecord.from_dict`).
+SPARSE: dict[str, tuple[type, ...]] = {
+    "stop_reason": _STR, "isolation": _STR, "worktree": (dict,), "slot_granted_at": _NUM, "tree": (list,),
+    "orphans": (list,), "orphans_stopped": (list,), "stop_grace_s": _NUM, "api_error_status": (int,),
+    "stopped_after_result": (bool,), "on_complete": (dict,), "stream_lines_skipped": (int,),
+    "transcript_bytes_lost": (int,),
+}
 #: The type of each field a reader relies on (None is allowed for every one except those in _REQUIRED_TYPES).
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     **{k: _STR for k in ("created", "started", "finished", "status_changed", "last_activity", "cwd", "model",
@@ -275,7 +319,7 @@ def _check_options(options: dict[str, Any]) -> None:
         value = holder.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{key!r} is not a list of strings")
-    for key in ("claude_bin", "context_from", "profile"):
+    for key in ("claude_bin", "context_from", "profile", "cwd", "isolation", "resume_id", "forked_from", "executor"):
         if options.get(key) is not None and not isinstance(options[key], str):
             raise ValueError(f"'options.{key}' is not a string")
 

@@ -81,4 +81,18 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 70  # sysexits.h EX_SOFTWARE: an unexpected error inside the toolkit (a bug)
     IO_ERROR = 74  # sysexits.h EX_IOERR: the state root cannot be written (read-only, full, not a folder)
     WAIT_TIMEOUT = 124  # as timeout(1)
+    CANNOT_EXECUTE = 126  # as a shell's "found but cannot be executed" (a CLI that could not be started)
     CLI_MISSING = 127  # as a shell's "command not found"
+    INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+
+
+class StopReason(str, enum.Enum):
+    """Why a supervisor stopped a CLI's process tree (before the CLI ended on its own)."""
+
+    KILLED = "killed"  # a stop request (kill_agent.py, or SIGTERM/SIGINT/SIGHUP to the supervisor)
+    TIMEOUT = "timeout"  # the run's --timeout passed
+    MEMORY = "memory"  # the tree's RSS reached --memory-limit
+    LINGERED = "lingered"  # the CLI did not exit after its result event
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,143 @@
+"""What a run was asked to do (:class:`RunSpec`) and how it ended (:class:`Outcome`).
+
+Kept apart as pueue keeps a ``Task`` apart from its ``TaskResult``: the spec
+is built once, by the launcher, from the script's arguments, the profile and
+the environment, stored in the status record (under its ``options`` key, the
+name schema 1 used) and read by the supervisor; it never changes after.  The
+outcome is what one attempt of the CLI came to; the supervisor writes it into
+the record when the run ends.
+
+Standard library only (the launch path imports it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .claude_cli import ClaudeOptions
+from .limits import RunLimits
+from .states import State, StopReason
+
+#: Where a run's supervisor may run (DESIGN.md, "Executors"); this release has the first only.
+EXECUTORS = ("local",)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run's request: everything the supervisor needs to start and watch the CLI.
+
+    The task is not held here: it is data of any size, kept byte-exact in the
+    run's task file (the record's ``task_file``), which the CLI reads on stdin.
+
+    Attributes:
+        claude: the CLI options (``--model``, ``--allowedTools``, ...).
+        claude_bin: the CLI executable (:func:`.claude_cli.find_claude`); None until the launcher resolves it.
+        limits: timeout, memory limit, grace, slots, retries.
+        cwd: the directory asked for (absolute once resolved); the record's
+            ``cwd`` is where the CLI runs, which isolation may change.
+        isolation: ``none``, ``dir`` or ``worktree`` (:mod:`.isolation`).
+        after: agents whose runs must end first (``--after``, in order, no repeats).
+        after_any: start once they have ended however they ended (``--after-any``).
+        context_from: an agent whose session is forked once it has ended (``--with-context-from``).
+        resume_id: a session ID to continue (``-r``), or None for a new conversation.
+        fork: with ``resume_id``, fork it into a new session (``--fork-session``).
+        forked_from: the agent whose session is forked (``resume_agent.py --session-from``).
+        on_complete: an argument vector run once the run has ended (``--on-complete``).
+        profile: the name of the profile the options came from.
+        executor: where the supervisor runs (one of :data:`EXECUTORS`).
+    """
+
+    claude: ClaudeOptions = dataclasses.field(default_factory=ClaudeOptions)
+    claude_bin: str | None = None
+    limits: RunLimits = dataclasses.field(default_factory=RunLimits)
+    cwd: str | None = None
+    isolation: str = "none"
+    after: tuple[str, ...] = ()
+    after_any: bool = False
+    context_from: str | None = None
+    resume_id: str | None = None
+    fork: bool = False
+    forked_from: str | None = None
+    on_complete: tuple[str, ...] | None = None
+    profile: str | None = None
+    executor: str = "local"
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A copy with ``changes`` (the spec itself never changes)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data, stored as the record's ``options`` (schema 1's keys plus
+        ``cwd``, ``isolation``, ``resume_id``, ``forked_from``, ``executor``)."""
+        return {
+            "claude": self.claude.to_dict(),
+            "claude_bin": self.claude_bin,
+            "fork": self.fork,
+            "limits": self.limits.to_dict(),
+            "on_complete": list(self.on_complete) if self.on_complete else None,
+            "profile": self.profile,
+            "after": list(self.after),
+            "after_any": self.after_any,
+            "context_from": self.context_from,
+            "cwd": self.cwd,
+            "isolation": self.isolation,
+            "resume_id": self.resume_id,
+            "forked_from": self.forked_from,
+            "executor": self.executor,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RunSpec:
+        """A spec from a record's ``options`` (schema 1 or 2; missing keys take their defaults).
+
+        The data is assumed checked (:func:`.record.check_shape`): types are not re-checked here.
+        """
+        data = data or {}
+        on_complete = data.get("on_complete")
+        return cls(
+            claude=ClaudeOptions.from_dict(data.get("claude") or {}),
+            claude_bin=data.get("claude_bin"),
+            limits=RunLimits.from_dict(data.get("limits")),
+            cwd=data.get("cwd"),
+            isolation=data.get("isolation") or "none",
+            after=tuple(data.get("after") or ()),
+            after_any=bool(data.get("after_any")),
+            context_from=data.get("context_from"),
+            resume_id=data.get("resume_id"),
+            fork=bool(data.get("fork")),
+            forked_from=data.get("forked_from"),
+            on_complete=tuple(on_complete) if on_complete else None,
+            profile=data.get("profile"),
+            executor=data.get("executor") or "local",
+        )
+
+    @property
+    def new_session(self) -> bool:
+        """True if the run starts a new session (a new conversation, or a fork) rather than continuing ``resume_id``."""
+        return not self.resume_id or self.fork
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How a run ended: its terminal state and why.
+
+    Attributes:
+        state: the terminal state.
+        error: why it did not complete, in a sentence (None if it did).
+        exit_code: the CLI's exit status; negative: killed by that signal (as
+            :attr:`subprocess.Popen.returncode`); None if the CLI never ran.
+        is_error: the CLI's own ``is_error`` from its result event, else whether ``state`` is not completed.
+        stop_reason: why the supervisor stopped the tree, if it did.
+    """
+
+    state: State
+    error: str | None = None
+    exit_code: int | None = None
+    is_error: bool = False
+    stop_reason: StopReason | None = None
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that ended the CLI, if one did (from a negative :attr:`exit_code`)."""
+        return -self.exit_code if self.exit_code is not None and self.exit_code < 0 else None
