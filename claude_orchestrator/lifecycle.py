@@ -78,6 +78,20 @@ def move(rec: StatusRecord, target: State, *, now: str | None = None, **fields: 
             rec.duration_s = round(max(0.0, end - start), 3)
 
 
+def move_from(rec: StatusRecord, source: State, target: State, **fields: Any) -> None:
+    """:func:`move` ``rec`` to ``target`` if it is in ``source``, else leave it.
+
+    For a supervisor's change that holds a move: it may be applied twice (to
+    the supervisor's copy at once, to the file's when it is written, maybe
+    later, with other changes) or to a record that has moved on.
+
+    Raises:
+        IllegalMove: ``source`` -> ``target`` is not in the table of moves (a bug).
+    """
+    if rec.state is source:
+        move(rec, target, **fields)
+
+
 def change_state(
     store: RecordStore,
     name: str,

@@ -24,7 +24,7 @@ from typing import Any
 from .errors import BadRecord, OrchestratorError, storage_error
 from .paths import NAME_RE, StatePaths
 from .spec import RunSpec
-from .states import TRANSITIONS, State
+from .states import State
 
 #: Version of the record's JSON shape; bump when a field changes meaning.
 #: 1: the launch request in an untyped ``options`` dict, other facts among unknown keys.
@@ -197,31 +197,6 @@ class StatusRecord:
 
             end = now if now is not None else time.time()
         return max(0.0, end - start)
-
-    def transition(self, target: State, **fields: Any) -> None:
-        """Move to ``target``, checking it may be entered from the current state.
-
-        Stamps ``status_changed``; terminal states also stamp ``finished`` and
-        ``duration_s``.  ``fields`` are set on the record as well.
-
-        Raises:
-            OrchestratorError: the transition is not allowed (a bug, not bad input).
-        """
-        current = State(self.status)
-        if current not in TRANSITIONS[target]:
-            raise OrchestratorError(f"{self.agent}: cannot go from {current} to {target}")
-        self.status = target
-        for key, value in fields.items():
-            setattr(self, key, value)
-        now = utc_now()
-        self.status_changed = now
-        if target.is_terminal:
-            self.finished = self.finished or now
-            self.status_changed = self.finished
-            start = parse_time(self.started) or parse_time(self.created)
-            end = parse_time(self.finished)
-            if start is not None and end is not None:
-                self.duration_s = round(max(0.0, end - start), 3)
 
 
 _STR = (str,)

@@ -626,17 +626,18 @@ SUPERVISOR_WITH_A_FAULT = r"""
 import sys
 from claude_orchestrator import locks, supervisor
 from claude_orchestrator.paths import StatePaths
+from claude_orchestrator.supervisor import tree
 
 root, name, run_id = sys.argv[1:4]
-if not hasattr(supervisor.Supervisor, "_sample"):
-    sys.exit("test_faults: Supervisor._sample is gone; inject the fault elsewhere")
+if not hasattr(tree.ProcessTree, "sample"):
+    sys.exit("test_faults: ProcessTree.sample is gone; inject the fault elsewhere")
 
 
-def _sample(self, *args, **kwargs):
+def sample(self, *args, **kwargs):
     raise RuntimeError("injected supervisor fault")
 
 
-supervisor.Supervisor._sample = _sample
+tree.ProcessTree.sample = sample
 alive = locks.try_lock(StatePaths(root).alive_lock(name))  # the life lock, as the launcher hands it over
 sys.exit(supervisor.main(["--root", root, "--alive-fd", str(alive), name, run_id]))
 """

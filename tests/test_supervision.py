@@ -144,11 +144,12 @@ def test_a_kill_before_the_supervisor_claims_the_run_starts_nothing(fake_kit, tm
     """
     from claude_orchestrator.paths import StatePaths
     from claude_orchestrator.record import RecordStore, StatusRecord, utc_now
+    from claude_orchestrator.spec import RunSpec
 
     paths = StatePaths(fake_kit.root)
     paths.ensure()
     rec = StatusRecord(agent="early", run_id="r1", task="[[fake: hang]]", created=utc_now(), cwd=str(tmp_path),
-                       options={"claude_bin": fake_kit.env["CLAUDE_BIN"]})
+                       spec=RunSpec(claude_bin=fake_kit.env["CLAUDE_BIN"]))
     RecordStore(paths).write(rec)
     paths.run_dir("early").mkdir(parents=True)
     life = locks.try_lock(paths.alive_lock("early"))  # held as by a supervisor that has not claimed yet

@@ -1,0 +1,306 @@
+"""One attempt: one CLI process, from its start to how it ended.
+
+:func:`spawn` starts the CLI (an argument vector, never a shell) in its own
+session and process group, the task file on its stdin.  :class:`Attempt`
+follows it: :meth:`Attempt.pump` copies its stdout to the transcript and its
+events to a :class:`.stream.RunProgress`, samples the tree's RSS once a
+second, keeps the record's progress, and calls :meth:`Attempt.tick`, which
+decides whether the tree must stop (a :class:`.states.StopReason`) and stops
+it: SIGTERM to the tree, the grace period, SIGKILL.  :func:`judge` says how
+the attempt ended, from that reason or else from the result event and the
+exit status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from ..claude_cli import cli_env
+from ..limits import RunLimits
+from ..record import utc_now
+from ..states import ExitCode, State, StopReason
+from ..stream import RunProgress, classify
+from .events import EventReader
+from .transcript import TranscriptFile
+from .tree import ProcessTree
+
+#: Seconds between RSS samples of the process tree (at least one a second, as issue 3 asks).
+SAMPLE_EVERY_S = 1.0
+#: Minimum seconds between progress writes of the record (state changes are written at once).
+PROGRESS_EVERY_S = 0.25
+#: Seconds between tries of a progress write while the record cannot be written.
+PROGRESS_RETRY_S = 1.0
+#: After the CLI exits, seconds to keep reading a pipe a leftover process still holds.
+DRAIN_AFTER_EXIT_S = 1.0
+#: However short the grace, a CLI gets this long (s) after its result event to
+#: finish on its own (it still writes its session then).
+LINGER_MIN_S = 1.0
+#: Longest wait for the CLI's output in one turn of the pump, in seconds; and the pause once its stdout has ended.
+READ_WAIT_S = 0.25
+EOF_PAUSE_S = 0.1
+
+
+class CliNotStarted(Exception):
+    """The CLI could not be started.
+
+    Attributes:
+        error: why, in a sentence (the record's ``error``).
+        exit_code: 127 (:attr:`ExitCode.CLI_MISSING`) if the executable is
+            missing, 126 (:attr:`ExitCode.CANNOT_EXECUTE`) if it cannot be
+            run, None if its task file could not be read.
+    """
+
+    def __init__(self, error: str, exit_code: int | None) -> None:
+        super().__init__(error)
+        self.error, self.exit_code = error, exit_code
+
+
+def spawn(argv: list[str], task: Path, cwd: str | None, stderr: IO[bytes] | None, log: Callable[[str], None]) -> subprocess.Popen:
+    """Start the CLI: ``argv``, its own session and process group, ``task``'s bytes on stdin, stdout a pipe.
+
+    ``stderr``: the run's log (None: this process's stderr, which is the log
+    too).  The environment is :func:`..claude_cli.cli_env`'s; no descriptor
+    of ours (the life lock, a slot) is inherited.
+
+    Raises:
+        CliNotStarted: the task file cannot be read, or the CLI cannot be started.
+    """
+    try:
+        stdin = os.open(task, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # a fresh open per attempt
+    except OSError as exc:
+        raise CliNotStarted(f"cannot read the task file {task}: {exc.strerror or exc}", None) from exc
+    try:
+        log(f"starting the CLI in {cwd}: {argv}; the task ({os.fstat(stdin).st_size} bytes) on stdin from {task}")
+        return subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=cwd,
+            env=cli_env(),
+            start_new_session=True,  # its own session and process group
+            close_fds=True,  # neither the life lock nor the slot leaks into it
+        )
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError) and not os.path.exists(argv[0])
+        raise CliNotStarted(f"could not start the CLI: {exc}", int(ExitCode.CLI_MISSING if missing else ExitCode.CANNOT_EXECUTE)) from exc
+    finally:
+        os.close(stdin)
+
+
+@dataclasses.dataclass
+class AttemptEnd:
+    """How one attempt (one CLI process) ended."""
+
+    state: State
+    error: str | None
+    exit_code: int | None
+    progress: RunProgress
+    session_id: str
+    stop_reason: StopReason | None = None
+    skipped_lines: int = 0  # stream lines not understood
+    transcript_dropped: int = 0  # bytes of output the transcript could not take
+    ended_at: str = dataclasses.field(default_factory=utc_now)  # when the outcome was decided: the record's ``finished``, however late it is written
+
+    @property
+    def stopped_after_result(self) -> bool:
+        """True if the CLI lingered after its result event and its tree was stopped."""
+        return self.stop_reason is StopReason.LINGERED
+
+
+def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, stop_signal: int | None,
+          limits: RunLimits, peak_mb: float) -> tuple[State, str | None]:
+    """How an attempt ended: ``(state, error)``.
+
+    By why the supervisor stopped the tree (``reason``), else by the result
+    event and the exit status (:func:`..stream.classify`); a CLI stopped for
+    lingering after its result is judged by that result, the exit was ours.
+    """
+    if reason is StopReason.KILLED:
+        return State.KILLED, f"stopped by request (signal {stop_signal})"
+    if reason is StopReason.TIMEOUT:
+        return State.TIMEOUT, f"no result within the {limits.timeout_s:g} s timeout"
+    if reason is StopReason.MEMORY:
+        return State.MEMORY_EXCEEDED, f"the process tree's RSS reached the {limits.memory_limit_mb:g} MiB limit (peak {peak_mb:.0f} MiB)"
+    if reason is StopReason.LINGERED:
+        return classify(result, 0)
+    return classify(result, exit_code)
+
+
+class Attempt:
+    """A running CLI, followed to its end.
+
+    Times are ``time.monotonic()`` seconds.
+
+    Args:
+        proc: the CLI (:func:`spawn`).
+        tree: the supervisor's process tree (sampled, signalled).
+        limits: the run's limits.
+        transcript: the run's transcript.
+        log: the supervisor's log.
+        stop_signal: the signal that asked the supervisor to stop, or None.
+        grace: the grace period now, in seconds (a stop request may shorten it).
+    """
+
+    def __init__(self, proc: subprocess.Popen, *, tree: ProcessTree, limits: RunLimits, transcript: TranscriptFile,
+                 log: Callable[[str], None], stop_signal: Callable[[], int | None], grace: Callable[[], float]) -> None:
+        self.proc, self.tree, self.limits, self.log = proc, tree, limits, log
+        self.stop_signal, self.grace = stop_signal, grace
+        self.events = EventReader(transcript, log)
+        self.progress = self.events.progress
+        self.started = 0.0  # when the pump began: the timeout counts from there
+        self.alive = True
+        self.reason: StopReason | None = None  # why the tree is being stopped
+        self.grace_s = 0.0  # seconds from SIGTERM to SIGKILL
+        self.term_at: float | None = None  # when SIGTERM was sent
+        self.killed = False  # SIGKILL sent
+        self.result_at: float | None = None  # when the result event came
+        self.exited_at: float | None = None  # when the CLI was first seen exited
+        self.eof = False  # its stdout has ended
+        self.rss_mb = 0.0  # the tree's RSS at the last sample
+        self._next_sample = 0.0
+        self._last_write = 0.0
+        self._counts = (len(tree.seen), len(tree.memory_warnings))  # what the record was last told of
+
+    def pump(self, save: Callable[[], bool], retrying: Callable[[], bool], dirty: bool) -> StopReason | None:
+        """Follow the CLI until it has exited and its stdout is drained.
+
+        Args:
+            save: writes the record's progress; False if it could not be written now.
+            retrying: True while the record cannot be written (progress is then tried less often).
+            dirty: a progress write is due now.
+
+        Returns:
+            Why the tree was stopped, or None if the CLI ended by itself.
+        """
+        self.started = time.monotonic()
+        self._last_write = -math.inf if dirty else self.started
+        while True:
+            dirty = self._read() or dirty
+            now = time.monotonic()
+            self.alive = self.proc.poll() is None
+            dirty = self._sample(now) or dirty
+            every = PROGRESS_RETRY_S if retrying() else PROGRESS_EVERY_S
+            if dirty and now - self._last_write >= every:
+                dirty, self._last_write = not save(), now
+            self.tick(now)
+            if not self.alive and self._drained(now):
+                break
+        self.events.close()
+        if self.reason is None and self.stop_signal():
+            self.reason = StopReason.KILLED  # asked to stop just as the CLI ended on its own
+        return self.reason
+
+    def tick(self, now: float) -> StopReason | None:
+        """Decide whether the tree must stop, and stop it: SIGTERM at once, SIGKILL when the grace period is over.
+
+        Returns:
+            Why the tree is being stopped, or None while it may run.
+        """
+        if self.reason is None:
+            self.reason = self._decide(now)
+            if self.reason is not None:
+                self.grace_s = self.grace()
+                self.log(f"SIGTERM to the tree; SIGKILL in {self.grace_s:g} s")
+                self.tree.signal(self.proc.pid, signal.SIGTERM)
+                self.term_at = now
+        if self.term_at is not None and not self.killed and now - self.term_at >= self.grace_s:
+            self.log("grace period over: SIGKILL to the tree")
+            self.tree.signal(self.proc.pid, signal.SIGKILL)
+            self.killed = True
+        return self.reason
+
+    def _decide(self, now: float) -> StopReason | None:
+        """Why the tree must stop now (logged), or None: the memory limit, a stop request, the timeout, lingering."""
+        limits = self.limits
+        if limits.memory_limit_mb and self.rss_mb >= limits.memory_limit_mb:
+            self.log(f"memory limit: tree RSS {self.rss_mb:.0f} MiB >= {limits.memory_limit_mb:g} MiB; stopping the tree")
+            return StopReason.MEMORY
+        asked = self.stop_signal()
+        if asked:
+            self.log(f"stop requested (signal {asked})")
+            return StopReason.KILLED
+        if limits.timeout_s and now - self.started >= limits.timeout_s and self.alive:
+            self.log(f"timeout: {limits.timeout_s:g} s passed; stopping the tree")
+            return StopReason.TIMEOUT
+        linger = max(limits.kill_grace_s, LINGER_MIN_S)
+        if self.result_at is not None and self.alive and now - self.result_at >= linger:
+            self.log(f"the CLI did not exit within {linger:g} s of its result event; stopping it")
+            return StopReason.LINGERED
+        return None
+
+    def _read(self) -> bool:
+        """Wait up to :data:`READ_WAIT_S` for the CLI's output and take in what came.  True if the progress changed."""
+        if self.eof:
+            time.sleep(EOF_PAUSE_S)
+            return False
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], READ_WAIT_S)
+        if not ready:
+            return False
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        changed = self.events.take(chunk)
+        if self.result_at is None and self.progress.result is not None:
+            self.result_at = time.monotonic()
+        return changed
+
+    def _sample(self, now: float) -> bool:
+        """Sample the tree's RSS and reap exited orphans, once every :data:`SAMPLE_EVERY_S`.
+
+        Returns True if the record should learn of it (a new process, a
+        memory warning; a warning is also written at once).
+        """
+        if now < self._next_sample:
+            return False
+        self._next_sample = now + SAMPLE_EVERY_S
+        self.rss_mb = self.tree.sample(self.limits.memory_limit_mb)
+        self.tree.reap(self.proc.pid)
+        counts = (len(self.tree.seen), len(self.tree.memory_warnings))
+        if counts == self._counts:
+            return False
+        if counts[1] != self._counts[1]:
+            self._last_write = -math.inf  # a warning is written at once
+        self._counts = counts
+        return True
+
+    def _drained(self, now: float) -> bool:
+        """The CLI has exited: True once its stdout has ended, or after
+        :data:`DRAIN_AFTER_EXIT_S` if a leftover process still holds it open."""
+        if self.eof:
+            return True
+        self.exited_at = self.exited_at or now
+        if now - self.exited_at > DRAIN_AFTER_EXIT_S:
+            self.log("the CLI exited but its stdout is still held open by another process; stop reading")
+            return True
+        return False
+
+    def end(self, session_id: str) -> AttemptEnd:
+        """After :meth:`pump`: reap the CLI, stop what it left behind, and judge how the attempt ended.
+
+        ``session_id``: the attempt's, unless its events named another.
+        """
+        exit_code = self.proc.wait()
+        self.log(f"CLI exited with status {exit_code}; {self.progress.events} events")
+        self.events.log_totals()
+        self.tree.stop_leftovers(self.proc.pid, self.grace())
+        state, error = judge(self.reason, self.progress.result, exit_code, stop_signal=self.stop_signal(),
+                             limits=self.limits, peak_mb=self.tree.peak_mb)
+        return AttemptEnd(
+            state, error, exit_code, self.progress, self.progress.session_id or session_id, self.reason,
+            skipped_lines=self.events.skipped, transcript_dropped=self.events.transcript.dropped,
+        )

@@ -1,0 +1,471 @@
+"""The supervisor of one run: the order of its life, with the parts doing the work.
+
+:class:`Supervisor` claims the run, stops what a lost earlier run left
+(:mod:`.tree`), waits for its dependencies and a slot (:mod:`.waits`), runs
+the CLI once or again after a retryable API error (:mod:`.attempt`), and
+writes the end (:mod:`.writer`).  Every state change is made through
+:mod:`..lifecycle`, on the supervisor's own copy of its record first, so no
+decision here waits for a write.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from .. import procs
+from ..claude_cli import build_argv, cli_env
+from ..cli_features import CliFeatures, detect_features
+from ..errors import BadRecord, OrchestratorError
+from ..lifecycle import move_from
+from ..limits import RunLimits, is_retryable
+from ..paths import StatePaths
+from ..record import RecordStore, StatusRecord, is_task_preview, utc_now
+from ..scheduling import take_slot_or_enqueue
+from ..states import State
+from ..stream import RunProgress
+from . import report, waits
+from .attempt import Attempt, AttemptEnd, CliNotStarted, spawn
+from .transcript import TranscriptFile
+from .tree import ProcessTree
+from .writer import (
+    CLAIM_RETRY_LIMIT_S,
+    RECORD_RETRY_LIMIT_S,
+    RETRY_FIRST_WAIT_S,
+    RETRY_MAX_WAIT_S,
+    SHORT_RETRY_LIMIT_S,
+    RecordWriter,
+)
+
+#: The states in which a supervisor may claim its run.
+CLAIMABLE = (State.WAITING, State.QUEUED, State.STARTING)
+#: Seconds between looks at a stop request during a sleep.
+SLEEP_STEP_S = 0.05
+
+
+class Supervisor:
+    """Owns one run of one agent.
+
+    Args:
+        paths: the state root.
+        name: the agent.
+        run_id: the run this supervisor was started for; it touches the
+            record only while the record still belongs to this run.
+    """
+
+    def __init__(self, paths: StatePaths, name: str, run_id: str) -> None:
+        self.paths = paths
+        self.store = RecordStore(paths)
+        self.name = name
+        self.run_id = run_id
+        self.stop_signal: int | None = None
+        try:
+            self.log_file = open(paths.log(name, run_id), "ab", buffering=0)
+        except OSError:
+            self.log_file = None  # the launcher pointed our stderr at the same log: lines go there
+        self.tree = ProcessTree(self.log)
+        self.writer = RecordWriter(self.store, name, run_id, self.log)
+        self.limits = RunLimits()
+        self.slot_fd: int | None = None  # a held --max-parallel slot
+        self.prior_cost = 0.0  # cost of earlier attempts (retries)
+        self.features = CliFeatures()  # what the CLI supports, detected when the run starts
+        self.cli: subprocess.Popen | None = None  # the running CLI, until its tree is stopped
+        self.cli_pid: int | None = None
+        self.cli_pid_started: float | None = None
+        self.cli_started_at: str | None = None
+        self.session_id: str | None = None  # of the current attempt
+
+    # -- helpers -------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        """Append one timestamped line to the run's log.  Never raises: on a full or read-only disk the line is lost."""
+        data = f"{utc_now()} supervisor[{os.getpid()}]: {message}\n".encode("utf-8", "backslashreplace")
+        try:
+            os.write(self.log_file.fileno() if self.log_file is not None else 2, data)
+        except (OSError, ValueError):
+            pass
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        self.stop_signal = signum
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake early for a stop request."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_signal and time.monotonic() < deadline:
+            time.sleep(min(SLEEP_STEP_S, max(0.0, deadline - time.monotonic())))
+
+    def _grace(self) -> float:
+        """The grace period in seconds: the run's, or a shorter one a stop request asked for (``stop_grace_s``)."""
+        if self.stop_signal:
+            try:
+                rec = self.store.read(self.name)
+            except OrchestratorError:
+                rec = None
+            asked = rec.stop_grace_s if rec is not None and rec.run_id == self.run_id else None
+            if isinstance(asked, (int, float)) and not isinstance(asked, bool) and 0 <= asked < math.inf:
+                return float(asked)
+        return float(self.limits.kill_grace_s)
+
+    # -- the run -------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the job to its end; returns 0 (the outcome is in the record)."""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        procs.become_subreaper()
+        rec = self._claim()
+        if rec is None:
+            return 0
+        self.limits = rec.spec.limits
+        self._stop_orphans(rec)
+        rec = self._wait_for_turn(rec)
+        if rec is None:
+            return 0
+        self.features = self._detect_features(rec)
+        if self.stop_signal:  # asked to stop while the CLI was being asked what it supports
+            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} before the CLI started", None)
+            return 0
+        mode = rec.spec.claude.permission_mode
+        refused = mode and self.features.refuse_permission_mode(mode)
+        if refused:
+            self._finish_without_cli(State.FAILED, refused, None)
+            return 0
+        self.log(f"CLI {self.features.version or '(version unknown)'}; system prompt snapshot: {self.features.system_prompt_snapshot}")
+        outcome = self._attempts(rec)
+        if outcome is None:  # the CLI could not be started; already recorded
+            return 0
+        if self.slot_fd is not None:
+            os.close(self.slot_fd)  # the tree is gone: let the next queued run start
+            self.slot_fd = None
+        self._finish(outcome)
+        return 0
+
+    def _claim(self) -> StatusRecord | None:
+        """Put this supervisor's PID and start time into the record, if the run is still waiting, queued or starting.
+
+        A record that cannot be written is retried for up to
+        :data:`.writer.CLAIM_RETRY_LIMIT_S` seconds (a stop request ends that).
+
+        Returns:
+            The claimed record, or None if there is nothing to do (logged).
+        """
+        me, me_started = self.tree.me.pid, self.tree.me.create_time()
+
+        def claim(rec: StatusRecord) -> StatusRecord | None:
+            if rec.state not in CLAIMABLE:
+                return None
+            rec.supervisor_pid, rec.supervisor_started = me, me_started
+            return rec
+
+        deadline = time.monotonic() + CLAIM_RETRY_LIMIT_S
+        wait = RETRY_FIRST_WAIT_S
+        while True:
+            try:
+                rec = self.writer.update(claim)
+                break
+            except BadRecord as exc:
+                self.log(f"the record is unreadable ({exc.reason}); nothing to do")
+                return None
+            except (OrchestratorError, OSError) as exc:
+                self.writer.failed("the record", exc)
+                if self.stop_signal or time.monotonic() + wait > deadline:
+                    self.log("could not claim the run; nothing started (the record will be shown lost)")
+                    return None
+                time.sleep(wait)
+                wait = min(wait * 2, RETRY_MAX_WAIT_S)
+        self.writer.written("the record")
+        if rec is None or rec.run_id != self.run_id or rec.state not in CLAIMABLE:
+            self.log("the record no longer belongs to this run or is not waiting/queued/starting; nothing to do")
+            return None
+        return rec
+
+    def _stop_orphans(self, rec: StatusRecord) -> None:
+        """Stop the processes a lost earlier run of this agent left running (the record's ``orphans``), before anything else.
+
+        The record then says ``orphans_stopped``: the PIDs found (:meth:`.tree.ProcessTree.stop_orphans`).
+        """
+        if rec.orphans is None:
+            return
+        pids = self.tree.stop_orphans(rec.orphans, float(self.limits.kill_grace_s))
+
+        def note(r: StatusRecord) -> None:
+            r.orphans, r.orphans_stopped = None, pids
+
+        self.writer.change("orphans", note)
+
+    def _detect_features(self, rec: StatusRecord) -> CliFeatures:
+        """What this run's CLI supports (:func:`..cli_features.detect_features`); unknown if that fails."""
+        try:
+            return detect_features(self.paths, rec.spec.claude_bin, cli_env())
+        except Exception as exc:  # noqa: BLE001 - e.g. its cache cannot be written or read: the run goes on without
+            self.log(f"could not detect what the CLI supports ({exc}); assuming nothing")
+            return CliFeatures()
+
+    # -- scheduling ------------------------------------------------------------
+
+    def _wait_for_turn(self, rec: StatusRecord) -> StatusRecord | None:
+        """Wait for the dependencies (``waiting``) and for a slot (``queued``).
+
+        Returns the record, now ``starting``, or None if the run ended here
+        (skipped, or killed by a stop request; recorded).
+        """
+        if rec.state is State.WAITING:
+            rec = self._wait_for_dependencies(rec)
+            if rec is None:
+                return None
+        if rec.state is State.QUEUED and not self._wait_for_slot():
+            return None
+        if self.stop_signal:
+            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} before the CLI started", None)
+            return None
+        return self.writer.record or rec
+
+    def _wait_for_dependencies(self, rec: StatusRecord) -> StatusRecord | None:
+        """Sleep until every ``--after`` agent has ended (:func:`.waits.await_dependencies`).
+
+        Then: skip the run if one did not complete (unless ``--after-any``),
+        take ``--with-context-from``'s session to fork, and take a slot or
+        join the queue (:func:`..scheduling.take_slot_or_enqueue`).  Returns
+        the record, now ``starting`` or ``queued``, or None if the run ended
+        here (``skipped`` or ``killed``).
+        """
+        from ..launcher import read_session
+
+        deps = list(rec.spec.after)
+        self.log(f"waiting for {', '.join(deps)}")
+        states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal))
+        if self.stop_signal:
+            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while waiting", None)
+            return None
+        why = waits.unmet(states, rec.spec.after_any)
+        if why:
+            self._finish_without_cli(State.SKIPPED, f"skipped: a dependency did not complete ({why})", None)
+            return None
+        source = rec.spec.context_from
+        resumed = read_session(self.paths, source) if source else None
+        if source and resumed is None:
+            self._finish_without_cli(State.SKIPPED, f"skipped: {source} left no session to take context from", None)
+            return None
+        target, granted = State.STARTING, None
+        if self.limits.max_parallel:
+            self.slot_fd, granted = take_slot_or_enqueue(self.paths, self.name, self.run_id, self.limits.max_parallel)
+            target = State.STARTING if self.slot_fd is not None else State.QUEUED
+        self.log(f"dependencies done ({', '.join(f'{d} {s}' for d, s in states.items())}); now {target}")
+
+        def ready(r: StatusRecord) -> None:
+            if source:
+                r.resumed_from, r.forked_from = resumed, source
+            if granted is not None:
+                r.slot_granted_at = granted
+            move_from(r, State.WAITING, target)
+
+        self.writer.change("ready", ready)
+        return self.writer.record
+
+    def _wait_for_slot(self) -> bool:
+        """Wait in the FIFO queue until this run is at its head and a slot is free (:func:`.waits.await_slot`).
+
+        The record then says ``starting``.  Returns False if a stop request
+        came first (the record is then ``killed``).
+        """
+        self.log(f"queued: waiting for one of {self.limits.max_parallel} slots")
+        got = waits.await_slot(self.paths, self.name, self.limits.max_parallel, lambda: bool(self.stop_signal))
+        if got is None:
+            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while queued", None)
+            return False
+        self.slot_fd, granted = got
+        self.log("got a slot")
+
+        def note(r: StatusRecord) -> None:
+            r.slot_granted_at = granted
+            move_from(r, State.QUEUED, State.STARTING)
+
+        self.writer.change("slot", note)
+        return True
+
+    # -- the attempts ------------------------------------------------------------
+
+    def _fork(self, rec: StatusRecord) -> bool:
+        """True if the run starts from a fork of the session it resumes (``--fork-session``): asked for, or ``--with-context-from``."""
+        return rec.spec.fork or bool(rec.spec.context_from)
+
+    def _attempts(self, rec: StatusRecord) -> AttemptEnd | None:
+        """Run the CLI; again after a retryable API error, up to the run's retries, with backoff.
+
+        Returns how the last attempt ended, or None if the CLI could not be
+        started (the run is then recorded failed).
+        """
+        session_id = rec.session_id or str(uuid.uuid4())
+        outcome: AttemptEnd | None = None
+        for attempt in range(1, 2 + int(self.limits.retries)):
+            if outcome is not None:
+                backoff = self.limits.retry_backoff_s * 2 ** (attempt - 2)
+                self.log(f"attempt {attempt - 1} failed with a retryable error ({outcome.error}); retrying in {backoff:.1f} s")
+                self._sleep(backoff)
+                if self.stop_signal:
+                    break
+                if not rec.resumed_from or self._fork(rec):
+                    session_id = str(uuid.uuid4())  # the failed attempt's session stays as it is
+                self.prior_cost += float((outcome.progress.result or {}).get("total_cost_usd") or 0)
+
+                def next_attempt(r: StatusRecord, n: int = attempt, sid: str = session_id) -> None:
+                    r.attempt, r.session_id = n, sid
+
+                self.writer.change("attempt", next_attempt)
+            self.session_id = session_id
+            outcome = self._run_attempt(rec, session_id)
+            if outcome is None:
+                return None
+            retry = (
+                outcome.state is State.FAILED
+                and not self.stop_signal
+                and is_retryable((outcome.progress.result or {}).get("api_error_status"), outcome.error)
+            )
+            if not retry:
+                break
+        return outcome
+
+    def _task_path(self, rec: StatusRecord) -> Path | None:
+        """The file whose bytes are the task, the CLI's stdin: ``outputs/<agent>/<run_id>.task``.
+
+        The launcher writes it; if it is missing (a record made by an older
+        launcher has no ``task_file``), the record's ``task`` is written there
+        first, unless that is only a preview of a longer task (it ends in "…").
+        Returns None if the run ended here (recorded ``failed``).
+        """
+        path = self.paths.task_file(self.name, self.run_id)
+        if os.path.lexists(path):
+            return path
+        if rec.task_file is not None and is_task_preview(rec.task):
+            self._finish_without_cli(State.FAILED, f"the task file {path} is missing and the record holds only a preview of the task; launch the run again", None)
+            return None
+        if not self.writer.write_file(path, rec.task):
+            self._finish_without_cli(State.FAILED, f"could not write the task file {path}; see the log", None)
+            return None
+        self.writer.change("task_file", lambda r: setattr(r, "task_file", str(path)))
+        return path
+
+    def _start_cli(self, rec: StatusRecord, session_id: str) -> subprocess.Popen | None:
+        """Start the CLI (:func:`.attempt.spawn`) in the run's cwd.
+
+        Returns the process, or None if it could not be started: the run is
+        then recorded ``failed`` (exit code 127 if the executable is missing, else 126).
+        """
+        task = self._task_path(rec)
+        if task is None:
+            return None
+        argv = build_argv(
+            rec.spec.claude_bin, rec.spec.claude, session_id=session_id, resume_id=rec.resumed_from,
+            fork=self._fork(rec), features=self.features,
+        )
+        try:
+            proc = spawn(argv, task, rec.cwd, self.log_file, self.log)
+        except CliNotStarted as exc:
+            self._finish_without_cli(State.FAILED, exc.error, exc.exit_code)
+            return None
+        self.cli = proc
+        self.cli_pid, self.cli_pid_started, self.cli_started_at = proc.pid, procs.start_time(proc.pid), utc_now()
+        return proc
+
+    def _run_attempt(self, rec: StatusRecord, session_id: str) -> AttemptEnd | None:
+        """Start the CLI once and follow it to its end.  None if it could not be started (recorded)."""
+        proc = self._start_cli(rec, session_id)
+        if proc is None:
+            return None
+        # Opened before the record says running, so that a reader of a running record finds the file it names.
+        transcript = TranscriptFile(self.paths.transcript(self.name, self.run_id), self.log)
+        attempt = Attempt(proc, tree=self.tree, limits=self.limits, transcript=transcript, log=self.log,
+                          stop_signal=lambda: self.stop_signal, grace=self._grace)
+        written = self._write_progress(attempt.progress)  # running, with the CLI's pid
+        # The session ID is ours (--session-id) or the resumed one, so it is known now (the final writes retry it).
+        self.writer.write_file(self.paths.session(self.name), session_id + "\n")
+        self.log(f"CLI started, pid {proc.pid}")
+        try:
+            attempt.pump(lambda: self._write_progress(attempt.progress), lambda: self.writer.failing("the record"), dirty=not written)
+        finally:
+            transcript.close()
+        outcome = attempt.end(session_id)
+        self.cli = None
+        return outcome
+
+    def _write_progress(self, progress: RunProgress) -> bool:
+        """Write the run's progress to the record; the first time, that it runs (``running``, the CLI's pid).
+
+        Returns False if the record cannot be written now (the change waits
+        for the next write that succeeds).
+        """
+        cli = (self.cli_pid, self.cli_pid_started, self.cli_started_at) if self.cli_pid is not None else None
+        change = report.progress_change(progress, self.tree, cli=cli, session_id=self.session_id, prior_cost=self.prior_cost)
+        return self.writer.change("progress", change)
+
+    # -- the end -------------------------------------------------------------
+
+    def _finish(self, outcome: AttemptEnd) -> None:
+        """Write the run's result, session and final record (retried while the state root cannot be written)."""
+        output = report.output_text(outcome)
+        fields = report.final_fields(outcome, self.tree, self.prior_cost)
+        edit = report.final_edit(outcome, self.tree)
+        self.writer.persist(
+            [
+                ("the result file", lambda: self.writer.write_file(self.paths.latest_output(self.name), output)),
+                ("the session file", lambda: self.writer.write_file(self.paths.session(self.name), outcome.session_id + "\n")),
+                ("the final record", lambda: self.writer.end(outcome.state, edit=edit, **fields)),
+            ],
+            RECORD_RETRY_LIMIT_S,
+        )
+        ended = self.writer.record.status if self.writer.record is not None else outcome.state
+        self.log(f"run ended: {ended}{' (' + outcome.error + ')' if outcome.error else ''}")
+
+    def _finish_without_cli(self, state: State, error: str, exit_code: int | None, limit_s: float = RECORD_RETRY_LIMIT_S) -> None:
+        """End a run whose CLI never started, could not be started, or was stopped after an internal error.
+
+        Writes the result file (``[state] error``) and the final record,
+        retried for up to ``limit_s`` seconds; nothing if the run has ended already.
+        """
+        own = self.writer.record
+        if own is not None and not own.state.is_active:
+            self.log(f"the run has ended already ({own.status}); not recording {state} ({error})")
+            return
+        ended = utc_now()
+        writes = [("the final record", lambda: self.writer.end(
+            state, error=error, exit_code=exit_code, is_error=True, last_activity=ended, finished=ended))]
+        if own is not None:  # the run is known to be ours: its result file may be written
+            writes.insert(0, ("the result file", lambda: self.writer.write_file(self.paths.latest_output(self.name), f"[{state}] {error}\n")))
+        self.writer.persist(writes, limit_s)
+        self.log(f"run ended: {state} ({error})")
+
+    def internal_error(self, exc: Exception) -> None:
+        """After an unexpected exception (a bug): stop the CLI's tree, log the traceback, record ``failed``.
+
+        Call it from the ``except`` clause (the traceback is the one being
+        handled).  The record write is retried for
+        :data:`.writer.SHORT_RETRY_LIMIT_S` seconds only.  Never raises.
+        """
+        import traceback
+
+        self.log(f"supervisor internal error: {exc!r}\n{traceback.format_exc()}")
+        proc = self.cli
+        try:
+            if proc is not None:
+                self.tree.stop_cli(proc, self._grace())
+                self.cli = None
+        except Exception as again:  # noqa: BLE001 - the record must still be written
+            self.log(f"could not stop the CLI's tree: {again!r}")
+        what = (str(exc).splitlines() or [""])[0][:300]
+        error = f"supervisor internal error: {type(exc).__name__}{': ' + what if what else ''}; see {self.paths.log(self.name, self.run_id)}"
+        exit_code = proc.returncode if proc is not None else None
+        try:
+            self._finish_without_cli(State.FAILED, error, exit_code, limit_s=SHORT_RETRY_LIMIT_S)
+        except Exception as again:  # noqa: BLE001 - nothing more can be done; readers will show it lost
+            self.log(f"could not record the internal error: {again!r}")
+
+    def run_on_complete(self) -> None:
+        """Run the launch's ``--on-complete`` hook once, after the run ended (:func:`.hooks.run_on_complete`)."""
+        from .hooks import run_on_complete
+
+        run_on_complete(self.paths, self.writer, self.log_file)

@@ -1,0 +1,68 @@
+"""The supervisor process's entry point: ``python -m claude_orchestrator.supervisor``.
+
+Started by the launcher (:func:`..executor.supervisor_command`), not by
+hand, as ``python -S -m claude_orchestrator.supervisor --root ROOT
+[--alive-fd N] [--slot-fd N] NAME RUN_ID``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..paths import StatePaths
+from ..states import ExitCode
+from .core import Supervisor
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.supervisor")
+    parser.add_argument("--root", required=True, help="the state root")
+    parser.add_argument("--alive-fd", type=int, help="an inherited descriptor holding the agent's life lock")
+    parser.add_argument("--slot-fd", type=int, help="an inherited descriptor holding a parallel slot")
+    parser.add_argument("name")
+    parser.add_argument("run_id")
+    return parser
+
+
+def _restore_pythonpath() -> None:
+    """Give the CLI (and its tools) the caller's ``PYTHONPATH`` back, not the supervisor's own (see ``supervisor_command``)."""
+    if "ORCHESTRATOR_CALLER_PYTHONPATH" in os.environ:
+        caller = os.environ.pop("ORCHESTRATOR_CALLER_PYTHONPATH")
+        if caller:
+            os.environ["PYTHONPATH"] = caller
+        else:
+            os.environ.pop("PYTHONPATH", None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one run's supervisor to its end, then its ``--on-complete`` hook.
+
+    Returns:
+        0, or 70 (:attr:`..states.ExitCode.INTERNAL`) after an internal error
+        (the run is then recorded ``failed``) or a failed hook.
+    """
+    args = _parser().parse_args(argv)
+    _restore_pythonpath()
+    sup = Supervisor(StatePaths(args.root), args.name, args.run_id)
+    sup.slot_fd = args.slot_fd
+    # The life lock is held through args.alive_fd until this process exits; it
+    # must not be inherited further (Popen(close_fds=True) sees to that).
+    code = ExitCode.OK
+    try:
+        sup.run()
+    except Exception as exc:  # noqa: BLE001 - a bug: the CLI must not outlive its supervision, nor the record stay active
+        sup.internal_error(exc)
+        code = ExitCode.INTERNAL
+    if args.alive_fd is not None:
+        # The run is over: free the name now, so that a slow hook does not hold
+        # up the next launch of this agent.
+        os.close(args.alive_fd)
+    try:
+        sup.run_on_complete()
+    except Exception as exc:  # noqa: BLE001 - the run has ended; only the hook failed
+        import traceback
+
+        sup.log(f"on-complete failed: {exc!r}\n{traceback.format_exc()}")
+        code = ExitCode.INTERNAL
+    return int(code)

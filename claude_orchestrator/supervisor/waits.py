@@ -1,0 +1,93 @@
+"""A supervisor's waits before its CLI may start: for its dependencies (``waiting``), then for a slot (``queued``).
+
+The slot-or-queue decision itself is :mod:`..scheduling`'s, shared with the
+launcher; here are the loops that wait, each ended early by a stop request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .. import locks
+from ..errors import BadRecord
+from ..paths import StatePaths
+from ..record import RecordStore
+from ..scheduling import take_turn
+from ..states import ACTIVE, State
+
+#: How often a queued run looks for its turn, in seconds.
+QUEUE_POLL_S = 0.1
+#: Seconds between re-reads of the dependencies' records if no change wakes the wait.
+DEPENDENCY_RECHECK_S = 1.0
+_ACTIVE_NAMES = frozenset(s.value for s in ACTIVE)
+
+
+def dependency_states(store: RecordStore, deps: list[str]) -> dict[str, str]:
+    """Each ``--after`` agent's state: ``{agent: state}``.
+
+    A state as :class:`..states.State`'s value, reconciled (a run whose
+    supervisor is gone is ``lost``), or ``gone`` (no record) or
+    ``unreadable`` (a bad record file).
+    """
+    from ..control import reconcile
+
+    states: dict[str, str] = {}
+    for dep in deps:
+        try:
+            found = store.read(dep)
+            states[dep] = "gone" if found is None else reconcile(store, found).status.value
+        except BadRecord:
+            states[dep] = "unreadable"
+    return states
+
+
+def await_dependencies(paths: StatePaths, store: RecordStore, deps: list[str], stopped: Callable[[], bool]) -> dict[str, str]:
+    """Sleep until no ``--after`` agent is active, or a stop request (``stopped()``) came.
+
+    Woken by changes in ``status/`` (watchdog), with a re-read every
+    :data:`DEPENDENCY_RECHECK_S` seconds for a missed event.
+
+    Returns:
+        Their last states, as :func:`dependency_states` (empty if stopped before the first look).
+    """
+    from ..watch import DirWatcher
+
+    states: dict[str, str] = {}
+    with DirWatcher(paths.status_dir) as watcher:
+        while not stopped():
+            states = dependency_states(store, deps)
+            if not _ACTIVE_NAMES.intersection(states.values()):
+                break
+            watcher.wait(DEPENDENCY_RECHECK_S)
+    return states
+
+
+def unmet(states: dict[str, str], after_any: bool) -> str | None:
+    """Why the run must be skipped: the dependencies that did not complete (``"a1 failed, a2 gone"``), or None.
+
+    With ``after_any`` (``--after-any``) any end will do: None.
+    """
+    bad = {d: s for d, s in states.items() if s != State.COMPLETED.value}
+    if not bad or after_any:
+        return None
+    return ", ".join(f"{d} {s}" for d, s in bad.items())
+
+
+def await_slot(paths: StatePaths, name: str, max_parallel: int, stopped: Callable[[], bool]) -> tuple[int, float] | None:
+    """Wait in the FIFO queue until ``name`` is at its head and a slot is free (:func:`..scheduling.take_turn`).
+
+    Returns:
+        ``(descriptor holding the slot, time.time() it was granted)``, or
+        None if a stop request came first (the queue entry is then removed).
+
+    Raises:
+        filelock.Timeout, OSError: as :func:`..scheduling.take_turn`.
+    """
+    while not stopped():
+        fd, granted = take_turn(paths, name, max_parallel)
+        if fd is not None and granted is not None:
+            return fd, granted
+        time.sleep(QUEUE_POLL_S)
+    locks.remove_from_queue(paths, name)
+    return None
