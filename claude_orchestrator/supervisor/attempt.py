@@ -27,6 +27,7 @@ from typing import IO
 from ..claude_cli import cli_env
 from ..limits import RunLimits
 from ..record import utc_now
+from ..spec import Outcome
 from ..states import ExitCode, State, StopReason
 from ..stream import RunProgress, classify
 from .events import EventReader
@@ -115,6 +116,13 @@ class AttemptEnd:
     def stopped_after_result(self) -> bool:
         """True if the CLI lingered after its result event and its tree was stopped."""
         return self.stop_reason is StopReason.LINGERED
+
+    @property
+    def outcome(self) -> Outcome:
+        """How the run ended, as the record keeps it: ``is_error`` is the result event's, else "not completed"."""
+        result = self.progress.result
+        is_error = bool(result.get("is_error")) if result is not None else self.state is not State.COMPLETED
+        return Outcome(self.state, self.error, self.exit_code, is_error, self.stop_reason)
 
 
 def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, stop_signal: int | None,

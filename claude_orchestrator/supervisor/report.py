@@ -69,18 +69,17 @@ def output_text(outcome: AttemptEnd) -> str:
 
 def final_fields(outcome: AttemptEnd, tree: ProcessTree, prior_cost: float) -> dict[str, Any]:
     """The record fields set with the move to the run's end (:func:`..lifecycle.move`'s ``fields``)."""
-    result, progress = outcome.progress.result, outcome.progress
+    result, progress, end = outcome.progress.result, outcome.progress, outcome.outcome
     fields: dict[str, Any] = dict(
-        exit_code=outcome.exit_code, error=outcome.error, num_turns=progress.num_turns, tokens=progress.tokens,
-        session_id=outcome.session_id, peak_rss_mb=round(tree.peak_mb, 1),
+        exit_code=end.exit_code, error=end.error, is_error=end.is_error, num_turns=progress.num_turns,
+        tokens=progress.tokens, session_id=outcome.session_id, peak_rss_mb=round(tree.peak_mb, 1),
         memory_warnings=list(tree.memory_warnings), finished=outcome.ended_at,
     )
     if result is None:
-        fields["is_error"] = outcome.state is not State.COMPLETED
         return fields
     text = result.get("result")
     fields.update(
-        is_error=bool(result.get("is_error")), cost_usd=total_cost(prior_cost, progress), usage=result.get("usage"),
+        cost_usd=total_cost(prior_cost, progress), usage=result.get("usage"),
         result=text[:RESULT_PREVIEW_CHARS] if text is not None else None,
     )
     return fields
