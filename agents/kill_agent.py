@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kill_agent.py: see `python3 agents/kill_agent.py --help`; the logic is in claude_orchestrator.cli."""
+"""kill_agent.py: see `python3 agents/kill_agent.py --help`; the logic is in claude_orchestrator.commands."""
 
 import _bootstrap  # beside this script: runs it under the python `make install` recorded, from any python3
 

@@ -23,6 +23,7 @@ from . import lifecycle, locks
 from .claude_cli import find_claude
 from .errors import BadInput, Conflict, NotFound, storage_error
 from .executor import Executor, executor_of, get_executor
+from .limits import RunLimits
 from .paths import StatePaths, refuse_symlink, validate_name
 from .record import RecordStore, StatusRecord, task_preview, write_atomic
 from .spec import RunSpec
@@ -184,25 +185,7 @@ def _write_run_files(paths: StatePaths, name: str, run_id: str, task: str, made:
     return log_fd
 
 
-def _legacy_spec(spec: RunSpec | None, kw: dict) -> RunSpec:
-    """TRANSITIONAL (removed before issue 12 closes): the old keyword arguments as a RunSpec."""
-    from .limits import RunLimits
-
-    spec = spec or RunSpec(limits=RunLimits.from_env())
-    if not kw:
-        return spec
-
-    changes = {
-        "claude": kw.pop("options", None) or spec.claude,
-        "limits": kw.pop("limits", None) or RunLimits.from_env(),
-        "on_complete": tuple(kw.pop("on_complete", None) or ()) or None,
-        "after": tuple(kw.pop("after", None) or ()),
-    }
-    changes.update({k: v for k, v in kw.items() if v is not None})
-    return spec.replace(**changes)
-
-
-def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, inherit: dict | None = None, **legacy) -> StatusRecord:
+def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, inherit: dict | None = None) -> StatusRecord:
     """Start one run of agent ``name`` in the background and return its record at once.
 
     The launcher takes the agent's life lock and, if the executor keeps the
@@ -232,7 +215,7 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     validate_name(name)
     if not task or not task.strip():
         raise BadInput("the task is empty; give it as an argument or with --task-file")
-    spec = resolve_spec(paths, name, _legacy_spec(spec, legacy))
+    spec = resolve_spec(paths, name, spec or RunSpec(limits=RunLimits.from_env()))
     executor = get_executor(spec.executor)
     run_id = new_run_id()
     made: list[Path] = []  # undone if the launch fails
@@ -356,7 +339,7 @@ def _initial_state(paths: StatePaths, record: StatusRecord, executor: Executor, 
     return State.STARTING
 
 
-def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, session_from: str | None = None, **legacy) -> StatusRecord:
+def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, session_from: str | None = None) -> StatusRecord:
     """Continue agent ``name``'s session with a new task, or fork ``session_from``'s into it.
 
     Without ``session_from`` the run resumes ``sessions/<name>_session.txt``
@@ -381,7 +364,7 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
             f"agent {source!r} has no session to resume; start one with: "
             f"python3 agents/launch_agent.py {source} \"TASK\""
         )
-    spec = _legacy_spec(spec, legacy)
+    spec = spec or RunSpec(limits=RunLimits.from_env())
     previous = current if source == name else store.read(source)
     inherit = {}
     if spec.cwd is None and previous is not None and previous.cwd and Path(previous.cwd).is_dir():
@@ -392,7 +375,7 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     return launch(paths, name, task, spec, inherit=inherit)
 
 
-def launch_many(paths: StatePaths, jobs: list, *, per_job=None, per_job_isolation=None, **legacy) -> list[StatusRecord]:
+def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list[StatusRecord]:
     """Launch one agent per ``(name, task, spec)``; return their records at once.
 
     Every name and task is checked, and every name checked for a live run,
@@ -403,17 +386,6 @@ def launch_many(paths: StatePaths, jobs: list, *, per_job=None, per_job_isolatio
         Conflict: one of the names is active (exit 3).
         CliMissing: no Claude CLI (exit 127).
     """
-    if jobs and len(jobs[0]) == 2:  # TRANSITIONAL: (name, task) pairs and shared/per-job keywords
-        from .limits import RunLimits
-
-        shared = {"options": legacy.pop("options", None), "limits": legacy.pop("limits", None) or RunLimits.from_env()}
-        settings = per_job or [(shared["options"], shared["limits"], None)] * len(jobs)
-        isos = per_job_isolation or [legacy.pop("isolation", "none")] * len(jobs)
-        legacy.pop("isolation", None)
-        jobs = [
-            (n, t, _legacy_spec(None, {**legacy, "options": o, "limits": lim, "profile": prof, "isolation": iso}))
-            for (n, t), (o, lim, prof), iso in zip(jobs, settings, isos, strict=True)
-        ]
     names = [validate_name(n) for n, _, _ in jobs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -424,6 +396,3 @@ def launch_many(paths: StatePaths, jobs: list, *, per_job=None, per_job_isolatio
     find_claude()
     refuse_busy(RecordStore(paths), names, hint="use --names")
     return [launch(paths, name, task, spec) for name, task, spec in jobs]
-
-
-__all__ = ["busy", "executor_of", "launch", "launch_many", "new_run_id", "read_session", "refuse_busy", "resume", "resolve_spec"]

@@ -17,8 +17,9 @@ import pytest
 from conftest import AGENTS, Lines, wait_until
 
 from claude_orchestrator import watch
-from claude_orchestrator.cli import _fmt_duration
+from claude_orchestrator.commands.render import fmt_duration
 from claude_orchestrator.control import wait_for
+from claude_orchestrator.lifecycle import move
 from claude_orchestrator.paths import StatePaths
 from claude_orchestrator.record import RecordStore, StatusRecord, parse_time, write_atomic
 from claude_orchestrator.states import State
@@ -165,10 +166,10 @@ def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):
 
     def finish():
         read_queued.wait(timeout=30)  # the waiter has read the record as queued (its observer started before)
-        rec.transition(State.STARTING)
-        rec.transition(State.RUNNING)
+        move(rec, State.STARTING)
+        move(rec, State.RUNNING)
         store.write(rec)
-        rec.transition(State.COMPLETED)
+        move(rec, State.COMPLETED)
         store.write(rec)
 
     seen = []
@@ -266,7 +267,7 @@ def test_summary_shows_totals_and_speedup(fake_kit, tmp_path):
     # the summary's figures, from the records' own times (summed in the summary's order)
     wall = max(ends.values()) - min(starts.values())
     total = sum(ends[n] - starts[n] for n in listed)
-    assert lines[1] == f"wall time {_fmt_duration(wall)}; sum of run times {_fmt_duration(total)}; parallel speed-up {total / wall:.1f}x"
+    assert lines[1] == f"wall time {fmt_duration(wall)}; sum of run times {fmt_duration(total)}; parallel speed-up {total / wall:.1f}x"
     assert lines[-1].startswith("TOTAL") and "$0.0020" in lines[-1]
 
 

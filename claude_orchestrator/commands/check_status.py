@@ -1,0 +1,132 @@
+"""``check_status.py [NAME...]``: the agents' records as a table, a summary or JSON, once or live."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from ..errors import BadRecord, guarded
+from ..paths import StatePaths
+from ..record import RecordStore, StatusRecord
+from ..states import ExitCode
+from . import options, render
+
+PROG = "check_status.py"
+
+EPILOG = """\
+examples:
+  python3 agents/check_status.py               every agent, as a table
+  python3 agents/check_status.py agent1 agent2
+  python3 agents/check_status.py --json        per agent: status, error, result preview, turns, cost, output file
+  python3 agents/check_status.py --full NAME   the whole record (JSON)
+  python3 agents/check_status.py --summary     totals, parallel speed-up, per-agent cost and memory
+  python3 agents/check_status.py --watch       a live table, redrawn on every change
+
+A record left queued/starting/running whose supervisor is gone is stored as `lost`.
+A queued agent shows its place in the queue: "queued #2".
+An agent whose status file cannot be read is shown as `unreadable` (stderr says why).
+exit status: 0 ok, 4 a named agent has no record, 70 an internal error.
+"""
+
+#: Seconds between check_status --watch's quiet re-checks for lost agents.
+WATCH_RECHECK_S = 5.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """check_status.py's parser: NAMEs, ``--json``, ``--full``, ``--summary``, ``--watch``."""
+    p = options.new_parser(PROG, "Show the status of background Claude Code agents.", EPILOG)
+    p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
+    p.add_argument("--json", action="store_true", help="a JSON list: per agent the fields to act on (status, error, result preview, ...)")
+    p.add_argument("--full", action="store_true", help="with --json (implied): the whole records")
+    p.add_argument("--summary", action="store_true", help="an execution summary: totals, parallel speed-up, per-agent figures")
+    p.add_argument("--watch", action="store_true", help="redraw whenever a record changes (Ctrl-C to stop)")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line (``--full`` implies ``--json``); exits 2 on bad usage."""
+    p = build_parser()
+    args = options.parse(p, argv, "names")
+    args.json = args.json or args.full
+    if args.watch and args.json:
+        p.error("--watch draws for people; use wait_agents.py --follow --json for a stream of changes")
+    return args
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Print the records (stderr: agents newly marked lost, unreadable records).
+
+    Raises:
+        NotFound: a named agent has no record (exit 4).
+    """
+    from ..control import read_records
+
+    paths = StatePaths()
+    store = RecordStore(paths)
+    if args.watch:
+        return watch(store, args.names or None, args.summary)
+    newly_lost: list[StatusRecord] = []
+    bad: list[BadRecord] = []
+    recs = read_records(store, args.names or None, newly_lost, unreadable=bad)
+    order = {n: i for i, n in enumerate(args.names or sorted([r.agent for r in recs] + [b.name for b in bad]))}
+    positions = {}
+    if any(str(r.status) == "queued" for r in recs):
+        from ..locks import queue_positions
+
+        positions = queue_positions(paths)
+    if args.json:
+        items = [(r.agent, render.full(r, positions) if args.full else render.brief(r, positions)) for r in recs]
+        items += [(b.name, render.unreadable_item(b)) for b in bad]
+        items.sort(key=lambda item: order.get(item[0], 0))
+        objs = [obj for _, obj in items]
+        print(json.dumps(objs, indent=2) if args.full else render.json_list(objs))
+        return ExitCode.OK
+    if not recs and not bad:
+        print("no agents yet; start one with: python3 agents/launch_agent.py agent1 \"TASK\"")
+        return ExitCode.OK
+    if recs:
+        print(render.summary(recs) if args.summary else render.table(recs, positions, bad, order))
+    elif not args.summary:
+        print(render.table([], positions, bad, order))
+    for r in newly_lost:
+        print(f"{r.agent}: marked lost: {r.error}", file=sys.stderr)
+    for b in bad:
+        print(f"{b.name}: {b}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def watch(store: RecordStore, names: list[str] | None, summary: bool) -> ExitCode:
+    """Redraw the table (or summary) each time a record changes, until Ctrl-C (then OK)."""
+    import time
+
+    from ..control import read_records
+    from ..locks import queue_positions
+    from ..watch import DirWatcher
+
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    with DirWatcher(store.paths.status_dir) as watcher:
+        try:
+            while True:
+                bad: list[BadRecord] = []
+                recs = read_records(store, names, unreadable=bad)
+                positions = queue_positions(store.paths)
+                body = (render.summary(recs) if summary and recs else render.table(recs, positions, bad)) if recs or bad else "no agents yet"
+                sys.stdout.write(f"{clear}{body}\n\nupdated {time.strftime('%H:%M:%S')}; Ctrl-C to stop\n")
+                sys.stdout.flush()
+                shown = [(r.agent, str(r.status)) for r in recs]
+                # Redraw on a change; every few seconds re-check (without redrawing)
+                # for a supervisor that died without touching its record.
+                while not watcher.wait(WATCH_RECHECK_S):
+                    if [(r.agent, str(r.status)) for r in read_records(store, names, unreadable=[])] != shown:
+                        break
+                watcher.wait(0.05)  # let a burst of writes settle into one redraw
+        except KeyboardInterrupt:
+            return ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run check_status.py with ``argv``; its exit status."""
+    args = parse_args(argv)
+    return int(guarded(PROG, lambda: run(args)))

@@ -1,0 +1,122 @@
+"""``kill_agent.py NAME... | --all``: stop agents' runs and their whole process trees."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BadRecord, guarded
+from ..paths import StatePaths
+from ..record import RecordStore, StatusRecord
+from ..states import ExitCode, State
+from . import options, render
+
+PROG = "kill_agent.py"
+
+EPILOG = """\
+examples:
+  python3 agents/kill_agent.py agent2              stop one agent
+  python3 agents/kill_agent.py --all               stop every active agent
+  python3 agents/kill_agent.py slow --grace 2      SIGKILL 2 s after SIGTERM
+
+The run's whole process tree is stopped: SIGTERM, the grace period, SIGKILL
+(the CLI's process group and every descendant, including ones that called
+setsid). Its status becomes `killed`. A queued agent is taken off the queue.
+A lost agent's orphaned processes are stopped too. Stopping an agent that has
+already ended does nothing and exits 0.
+exit status: 0 stopped or nothing to stop, 2 bad input (or a named agent's status
+file is unreadable and nothing of it runs), 4 no such agent, 74 the state root
+cannot be written, 70 an internal error.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """kill_agent.py's parser: NAMEs or ``--all``, ``--grace``, ``--json``."""
+    p = options.new_parser(PROG, "Stop background Claude Code agents and their whole process trees.", EPILOG)
+    p.add_argument("names", metavar="NAME", nargs="*", help="agents to stop")
+    p.add_argument("--all", action="store_true", help="stop every active agent (and lost agents' orphaned processes)")
+    p.add_argument("--grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL (default: the run's --kill-grace)")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line: NAMEs or ``--all``, a ``--grace`` of 0 or more; exits 2 on bad usage."""
+    p = build_parser()
+    args = options.parse(p, argv, "names")
+    if bool(args.names) == bool(args.all):
+        p.error("name the agents to stop, or give --all")
+    if args.grace is not None and args.grace < 0:
+        p.error("--grace must be 0 or more")
+    return args
+
+
+def select_all(recs: list[StatusRecord]) -> list[str]:
+    """``--all``'s agents: every active run, and every lost run whose orphaned processes still live."""
+    from ..control import leftover_tree
+
+    return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and leftover_tree(r))]
+
+
+def stop_together(
+    store: RecordStore, names: list[str], bad: list[BadRecord], grace_s: float | None
+) -> tuple[list[tuple[str, StatusRecord | None]], list[str]]:
+    """Stop the readable agents ``names`` and the unreadable ones ``bad``, all at once (one thread each, up to 16).
+
+    Returns:
+        :func:`.control.stop`'s ``(action, record)`` per name, and
+        :func:`.control.stop_unreadable`'s action per bad record.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..control import stop, stop_unreadable
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(names) + len(bad)))) as pool:
+        stopping = pool.map(lambda n: stop(store, n, grace_s=grace_s), names)  # both groups at once
+        stopping_bad = pool.map(lambda b: stop_unreadable(store, b, grace_s=grace_s), bad)
+        return list(stopping), list(stopping_bad)
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    """Stop the agents; print what happened to each (stderr: unreadable records).
+
+    Returns:
+        OK, or USAGE if a named agent's record is unreadable and nothing of it ran.
+
+    Raises:
+        NotFound: a named agent has no record, before anything is stopped (exit 4).
+    """
+    from ..control import read_records
+
+    store = RecordStore(StatePaths())
+    bad: list[BadRecord] = []
+    if args.all:
+        names = select_all(read_records(store, unreadable=bad))
+    else:
+        wanted = list(dict.fromkeys(args.names))
+        names = [r.agent for r in read_records(store, wanted, unreadable=bad)]  # NotFound (exit 4) before stopping anything
+    results, bad_results = stop_together(store, names, bad, args.grace)
+    out: list[dict[str, Any]] = []
+    for name, (what, rec) in zip(names, results, strict=True):
+        out.append({"agent": name, "action": what, "status": str(rec.status) if rec else "cleared"})
+        if not args.json:
+            print(f"{name}: {render.kill_message(what, rec)}")
+    for b, what in zip(bad, bad_results, strict=True):
+        out.append({"agent": b.name, "action": what, "status": render.UNREADABLE, "status_file": b.path})
+        said = "stopped its supervisor; " if what == "stopped" else ""
+        print(f"{b.name}: {said}{b}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    elif not names and not bad:
+        print("no active agents")
+    # A named agent whose record is unreadable and that runs nothing is bad input; --all acts on the rest.
+    return ExitCode.USAGE if not args.all and any(w == "not-running" for w in bad_results) else ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run kill_agent.py with ``argv``; its exit status."""
+    args = parse_args(argv)
+    return int(guarded(PROG, lambda: run(args)))

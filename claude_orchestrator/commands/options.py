@@ -1,0 +1,261 @@
+"""The option groups the launching scripts share, and what they turn into.
+
+The groups (Claude CLI options, limits, run control) are added to a parser
+by :func:`add_run_options`; :func:`run_spec` turns the parsed options
+and a profile into a :class:`.spec.RunSpec`: the one place a run's
+request is built from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..claude_cli import KNOWN_PERMISSION_MODES, ClaudeOptions
+from ..errors import BadInput
+from ..isolation import ISOLATIONS
+from ..limits import RunLimits
+from ..spec import RunSpec
+
+# -- parsers -------------------------------------------------------------------
+
+
+def new_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """A script's parser; the epilog (examples, exit statuses) is shown as written."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: str) -> argparse.Namespace:
+    """Parse options and positionals in any order; everything after ``--`` is positional.
+
+    argparse's intermixed parsing mishandles ``--``, so the tail after it is
+    split off first and appended to the list positional named ``positional``.
+    A ``name`` positional left empty takes the tail's first word.
+
+    Raises:
+        SystemExit: bad usage (argparse prints it; exit 2), or ``--help`` (exit 0).
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    tail: list[str] = []
+    if "--" in words:
+        cut = words.index("--")
+        words, tail = words[:cut], words[cut + 1 :]
+    args = p.parse_intermixed_args(words)
+    if tail and hasattr(args, "name") and args.name is None:
+        args.name = tail.pop(0)
+    setattr(args, positional, list(getattr(args, positional) or []) + tail)
+    if hasattr(args, "name") and args.name is None:
+        p.error("the agent NAME is required")
+    return args
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Add the groups every launching script takes: Claude CLI options, limits, run control."""
+    _add_claude_options(p)
+    _add_limits(p)
+    _add_run_control(p)
+
+
+def _add_claude_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Claude CLI options (passed to `claude -p`)")
+    g.add_argument("--cwd", metavar="DIR", help="the agent's working directory (default: the current one)")
+    g.add_argument(
+        "--isolation",
+        choices=ISOLATIONS,
+        help="none (default): work in --cwd; dir: in workspaces/NAME/; worktree: in a git worktree of "
+        "--cwd's repository on branch orchestrator/NAME/RUN_ID",
+    )
+    g.add_argument("--model", help="--model for the CLI, e.g. sonnet or claude-sonnet-4-5")
+    g.add_argument("--append-system-prompt", metavar="TEXT", help="text appended to the agent's system prompt")
+    g.add_argument("--allowed-tools", metavar="LIST", help='tools allowed without asking, e.g. "Bash,Edit,Read"')
+    g.add_argument(
+        "--permission-mode",
+        metavar="MODE",
+        help=f"one of the installed CLI's modes ({', '.join(KNOWN_PERMISSION_MODES)}; "
+        "manual and default are the same mode, translated for the CLI); see `claude --help`",
+    )
+    g.add_argument(
+        "--dangerously-skip-permissions",
+        action="store_true",
+        default=None,
+        help="bypass all permission checks (as root the CLI needs IS_SANDBOX=1 for this)",
+    )
+    g.add_argument("--max-turns", metavar="N", type=int, help="--max-turns for the CLI: stop after N agentic turns")
+    g.add_argument("--max-budget-usd", metavar="USD", type=float, help="--max-budget-usd for the CLI: stop spending at USD")
+    g.add_argument("--profile", metavar="NAME", help="options from a profile in agents/profiles.toml ($ORCHESTRATOR_PROFILES); flags win")
+    g.add_argument("--claude-arg", metavar="ARG", action="append", default=[], help="an extra CLI argument, as is (repeatable)")
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    lim = p.add_argument_group("limits (enforced by the supervisor)")
+    lim.add_argument("--timeout", metavar="S", type=float, help="stop the run after S seconds (default 600 or $ORCHESTRATOR_TIMEOUT; 0 = none)")
+    lim.add_argument("--kill-grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL when stopping (default 10)")
+    lim.add_argument("--memory-limit", metavar="MB", type=float, help="stop the run when its process tree's RSS reaches MB MiB (default 2048; 0 = none)")
+    lim.add_argument("--max-parallel", metavar="N", type=int, help="run at most N agents at once, queue the rest (default 4 or $ORCHESTRATOR_MAX_PARALLEL; 0 = no limit)")
+    lim.add_argument("--retries", metavar="N", type=int, help="retry a run that failed with a retryable API error (429, 5xx, overloaded) up to N times (default 0)")
+    lim.add_argument("--retry-backoff", metavar="S", type=float, help="seconds before the first retry, doubling after (default 2)")
+
+
+def _add_run_control(p: argparse.ArgumentParser) -> None:
+    r = p.add_argument_group("run control")
+    r.add_argument(
+        "--on-complete",
+        metavar="CMD",
+        help="run CMD (split into words like a shell, never through one) when the agent ends; "
+        "env: ORCHESTRATOR_AGENT, _STATUS, _RUN_ID, _RECORD, _OUTPUT",
+    )
+    r.add_argument("--after", metavar="A,B", help="start only when these agents have completed (until then: waiting; if one fails: skipped)")
+    r.add_argument("--after-any", action="store_true", help="with --after: start once they have ended, however they ended")
+    r.add_argument(
+        "--with-context-from",
+        metavar="NAME",
+        help="once NAME has ended, start from a fork of its session (implies --after NAME; cwd defaults to NAME's)",
+    )
+    r.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 if completed, else 1")
+    r.add_argument("--background", action="store_true", help="run in the background (the default; accepted for the seed's commands)")
+    r.add_argument("--json", action="store_true", help="print JSON only")
+
+
+# -- what the options mean -----------------------------------------------------
+
+
+def choose_profile(args: argparse.Namespace, role: str | None = None) -> tuple[str | None, dict]:
+    """The profile to apply, by precedence: the one matching ``role`` if any, else ``--profile``, else none.
+
+    Args:
+        args: the parsed options (``args.profile``).
+        role: a delegation's role (launch_parallel.py ``--from-delegations``), matched
+            case-insensitively, "Agent" dropped, or by an alias.
+
+    Returns:
+        ``(name, settings)``, or ``(None, {})`` for no profile.
+
+    Raises:
+        NotFound: ``--profile`` names no profile (exit 4; the message lists the known ones).
+    """
+    from ..profiles import find_profile, get_profile, load_profiles
+
+    if role is not None:
+        profiles = load_profiles()
+        found = find_profile(profiles, role)
+        if found is not None:
+            return found, profiles[found]
+    if args.profile:
+        profiles = load_profiles()
+        found = find_profile(profiles, args.profile)
+        if found is None:
+            get_profile(args.profile)  # raises NotFound with the known names
+        return found, profiles[found]
+    return None, {}
+
+
+def claude_options(args: argparse.Namespace, profile: dict | None = None) -> ClaudeOptions:
+    """CLI options from the flags, falling back to ``profile`` for any flag not given.
+
+    ``--max-budget-usd`` and ``--dangerously-skip-permissions`` come from flags
+    only; the profile's ``claude_args`` go before ``--claude-arg``s (later ones win in the CLI).
+    """
+    prof = profile or {}
+
+    def pick(flag: str, key: str):
+        value = getattr(args, flag)
+        return value if value is not None else prof.get(key)
+
+    return ClaudeOptions(
+        model=pick("model", "model"),
+        append_system_prompt=pick("append_system_prompt", "append_system_prompt"),
+        allowed_tools=pick("allowed_tools", "allowed_tools"),
+        permission_mode=pick("permission_mode", "permission_mode"),
+        dangerously_skip_permissions=bool(args.dangerously_skip_permissions),
+        max_turns=pick("max_turns", "max_turns"),
+        max_budget_usd=args.max_budget_usd,
+        claude_args=list(prof.get("claude_args", [])) + list(args.claude_arg),
+    )
+
+
+def run_limits(args: argparse.Namespace, profile: dict | None = None) -> RunLimits:
+    """The limits from the flags, then the profile (timeout, memory limit), then the environment and defaults."""
+    prof = profile or {}
+    return RunLimits.from_env(
+        timeout_s=args.timeout if args.timeout is not None else prof.get("timeout"),
+        kill_grace_s=args.kill_grace,
+        memory_limit_mb=args.memory_limit if args.memory_limit is not None else prof.get("memory_limit"),
+        max_parallel=args.max_parallel,
+        retries=args.retries,
+        retry_backoff_s=args.retry_backoff,
+    )
+
+
+def isolation(args: argparse.Namespace, profile: dict | None = None) -> str:
+    """``--isolation``, else the profile's, else ``none``."""
+    return args.isolation or (profile or {}).get("isolation") or "none"
+
+
+def dependencies(args: argparse.Namespace) -> dict[str, Any]:
+    """``--after``, ``--after-any`` and ``--with-context-from`` as the launcher's ``after``, ``after_any``, ``context_from``.
+
+    Raises:
+        BadInput: ``--after-any`` without ``--after`` or ``--with-context-from`` (exit 2).
+    """
+    after = [n.strip() for n in (args.after or "").split(",") if n.strip()]
+    if args.after_any and not (after or args.with_context_from):
+        raise BadInput("--after-any needs --after or --with-context-from")
+    return {"after": after, "after_any": bool(args.after_any), "context_from": args.with_context_from}
+
+
+def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
+    """``--on-complete CMD`` split into an argument vector as a shell splits words (it never runs a shell).
+
+    Raises:
+        BadInput: unbalanced quotes, or an empty command (exit 2).
+    """
+    if args.on_complete is None:
+        return None
+    import shlex
+
+    try:
+        argv = shlex.split(args.on_complete)
+    except ValueError as exc:
+        raise BadInput(f"--on-complete: {exc} (check the quotes)") from exc
+    if not argv:
+        raise BadInput("--on-complete is empty")
+    return argv
+
+
+# -- the launcher's arguments --------------------------------------------------
+
+
+def run_spec(
+    args: argparse.Namespace, profile_name: str | None, profile: dict, budget_usd: float | None = None
+) -> RunSpec:
+    """One run's request (:class:`.spec.RunSpec`) from the options, a profile and the environment.
+
+    The one place the command line becomes a run's request; the launcher
+    completes it (:func:`.launcher.resolve_spec`).
+
+    Args:
+        args: the parsed options (:func:`add_run_options`).
+        profile_name, profile: from :func:`choose_profile`.
+        budget_usd: this run's share of ``--total-budget-usd``, set as its ``--max-budget-usd``.
+
+    Raises:
+        BadInput: a bad ``--on-complete`` or ``--after-any`` (exit 2).
+    """
+    claude = claude_options(args, profile)
+    if budget_usd is not None:
+        claude.max_budget_usd = budget_usd
+    on_complete = on_complete_argv(args)
+    deps = dependencies(args)
+    return RunSpec(
+        claude=claude, limits=run_limits(args, profile), cwd=getattr(args, "cwd", None),
+        on_complete=tuple(on_complete) if on_complete else None, profile=profile_name,
+        isolation=isolation(args, profile), after=tuple(deps["after"]), after_any=deps["after_any"],
+        context_from=deps["context_from"],
+    )

@@ -1,0 +1,389 @@
+"""What the scripts print, as pure functions: records in, text or JSON-ready data out.
+
+No I/O here (nothing is read, written or printed), so every line a script
+shows can be checked in-process: tables, the execution summary, change lines
+and events, the compact JSON a master reads, durations, costs and counts.
+Where "now" matters (an active run's elapsed time) it is a parameter,
+defaulting to the current time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import BadRecord, bad_record_advice
+from ..paths import StatePaths
+from ..record import StatusRecord, parse_time
+
+#: Characters of a task shown in the status table.
+TASK_PREVIEW = 48
+#: What the scripts call an agent whose ``status/NAME.json`` cannot be read (not a run state).
+UNREADABLE = "unreadable"
+#: Characters of the result preview in compact output; the whole text is in ``output_file``.
+BRIEF_RESULT_CHARS = 64
+#: Characters of an error kept in compact output; the whole one is in the record.
+BRIEF_ERROR_CHARS = 200
+
+
+# -- figures -------------------------------------------------------------------
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """A duration for people: ``4.2s`` under 10 s, ``42s``, ``3m07s``, ``2h05m``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def fmt_cost(cost: float | None) -> str:
+    """A cost in USD to four decimals (``$0.0123``); ``-`` for None (the CLI has not reported one)."""
+    return "-" if cost is None else f"${cost:.4f}"
+
+
+def turns(n: int) -> str:
+    """``1 turn``, ``3 turns``."""
+    return f"{n} turn" + ("" if n == 1 else "s")
+
+
+def preview(text: str | None, width: int = TASK_PREVIEW) -> str:
+    """``text`` on one line (runs of whitespace as one space), cut to ``width`` characters ending in "…"."""
+    one_line = " ".join((text or "").split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def state_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """How many of each status, e.g. ``{"completed": 2, "failed": 1}`` (in first-seen order)."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """State counts as ``1 completed, 2 failed`` (sorted by status)."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+# -- JSON ----------------------------------------------------------------------
+
+
+def compact(obj: Any) -> str:
+    """JSON without the optional spaces (ASCII-escaped: safe whatever stdout's encoding)."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def json_list(items: list[dict[str, Any]]) -> str:
+    """A JSON list with one compact object per line: cheap to read, easy to grep."""
+    if not items:
+        return "[]"
+    return "[\n" + ",\n".join(compact(i) for i in items) + "\n]"
+
+
+def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float | None = None) -> dict[str, Any]:
+    """The fields a master acts on, for ``check_status.py --json`` (about 0.35 KB per agent).
+
+    Keys: agent, status, run_id, [queue_position], [error], [result] (a preview),
+    num_turns, cost_usd, duration_s (so far, while active, to ``now``), session_id, output_file.
+    """
+    d: dict[str, Any] = {"agent": r.agent, "status": str(r.status), "run_id": r.run_id}
+    if positions and r.agent in positions:
+        d["queue_position"] = positions[r.agent]
+    if r.error:
+        d["error"] = preview(r.error, BRIEF_ERROR_CHARS)
+    if r.result:
+        d["result"] = preview(r.result, BRIEF_RESULT_CHARS)
+    elapsed = r.duration_s if r.duration_s is not None else r.elapsed_s(now)
+    d.update(
+        num_turns=r.num_turns, cost_usd=r.cost_usd, duration_s=None if elapsed is None else round(elapsed, 1),
+        session_id=r.session_id, output_file=r.output_file,
+    )
+    return d
+
+
+def full(r: StatusRecord, positions: dict[str, int]) -> dict[str, Any]:
+    """The whole record (``check_status.py --full``), with its ``queue_position`` if it is queued."""
+    d = r.to_dict()
+    if r.agent in positions:
+        d["queue_position"] = positions[r.agent]
+    return d
+
+
+def unreadable_item(bad: BadRecord) -> dict[str, Any]:
+    """What ``--json`` shows for a record that cannot be read: agent, status, error (with advice), status_file."""
+    return {"agent": bad.name, "status": UNREADABLE, "error": f"{bad.reason}; {bad_record_advice(bad.name)}", "status_file": bad.path}
+
+
+# -- launches ------------------------------------------------------------------
+
+
+def launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
+    """``launch_agent.py --json``: the new run and where its files are."""
+    return {
+        "agent": rec.agent,
+        "run_id": rec.run_id,
+        "status": str(rec.status),
+        "session_id": rec.session_id,
+        "cwd": rec.cwd,
+        "status_file": str(paths.status(rec.agent)),
+        "output_file": rec.output_file,
+        "session_file": str(paths.session(rec.agent)),
+        "transcript_file": rec.transcript_file,
+        "log_file": rec.log_file,
+    }
+
+
+def launched_line(rec: StatusRecord) -> str:
+    """``NAME: STATUS  run RUN_ID  session SESSION_ID``."""
+    return f"{rec.agent}: {rec.status}  run {rec.run_id}  session {rec.session_id}"
+
+
+def launched(paths: StatePaths, rec: StatusRecord) -> str:
+    """The launched line and the run's files, one a line (no trailing newline)."""
+    return "\n".join([
+        launched_line(rec),
+        f"  status:     {paths.status(rec.agent)}",
+        f"  output:     {rec.output_file}",
+        f"  transcript: {rec.transcript_file}",
+        f"  log:        {rec.log_file}",
+    ])
+
+
+def launched_brief(rec: StatusRecord) -> dict[str, Any]:
+    """One agent of ``launch_parallel.py --json``: agent, status, run_id, session_id, output_file."""
+    return {"agent": rec.agent, "status": str(rec.status), "run_id": rec.run_id, "session_id": rec.session_id,
+            "output_file": rec.output_file}
+
+
+def layout_line(paths: StatePaths) -> str:
+    """The state root's file layout, said once for many agents."""
+    return (
+        f"files under {paths.root}/: status/NAME.json, outputs/NAME_latest.txt (result), "
+        "sessions/NAME_session.txt, outputs/NAME/RUN_ID.jsonl (transcript) and .log"
+    )
+
+
+def ended_line(r: StatusRecord) -> str:
+    """``--wait``'s line for an ended run: status, duration, turns, cost, and the result or error."""
+    tail = f": {preview(r.result, 70)}" if r.result else (f": {r.error}" if r.error else "")
+    return f"{r.agent}: {r.status} in {fmt_duration(r.duration_s)}, {turns(r.num_turns)}, {fmt_cost(r.cost_usd)}{tail}"
+
+
+def plan_table(plan: list[dict[str, Any]]) -> str:
+    """``launch_parallel.py --dry-run``: the agents that would be launched, and a closing line."""
+    rows = [("AGENT", "ROLE", "PROFILE", "TASK")]
+    rows += [(p["agent"], p["role"] or "-", p["profile"] or "-", preview(p["task"], 60)) for p in plan]
+    return columns(rows) + f"\n\n{len(plan)} agent(s) would be launched; nothing was (--dry-run)"
+
+
+# -- tables --------------------------------------------------------------------
+
+
+def columns(rows: list[tuple[str, ...]]) -> str:
+    """Rows as left-aligned columns two spaces apart; the last column is not padded, lines are right-stripped."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip() for row in rows)
+
+
+def status_text(r: StatusRecord, positions: dict[str, int]) -> str:
+    """The STATUS cell: ``queued #2``, ``waiting (a,b)``, ``running (try 2)``."""
+    text = str(r.status)
+    if text == "queued" and r.agent in positions:
+        text += f" #{positions[r.agent]}"
+    if text == "waiting" and r.spec.after:
+        text += f" ({','.join(r.spec.after)})"
+    if r.attempt > 1:
+        text += f" (try {r.attempt})"
+    return text
+
+
+def last_tool(r: StatusRecord) -> str:
+    """What an active agent did last (its latest tool call, ``NAME: INPUT`` cut to 40), else ``""``."""
+    if not r.state.is_active or not r.last_tool:
+        return ""
+    return preview(f"{r.last_tool.get('name')}: {r.last_tool.get('input', '')}", 40)
+
+
+def table(
+    recs: list[StatusRecord],
+    positions: dict[str, int] | None = None,
+    bad: Sequence[BadRecord] = (),
+    order: dict[str, int] | None = None,
+    now: float | None = None,
+) -> str:
+    """The status table; an unreadable record is a row of its own (its reason goes to stderr).
+
+    Args:
+        recs: the records, one row each.
+        positions: queue places by agent (``queued #2``).
+        bad: records that could not be read.
+        order: rank by agent name; rows are sorted by it when given.
+        now: the time active runs' ELAPSED runs to (default: now).
+    """
+    positions = positions or {}
+    show_last = any(last_tool(r) for r in recs)
+    head = ("AGENT", "STATUS", "ELAPSED", "TURNS", "TOKENS", "COST") + (("LAST TOOL",) if show_last else ()) + ("TASK",)
+    rows: list[tuple[str, tuple[str, ...]]] = []
+    for r in recs:
+        tokens = f"{r.tokens['input'] + r.tokens['output']:,}" if r.tokens else "-"
+        row = (r.agent, status_text(r, positions), fmt_duration(r.elapsed_s(now)), str(r.num_turns), tokens, fmt_cost(r.cost_usd))
+        rows.append((r.agent, row + ((last_tool(r) or "-",) if show_last else ()) + (preview(r.task),)))
+    for b in bad:
+        rows.append((b.name, (b.name, UNREADABLE, "-", "-", "-", "-") + (("-",) if show_last else ()) + (f"(see {b.path})",)))
+    if order:
+        rows.sort(key=lambda row: order.get(row[0], 0))
+    return columns([head] + [row for _, row in rows])
+
+
+def _budget(r: StatusRecord) -> float | None:
+    return r.spec.claude.max_budget_usd
+
+
+def summary_figures(recs: list[StatusRecord], now: float | None = None) -> dict[str, Any]:
+    """The summary's arithmetic: counts, wall time, sum of run times, budgets and spend.
+
+    Returns:
+        ``counts`` (by status), ``wall_s`` (first start to last end, or to
+        ``now`` for active runs; 0 with no start), ``total_s`` (sum of each
+        run's time), ``budgets`` (each budgeted run's ``--max-budget-usd``),
+        ``spent`` (the cost of the budgeted runs), ``cost`` (of all),
+        ``turns`` and ``peak_mb`` (the largest peak RSS).
+    """
+    now = time.time() if now is None else now
+    starts = [t for r in recs if (t := parse_time(r.started) or parse_time(r.created)) is not None]
+    ends = [parse_time(r.finished) or now for r in recs]
+    return {
+        "counts": state_counts(str(r.status) for r in recs),
+        "wall_s": (max(ends) - min(starts)) if starts else 0.0,
+        "total_s": sum(r.elapsed_s(now) or 0.0 for r in recs),
+        "budgets": [b for r in recs if (b := _budget(r)) is not None],
+        "spent": sum(r.cost_usd or 0.0 for r in recs if _budget(r) is not None),
+        "cost": sum(r.cost_usd or 0.0 for r in recs),
+        "turns": sum(r.num_turns for r in recs),
+        "peak_mb": max((r.peak_rss_mb or 0.0 for r in recs), default=0.0),
+    }
+
+
+def summary(recs: list[StatusRecord], now: float | None = None) -> str:
+    """The execution summary (``check_status.py --summary``): totals, the parallel speed-up, one line per agent."""
+    f = summary_figures(recs, now)
+    wall, total, budgets = f["wall_s"], f["total_s"], f["budgets"]
+    lines = [
+        f"{len(recs)} agent(s): {counts_text(f['counts'])}",
+        f"wall time {fmt_duration(wall)}; sum of run times {fmt_duration(total)}"
+        + (f"; parallel speed-up {total / wall:.1f}x" if wall > 0 else ""),
+    ]
+    if budgets:
+        lines.append(f"budget {fmt_cost(sum(budgets))} over {len(budgets)} agent(s): spent {fmt_cost(f['spent'])} ({f['spent'] / sum(budgets):.0%})")
+    lines.append("")
+    rows = [("AGENT", "STATUS", "DURATION", "TURNS", "PEAK MiB", "EXIT", "COST")]
+    for r in recs:
+        rows.append((
+            r.agent, str(r.status), fmt_duration(r.elapsed_s(now)), str(r.num_turns),
+            "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
+            "-" if r.exit_code is None else str(r.exit_code), fmt_cost(r.cost_usd),
+        ))
+    rows.append(("TOTAL", "", fmt_duration(total), str(f["turns"]), f"{f['peak_mb']:.0f} max", "", fmt_cost(f["cost"])))
+    return "\n".join(lines) + "\n" + columns(rows)
+
+
+# -- changes -------------------------------------------------------------------
+
+
+class ChangeClock:
+    """Times for change lines that never go backwards.
+
+    A change's time is when its record says the state changed; two changes
+    written in one instant may be read in the other order, so a time earlier
+    than one already shown is shown as that one.
+    """
+
+    def __init__(self) -> None:
+        #: The latest time shown: (seconds since the epoch, its ISO-8601 stamp), or None.
+        self.last: tuple[float, str] | None = None
+
+    def at(self, r: StatusRecord) -> str | None:
+        """The stamp to show for ``r``'s latest change (ISO-8601 UTC), never earlier than the last one shown."""
+        stamp = r.changed_at()
+        t = parse_time(stamp)
+        if t is None:
+            return self.last[1] if self.last else stamp
+        if self.last is not None and t < self.last[0]:
+            return self.last[1]
+        self.last = (t, stamp)
+        return stamp
+
+
+def change_line(r: StatusRecord, previous: str | None, at: str | None) -> str:
+    """``HH:MM:SS NAME: PREVIOUS -> STATUS``; an ended run adds duration, turns, cost and its error."""
+    stamp = (at or "")[11:19] or "--:--:--"
+    arrow = f"{previous} -> {r.status}" if previous else str(r.status)
+    detail = ""
+    if r.state.is_terminal:
+        detail = f" in {fmt_duration(r.duration_s)}, {turns(r.num_turns)}, {fmt_cost(r.cost_usd)}"
+        if r.error:
+            detail += f": {preview(r.error, BRIEF_ERROR_CHARS)}"
+    return f"{stamp} {r.agent}: {arrow}{detail}"
+
+
+def change_event(r: StatusRecord, previous: str | None, at: str | None) -> dict[str, Any]:
+    """One ``--json`` change line: an ended run's adds its error, a result preview, turns, cost, duration."""
+    event: dict[str, Any] = {"event": "change", "agent": r.agent, "run_id": r.run_id, "status": str(r.status),
+                             "previous": previous, "at": at}
+    if r.state.is_terminal:
+        if r.error:
+            event["error"] = preview(r.error, BRIEF_ERROR_CHARS)
+        if r.result:
+            event["result"] = preview(r.result, BRIEF_RESULT_CHARS)
+        event.update(num_turns=r.num_turns, cost_usd=r.cost_usd, duration_s=r.duration_s)
+    return event
+
+
+def unreadable_line(b: BadRecord, at: str) -> str:
+    """``HH:MM:SS NAME: unreadable: REASON`` (wait_agents.py)."""
+    return f"{at[11:19]} {b.name}: {UNREADABLE}: {b}"
+
+
+def unreadable_event(b: BadRecord, at: str) -> dict[str, Any]:
+    """A ``--json`` change line for a record that cannot be read (its error and status_file)."""
+    event = {"event": "change", "agent": b.name, "run_id": None, "status": UNREADABLE, "previous": None, "at": at}
+    return event | unreadable_item(b)
+
+
+def wait_summary(code: int, counts: dict[str, int], agents: dict[str, str]) -> dict[str, Any]:
+    """``wait_agents.py --json``'s last line: the exit status, state counts and each agent's status."""
+    return {"event": "summary", "exit_code": int(code), "counts": counts, "agents": agents}
+
+
+# -- stopping and clearing -----------------------------------------------------
+
+
+def kill_message(what: str, rec: StatusRecord | None) -> str:
+    """kill_agent.py's text for what :func:`.control.stop` did (``stopped``, ``orphans-stopped``, ``not-running``)."""
+    status = str(rec.status) if rec else "cleared"
+    if what == "stopped":
+        if rec is None or not rec.state.is_active:
+            return f"stopped; status {status}"
+        return f"stopped its process tree; its supervisor records it when it can write (status {status} until then)"
+    if what == "orphans-stopped":
+        return "its supervisor was gone (lost); stopped its orphaned processes"
+    return f"not running (status {status}); nothing to stop"
+
+
+def clear_lines(outcome: dict[str, Any], purge: bool) -> list[str]:
+    """clear_outputs.py's lines for :func:`.cleanup.clear`'s outcome (stopped, cleared, archive)."""
+    lines = [] if outcome["cleared"] else ["nothing to clear"]
+    lines += [f"{name}: stopped" for name in outcome["stopped"]]
+    verb = "deleted" if purge else "archived"
+    for name, files in outcome["cleared"].items():
+        lines.append(f"{name}: {verb} {len(files)} file(s)" + (f": {', '.join(files)}" if files else ""))
+    if outcome["archive"]:
+        lines.append(f"archive: {outcome['archive']}")
+    return lines
