@@ -163,11 +163,6 @@ class StatusRecord:
         return cls(**known, spec=spec, extra=extra)
 
     @property
-    def options(self) -> dict[str, Any]:
-        """The spec as schema 1's ``options`` dict (read-only view, for readers not yet using :attr:`spec`)."""
-        return self.spec.to_dict()
-
-    @property
     def state(self) -> State:
         return State(self.status)
 
