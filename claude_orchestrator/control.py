@@ -162,14 +162,12 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
 def _ask_grace(store: RecordStore, rec: StatusRecord, grace_s: float) -> None:
     """Tell the run's supervisor the grace period to use when it stops the tree (the record's ``stop_grace_s``)."""
 
-    def ask(cur: StatusRecord | None) -> StatusRecord | None:
-        if cur is None or cur.run_id != rec.run_id:
-            return None
+    def ask(cur: StatusRecord) -> StatusRecord:
         cur.stop_grace_s = grace_s
         return cur
 
     try:
-        store.update(rec.agent, ask)
+        lifecycle.update_run(store, rec.agent, rec.run_id, ask)
     except StorageError:
         pass  # a full or read-only state root: the run's own grace applies; stopping goes on
 

@@ -148,6 +148,39 @@ def change_state(
     return moved[0] if moved else None
 
 
+def update_run(
+    store: RecordStore,
+    name: str,
+    run_id: str,
+    mutate: Callable[[StatusRecord], StatusRecord | None],
+    *,
+    fallback: StatusRecord | None = None,
+    durable: bool = True,
+) -> StatusRecord | None:
+    """Change run ``run_id``'s record under its lock, if the file is still that run's.
+
+    For changes other than a plain move: progress, a stop request's grace, a
+    supervisor's waiting changes (which may hold a :func:`move_from`).
+    ``mutate(record)`` changes it in place and returns it, or returns None to
+    leave the file as it is.
+
+    Returns:
+        The record stored now: the changed one, or the file's as it is
+        (another run's, or None if there is none).
+
+    Raises:
+        IllegalMove: from a move ``mutate`` makes.  BadRecord (exit 2): the
+        file is unreadable and there is no ``fallback``.  StorageError (exit 74).
+    """
+
+    def if_ours(cur: StatusRecord | None) -> StatusRecord | None:
+        if cur is None or cur.run_id != run_id:
+            return None
+        return mutate(cur)
+
+    return store.update(name, if_ours, durable=durable, fallback=fallback)
+
+
 def create(
     store: RecordStore,
     record: StatusRecord,

@@ -85,12 +85,7 @@ class RecordWriter:
             OrchestratorError: its lock was not had within 30 s.
         """
 
-        def if_ours(cur: StatusRecord | None) -> StatusRecord | None:
-            if cur is None or cur.run_id != self.run_id:
-                return None
-            return mutate(cur)
-
-        rec = self.store.update(self.name, if_ours, fallback=self.record)
+        rec = lifecycle.update_run(self.store, self.name, self.run_id, mutate, fallback=self.record)
         if rec is not None and rec.run_id == self.run_id:
             self.record = rec
         return rec
