@@ -1,8 +1,9 @@
 """Reading runs back and acting on them: liveness (``lost``), stopping, waiting.
 
-Liveness is the supervisor's life lock (``status/<agent>.supervisor.lock``):
-held while the supervisor lives, dropped by the kernel when it dies.  PIDs in
-a record are used only to signal, and only together with their start times.
+Whether a run's supervisor lives, and how its processes are stopped, is its
+executor's to tell (:mod:`.executor`; on this machine, the supervisor's life
+lock and PIDs checked by their start times).  This module decides what to
+ask, and records what follows through :mod:`.lifecycle`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,16 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from . import lifecycle
 from .errors import BadRecord, NotFound, OrchestratorError, StorageError
-from .executor import all_executors, cli_process, executor_of, leftover_tree
+from .executor import all_executors, executor_of
 from .paths import NAME_RE
 from .record import RecordStore, StatusRecord, parse_time
 from .states import State
 
-if TYPE_CHECKING:
-    pass
-
-# psutil (and .procs, which imports it) is imported where a process is
-# looked at, not here: check_status and wait_agents read records and probe
-# locks, and do not pay for it.
+# psutil is imported by the executor only where a process is looked at:
+# check_status and wait_agents read records and probe locks, and do not pay for it.
 
 #: Seconds between re-reads of the records while waiting when no event came:
 #: catches a supervisor that died without touching its record.
@@ -123,19 +119,13 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     Raises:
         NotFound: the agent has no record (exit 4).
     """
-    from . import procs
-
     rec = store.read(name)
     if rec is None:
         raise NotFound(f"no such agent: {name}; see python3 agents/check_status.py")
     rec = reconcile(store, rec)
     grace = grace_s if grace_s is not None else float(rec.spec.limits.kill_grace_s)
     if rec.state is State.LOST:
-        left = leftover_tree(rec)
-        if left:
-            procs.stop_tree(left, grace_s=grace, pgid=rec.pid if cli_process(rec) else None)
-            return "orphans-stopped", rec
-        return "not-running", rec
+        return ("orphans-stopped" if executor_of(rec).stop_leftovers(rec, grace) else "not-running"), rec
     if not rec.state.is_active:
         return "not-running", rec
     if grace_s is not None:
@@ -178,20 +168,15 @@ def _stop_before_claim(store: RecordStore, rec: StatusRecord, grace: float) -> S
     Marked ``killed`` under the record's lock, its claim finds nothing to do
     and it exits without starting the CLI; if it has claimed meanwhile, the
     record now names it (and is returned, still active).  Orphans of a lost
-    run it was handed, not yet stopped, are stopped here.
+    run it was handed, not yet stopped, are stopped here once it has ended.
     """
-    from . import procs
-
-    ended = lifecycle.change_state(
-        store, rec.agent, rec.run_id, State.KILLED, when=lambda cur: cur.supervisor_pid is None,
+    cur = lifecycle.change_state(
+        store, rec.agent, rec.run_id, State.KILLED, when=lambda c: c.supervisor_pid is None,
         error="stopped by request before it started",
-    )
-    if ended is not None:
-        left = leftover_tree(ended)
-        if left:
-            procs.stop_tree(left, grace_s=grace)
-        return ended
-    return store.read(rec.agent)
+    ) or store.read(rec.agent)
+    if cur is not None and cur.run_id == rec.run_id and cur.state.is_terminal:
+        executor_of(cur).stop_leftovers(cur, grace)
+    return cur
 
 
 def _await_supervisor(store: RecordStore, rec: StatusRecord, grace: float) -> tuple[StatusRecord, bool]:
@@ -216,7 +201,7 @@ def _await_supervisor(store: RecordStore, rec: StatusRecord, grace: float) -> tu
             pass  # damaged meanwhile: the supervisor rewrites it from its copy
         if cur.run_id != rec.run_id or cur.state.is_terminal:
             return cur, True
-        if cli_process(cur) is None:
+        if not executor.cli_running(cur):
             if not executor.supervisor_running(cur):
                 return cur, False
             cli_gone_at = cli_gone_at or time.monotonic()
@@ -311,6 +296,11 @@ def wait_for(
                     return None
                 wait = min(wait, left)
             watcher.wait(wait)
+
+
+def has_leftovers(rec: StatusRecord) -> bool:
+    """True if processes of ``rec``'s run are still alive though its supervisor is gone (its executor tells)."""
+    return executor_of(rec).has_leftovers(rec)
 
 
 def stop_unreadable(store: RecordStore, bad: BadRecord, grace_s: float | None = None) -> str:

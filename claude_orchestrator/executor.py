@@ -45,9 +45,14 @@ _supervisor_path: list[str] | None = None
 
 
 class Executor:
-    """The interface every executor implements (see the module docstring)."""
+    """The interface every executor implements (see the module docstring).
 
-    #: The name a spec, a profile or ``--executor`` gives (:data:`.spec.EXECUTORS`).
+    No method raises for a process or job that is gone: that is an answer
+    (False, nothing to stop), not an error.  ``rec`` is always a record this
+    executor runs (:func:`executor_of`).
+    """
+
+    #: The name a spec gives (:data:`.spec.EXECUTORS`).
     name = ""
     #: True if ``--max-parallel`` slots and the FIFO queue are the toolkit's (``queued`` = waiting for a slot).
     keeps_queue = True
@@ -56,6 +61,8 @@ class Executor:
         """Hand run ``rec`` (its record written) to a supervisor; return at once.
 
         Args:
+            paths: the state root.
+            rec: the run's first record, as written.
             held: descriptors the supervisor takes over (the life lock, then a slot if any).
             log_fd: the run's log, opened for appending: the supervisor's stdout and stderr.
 
@@ -65,20 +72,36 @@ class Executor:
         raise NotImplementedError
 
     def is_alive(self, paths: StatePaths, rec: StatusRecord) -> bool:
-        """True if ``rec`` is active and its supervisor is alive.  Cheap: no process scan."""
+        """True if ``rec`` is active and its supervisor is alive.  Cheap: no process scan (every reader asks it)."""
         raise NotImplementedError
 
     def request_stop(self, rec: StatusRecord) -> bool:
-        """Ask the run's supervisor to stop its run; False if there is no supervisor to ask."""
+        """Ask the run's supervisor to stop its run (it stops the tree and records ``killed``).
+
+        Returns:
+            False if there is no live supervisor to ask.
+        """
         raise NotImplementedError
 
     def supervisor_running(self, rec: StatusRecord) -> bool:
-        """True while the run's supervisor process still runs (after :meth:`request_stop`)."""
+        """True while the run's supervisor still runs (checked while a stop is awaited)."""
+        raise NotImplementedError
+
+    def cli_running(self, rec: StatusRecord) -> bool:
+        """True while the run's CLI still runs."""
+        raise NotImplementedError
+
+    def has_leftovers(self, rec: StatusRecord) -> bool:
+        """True if processes of the run (its CLI, the tree its supervisor recorded, orphans it was handed) still run."""
+        raise NotImplementedError
+
+    def stop_leftovers(self, rec: StatusRecord, grace_s: float) -> bool:
+        """Stop the run's leftover processes (SIGTERM, ``grace_s`` seconds, SIGKILL); False if there were none."""
         raise NotImplementedError
 
     def force_stop(self, rec: StatusRecord, grace_s: float) -> None:
         """Stop what is left of a run whose supervisor is gone or does not respond:
-        its CLI, the tree it recorded, orphans handed to it, and a stuck supervisor."""
+        its leftovers (:meth:`stop_leftovers`) and a stuck supervisor."""
         raise NotImplementedError
 
     def alive_without_record(self, paths: StatePaths, name: str) -> bool:
@@ -120,6 +143,7 @@ class LocalExecutor(Executor):
         # init (or the nearest subreaper).
 
     def is_alive(self, paths: StatePaths, rec: StatusRecord) -> bool:
+        """The life lock is held (a read-only probe: works on a read-only or full state root)."""
         return rec.state.is_active and locks.is_held(paths.alive_lock(rec.agent))
 
     def request_stop(self, rec: StatusRecord) -> bool:
@@ -136,9 +160,28 @@ class LocalExecutor(Executor):
         return True
 
     def supervisor_running(self, rec: StatusRecord) -> bool:
+        """The recorded supervisor PID runs, with the recorded start time."""
         return supervisor_process(rec) is not None
 
+    def cli_running(self, rec: StatusRecord) -> bool:
+        """The recorded CLI PID runs, with the recorded start time."""
+        return cli_process(rec) is not None
+
+    def has_leftovers(self, rec: StatusRecord) -> bool:
+        """Any of :func:`leftover_tree` runs."""
+        return bool(leftover_tree(rec))
+
+    def stop_leftovers(self, rec: StatusRecord, grace_s: float) -> bool:
+        """:func:`.procs.stop_tree` on :func:`leftover_tree`, with the CLI's process group if the CLI still runs."""
+        from . import procs
+
+        left = leftover_tree(rec)
+        if left:
+            procs.stop_tree(left, grace_s=grace_s, pgid=rec.pid if cli_process(rec) else None)
+        return bool(left)
+
     def force_stop(self, rec: StatusRecord, grace_s: float) -> None:
+        """The leftovers and, if the CLI still runs (the supervisor is stuck), the supervisor too."""
         from . import procs
 
         cli = cli_process(rec)
@@ -147,8 +190,8 @@ class LocalExecutor(Executor):
         if left:
             procs.stop_tree(left, grace_s=grace_s, pgid=rec.pid if cli is not None else None)
 
-
     def alive_without_record(self, paths: StatePaths, name: str) -> bool:
+        """The agent's life lock is held."""
         return locks.is_held(paths.alive_lock(name))
 
     def stop_unreadable(self, paths: StatePaths, name: str, grace_s: float) -> bool:
@@ -209,7 +252,7 @@ def get_executor(name: str | None = None) -> Executor:
     """
     if name in (None, "", "local"):
         return _LOCAL
-    raise BadInput(f"--executor {name!r}: no such executor; this release has: {', '.join(EXECUTORS)}")
+    raise BadInput(f"executor {name!r}: no such executor; this release has: {', '.join(EXECUTORS)}")
 
 
 def executor_of(rec: StatusRecord) -> Executor:

@@ -1,8 +1,8 @@
 """Starting runs: check the request, write the first record, hand the run to its executor, return.
 
-This is the launch path, so it stays cheap: psutil is imported only when an
-existing record must be checked for liveness.  The launch never waits for the
-CLI; the supervisor (:mod:`.supervisor`) owns the run.
+This is the launch path, so it stays cheap: no psutil (liveness is a lock
+probe, :meth:`.executor.LocalExecutor.is_alive`).  The launch never waits for
+the CLI; the supervisor (:mod:`.supervisor`) owns the run.
 
 A launch, in order: :func:`resolve_spec` completes the caller's
 :class:`.spec.RunSpec` (cwd, CLI, dependencies); the task file and the log are
@@ -23,9 +23,8 @@ from . import lifecycle, locks
 from .claude_cli import find_claude
 from .errors import BadInput, Conflict, NotFound, storage_error
 from .executor import Executor, executor_of, get_executor
-from .limits import RunLimits
 from .paths import StatePaths, refuse_symlink, validate_name
-from .record import RecordStore, StatusRecord, task_preview, write_atomic
+from .record import RecordStore, StatusRecord, read_session, task_preview, write_atomic
 from .spec import RunSpec
 from .states import State
 
@@ -38,52 +37,55 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def read_session(paths: StatePaths, name: str) -> str | None:
-    """The session ID stored for agent ``name`` (``sessions/<name>_session.txt``), or None."""
-    try:
-        sid = paths.session(name).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return sid or None
-
-
-def busy(store: RecordStore, current: StatusRecord | None) -> bool:
-    """True if ``current`` is an active run whose supervisor lives (one that is gone is reconciled to ``lost``)."""
-    if current is None or not current.state.is_active:
-        return False
-    from .control import reconcile
-
-    return reconcile(store, current).state.is_active
-
-
-def refuse_busy(store: RecordStore, names: list[str], hint: str = "pick another name") -> None:
-    """Raise :class:`Conflict` (exit 3) naming those of ``names`` whose run is active.
+def active_runs(store: RecordStore, names: list[str]) -> list[StatusRecord]:
+    """The records of those of ``names`` whose run is active, reconciled (a run whose supervisor is gone is ``lost``, not active).
 
     Raises:
-        Conflict: one or more are active: "agent 'a' is already running (run R); wait for it, stop it, or HINT".
         BadRecord: a record is unreadable (exit 2).
     """
-    active = [rec for name in names if busy(store, rec := store.read(name))]
-    if len(active) == 1:
-        raise busy_error(active[0], hint)
+    from .control import reconcile
+
+    out = []
+    for name in names:
+        rec = store.read(name)
+        if rec is not None and rec.state.is_active and (rec := reconcile(store, rec)).state.is_active:
+            out.append(rec)
+    return out
+
+
+def busy_error(rec: StatusRecord, advice: str = "wait for it, stop it, or pick another name") -> Conflict:
+    """The one message for an agent whose run is active (exit 3): "agent 'a' is already running (run R); ADVICE"."""
+    return Conflict(f"agent {rec.agent!r} is already {rec.status} (run {rec.run_id}); {advice}")
+
+
+def refuse_busy(store: RecordStore, names: list[str], advice: str | None = None) -> None:
+    """Raise :class:`Conflict` (exit 3) if a run of one of ``names`` is active.
+
+    Asked of one name, the message is :func:`busy_error`'s; of several, one
+    line lists them: "already active: a (running), b (queued); ADVICE".
+
+    Raises:
+        Conflict: one or more are active.  BadRecord: a record is unreadable (exit 2).
+    """
+    active = active_runs(store, names)
+    if active and len(names) == 1:
+        raise busy_error(active[0], *([advice] if advice else []))
     if active:
-        raise Conflict(f"already active: {', '.join(f'{r.agent} ({r.status})' for r in active)}; wait for them, stop them, or {hint}")
-
-
-def busy_error(rec: StatusRecord, hint: str = "pick another name") -> Conflict:
-    """The one message for an agent whose run is active (exit 3)."""
-    return Conflict(f"agent {rec.agent!r} is already {rec.status} (run {rec.run_id}); wait for it, stop it, or {hint}")
+        listed = ", ".join(f"{r.agent} ({r.status})" for r in active)
+        raise Conflict(f"already active: {listed}; {advice or 'wait for them, stop them, or use --names'}")
 
 
 def orphan_entries(rec: StatusRecord) -> list:
     """``[pid, start time]`` of the processes a run whose supervisor is gone may have left: its CLI and its recorded tree.
 
+    Also the ``orphans`` that run was handed, if it died before stopping them.
     Carried into the next run's record (``orphans``), whose supervisor stops
     those still alive (same PID *and* start time) before it starts its CLI:
     no process of an old run is ever left without a record naming it.
     """
     cli = [[rec.pid, rec.pid_started]] if rec.pid is not None else []
-    return [*cli, *(rec.tree or [])]  # checked where they are read (procs.find_entries)
+    # and the orphans it was handed itself, if it died before it stopped them
+    return [*cli, *(rec.tree or []), *(rec.orphans or [])]  # checked where they are read (procs.find_entries)
 
 
 def resolve_spec(paths: StatePaths, name: str, spec: RunSpec) -> RunSpec:
@@ -215,7 +217,7 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     validate_name(name)
     if not task or not task.strip():
         raise BadInput("the task is empty; give it as an argument or with --task-file")
-    spec = resolve_spec(paths, name, spec or RunSpec(limits=RunLimits.from_env()))
+    spec = resolve_spec(paths, name, spec or RunSpec())
     executor = get_executor(spec.executor)
     run_id = new_run_id()
     made: list[Path] = []  # undone if the launch fails
@@ -355,16 +357,15 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     source = session_from or name
     validate_name(source)
     store = RecordStore(paths)
+    refuse_busy(store, [name], "wait for it to end before resuming it")
     current = store.read(name)
-    if busy(store, current):
-        refuse_busy(store, [name], hint="resume it once it has ended")
     session = read_session(paths, source)
     if session is None:
         raise NotFound(
             f"agent {source!r} has no session to resume; start one with: "
             f"python3 agents/launch_agent.py {source} \"TASK\""
         )
-    spec = spec or RunSpec(limits=RunLimits.from_env())
+    spec = spec or RunSpec()
     previous = current if source == name else store.read(source)
     inherit = {}
     if spec.cwd is None and previous is not None and previous.cwd and Path(previous.cwd).is_dir():
@@ -394,5 +395,5 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
         if not task.strip():
             raise BadInput(f"the task for {name} is empty")
     find_claude()
-    refuse_busy(RecordStore(paths), names, hint="use --names")
+    refuse_busy(RecordStore(paths), names)
     return [launch(paths, name, task, spec) for name, task, spec in jobs]

@@ -26,6 +26,9 @@ from .paths import NAME_RE, StatePaths
 from .spec import RunSpec
 from .states import State
 
+#: The keys of ``options`` this version reads into a :class:`.spec.RunSpec`.
+SPEC_KEYS = frozenset(RunSpec.__dataclass_fields__)
+
 #: Version of the record's JSON shape; bump when a field changes meaning.
 #: 1: the launch request in an untyped ``options`` dict, other facts among unknown keys.
 #: 2: the request is a :class:`.spec.RunSpec` (still stored as ``options``, with more keys); the
@@ -46,6 +49,15 @@ def task_preview(task: str) -> str:
 def is_task_preview(task: str) -> bool:
     """True if a record's ``task`` may be only :func:`task_preview`'s cut of a longer task."""
     return len(task) >= TASK_IN_RECORD_CHARS and task.endswith("…")
+
+
+def read_session(paths: StatePaths, name: str) -> str | None:
+    """The session ID stored for agent ``name`` (``sessions/<name>_session.txt``), or None."""
+    try:
+        sid = paths.session(name).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return sid or None
 
 
 def utc_now() -> str:
@@ -125,42 +137,47 @@ class StatusRecord:
     stream_lines_skipped: int | None = None  # stream lines the supervisor could not read
     transcript_bytes_lost: int | None = None  # output bytes the transcript could not take (full disk)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys, kept and written back
+    spec_extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys of "options" (a newer toolkit's)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data: the spec as ``options``, unset optional fields left out, ``extra`` merged in at top level."""
         data: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "extra" or (f.name in SPARSE and value is None):
+            if f.name in ("extra", "spec", "spec_extra") or (f.name in SPARSE and value is None):
                 continue
-            data["options" if f.name == "spec" else f.name] = value
+            data[f.name] = value
+            if f.name == "task_file":  # where schema 1 had it
+                data["options"] = {**self.spec_extra, **self.spec.to_dict()}
         data["status"] = State(self.status).value
-        data["options"] = self.spec.to_dict()
         return {**self.extra, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StatusRecord:
-        """Build a record from stored data of this or an older schema (a schema-1 record loads as it is).
+        """Build a record from stored data of this, an older or a newer schema (a schema-1 record loads as it is).
 
-        Unknown keys go to ``extra``; missing ones take their defaults; an
-        optional field of the wrong type (schema 1 never checked those) is
-        kept among the unknown keys, not trusted.
+        Unknown keys go to ``extra`` (unknown keys of ``options`` to
+        ``spec_extra``), and are written back, as is a newer ``schema``;
+        missing ones take their defaults; an optional field of the wrong type
+        (schema 1 never checked those) is kept among the unknown keys, not trusted.
 
         Raises:
             ValueError: not a record's shape (:func:`check_shape`).
         """
         check_shape(data)
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "spec"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "spec", "spec_extra"}
         known = {k: v for k, v in data.items() if k in names and (k not in SPARSE or v is None or _is(v, SPARSE[k]))}
         extra = {k: v for k, v in data.items() if k not in known and k != "options"}
         known.setdefault("run_id", "legacy")  # the seed's records had no run id
         known.setdefault("task", "")
         known["status"] = State(known.get("status", State.STARTING))
-        known["schema"] = SCHEMA  # read in: it is written back in this schema
-        spec = RunSpec.from_dict(data.get("options"))
+        known["schema"] = max(SCHEMA, data.get("schema", 1))  # written back in this schema, or a newer one's
+        options = data.get("options") or {}
+        spec = RunSpec.from_dict(options)
         if data.get("schema", 1) < 2 and spec.resume_id is None and known.get("resumed_from") and not spec.context_from:
             spec = spec.replace(resume_id=known["resumed_from"])  # schema 1 kept the resumed session only at top level
-        return cls(**known, spec=spec, extra=extra)
+        spec_extra = {k: v for k, v in options.items() if k not in SPEC_KEYS}
+        return cls(**known, spec=spec, spec_extra=spec_extra, extra=extra)
 
     @property
     def state(self) -> State:

@@ -33,7 +33,8 @@ class RunSpec:
     Attributes:
         claude: the CLI options (``--model``, ``--allowedTools``, ...).
         claude_bin: the CLI executable (:func:`.claude_cli.find_claude`); None until the launcher resolves it.
-        limits: timeout, memory limit, grace, slots, retries.
+        limits: timeout, memory limit, grace, slots, retries (default: from the
+            environment, :meth:`.limits.RunLimits.from_env`, as a script's default is).
         cwd: the directory asked for (absolute once resolved); the record's
             ``cwd`` is where the CLI runs, which isolation may change.
         isolation: ``none``, ``dir`` or ``worktree`` (:mod:`.isolation`).
@@ -50,7 +51,7 @@ class RunSpec:
 
     claude: ClaudeOptions = dataclasses.field(default_factory=ClaudeOptions)
     claude_bin: str | None = None
-    limits: RunLimits = dataclasses.field(default_factory=RunLimits)
+    limits: RunLimits = dataclasses.field(default_factory=RunLimits.from_env)
     cwd: str | None = None
     isolation: str = "none"
     after: tuple[str, ...] = ()

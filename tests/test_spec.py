@@ -352,3 +352,19 @@ def test_schema1_record_survives_a_move(tmp_path, source):
     assert moved is not None and moved.status is State.LOST
     written = json.loads(store.paths.status("agent1").read_text())
     assert written["schema"] == 2 and set(original) <= set(written)
+
+
+def test_a_newer_schemas_record_keeps_what_this_version_does_not_know():
+    """A record written by a newer toolkit (say, with a cluster executor's keys) is written back whole."""
+    newer = {
+        "agent": "a1", "run_id": "r1", "task": "t", "status": "running", "schema": 3,
+        "options": {"claude": {"model": "m"}, "executor": "local", "slurm": {"job_id": "42", "args": ["--hold"]}},
+        "slurm_job_id": "42",
+    }
+    rec = StatusRecord.from_dict(newer)
+    assert rec.spec.claude.model == "m"
+    again = rec.to_dict()
+    assert again["schema"] == 3, "the newer schema is kept, not lowered"
+    assert again["options"]["slurm"] == {"job_id": "42", "args": ["--hold"]}
+    assert again["slurm_job_id"] == "42"
+    assert StatusRecord.from_dict(json.loads(json.dumps(again))) == rec

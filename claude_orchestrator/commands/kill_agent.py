@@ -56,9 +56,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def select_all(recs: list[StatusRecord]) -> list[str]:
     """``--all``'s agents: every active run, and every lost run whose orphaned processes still live."""
-    from ..control import leftover_tree
+    from ..control import has_leftovers
 
-    return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and leftover_tree(r))]
+    return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and has_leftovers(r))]
 
 
 def stop_together(

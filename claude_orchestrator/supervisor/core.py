@@ -18,14 +18,15 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import procs
+from .. import lifecycle, procs
 from ..claude_cli import build_argv, cli_env
 from ..cli_features import CliFeatures, detect_features
 from ..errors import BadRecord, OrchestratorError
+from ..executor import executor_of
 from ..lifecycle import move_from
 from ..limits import RunLimits, is_retryable
 from ..paths import StatePaths
-from ..record import RecordStore, StatusRecord, is_task_preview, utc_now
+from ..record import RecordStore, StatusRecord, is_task_preview, read_session, utc_now
 from ..scheduling import take_slot_or_enqueue
 from ..states import State
 from ..stream import RunProgress
@@ -43,7 +44,7 @@ from .writer import (
 )
 
 #: The states in which a supervisor may claim its run.
-CLAIMABLE = (State.WAITING, State.QUEUED, State.STARTING)
+CLAIMABLE = lifecycle.INITIAL
 #: Seconds between looks at a stop request during a sleep.
 SLEEP_STEP_S = 0.05
 
@@ -234,8 +235,6 @@ class Supervisor:
         the record, now ``starting`` or ``queued``, or None if the run ended
         here (``skipped`` or ``killed``).
         """
-        from ..launcher import read_session
-
         deps = list(rec.spec.after)
         self.log(f"waiting for {', '.join(deps)}")
         states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal))
@@ -252,7 +251,7 @@ class Supervisor:
             self._finish_without_cli(State.SKIPPED, f"skipped: {source} left no session to take context from", None)
             return None
         target, granted = State.STARTING, None
-        if self.limits.max_parallel:
+        if self.limits.max_parallel and executor_of(rec).keeps_queue:
             self.slot_fd, granted = take_slot_or_enqueue(self.paths, self.name, self.run_id, self.limits.max_parallel)
             target = State.STARTING if self.slot_fd is not None else State.QUEUED
         self.log(f"dependencies done ({', '.join(f'{d} {s}' for d, s in states.items())}); now {target}")
