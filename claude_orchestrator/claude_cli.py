@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput, CliMissing
@@ -68,6 +67,8 @@ def find_claude() -> str:
     Raises:
         CliMissing: none of them is an executable file (exit status 127).
     """
+    import shutil  # here, not at the top: the supervisor never looks for the CLI, and shutil costs memory
+
     env = os.environ.get("CLAUDE_BIN")
     if env:
         found = shutil.which(env)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -426,6 +426,28 @@ class RecordStore:
 
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new file ``.<name>.<random>.tmp`` beside ``path``, opened for writing (mode 0600, as ``tempfile.mkstemp`` makes it).
+
+    Not :mod:`tempfile`: with the :mod:`shutil`, :mod:`random` and compression
+    modules it imports, it cost every supervisor about 0.9 MiB of RSS.
+
+    Returns:
+        ``(descriptor, path)``.
+
+    Raises:
+        OSError: the file cannot be made.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
 def write_atomic(path: Path, text: str | bytes, durable: bool = True) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
 
@@ -441,7 +463,7 @@ def write_atomic(path: Path, text: str | bytes, durable: bool = True) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _temp_beside(path)
     except OSError as exc:
         raise storage_error(exc, path) from exc
     try:

@@ -22,15 +22,13 @@ from .. import lifecycle, procs
 from ..claude_cli import build_argv, cli_env
 from ..cli_features import CliFeatures, detect_features
 from ..errors import BadRecord, OrchestratorError
-from ..executor import executor_of
 from ..lifecycle import move_from
 from ..limits import RunLimits, is_retryable
 from ..paths import StatePaths
 from ..record import RecordStore, StatusRecord, is_task_preview, read_session, utc_now
-from ..scheduling import take_slot_or_enqueue
 from ..states import State
 from ..stream import RunProgress
-from . import report, waits
+from . import report
 from .attempt import Attempt, AttemptEnd, CliNotStarted, spawn
 from .transcript import TranscriptFile
 from .tree import ProcessTree
@@ -237,6 +235,10 @@ class Supervisor:
         """
         deps = list(rec.spec.after)
         self.log(f"waiting for {', '.join(deps)}")
+        from ..executor import executor_of
+        from ..scheduling import take_slot_or_enqueue
+        from . import waits  # only a run that waits pays for these (a supervisor's memory is a bench figure)
+
         states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal))
         if self.stop_signal:
             self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while waiting", None)
@@ -273,6 +275,8 @@ class Supervisor:
         came first (the record is then ``killed``).
         """
         self.log(f"queued: waiting for one of {self.limits.max_parallel} slots")
+        from . import waits
+
         got = waits.await_slot(self.paths, self.name, self.limits.max_parallel, lambda: bool(self.stop_signal))
         if got is None:
             self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while queued", None)

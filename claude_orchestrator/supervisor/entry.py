@@ -15,8 +15,16 @@ from ..states import ExitCode
 from .core import Supervisor
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter with a fixed width: without one it imports :mod:`shutil` to ask
+    the terminal's (argparse makes a formatter for every ``add_argument``), and shutil,
+    with the compression modules it imports, cost every supervisor about 0.5 MiB of RSS."""
+    return argparse.HelpFormatter(prog, width=100)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.supervisor")
+    """The supervisor's own command line, as :func:`..executor.supervisor_command` builds it."""
+    parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.supervisor", formatter_class=_formatter)
     parser.add_argument("--root", required=True, help="the state root")
     parser.add_argument("--alive-fd", type=int, help="an inherited descriptor holding the agent's life lock")
     parser.add_argument("--slot-fd", type=int, help="an inherited descriptor holding a parallel slot")
