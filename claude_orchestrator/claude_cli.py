@@ -126,7 +126,7 @@ class ClaudeOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClaudeOptions:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = cls.__dataclass_fields__  # a dict keyed by field name, built once with the class
         return cls(**{k: v for k, v in data.items() if k in names})
 
 

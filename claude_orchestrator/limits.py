@@ -91,7 +91,7 @@ class RunLimits:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RunLimits:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = cls.__dataclass_fields__  # a dict keyed by field name, built once with the class
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
 
 

@@ -11,7 +11,7 @@ from ..errors import BadRecord, guarded
 from ..paths import StatePaths
 from ..record import RecordStore, StatusRecord
 from ..states import ExitCode
-from . import options, render
+from . import parsing, render
 
 PROG = "check_status.py"
 
@@ -36,7 +36,7 @@ WATCH_RECHECK_S = 5.0
 
 def build_parser() -> argparse.ArgumentParser:
     """check_status.py's parser: NAMEs, ``--json``, ``--full``, ``--summary``, ``--watch``."""
-    p = options.new_parser(PROG, "Show the status of background Claude Code agents.", EPILOG)
+    p = parsing.new_parser(PROG, "Show the status of background Claude Code agents.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
     p.add_argument("--json", action="store_true", help="a JSON list: per agent the fields to act on (status, error, result preview, ...)")
     p.add_argument("--full", action="store_true", help="with --json (implied): the whole records")
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line (``--full`` implies ``--json``); exits 2 on bad usage."""
     p = build_parser()
-    args = options.parse(p, argv, "names")
+    args = parsing.parse(p, argv, "names")
     args.json = args.json or args.full
     if args.watch and args.json:
         p.error("--watch draws for people; use wait_agents.py --follow --json for a stream of changes")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..errors import guarded
 from ..paths import StatePaths
 from ..states import ExitCode
-from . import options, render
+from . import parsing, render
 
 PROG = "clear_outputs.py"
 
@@ -29,7 +29,7 @@ agent, 74 the state root cannot be written, 70 an internal error.
 
 def build_parser() -> argparse.ArgumentParser:
     """clear_outputs.py's parser: NAMEs or ``--all``, ``--purge``, ``--force``, ``--json``."""
-    p = options.new_parser(PROG, "Archive (or delete) agents' status, session and output files.", EPILOG)
+    p = parsing.new_parser(PROG, "Archive (or delete) agents' status, session and output files.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to clear")
     p.add_argument("--all", action="store_true", help="clear every agent")
     p.add_argument("--purge", action="store_true", help="delete the files instead of archiving them")
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line: NAMEs or ``--all``, not both; exits 2 on bad usage."""
     p = build_parser()
-    args = options.parse(p, argv, "names")
+    args = parsing.parse(p, argv, "names")
     if bool(args.names) == bool(args.all):
         p.error("name the agents to clear, or give --all")
     return args

@@ -12,7 +12,7 @@ from ..errors import BadRecord, guarded
 from ..paths import StatePaths
 from ..record import RecordStore, StatusRecord
 from ..states import ExitCode, State
-from . import options, render
+from . import parsing, render
 
 PROG = "kill_agent.py"
 
@@ -35,7 +35,7 @@ cannot be written, 70 an internal error.
 
 def build_parser() -> argparse.ArgumentParser:
     """kill_agent.py's parser: NAMEs or ``--all``, ``--grace``, ``--json``."""
-    p = options.new_parser(PROG, "Stop background Claude Code agents and their whole process trees.", EPILOG)
+    p = parsing.new_parser(PROG, "Stop background Claude Code agents and their whole process trees.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to stop")
     p.add_argument("--all", action="store_true", help="stop every active agent (and lost agents' orphaned processes)")
     p.add_argument("--grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL (default: the run's --kill-grace)")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line: NAMEs or ``--all``, a ``--grace`` of 0 or more; exits 2 on bad usage."""
     p = build_parser()
-    args = options.parse(p, argv, "names")
+    args = parsing.parse(p, argv, "names")
     if bool(args.names) == bool(args.all):
         p.error("name the agents to stop, or give --all")
     if args.grace is not None and args.grace < 0:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from ..errors import guarded
 from ..paths import StatePaths
 from ..states import ExitCode
-from . import options
+from . import options, parsing
 from .endings import finish_launch
 from .task_input import read_task
 
@@ -34,7 +34,7 @@ CLI was not found, 70 an internal error (the traceback's file is named).
 
 def build_parser() -> argparse.ArgumentParser:
     """launch_agent.py's parser: NAME, TASK words, ``--task-file`` and the shared run options."""
-    p = options.new_parser(PROG, "Launch one Claude Code agent (`claude -p`) in the background.", EPILOG)
+    p = parsing.new_parser(PROG, "Launch one Claude Code agent (`claude -p`) in the background.", EPILOG)
     p.add_argument("name", metavar="NAME", nargs="?", help="the agent's name, e.g. agent1 ([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
     p.add_argument("task", metavar="TASK", nargs="*", help="the task (prompt); words are joined by spaces")
     p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line (``sys.argv[1:]`` if ``argv`` is None); exits 2 on bad usage."""
-    return options.parse(build_parser(), argv, "task")
+    return parsing.parse(build_parser(), argv, "task")
 
 
 def run(args: argparse.Namespace) -> ExitCode:

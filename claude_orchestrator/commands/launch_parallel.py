@@ -11,7 +11,7 @@ from ..errors import BadInput, guarded
 from ..paths import StatePaths
 from ..spec import RunSpec
 from ..states import ExitCode
-from . import options, render
+from . import options, parsing, render
 from .endings import finish_wait
 from .task_input import read_source, word_text
 
@@ -43,7 +43,7 @@ state root cannot be written, 127 no CLI, 70 an internal error.
 
 def build_parser() -> argparse.ArgumentParser:
     """launch_parallel.py's parser: TASKs, ``--names``, ``--from-delegations``, budgets and the shared run options."""
-    p = options.new_parser(PROG, "Launch one background Claude Code agent per task, all at once.", EPILOG)
+    p = parsing.new_parser(PROG, "Launch one background Claude Code agent per task, all at once.", EPILOG)
     p.add_argument("tasks", metavar="TASK", nargs="*", help="one task per agent")
     p.add_argument("--names", metavar="A,B,C", help="comma-separated agent names, one per task (default agent1..agentN)")
     p.add_argument("--from-delegations", metavar="FILE", help="launch the delegations found in FILE ('-' = stdin)")
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line, ``--split-tasks`` added to the TASKs; exits 2 on bad usage."""
     p = build_parser()
-    args = options.parse(p, argv, "tasks")
+    args = parsing.parse(p, argv, "tasks")
     if args.split_tasks:
         import shlex
 

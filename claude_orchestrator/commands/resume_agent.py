@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from ..errors import BadInput, guarded
 from ..paths import StatePaths
 from ..states import ExitCode
-from . import options
+from . import options, parsing
 from .endings import finish_launch
 from .task_input import read_task
 
@@ -29,7 +29,7 @@ exit status: 0 launched (--wait: completed), 1 failed (--wait), 2 bad input,
 
 def build_parser() -> argparse.ArgumentParser:
     """resume_agent.py's parser: NAME, TASK words, ``--task-file``, ``--session-from`` and the shared run options."""
-    p = options.new_parser(PROG, "Continue a Claude Code agent's session with a new task, in the background.", EPILOG)
+    p = parsing.new_parser(PROG, "Continue a Claude Code agent's session with a new task, in the background.", EPILOG)
     p.add_argument("name", metavar="NAME", nargs="?", help="the agent to run")
     p.add_argument("task", metavar="TASK", nargs="*", help="the follow-up task")
     p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line (``sys.argv[1:]`` if ``argv`` is None); exits 2 on bad usage."""
-    return options.parse(build_parser(), argv, "task")
+    return parsing.parse(build_parser(), argv, "task")
 
 
 def refuse_launch_only(args: argparse.Namespace) -> None:

@@ -11,7 +11,7 @@ from ..errors import BadInput, NotFound, guarded
 from ..paths import StatePaths
 from ..record import RecordStore, StatusRecord
 from ..states import ExitCode
-from . import options
+from . import parsing
 
 PROG = "tail_agent.py"
 
@@ -29,7 +29,7 @@ exit status: 0 ok, 2 bad input, 4 no such agent or run.
 
 def build_parser() -> argparse.ArgumentParser:
     """tail_agent.py's parser: NAME, ``-f``, ``--run``, ``--raw``."""
-    p = options.new_parser(PROG, "Show an agent's stream-json transcript readably, and follow it live.", EPILOG)
+    p = parsing.new_parser(PROG, "Show an agent's stream-json transcript readably, and follow it live.", EPILOG)
     p.add_argument("name", metavar="NAME", nargs="?", help="the agent")
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("-f", "--follow", action="store_true", help="keep showing new events until the run ends")
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line (one NAME only); exits 2 on bad usage."""
     p = build_parser()
-    args = options.parse(p, argv, "extra")
+    args = parsing.parse(p, argv, "extra")
     if args.extra:
         p.error(f"unexpected arguments: {' '.join(args.extra)}")
     return args

@@ -12,7 +12,7 @@ from ..errors import BadRecord, guarded
 from ..paths import StatePaths
 from ..record import RecordStore, StatusRecord
 from ..states import UNSUCCESSFUL, ExitCode, State
-from . import options, render
+from . import parsing, render
 
 PROG = "wait_agents.py"
 
@@ -42,7 +42,7 @@ ROUTINE_STATES = frozenset({State.STARTING, State.RUNNING})
 
 def build_parser() -> argparse.ArgumentParser:
     """wait_agents.py's parser: NAMEs, ``--any``, ``--timeout``, ``--follow``, ``--json``."""
-    p = options.new_parser(PROG, "Wait for background Claude Code agents to end, printing each state change.", EPILOG)
+    p = parsing.new_parser(PROG, "Wait for background Claude Code agents to end, printing each state change.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to wait for (default: every active one)")
     p.add_argument("--any", action="store_true", help="return when the first of them ends")
     p.add_argument("--timeout", metavar="S", type=float, help="give up after S seconds (exit 124)")
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line (``--follow`` takes no NAME, ``--any`` or ``--timeout``); exits 2 on bad usage."""
     p = build_parser()
-    args = options.parse(p, argv, "names")
+    args = parsing.parse(p, argv, "names")
     if args.follow and (args.names or args.any or args.timeout is not None):
         p.error("--follow reports every agent until it is stopped; it takes no NAME, --any or --timeout")
     return args
