@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 from . import locks
 from .errors import BadInput
 from .paths import StatePaths
-from .spec import EXECUTORS
 
 if TYPE_CHECKING:
     import psutil
@@ -52,7 +51,7 @@ class Executor:
     executor runs (:func:`executor_of`).
     """
 
-    #: The name a spec gives (:data:`.spec.EXECUTORS`).
+    #: The name a spec gives (a key of :data:`_EXECUTORS`).
     name = ""
     #: True if ``--max-parallel`` slots and the FIFO queue are the toolkit's (``queued`` = waiting for a slot).
     keeps_queue = True
@@ -241,7 +240,7 @@ def supervisors_by_name(paths: StatePaths, name: str) -> list[psutil.Process]:
 
 def all_executors() -> list[Executor]:
     """Every executor of this release (asked about a run whose record cannot say which one runs it)."""
-    return [_LOCAL]
+    return list(_EXECUTORS.values())
 
 
 def get_executor(name: str | None = None) -> Executor:
@@ -250,9 +249,10 @@ def get_executor(name: str | None = None) -> Executor:
     Raises:
         BadInput: no such executor (exit 2).
     """
-    if name in (None, "", "local"):
-        return _LOCAL
-    raise BadInput(f"executor {name!r}: no such executor; this release has: {', '.join(EXECUTORS)}")
+    found = _EXECUTORS.get(name or "local")
+    if found is None:
+        raise BadInput(f"executor {name!r}: no such executor; this release has: {', '.join(_EXECUTORS)}")
+    return found
 
 
 def executor_of(rec: StatusRecord) -> Executor:
@@ -264,6 +264,8 @@ def executor_of(rec: StatusRecord) -> Executor:
 
 
 _LOCAL = LocalExecutor()
+#: Every executor of this release, by the name a spec gives: the one registry.
+_EXECUTORS: dict[str, Executor] = {_LOCAL.name: _LOCAL}
 
 
 def supervisor_command(paths: StatePaths, held: list[int], name: str, run_id: str) -> tuple[list[str], dict[str, str]]:

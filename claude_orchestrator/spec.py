@@ -19,9 +19,6 @@ from .claude_cli import ClaudeOptions
 from .limits import RunLimits
 from .states import State, StopReason
 
-#: Where a run's supervisor may run (DESIGN.md, "Executors"); this release has the first only.
-EXECUTORS = ("local",)
-
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -46,7 +43,7 @@ class RunSpec:
         forked_from: the agent whose session is forked (``resume_agent.py --session-from``).
         on_complete: an argument vector run once the run has ended (``--on-complete``).
         profile: the name of the profile the options came from.
-        executor: where the supervisor runs (one of :data:`EXECUTORS`).
+        executor: where the supervisor runs (a name :func:`.executor.get_executor` knows).
     """
 
     claude: ClaudeOptions = dataclasses.field(default_factory=ClaudeOptions)

@@ -40,11 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line: NAMEs or ``--all``, not both; exits 2 on bad usage."""
-    p = build_parser()
-    args = parsing.parse(p, argv, "names")
-    if bool(args.names) == bool(args.all):
-        p.error("name the agents to clear, or give --all")
-    return args
+    return parsing.names_or_all(build_parser(), argv, "clear")
 
 
 def run(args: argparse.Namespace) -> ExitCode:

@@ -46,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The parsed command line: NAMEs or ``--all``, a ``--grace`` of 0 or more; exits 2 on bad usage."""
     p = build_parser()
-    args = parsing.parse(p, argv, "names")
-    if bool(args.names) == bool(args.all):
-        p.error("name the agents to stop, or give --all")
+    args = parsing.names_or_all(p, argv, "stop")
     if args.grace is not None and args.grace < 0:
         p.error("--grace must be 0 or more")
     return args

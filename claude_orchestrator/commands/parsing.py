@@ -44,3 +44,15 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: st
     if hasattr(args, "name") and args.name is None:
         p.error("the agent NAME is required")
     return args
+
+
+def names_or_all(p: argparse.ArgumentParser, argv: Sequence[str] | None, verb: str) -> argparse.Namespace:
+    """:func:`parse` for a script that takes NAMEs or ``--all``, not both nor neither.
+
+    Raises:
+        SystemExit: bad usage, "name the agents to VERB, or give --all" (exit 2).
+    """
+    args = parse(p, argv, "names")
+    if bool(args.names) == bool(args.all):
+        p.error(f"name the agents to {verb}, or give --all")
+    return args
