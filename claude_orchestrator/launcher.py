@@ -149,10 +149,14 @@ def _context_cwd(paths: StatePaths, spec: RunSpec) -> str | None:
 
 
 def _undo(paths_made: list[Path]) -> None:
-    """Remove what a launch that failed made (files, then its empty folder): nothing is left half-made."""
+    """Remove the run's own files that a launch that failed made: nothing is left half-made.
+
+    The agent's folder ``outputs/<name>/`` stays: launches of the same name
+    may be writing their own files into it at this moment.
+    """
     for path in reversed(paths_made):
         try:
-            path.rmdir() if path.is_dir() and not path.is_symlink() else path.unlink()
+            path.unlink()
         except OSError:
             pass
 
@@ -173,9 +177,7 @@ def _write_run_files(paths: StatePaths, name: str, run_id: str, task: str, made:
         raise storage_error(exc) from exc
     run_dir = refuse_symlink(paths.run_dir(name))
     try:
-        if not run_dir.is_dir():
-            run_dir.mkdir()
-            made.append(run_dir)
+        run_dir.mkdir(exist_ok=True)  # simultaneous launches of one name all get here
         task_file = paths.task_file(name, run_id)
         write_atomic(task_file, task.encode("utf-8"), durable=False)
         made.append(task_file)
