@@ -51,7 +51,7 @@ def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
     """
     if not rec.state.is_active or is_alive(store, rec):
         return rec
-    error = f"the supervisor{f' (pid {rec.supervisor_pid})' if rec.supervisor_pid else ''} is gone; the run's outcome is unknown"
+    error = executor_of(rec).gone_reason(rec)
     try:
         return lifecycle.change_state(
             store, rec.agent, rec.run_id, State.LOST, when=lambda cur: not is_alive(store, cur), error=error
@@ -80,14 +80,26 @@ def read_records(
         BadRecord: a record is unreadable and ``unreadable`` is None.
     """
     wanted = names if names else store.paths.known_agents()
-    out = []
+    read: list[StatusRecord] = []
     missing = []
     for name in wanted:
         try:
             rec = store.read(name)
-            if rec is None:
-                missing.append(name)
-                continue
+        except BadRecord as bad:
+            if unreadable is None:
+                raise
+            unreadable.append(bad)
+            continue
+        if rec is None:
+            missing.append(name)
+        else:
+            read.append(rec)
+    if missing:
+        raise NotFound(f"no such agent: {', '.join(missing)} (known: {', '.join(store.paths.known_agents()) or 'none'})")
+    _look_ahead(read)
+    out = []
+    for rec in read:
+        try:
             now = reconcile(store, rec)
         except BadRecord as bad:
             if unreadable is None:
@@ -97,9 +109,17 @@ def read_records(
         if newly_lost is not None and now.state is State.LOST and rec.state is not State.LOST:
             newly_lost.append(now)
         out.append(now)
-    if missing:
-        raise NotFound(f"no such agent: {', '.join(missing)} (known: {', '.join(store.paths.known_agents()) or 'none'})")
     return out
+
+
+def _look_ahead(recs: list[StatusRecord]) -> None:
+    """Let each executor of an active record learn at once what it will be asked (one query to a cluster, not one per record)."""
+    active: dict[str, list[StatusRecord]] = {}
+    for rec in recs:
+        if rec.state.is_active:
+            active.setdefault(rec.spec.executor, []).append(rec)
+    for group in active.values():
+        executor_of(group[0]).look_ahead(group)
 
 
 def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[str, StatusRecord | None]:

@@ -14,9 +14,11 @@ differs is behind this small interface:
   keeps ``--max-parallel`` slots and its FIFO queue (this machine); a cluster's
   scheduler keeps its own queue instead.
 
-Only :class:`LocalExecutor` exists in this release.  Liveness, stopping and
-clearing call this interface, never PIDs or lock files directly.  This module
-is on the launch path: psutil is imported only by the methods that look at processes.
+Two executors exist: :class:`LocalExecutor` (``local``, the default) and
+:class:`.slurm.SlurmExecutor` (``slurm``, made only when a run asks for it).
+Liveness, stopping and clearing call this interface, never PIDs or lock files
+directly.  This module is on the launch path: psutil is imported only by the
+methods that look at processes.
 """
 
 from __future__ import annotations
@@ -106,6 +108,15 @@ class Executor:
     def alive_without_record(self, paths: StatePaths, name: str) -> bool:
         """True if this executor runs a live supervisor of agent ``name`` whose record cannot be read."""
         raise NotImplementedError
+
+    def gone_reason(self, rec: StatusRecord) -> str:
+        """The ``error`` of a run found ``lost``: what is known of why its supervisor is gone, in a sentence."""
+        pid = f" (pid {rec.supervisor_pid})" if rec.supervisor_pid else ""
+        return f"the supervisor{pid} is gone; the run's outcome is unknown"
+
+    def look_ahead(self, recs: list[StatusRecord]) -> None:
+        """Learn at once what :meth:`is_alive` will be asked about ``recs`` (a reader of many
+        records calls it first); the default learns nothing."""
 
     def stop_unreadable(self, paths: StatePaths, name: str, grace_s: float) -> bool:
         """Stop the live supervisor of agent ``name`` whose record cannot be read (it stops
@@ -240,18 +251,23 @@ def supervisors_by_name(paths: StatePaths, name: str) -> list[psutil.Process]:
 
 def all_executors() -> list[Executor]:
     """Every executor of this release (asked about a run whose record cannot say which one runs it)."""
-    return list(_EXECUTORS.values())
+    return [get_executor(name) for name in EXECUTOR_NAMES]
 
 
 def get_executor(name: str | None = None) -> Executor:
-    """The executor called ``name`` (default ``local``).
+    """The executor called ``name`` (default ``local``), made when first asked for.
 
     Raises:
         BadInput: no such executor (exit 2).
     """
-    found = _EXECUTORS.get(name or "local")
+    name = name or "local"
+    found = _EXECUTORS.get(name)
     if found is None:
-        raise BadInput(f"executor {name!r}: no such executor; this release has: {', '.join(_EXECUTORS)}")
+        if name not in EXECUTOR_NAMES:
+            raise BadInput(f"executor {name!r}: no such executor; this release has: {', '.join(EXECUTOR_NAMES)}")
+        from .slurm import SlurmExecutor  # only a Slurm run pays for the module
+
+        found = _EXECUTORS[name] = SlurmExecutor()
     return found
 
 
@@ -264,14 +280,17 @@ def executor_of(rec: StatusRecord) -> Executor:
 
 
 _LOCAL = LocalExecutor()
-#: Every executor of this release, by the name a spec gives: the one registry.
+#: Every executor of this release, by the name a spec gives: the one list of names.
+EXECUTOR_NAMES = ("local", "slurm")
+#: The executors made so far (``slurm`` is made by :func:`get_executor` when a run asks for it).
 _EXECUTORS: dict[str, Executor] = {_LOCAL.name: _LOCAL}
 
 
 def supervisor_command(paths: StatePaths, held: list[int], name: str, run_id: str) -> tuple[list[str], dict[str, str]]:
-    """The local supervisor's argument vector and environment.
+    """The supervisor's argument vector and environment.
 
-    ``held`` are the inherited descriptors: the life lock, then a slot if any.
+    ``held`` are the inherited descriptors: the life lock, then a slot if any
+    (none for a supervisor that another host starts, as a Slurm job's is).
     The environment is the caller's, with ``PYTHONPATH`` naming the folders of
     :data:`SUPERVISOR_PACKAGES` and the caller's own value kept in
     ``ORCHESTRATOR_CALLER_PYTHONPATH`` (the supervisor puts it back before it
@@ -281,7 +300,9 @@ def supervisor_command(paths: StatePaths, held: list[int], name: str, run_id: st
     global _supervisor_path
     if _supervisor_path is None:
         _supervisor_path = _package_dirs()
-    argv = [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root), "--alive-fd", str(held[0])]
+    argv = [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root)]
+    if held:
+        argv += ["--alive-fd", str(held[0])]
     if len(held) > 1:
         argv += ["--slot-fd", str(held[1])]
     env = dict(os.environ)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import lifecycle, locks
 from .claude_cli import find_claude
-from .errors import BadInput, Conflict, NotFound, storage_error
+from .errors import BadInput, Conflict, NotFound, OrchestratorError, storage_error
 from .executor import Executor, executor_of, get_executor
 from .paths import StatePaths, refuse_symlink, validate_name
 from .record import RecordStore, StatusRecord, read_session, task_preview, write_atomic
@@ -236,9 +236,13 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         raise
     try:
         executor.start(paths, record, held, log_fd)
-    except OSError as exc:
+    except (OSError, OrchestratorError) as exc:
         store = RecordStore(paths)
-        return lifecycle.change_state(store, name, run_id, State.FAILED, error=f"could not start the supervisor: {exc}", is_error=True) or record
+        failed = lifecycle.change_state(store, name, run_id, State.FAILED, error=f"could not start the supervisor: {exc}", is_error=True)
+        if isinstance(exc, OrchestratorError):  # e.g. sbatch refused the job: the caller is told, with the scheduler's message
+            exc.args = (f"agent {name!r}: {exc}",)
+            raise
+        return failed or record
     finally:
         os.close(log_fd)
         for fd in held:  # the supervisor holds its own copies now
@@ -327,11 +331,14 @@ def _claim_run(
 
 def _initial_state(paths: StatePaths, record: StatusRecord, executor: Executor, held: list[int]) -> State:
     """``waiting`` if the run has dependencies (its supervisor takes a slot once they are done);
+    ``queued`` if the executor's scheduler keeps the queue (a Slurm job is pending until it starts);
     else ``starting`` with a slot (appended to ``held``), or ``queued``."""
     limits = record.spec.limits
     if record.spec.after:
         return State.WAITING
-    if not (executor.keeps_queue and limits.max_parallel):
+    if not executor.keeps_queue:
+        return State.QUEUED  # in the cluster's queue; its supervisor moves it on when the scheduler starts it
+    if not limits.max_parallel:
         return State.STARTING
     from .scheduling import take_slot_or_enqueue
 

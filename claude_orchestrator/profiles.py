@@ -15,6 +15,8 @@ Example::
     memory_limit = 3072
     max_turns = 60
     isolation = "worktree"
+    executor = "slurm"
+    slurm_args = ["--partition=batch", "--cpus-per-task=1"]
     claude_args = ["--effort", "high"]
     aliases = ["developer", "dev"]
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, NotFound
+from .executor import EXECUTOR_NAMES
 from .isolation import ISOLATIONS
 from .paths import TOOLKIT_ROOT
 
@@ -43,6 +46,8 @@ KEYS: dict[str, tuple[type, ...]] = {
     "memory_limit": (int, float),
     "max_turns": (int,),
     "isolation": (str,),
+    "executor": (str,),
+    "slurm_args": (list,),
     "claude_args": (list,),
     "aliases": (list,),
     "description": (str,),
@@ -99,10 +104,12 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
                 raise BadInput(f"{where}: unknown key {key!r}; known keys: {', '.join(KEYS)}")
             if not isinstance(value, KEYS[key]) or isinstance(value, bool):
                 raise BadInput(f"{where}: {key} must be {' or '.join(t.__name__ for t in KEYS[key])}, not {type(value).__name__}")
-            if key in ("claude_args", "aliases") and not all(isinstance(v, str) for v in value):
+            if key in ("claude_args", "slurm_args", "aliases") and not all(isinstance(v, str) for v in value):
                 raise BadInput(f"{where}: {key} must be a list of strings")
         if table.get("isolation", "none") not in ISOLATIONS:
             raise BadInput(f"{where}: isolation must be one of {', '.join(ISOLATIONS)}")
+        if table.get("executor", "local") not in EXECUTOR_NAMES:
+            raise BadInput(f"{where}: executor must be one of {', '.join(EXECUTOR_NAMES)}")
         prof = dict(table)
         prompt_file = prof.pop("append_system_prompt_file", None)
         if prompt_file:

@@ -122,6 +122,7 @@ class StatusRecord:
     on_complete: dict[str, Any] | None = None  # what the --on-complete command returned: {"argv", "exit_code", ["error"]}
     stream_lines_skipped: int | None = None  # stream lines the supervisor could not read
     transcript_bytes_lost: int | None = None  # output bytes the transcript could not take (full disk)
+    slurm_job_id: str | None = None  # the Slurm job that runs the supervisor (executor slurm), as sbatch --parsable printed it
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys, kept and written back
     spec_extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys of "options" (a newer toolkit's)
 

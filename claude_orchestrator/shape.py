@@ -42,7 +42,7 @@ SPARSE: dict[str, tuple[type, ...]] = {
     "stop_reason": _STR, "isolation": _STR, "worktree": (dict,), "slot_granted_at": _NUM, "tree": (list,),
     "orphans": (list,), "orphans_stopped": (list,), "stop_grace_s": _NUM, "api_error_status": (int,),
     "stopped_after_result": (bool,), "on_complete": (dict,), "stream_lines_skipped": (int,),
-    "transcript_bytes_lost": (int,),
+    "transcript_bytes_lost": (int,), "slurm_job_id": _STR,
 }
 #: The type of each field a reader relies on (None is allowed for every one except those in _REQUIRED_TYPES).
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -141,7 +141,7 @@ def _check_options(options: dict[str, Any]) -> None:
     claude = options.get("claude") or {}
     if claude.get("max_budget_usd") is not None and not is_type(claude["max_budget_usd"], _NUM):
         raise ValueError("'options.claude.max_budget_usd' is not a number")
-    for key, holder in (("after", options), ("on_complete", options), ("claude_args", claude)):
+    for key, holder in (("after", options), ("on_complete", options), ("slurm_args", options), ("claude_args", claude)):
         value = holder.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{key!r} is not a list of strings")

@@ -43,7 +43,10 @@ class RunSpec:
         forked_from: the agent whose session is forked (``resume_agent.py --session-from``).
         on_complete: an argument vector run once the run has ended (``--on-complete``).
         profile: the name of the profile the options came from.
-        executor: where the supervisor runs (a name :func:`.executor.get_executor` knows).
+        executor: where the supervisor runs (a name :func:`.executor.get_executor` knows):
+            ``local`` or ``slurm``.
+        slurm_args: options given to ``sbatch`` as they are, after the toolkit's own
+            (``ORCHESTRATOR_SLURM_ARGS``, then each ``--slurm-arg``); only for ``slurm``.
     """
 
     claude: ClaudeOptions = dataclasses.field(default_factory=ClaudeOptions)
@@ -60,6 +63,7 @@ class RunSpec:
     on_complete: tuple[str, ...] | None = None
     profile: str | None = None
     executor: str = "local"
+    slurm_args: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> RunSpec:
         """A copy with ``changes`` (the spec itself never changes)."""
@@ -67,7 +71,7 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data, stored as the record's ``options`` (schema 1's keys plus
-        ``cwd``, ``isolation``, ``resume_id``, ``forked_from``, ``executor``)."""
+        ``cwd``, ``isolation``, ``resume_id``, ``forked_from``, ``executor``, ``slurm_args``)."""
         return {
             "claude": self.claude.to_dict(),
             "claude_bin": self.claude_bin,
@@ -83,6 +87,7 @@ class RunSpec:
             "resume_id": self.resume_id,
             "forked_from": self.forked_from,
             "executor": self.executor,
+            "slurm_args": list(self.slurm_args),
         }
 
     @classmethod
@@ -108,6 +113,7 @@ class RunSpec:
             on_complete=tuple(on_complete) if on_complete else None,
             profile=data.get("profile"),
             executor=data.get("executor") or "local",
+            slurm_args=tuple(data.get("slurm_args") or ()),
         )
 
     @property

@@ -10,6 +10,7 @@ from claude_orchestrator.commands import render
 from claude_orchestrator.errors import BadRecord
 from claude_orchestrator.paths import StatePaths
 from claude_orchestrator.record import StatusRecord, parse_time
+from claude_orchestrator.spec import RunSpec
 
 T0 = "2026-11-20T10:00:00.000Z"
 NOW = parse_time(T0) + 125.0  # two minutes and five seconds after T0
@@ -76,14 +77,24 @@ def test_brief_of_an_ended_run():
     assert render.brief(r) == {
         "agent": "a1", "status": "completed", "run_id": "r-a1", "error": "x" * 199 + "…", "result": "the result",
         "num_turns": 3, "cost_usd": 0.0123, "duration_s": 42.0, "session_id": "s-1", "output_file": "/o/a1_latest.txt",
+        "executor": "local",
     }
+
+
+def test_brief_of_a_slurm_run_names_its_executor_and_job():
+    r = done(options=RunSpec(executor="slurm").to_dict(), slurm_job_id="4711")
+    shown = render.brief(r)
+    assert (shown["executor"], shown["slurm_job_id"]) == ("slurm", "4711")
+    assert render.launch_summary(StatePaths("/state"), r)["slurm_job_id"] == "4711"
+    assert render.launched_brief(r)["slurm_job_id"] == "4711"
+    assert render.launched(StatePaths("/state"), r).splitlines()[-1] == "  slurm job:  4711"
 
 
 def test_brief_of_a_queued_run_has_its_place_and_the_time_so_far():
     r = rec("q", "queued", created=T0)
     assert render.brief(r, {"q": 2}, now=NOW) == {
         "agent": "q", "status": "queued", "run_id": "r-q", "queue_position": 2, "num_turns": 0, "cost_usd": None,
-        "duration_s": 125.0, "session_id": None, "output_file": None,
+        "duration_s": 125.0, "session_id": None, "output_file": None, "executor": "local",
     }
 
 
@@ -231,7 +242,7 @@ def test_launched_lines_and_json():
         "agent": "a1", "run_id": "r-a1", "status": "starting", "session_id": "s-1", "cwd": "/w",
         "status_file": "/state/status/a1.json", "output_file": "/state/outputs/a1_latest.txt",
         "session_file": "/state/sessions/a1_session.txt", "transcript_file": "/state/outputs/a1/r.jsonl",
-        "log_file": "/state/outputs/a1/r.log",
+        "log_file": "/state/outputs/a1/r.log", "executor": "local",
     }
     assert render.launched_brief(r) == {"agent": "a1", "status": "starting", "run_id": "r-a1", "session_id": "s-1",
                                         "output_file": "/state/outputs/a1_latest.txt"}

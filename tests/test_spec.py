@@ -30,7 +30,7 @@ SCHEMA1_RESUMED = DATA / "record_schema1_resumed.json"
 
 
 def full_spec() -> RunSpec:
-    """A spec with every field away from its default (but ``executor``: "local" is the only one there is)."""
+    """A spec with every field away from its default."""
     return RunSpec(
         claude=ClaudeOptions(
             model="m",
@@ -56,7 +56,8 @@ def full_spec() -> RunSpec:
         forked_from="d",
         on_complete=("notify-send", "done"),
         profile="reviewer",
-        executor="local",
+        executor="slurm",
+        slurm_args=("--partition=gpu", "--hold"),
     )
 
 
@@ -70,7 +71,7 @@ def json_trip(data):
 def test_full_spec_sets_every_field():
     spec, default = full_spec(), RunSpec()
     unset = [f.name for f in dataclasses.fields(RunSpec) if getattr(spec, f.name) == getattr(default, f.name)]
-    assert unset == ["executor"]
+    assert unset == []
 
 
 def test_runspec_round_trip():
@@ -84,7 +85,7 @@ def test_runspec_keys_are_schema1_keys_plus_new_ones():
     schema1_options = json.loads(SCHEMA1_LAUNCH.read_text())["options"]
     keys = set(RunSpec().to_dict())
     assert set(schema1_options) <= keys
-    assert keys - set(schema1_options) == {"cwd", "isolation", "resume_id", "forked_from", "executor"}
+    assert keys - set(schema1_options) == {"cwd", "isolation", "resume_id", "forked_from", "executor", "slurm_args"}
 
 
 def test_runspec_defaults_from_nothing():
@@ -147,6 +148,7 @@ SPARSE_VALUES = {
     "on_complete": {"argv": ["true"], "exit_code": 0},
     "stream_lines_skipped": 3,
     "transcript_bytes_lost": 4096,
+    "slurm_job_id": "4711",
 }
 
 

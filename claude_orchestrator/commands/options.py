@@ -13,6 +13,7 @@ from typing import Any
 
 from ..claude_cli import KNOWN_PERMISSION_MODES, ClaudeOptions
 from ..errors import BadInput
+from ..executor import EXECUTOR_NAMES
 from ..isolation import ISOLATIONS
 from ..limits import RunLimits
 from ..spec import RunSpec
@@ -25,6 +26,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     _add_claude_options(p)
     _add_limits(p)
     _add_run_control(p)
+    _add_where(p)
 
 
 def _add_claude_options(p: argparse.ArgumentParser) -> None:
@@ -85,6 +87,24 @@ def _add_run_control(p: argparse.ArgumentParser) -> None:
     r.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 if completed, else 1")
     r.add_argument("--background", action="store_true", help="run in the background (the default; accepted for the seed's commands)")
     r.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _add_where(p: argparse.ArgumentParser) -> None:
+    w = p.add_argument_group("where it runs")
+    w.add_argument(
+        "--executor",
+        choices=EXECUTOR_NAMES,
+        help="local: a supervisor on this machine (default, or $ORCHESTRATOR_EXECUTOR); "
+        "slurm: a Slurm job runs the supervisor (see README, Running on a Slurm cluster)",
+    )
+    w.add_argument(
+        "--slurm-arg",
+        metavar="ARG",
+        action="append",
+        default=[],
+        help="an sbatch option, as is (repeatable), e.g. --slurm-arg=--partition=gpu --slurm-arg=--hold; "
+        "after $ORCHESTRATOR_SLURM_ARGS and the profile's",
+    )
 
 
 # -- what the options mean -----------------------------------------------------
@@ -174,6 +194,45 @@ def dependencies(args: argparse.Namespace) -> dict[str, Any]:
     return {"after": after, "after_any": bool(args.after_any), "context_from": args.with_context_from}
 
 
+def executor_options(args: argparse.Namespace, profile: dict | None = None) -> dict[str, Any]:
+    """Where the run goes: ``executor`` and ``slurm_args`` for the spec.
+
+    The executor is ``--executor``, else the profile's, else
+    ``$ORCHESTRATOR_EXECUTOR``, else ``local``.  The sbatch options are
+    ``$ORCHESTRATOR_SLURM_ARGS`` (split as a shell splits words), then the
+    profile's ``slurm_args``, then each ``--slurm-arg``: sbatch lets a later
+    option win, so the command line wins.
+
+    Raises:
+        BadInput: an unknown ``$ORCHESTRATOR_EXECUTOR``, unbalanced quotes in
+            ``$ORCHESTRATOR_SLURM_ARGS``, ``--slurm-arg`` for a local run, or
+            ``--max-parallel`` for a Slurm run (exit 2).
+    """
+    import os
+    import shlex
+
+    prof = profile or {}
+    name = getattr(args, "executor", None) or prof.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR") or "local"
+    if name not in EXECUTOR_NAMES:
+        raise BadInput(f"ORCHESTRATOR_EXECUTOR={name!r}: no such executor; use one of {', '.join(EXECUTOR_NAMES)}")
+    given = list(getattr(args, "slurm_arg", None) or [])
+    if name != "slurm":
+        if given:
+            raise BadInput("--slurm-arg needs --executor slurm (or ORCHESTRATOR_EXECUTOR=slurm)")
+        return {"executor": name, "slurm_args": ()}
+    if getattr(args, "max_parallel", None) is not None:
+        raise BadInput(
+            "--max-parallel limits the runs of this machine; on Slurm the cluster schedules them: limit them "
+            "with a license your site defines (--slurm-arg=--licenses=NAME:1) or your QOS (see README, "
+            "Running on a Slurm cluster)"
+        )
+    try:
+        from_env = shlex.split(os.environ.get("ORCHESTRATOR_SLURM_ARGS", ""))
+    except ValueError as exc:
+        raise BadInput(f"ORCHESTRATOR_SLURM_ARGS: {exc} (check the quotes)") from exc
+    return {"executor": name, "slurm_args": tuple(from_env + list(prof.get("slurm_args", [])) + given)}
+
+
 def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
     """``--on-complete CMD`` split into an argument vector as a shell splits words (it never runs a shell).
 
@@ -210,16 +269,17 @@ def run_spec(
         budget_usd: this run's share of ``--total-budget-usd``, set as its ``--max-budget-usd``.
 
     Raises:
-        BadInput: a bad ``--on-complete`` or ``--after-any`` (exit 2).
+        BadInput: a bad ``--on-complete``, ``--after-any``, executor or sbatch option (exit 2).
     """
     claude = claude_options(args, profile)
     if budget_usd is not None:
         claude.max_budget_usd = budget_usd
     on_complete = on_complete_argv(args)
     deps = dependencies(args)
+    where = executor_options(args, profile)
     return RunSpec(
         claude=claude, limits=run_limits(args, profile), cwd=getattr(args, "cwd", None),
         on_complete=tuple(on_complete) if on_complete else None, profile=profile_name,
         isolation=isolation(args, profile), after=tuple(deps["after"]), after_any=deps["after_any"],
-        context_from=deps["context_from"],
+        context_from=deps["context_from"], executor=where["executor"], slurm_args=where["slurm_args"],
     )

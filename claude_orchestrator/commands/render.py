@@ -91,7 +91,8 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
     """The fields a master acts on, for ``check_status.py --json`` (about 0.35 KB per agent).
 
     Keys: agent, status, run_id, [queue_position], [error], [result] (a preview),
-    num_turns, cost_usd, duration_s (so far, while active, to ``now``), session_id, output_file.
+    num_turns, cost_usd, duration_s (so far, while active, to ``now``), session_id, output_file,
+    executor (``local`` or ``slurm``), [slurm_job_id].
     """
     d: dict[str, Any] = {"agent": r.agent, "status": str(r.status), "run_id": r.run_id}
     if positions and r.agent in positions:
@@ -103,8 +104,10 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
     elapsed = r.duration_s if r.duration_s is not None else r.elapsed_s(now)
     d.update(
         num_turns=r.num_turns, cost_usd=r.cost_usd, duration_s=None if elapsed is None else round(elapsed, 1),
-        session_id=r.session_id, output_file=r.output_file,
+        session_id=r.session_id, output_file=r.output_file, executor=r.spec.executor,
     )
+    if r.slurm_job_id:
+        d["slurm_job_id"] = r.slurm_job_id
     return d
 
 
@@ -125,7 +128,7 @@ def unreadable_item(bad: BadRecord) -> dict[str, Any]:
 
 
 def launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
-    """``launch_agent.py --json``: the new run and where its files are."""
+    """``launch_agent.py --json``: the new run, where its files are, and where it runs (executor, [slurm_job_id])."""
     return {
         "agent": rec.agent,
         "run_id": rec.run_id,
@@ -137,6 +140,8 @@ def launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
         "session_file": str(paths.session(rec.agent)),
         "transcript_file": rec.transcript_file,
         "log_file": rec.log_file,
+        "executor": rec.spec.executor,
+        **({"slurm_job_id": rec.slurm_job_id} if rec.slurm_job_id else {}),
     }
 
 
@@ -146,20 +151,21 @@ def launched_line(rec: StatusRecord) -> str:
 
 
 def launched(paths: StatePaths, rec: StatusRecord) -> str:
-    """The launched line and the run's files, one a line (no trailing newline)."""
+    """The launched line and the run's files, one a line (no trailing newline); a Slurm run's job ID last."""
     return "\n".join([
         launched_line(rec),
         f"  status:     {paths.status(rec.agent)}",
         f"  output:     {rec.output_file}",
         f"  transcript: {rec.transcript_file}",
         f"  log:        {rec.log_file}",
+        *([f"  slurm job:  {rec.slurm_job_id}"] if rec.slurm_job_id else []),
     ])
 
 
 def launched_brief(rec: StatusRecord) -> dict[str, Any]:
-    """One agent of ``launch_parallel.py --json``: agent, status, run_id, session_id, output_file."""
+    """One agent of ``launch_parallel.py --json``: agent, status, run_id, session_id, output_file, [slurm_job_id]."""
     return {"agent": rec.agent, "status": str(rec.status), "run_id": rec.run_id, "session_id": rec.session_id,
-            "output_file": rec.output_file}
+            "output_file": rec.output_file, **({"slurm_job_id": rec.slurm_job_id} if rec.slurm_job_id else {})}
 
 
 def layout_line(paths: StatePaths) -> str:

@@ -154,11 +154,14 @@ class Supervisor:
             The claimed record, or None if there is nothing to do (logged).
         """
         me, me_started = self.tree.me.pid, self.tree.me.create_time()
+        job_id = os.environ.get("SLURM_JOB_ID")  # set in a Slurm job's environment (sbatch(1), OUTPUT ENVIRONMENT VARIABLES)
 
         def claim(rec: StatusRecord) -> StatusRecord | None:
             if rec.state not in CLAIMABLE:
                 return None
             rec.supervisor_pid, rec.supervisor_started = me, me_started
+            if rec.spec.executor == "slurm" and job_id and not rec.slurm_job_id:  # the launcher died before it could write it
+                rec.slurm_job_id = job_id
             return rec
 
         deadline = time.monotonic() + CLAIM_RETRY_LIMIT_S
@@ -217,7 +220,7 @@ class Supervisor:
             rec = self._wait_for_dependencies(rec)
             if rec is None:
                 return None
-        if rec.state is State.QUEUED and not self._wait_for_slot():
+        if rec.state is State.QUEUED and not self._leave_queue(rec):
             return None
         if self.stop_signal:
             self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} before the CLI started", None)
@@ -267,6 +270,16 @@ class Supervisor:
 
         self.writer.change("ready", ready)
         return self.writer.record
+
+    def _leave_queue(self, rec: StatusRecord) -> bool:
+        """A ``queued`` run goes on: at once if its executor's scheduler kept the queue
+        (Slurm has started this job), else once it has a slot (:meth:`_wait_for_slot`)."""
+        from ..executor import executor_of
+
+        if executor_of(rec).keeps_queue:
+            return self._wait_for_slot()
+        self.writer.change("started by the scheduler", lambda r: move_from(r, State.QUEUED, State.STARTING))
+        return True
 
     def _wait_for_slot(self) -> bool:
         """Wait in the FIFO queue until this run is at its head and a slot is free (:func:`.waits.await_slot`).

@@ -1,0 +1,392 @@
+"""The ``slurm`` executor: a Slurm batch job runs the run's supervisor.
+
+The launcher writes the record, then :meth:`SlurmExecutor.start` writes a
+batch script (``outputs/<agent>/<run_id>.sbatch``) that ``exec``\\ s the same
+supervisor a local run has, in the foreground so that Slurm tracks it, and
+submits it with ``sbatch --parsable``; the launch returns when sbatch has
+answered.  The file contract is unchanged: the state root must be on a
+filesystem the compute nodes share.
+
+What differs from a local run, and why:
+
+- **Liveness asks Slurm** (``squeue``), never PIDs or lock files: the
+  reader's host is not the job's, and a lock cannot cross hosts.  A job
+  Slurm still has (pending, running, completing, ...) is alive; a job it no
+  longer has while the record is active makes the run ``lost``, with Slurm's
+  last state and reason in ``error``.  If Slurm cannot be asked (the
+  controller is down), a run is taken as alive: nothing is marked ``lost``
+  for an outage.
+- **``queued`` means pending in Slurm's queue** (held, waiting for resources,
+  a license or a dependency): the toolkit keeps no slots of its own
+  (:attr:`keeps_queue` is False); the supervisor moves the run to
+  ``starting`` when Slurm starts it.
+- **Stopping** is ``scancel --batch --signal=TERM`` (the supervisor alone gets
+  SIGTERM, stops the CLI's tree and records ``killed``), then a plain
+  ``scancel`` if it has not ended after the grace.  A pending job is cancelled.
+- **Limits**: the supervisor still enforces ``--timeout`` and
+  ``--memory-limit``; the job's ``--time`` and ``--mem`` are set a little above
+  them (:func:`limit_args`), as a backstop and for the scheduler's packing.
+- **``--after``** is also a Slurm dependency (``afterany`` on the jobs of the
+  agents still active), so a dependent job does not hold a node while it
+  waits; its supervisor still decides run-or-skip from the records.
+
+Facts used here were checked on Slurm 22.05 (``../shared/SLURM.md``):
+``sbatch --parsable`` prints ``JOBID`` or ``JOBID;CLUSTER``; ``squeue -t all -j
+IDS`` lists jobs in any state until ``MinJobAge`` seconds after their end, and
+exits 1 with "Invalid job id specified" when it knows none of them; ``scancel
+--batch`` cannot signal a pending job.  Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from . import lifecycle, locks
+from .errors import OrchestratorError
+from .executor import Executor, get_executor, leftover_tree, supervisor_command
+from .paths import StatePaths
+from .record import RecordStore, StatusRecord, write_atomic
+from .states import ExitCode
+
+#: Seconds ``sbatch`` may take (it answers in milliseconds; a controller that does not answer is an error).
+SUBMIT_TIMEOUT_S = 30.0
+#: Seconds ``squeue``/``scancel`` may take; they block while the controller is down.
+QUERY_TIMEOUT_S = 10.0
+#: Seconds an answer of ``squeue`` is reused (a reader of 200 records asks once; a waiter once a second).
+CACHE_S = 1.0
+#: Job states in which Slurm still has the job (squeue(1), "JOB STATE CODES"): its supervisor is alive or to come.
+ALIVE_JOB_STATES = frozenset({
+    "PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED", "SIGNALING", "STAGE_OUT",
+    "RESIZING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SPECIAL_EXIT",
+})
+#: Seconds added to ``--timeout`` (besides the grace) for the job's ``--time``:
+#: Slurm checks time limits about every 30 s, in whole minutes.
+TIME_MARGIN_S = 60.0
+#: The job's ``--mem`` is the memory limit times this, plus :data:`MEM_MARGIN_MB`
+#: (Slurm counts the supervisor too, and polls RSS once a second).
+MEM_FACTOR = 1.25
+MEM_MARGIN_MB = 128
+
+
+class SlurmError(OrchestratorError):
+    """Slurm refused a request or could not be asked: exit status 69 (sysexits.h EX_UNAVAILABLE)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.UNAVAILABLE)
+
+
+class JobInfo(NamedTuple):
+    """What ``squeue`` says of one job: ``state`` (e.g. ``PENDING``, ``CANCELLED``) and ``reason`` (e.g. ``JobHeldUser``)."""
+
+    state: str
+    reason: str
+
+    @property
+    def alive(self) -> bool:
+        """True if Slurm still has the job pending or running (:data:`ALIVE_JOB_STATES`)."""
+        return self.state in ALIVE_JOB_STATES
+
+
+#: Answer of :func:`job_info` when Slurm could not be asked.
+UNKNOWN = JobInfo("UNKNOWN", "Slurm could not be asked")
+_cache: dict[str, tuple[float, JobInfo | None]] = {}
+
+
+def _command(name: str) -> str:
+    """The path of Slurm command ``name``.
+
+    Raises:
+        SlurmError: it is not on PATH.
+    """
+    found = shutil.which(name)
+    if found is None:
+        raise SlurmError(f"{name} not found on PATH: the slurm executor needs Slurm's client commands (sbatch, squeue, scancel)")
+    return found
+
+
+def _run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a Slurm command (no shell), capturing its output as text.
+
+    Raises:
+        SlurmError: the command is missing or did not answer within ``timeout`` seconds.
+    """
+    argv = [_command(argv[0]), *argv[1:]]
+    try:
+        return subprocess.run(  # noqa: S603 - an argument vector, no shell
+            argv, env=env, capture_output=True, text=True, errors="replace", timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SlurmError(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s: is slurmctld up?") from exc
+    except OSError as exc:
+        raise SlurmError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+
+
+def _first_line(text: str) -> str:
+    """The first non-empty line of a command's stderr, stripped (Slurm's message), or ``no message``."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[0][:500] if lines else "no message"
+
+
+# -- asking Slurm ----------------------------------------------------------------
+
+
+def submit(script: Path, options: list[str], env: dict[str, str]) -> str:
+    """Submit batch script ``script`` with ``sbatch --parsable OPTIONS SCRIPT``.
+
+    Returns:
+        The job ID, as text (``--parsable`` prints ``JOBID[;CLUSTER]``).
+
+    Raises:
+        SlurmError: sbatch failed (its message is in the error) or printed no job ID.
+    """
+    done = _run(["sbatch", "--parsable", *options, str(script)], SUBMIT_TIMEOUT_S, env)
+    if done.returncode != 0:
+        raise SlurmError(f"sbatch failed (exit {done.returncode}): {_first_line(done.stderr)}")
+    job_id = (done.stdout.strip().splitlines() or [""])[-1].split(";")[0].strip()
+    if not job_id.isdigit():
+        raise SlurmError(f"sbatch printed no job ID: {done.stdout.strip()[:200]!r}")
+    return job_id
+
+
+def query(job_ids: list[str]) -> dict[str, JobInfo] | None:
+    """Ask ``squeue`` once about ``job_ids``: ``{job_id: JobInfo}`` for those Slurm still has.
+
+    A job missing from the answer is one Slurm no longer has (ended more than
+    ``MinJobAge`` seconds ago, or never submitted).  The answers are kept for
+    :data:`CACHE_S` seconds for :func:`job_info`.
+
+    Returns:
+        The answer, or None if Slurm could not be asked (no squeue, no controller).
+    """
+    ids = sorted({j for j in job_ids if j.isdigit()})
+    if not ids:
+        return {}
+    try:
+        done = _run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(ids)], QUERY_TIMEOUT_S)
+    except SlurmError:
+        return None
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        return None
+    found: dict[str, JobInfo] = {}
+    for line in done.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3 and parts[0] in ids:
+            found[parts[0]] = JobInfo(parts[1], parts[2])
+    now = time.monotonic()
+    for job_id in ids:
+        _cache[job_id] = (now, found.get(job_id))
+    return found
+
+
+def job_info(job_id: str) -> JobInfo | None:
+    """What Slurm says of ``job_id`` now (an answer at most :data:`CACHE_S` old).
+
+    Returns:
+        Its :class:`JobInfo`; None if Slurm no longer has it; :data:`UNKNOWN` if Slurm could not be asked.
+    """
+    seen = _cache.get(job_id)
+    if seen is not None and time.monotonic() - seen[0] < CACHE_S:
+        return seen[1]
+    found = query([job_id])
+    return UNKNOWN if found is None else found.get(job_id)
+
+
+def cancel(job_id: str, *, batch_term: bool = False) -> bool:
+    """``scancel JOB`` (SIGTERM to every process of the job, SIGKILL after ``KillWait``), or with
+    ``batch_term`` ``scancel --batch --signal=TERM JOB`` (SIGTERM to the batch step's script alone).
+
+    Returns:
+        True if scancel succeeded (a pending job cannot take ``batch_term``: False).
+    """
+    _cache.pop(job_id, None)
+    argv = ["scancel", "--batch", "--signal=TERM", job_id] if batch_term else ["scancel", job_id]
+    try:
+        done = _run(argv, QUERY_TIMEOUT_S)
+    except SlurmError:
+        return False
+    return done.returncode == 0 and "error" not in done.stderr.lower()
+
+
+def jobs_of(paths: StatePaths, name: str) -> list[str]:
+    """The IDs of the live jobs that run a supervisor of agent ``name`` under this state root.
+
+    Found by job name and batch script (``squeue -n NAME -o %i|%T|%o``: the
+    script is ``outputs/<name>/<run_id>.sbatch``), for a run whose record
+    cannot be read.  Slurm is not asked unless the agent has a batch script.
+    """
+    folder = paths.run_dir(name)
+    try:
+        if not any(folder.glob("*.sbatch")):
+            return []
+        done = _run(["squeue", "-h", "-n", name, "-o", "%i|%T|%o"], QUERY_TIMEOUT_S)
+    except (OSError, SlurmError):
+        return []
+    out = []
+    for line in done.stdout.splitlines():
+        parts = line.strip().split("|", 2)
+        if len(parts) == 3 and parts[1] in ALIVE_JOB_STATES and Path(parts[2]).parent == folder:
+            out.append(parts[0])
+    return out
+
+
+# -- the batch job ---------------------------------------------------------------
+
+
+def limit_args(rec: StatusRecord) -> list[str]:
+    """``--time`` and ``--mem`` a little above the run's own limits (none for a limit of 0).
+
+    ``--time`` is in whole minutes: the timeout, the grace and
+    :data:`TIME_MARGIN_S`, rounded up.  ``--mem`` is in MiB: the memory limit
+    times :data:`MEM_FACTOR` plus :data:`MEM_MARGIN_MB`, rounded up.
+    """
+    limits = rec.spec.limits
+    out = []
+    if limits.timeout_s:
+        out.append(f"--time={math.ceil((limits.timeout_s + limits.kill_grace_s + TIME_MARGIN_S) / 60)}")
+    if limits.memory_limit_mb:
+        out.append(f"--mem={math.ceil(limits.memory_limit_mb * MEM_FACTOR + MEM_MARGIN_MB)}M")
+    return out
+
+
+def dependency_args(store: RecordStore, rec: StatusRecord) -> list[str]:
+    """``--dependency=afterany:ID:ID`` for the ``--after`` agents whose runs are active Slurm jobs, else [].
+
+    ``afterany`` whatever ``--after-any`` says: the supervisor decides run or skip
+    from the records once the jobs have ended (an ``afterok`` job whose parent
+    failed would never start, and could not record ``skipped``).  Agents that
+    run locally, or have ended, are waited for by the supervisor alone.
+    """
+    ids = []
+    for dep in rec.spec.after:
+        try:
+            dep_rec = store.read(dep)
+        except OrchestratorError:
+            continue
+        if dep_rec is not None and dep_rec.state.is_active and dep_rec.slurm_job_id:
+            ids.append(dep_rec.slurm_job_id)
+    return [f"--dependency=afterany:{':'.join(ids)}"] if ids else []
+
+
+def batch_script(argv: list[str], rec: StatusRecord) -> str:
+    """The batch script: a comment naming the run, then ``exec`` of the supervisor (so Slurm tracks it)."""
+    return (
+        "#!/bin/sh\n"
+        f"# claude_orchestrator: the supervisor of agent {rec.agent}, run {rec.run_id}\n"
+        f"exec {shlex.join(argv)}\n"
+    )
+
+
+class SlurmExecutor(Executor):
+    """A Slurm batch job runs the supervisor (see the module docstring)."""
+
+    name = "slurm"
+    keeps_queue = False
+
+    def start(self, paths: StatePaths, rec: StatusRecord, held: list[int], log_fd: int) -> None:
+        """Write the batch script, submit it, and record the job ID (``slurm_job_id``).
+
+        Raises:
+            SlurmError: sbatch failed (Slurm's message is in it); the caller records the run ``failed``.
+            OSError: the batch script cannot be written.
+        """
+        store = RecordStore(paths)
+        argv, env = supervisor_command(paths, [], rec.agent, rec.run_id)
+        script = paths.run_dir(rec.agent) / f"{rec.run_id}.sbatch"
+        write_atomic(script, batch_script(argv, rec).encode("utf-8"), durable=False)
+        options = [
+            f"--job-name={rec.agent}",
+            f"--chdir={rec.cwd}",
+            f"--output={rec.log_file}",
+            "--open-mode=append",
+            *limit_args(rec),
+            *dependency_args(store, rec),
+            *rec.spec.slurm_args,
+        ]
+        job_id = submit(script, options, env)
+        rec.slurm_job_id = job_id
+
+        def note(cur: StatusRecord) -> StatusRecord:
+            cur.slurm_job_id = cur.slurm_job_id or job_id
+            return cur
+
+        lifecycle.update_run(store, rec.agent, rec.run_id, note, durable=False)
+
+    def is_alive(self, paths: StatePaths, rec: StatusRecord) -> bool:
+        """Slurm still has the run's job; while sbatch has not answered (no job ID yet),
+        the launcher's hold on the agent's life lock."""
+        if not rec.state.is_active:
+            return False
+        if not rec.slurm_job_id:
+            return locks.is_held(paths.alive_lock(rec.agent))
+        info = job_info(rec.slurm_job_id)
+        return info is not None and (info is UNKNOWN or info.alive)
+
+    def look_ahead(self, recs: list[StatusRecord]) -> None:
+        """One ``squeue`` for the jobs of every active record (:func:`query`)."""
+        query([r.slurm_job_id for r in recs if r.state.is_active and r.slurm_job_id])
+
+    def gone_reason(self, rec: StatusRecord) -> str:
+        """Slurm's last word on the job: its state and reason while it still knows it."""
+        if not rec.slurm_job_id:
+            return "sbatch never answered for this run; the run's outcome is unknown"
+        info = job_info(rec.slurm_job_id)
+        if info is None:
+            return f"Slurm no longer has job {rec.slurm_job_id} and the supervisor recorded no end; the run's outcome is unknown"
+        return (
+            f"Slurm job {rec.slurm_job_id} ended {info.state} (reason {info.reason}) before its supervisor "
+            "recorded the end; the run's outcome is unknown"
+        )
+
+    def request_stop(self, rec: StatusRecord) -> bool:
+        """``scancel --batch --signal=TERM``: the supervisor stops the tree and records ``killed``."""
+        return bool(rec.slurm_job_id) and self.supervisor_running(rec) and cancel(rec.slurm_job_id, batch_term=True)
+
+    def supervisor_running(self, rec: StatusRecord) -> bool:
+        """Slurm still has the job (or cannot be asked)."""
+        if not rec.slurm_job_id:
+            return False
+        info = job_info(rec.slurm_job_id)
+        return info is not None and (info is UNKNOWN or info.alive)
+
+    def cli_running(self, rec: StatusRecord) -> bool:
+        """Unknown from another host: True while the job runs (a stop then waits for the record)."""
+        return self.supervisor_running(rec)
+
+    def has_leftovers(self, rec: StatusRecord) -> bool:
+        """Slurm still has the job of an ended run, or processes of its tree run on this host."""
+        return self.supervisor_running(rec) or bool(leftover_tree(rec))
+
+    def stop_leftovers(self, rec: StatusRecord, grace_s: float) -> bool:
+        """``scancel`` the job if Slurm still has it; stop what of its tree runs on this host
+        (PIDs checked by start time: on another host they match nothing)."""
+        cancelled = self.supervisor_running(rec) and cancel(rec.slurm_job_id or "")
+        return get_executor("local").stop_leftovers(rec, grace_s) or bool(cancelled)
+
+    def force_stop(self, rec: StatusRecord, grace_s: float) -> None:
+        """``scancel`` the job (SIGTERM to all its processes, SIGKILL after Slurm's ``KillWait``)."""
+        self.stop_leftovers(rec, grace_s)
+
+    def alive_without_record(self, paths: StatePaths, name: str) -> bool:
+        """Slurm has a live job of the agent's (:func:`jobs_of`)."""
+        return bool(jobs_of(paths, name))
+
+    def stop_unreadable(self, paths: StatePaths, name: str, grace_s: float) -> bool:
+        """``scancel --batch --signal=TERM`` the agent's live jobs; a plain ``scancel`` for any
+        still there after the grace plus 5 s."""
+        jobs = jobs_of(paths, name)
+        for job_id in jobs:
+            cancel(job_id, batch_term=True)
+        deadline = time.monotonic() + grace_s + 5.0
+        while time.monotonic() < deadline and any((job_info(j) or UNKNOWN).alive for j in jobs):
+            time.sleep(0.25)
+        for job_id in jobs_of(paths, name):
+            cancel(job_id)
+        return bool(jobs)

@@ -1,0 +1,182 @@
+"""The slurm executor's parts that need no cluster: options, limits, dependencies,
+the batch script, and how Slurm's answers are read (its commands replaced by stubs).
+
+The end-to-end behaviour on a real (private) cluster is in test_slurm.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+
+import pytest
+
+from claude_orchestrator import slurm
+from claude_orchestrator.commands import options
+from claude_orchestrator.errors import BadInput
+from claude_orchestrator.limits import RunLimits
+from claude_orchestrator.paths import StatePaths
+from claude_orchestrator.record import RecordStore, StatusRecord
+from claude_orchestrator.spec import RunSpec
+from claude_orchestrator.states import ExitCode, State
+
+
+def args(**given) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    options.add_run_options(p)
+    ns = p.parse_args([])
+    for key, value in given.items():
+        setattr(ns, key, value)
+    return ns
+
+
+def record(name: str = "a1", status: State = State.QUEUED, **fields) -> StatusRecord:
+    rec = StatusRecord(agent=name, run_id=f"r-{name}", task="t", **fields)
+    rec.status = status
+    return rec
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    slurm._cache.clear()
+    yield
+    slurm._cache.clear()
+
+
+# -- where a run goes ------------------------------------------------------------
+
+
+def test_executor_comes_from_the_flag_then_the_profile_then_the_environment(monkeypatch):
+    monkeypatch.delenv("ORCHESTRATOR_EXECUTOR", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_SLURM_ARGS", raising=False)
+    assert options.executor_options(args()) == {"executor": "local", "slurm_args": ()}
+    monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "slurm")
+    assert options.executor_options(args())["executor"] == "slurm"
+    assert options.executor_options(args(), {"executor": "local"})["executor"] == "local"
+    assert options.executor_options(args(executor="slurm"), {"executor": "local"})["executor"] == "slurm"
+
+
+def test_sbatch_options_come_from_the_environment_then_the_profile_then_the_flags(monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_SLURM_ARGS", "--partition=batch '--comment=two words'")
+    got = options.executor_options(args(executor="slurm", slurm_arg=["--hold"]), {"slurm_args": ["--qos=low"]})
+    assert got["slurm_args"] == ("--partition=batch", "--comment=two words", "--qos=low", "--hold")
+
+
+@pytest.mark.parametrize(
+    ("env", "given", "message"),
+    [
+        ({"ORCHESTRATOR_EXECUTOR": "k8s"}, {}, "no such executor"),
+        ({}, {"slurm_arg": ["--hold"]}, "--slurm-arg needs --executor slurm"),
+        ({}, {"executor": "slurm", "max_parallel": 3}, "--licenses"),
+        ({"ORCHESTRATOR_SLURM_ARGS": "'unbalanced"}, {"executor": "slurm"}, "ORCHESTRATOR_SLURM_ARGS"),
+    ],
+)
+def test_bad_executor_options_are_refused_with_what_to_do(monkeypatch, env, given, message):
+    monkeypatch.delenv("ORCHESTRATOR_EXECUTOR", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(BadInput, match=message):
+        options.executor_options(args(**given))
+
+
+def test_the_environment_max_parallel_does_not_stop_a_slurm_launch(monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_MAX_PARALLEL", "2")
+    assert options.run_spec(args(executor="slurm"), None, {}).executor == "slurm"
+
+
+# -- the job's options -------------------------------------------------------------
+
+
+def test_time_and_memory_are_a_little_above_the_run_limits():
+    rec = record(spec=RunSpec(limits=RunLimits(timeout_s=600, kill_grace_s=10, memory_limit_mb=2048)))
+    assert slurm.limit_args(rec) == ["--time=12", "--mem=2688M"]  # ceil(670/60); ceil(2048*1.25+128)
+    assert slurm.limit_args(record(spec=RunSpec(limits=RunLimits(timeout_s=0, memory_limit_mb=0)))) == []
+
+
+def test_after_becomes_afterany_on_the_active_slurm_jobs_only(tmp_path):
+    store = RecordStore(StatePaths(tmp_path))
+    store.paths.ensure()
+    deps = {
+        "s1": record("s1", State.RUNNING, slurm_job_id="11", spec=RunSpec(executor="slurm")),
+        "s2": record("s2", State.QUEUED, slurm_job_id="12", spec=RunSpec(executor="slurm")),
+        "done": record("done", State.COMPLETED, slurm_job_id="13", spec=RunSpec(executor="slurm")),
+        "loc": record("loc", State.RUNNING),
+    }
+    for rec in deps.values():
+        store.write(rec)
+    rec = record("b", State.WAITING, spec=RunSpec(executor="slurm", after=("s1", "done", "loc", "s2", "ghost")))
+    assert slurm.dependency_args(store, rec) == ["--dependency=afterany:11:12"]
+    assert slurm.dependency_args(store, record("c", spec=RunSpec(after=("done",)))) == []
+
+
+def test_the_batch_script_execs_the_supervisor_with_every_argument_quoted():
+    argv = ["/opt/py thon/bin/python", "-S", "-m", "claude_orchestrator.supervisor", "--root", "/state/it's", "a1", "r1"]
+    script = slurm.batch_script(argv, record())
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/sh" and lines[-1].startswith("exec ")
+    assert shlex.split(lines[-1])[1:] == argv
+
+
+# -- reading Slurm's answers -----------------------------------------------------------
+
+
+def stub_run(monkeypatch, answers: list[subprocess.CompletedProcess | Exception]) -> list[list[str]]:
+    calls: list[list[str]] = []
+
+    def fake(argv, timeout, env=None):
+        calls.append(argv)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(slurm, "_run", fake)
+    return calls
+
+
+def done(rc: int = 0, out: str = "", err: str = "") -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess([], rc, out, err)
+
+
+def test_submit_reads_the_job_id_and_reports_slurms_message(monkeypatch, tmp_path):
+    stub_run(monkeypatch, [done(out="4711;cluster\n"), done(1, err="sbatch: error: invalid partition specified: gpu\n")])
+    assert slurm.submit(tmp_path / "s.sbatch", [], {}) == "4711"
+    with pytest.raises(slurm.SlurmError, match="invalid partition specified: gpu") as caught:
+        slurm.submit(tmp_path / "s.sbatch", ["--partition=gpu"], {})
+    assert caught.value.exit_code == ExitCode.UNAVAILABLE == 69
+
+
+def test_query_asks_once_and_tells_gone_from_unknown(monkeypatch):
+    calls = stub_run(monkeypatch, [
+        done(out="11|PENDING|JobHeldUser\n12|CANCELLED|None\n"),
+        done(1, err="slurm_load_jobs error: Invalid job id specified"),
+        slurm.SlurmError("squeue did not answer within 10 s"),
+    ])
+    slurm.query(["11", "12", "13"])
+    assert len(calls) == 1 and calls[0][-1] == "11,12,13"
+    assert slurm.job_info("11") == slurm.JobInfo("PENDING", "JobHeldUser") and slurm.job_info("11").alive
+    assert not slurm.job_info("12").alive
+    assert slurm.job_info("13") is None, "a job squeue did not list is gone"
+    assert len(calls) == 1, "answers are reused for a moment"
+    slurm._cache.clear()
+    assert slurm.job_info("14") is None, "'Invalid job id' means Slurm no longer has it"
+    assert slurm.job_info("15") is slurm.UNKNOWN, "no answer is not an answer"
+
+
+def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_path):
+    paths = StatePaths(tmp_path)
+    ex = slurm.SlurmExecutor()
+    rec = record(spec=RunSpec(executor="slurm"), slurm_job_id="11")
+    answers = {"PENDING": True, "RUNNING": True, "COMPLETED": False, "CANCELLED": False}
+    for state, alive in answers.items():
+        monkeypatch.setattr(slurm, "job_info", lambda _j, s=state: slurm.JobInfo(s, "None"))
+        assert ex.is_alive(paths, rec) is alive, state
+    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.UNKNOWN)
+    assert ex.is_alive(paths, rec)
+    monkeypatch.setattr(slurm, "job_info", lambda _j: None)
+    assert not ex.is_alive(paths, rec)
+    assert "no longer has job 11" in ex.gone_reason(rec)
+    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("FAILED", "NonZeroExitCode"))
+    assert "ended FAILED (reason NonZeroExitCode)" in ex.gone_reason(rec)
+    assert not ex.is_alive(paths, record(status=State.COMPLETED, spec=RunSpec(executor="slurm"), slurm_job_id="11"))
