@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import typing
 
 import pytest
 from conftest import AGENTS, Lines, wait_until
@@ -191,6 +192,184 @@ def test_wait_for_works_on_the_polling_fallback(tmp_path, monkeypatch):
         os.close(fd)
     assert recs is not None and str(recs[0].status) == "completed"
     assert seen[0] == "queued" and seen[-1] == "completed"
+
+
+# -- network filesystems: the polling observer, since inotify sees no other host's writes --
+
+class _Part(typing.NamedTuple):  # the fields of psutil's sdiskpart that network_fs_of reads
+    device: str
+    mountpoint: str
+    fstype: str
+    opts: str = "rw"
+
+
+@pytest.mark.parametrize(("fstype", "network"), [
+    ("nfs", True), ("nfs4", True), ("NFS4", True), (" nfs ", True), ("lustre", True), ("gpfs", True),
+    ("beegfs", True), ("ceph", True), ("fuse.ceph-fuse", True), ("fuse.glusterfs", True), ("cifs", True),
+    ("smb3", True), ("smbfs", True), ("panfs", True), ("wekafs", True), ("pvfs2", True), ("afs", True),
+    ("gfs2", True), ("ocfs2", True), ("fuse.sshfs", True),
+    ("ext4", False), ("xfs", False), ("btrfs", False), ("zfs", False), ("tmpfs", False), ("overlay", False),
+    ("apfs", False), ("9p", False), ("virtiofs", False), ("fuse", False), ("fuse.portal", False), ("nfsd", False),
+    ("", False),
+])
+def test_is_network_fs(fstype, network):
+    assert watch.is_network_fs(fstype) is network
+
+
+def _mount_table(monkeypatch, *parts: _Part) -> None:
+    import psutil
+
+    monkeypatch.setattr(psutil, "disk_partitions", lambda all=False: list(parts))
+
+
+def test_network_fs_of_takes_the_longest_mount_point_of_the_resolved_path(tmp_path, monkeypatch):
+    real = os.path.realpath(tmp_path)
+    (tmp_path / "shared" / "local").mkdir(parents=True)
+    (tmp_path / "sharedx").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "shared")
+    _mount_table(
+        monkeypatch,
+        _Part("/dev/vda", "/", "ext4"),
+        _Part("server:/export", f"{real}/shared/", "nfs4"),  # a trailing slash is no other mount point
+        _Part("/dev/vdb", f"{real}/shared/local", "ext4"),   # a local disk mounted inside the share
+        _Part("mds@tcp:/fs", f"{real}/scratch", "lustre"),
+        _Part("tmpfs", f"{real}/scratch", "tmpfs"),           # mounted over the lustre one: it is what is seen
+    )
+    assert watch.network_fs_of(tmp_path / "shared") == "nfs4"
+    assert watch.network_fs_of(tmp_path / "shared" / "not" / "made" / "yet") == "nfs4"
+    assert watch.network_fs_of(tmp_path / "link" / "status") == "nfs4", "a symbolic link leads to the real mount"
+    assert watch.network_fs_of(tmp_path / "shared" / "local" / "status") is None
+    assert watch.network_fs_of(tmp_path / "sharedx") is None, "a mount point is a prefix of whole components only"
+    assert watch.network_fs_of(tmp_path / "scratch") is None
+    assert watch.network_fs_of(tmp_path) is None
+
+
+def test_network_fs_of_never_raises(tmp_path, monkeypatch):
+    import psutil
+
+    def unreadable(all=False):
+        raise PermissionError(errno.EACCES, "no mount table here")
+
+    monkeypatch.setattr(psutil, "disk_partitions", unreadable)
+    assert watch.network_fs_of(tmp_path) is None
+    _mount_table(monkeypatch)  # no mount at all (a bare chroot)
+    assert watch.network_fs_of(tmp_path) is None
+    monkeypatch.setitem(sys.modules, "psutil", None)  # psutil cannot be imported
+    assert watch.network_fs_of(tmp_path) is None
+
+
+def test_watch_imports_psutil_only_when_it_looks_at_the_mounts():
+    code = "import sys, claude_orchestrator.watch as w; print('psutil' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def _on_nfs(monkeypatch, folder) -> None:
+    """``folder`` is now on an NFS mount, as far as the watcher can tell (it stays on the local disk underneath)."""
+    import psutil
+
+    real = psutil.disk_partitions(all=True)
+    _mount_table(monkeypatch, *real, _Part("server:/export", os.path.realpath(folder), "nfs4"))
+
+
+@pytest.mark.parametrize(("setting", "on_nfs", "mode", "network_fs"), [
+    (None, False, "inotify", None),
+    (None, True, "polling", "nfs4"),
+    ("auto", True, "polling", "nfs4"),
+    ("poll", False, "polling", None),
+    ("poll", True, "polling", "nfs4"),
+    ("inotify", True, "inotify", None),
+    ("Native", True, "inotify", None),
+])
+def test_orchestrator_watch_and_the_filesystem_choose_the_observer(tmp_path, monkeypatch, setting, on_nfs, mode, network_fs):
+    if setting is None:
+        monkeypatch.delenv("ORCHESTRATOR_WATCH", raising=False)
+    else:
+        monkeypatch.setenv("ORCHESTRATOR_WATCH", setting)
+    if on_nfs:
+        _on_nfs(monkeypatch, tmp_path)
+    with watch.DirWatcher(tmp_path / "status") as watcher:
+        assert (watcher.mode, watcher.network_fs) == (mode, network_fs)
+        if mode == "polling":
+            interval = watch.NETWORK_POLL_INTERVAL_S if on_nfs else watch.POLL_INTERVAL_S
+            assert watcher.poll_interval_s == interval and watcher.observer.timeout == interval
+
+
+def test_forcing_inotify_still_falls_back_to_polling_if_it_cannot_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_WATCH", "inotify")
+    monkeypatch.setattr(watch, "_native_observer", lambda: (_ for _ in ()).throw(OSError(errno.EMFILE, "no instances")))
+    with watch.DirWatcher(tmp_path / "status") as watcher:
+        assert watcher.mode == "polling" and watcher.poll_interval_s == watch.POLL_INTERVAL_S
+
+
+def test_a_watcher_on_nfs_polls_and_wakes_on_a_change(tmp_path, monkeypatch):
+    monkeypatch.delenv("ORCHESTRATOR_WATCH", raising=False)
+    monkeypatch.setattr(watch, "NETWORK_POLL_INTERVAL_S", 0.2)  # quicker for the test; unlike POLL_INTERVAL_S
+    native = []
+    monkeypatch.setattr(watch, "_native_observer", lambda: native.append(1))
+    paths = StatePaths(tmp_path)
+    paths.ensure()
+    _on_nfs(monkeypatch, tmp_path)
+    with watch.DirWatcher(paths.status_dir) as watcher:
+        assert (watcher.mode, watcher.network_fs, watcher.observer.timeout) == ("polling", "nfs4", 0.2)
+        assert not native, "no inotify observer is started on a network filesystem"
+        _write_record(paths, "a1", State.RUNNING)  # temp file + os.replace, as a supervisor on another host writes
+        seen: set[str] = set()
+        while "a1.json" not in seen:
+            assert watcher.wait(30), "the replaced record woke nobody"
+            seen |= watcher.take_changed()
+        assert _changes_through(watcher, paths, "m1") == {"m1.json"}
+
+
+def test_a_supervisor_waiting_for_dependencies_on_nfs_is_woken_by_polling(tmp_path, monkeypatch):
+    # A compute node's supervisor waits for its --after agents through the same DirWatcher.
+    from claude_orchestrator.supervisor import waits
+
+    monkeypatch.delenv("ORCHESTRATOR_WATCH", raising=False)
+    monkeypatch.setattr(waits, "DEPENDENCY_RECHECK_S", 600.0)  # only the observer can wake the wait in time
+    watchers: list[watch.DirWatcher] = []
+
+    class Spy(watch.DirWatcher):
+        def __enter__(self):
+            watchers.append(self)
+            return super().__enter__()
+
+    monkeypatch.setattr(watch, "DirWatcher", Spy)
+    looked = threading.Event()
+    real_states = waits.dependency_states
+
+    def dependency_states(store, deps):
+        states = real_states(store, deps)
+        looked.set()
+        return states
+
+    monkeypatch.setattr(waits, "dependency_states", dependency_states)
+    paths = StatePaths(tmp_path)
+    paths.ensure()
+    _on_nfs(monkeypatch, tmp_path)
+    store = RecordStore(paths)
+    rec = StatusRecord(agent="dep", run_id="r", task="t", status=State.QUEUED)
+    move(rec, State.STARTING)
+    move(rec, State.RUNNING)
+    store.write(rec)
+    fd = os.open(paths.alive_lock("dep"), os.O_RDWR | os.O_CREAT)  # a live 'supervisor' of dep: this test
+    from filelock import lock_descriptor
+
+    assert lock_descriptor(fd, blocking=False)
+    result: list[dict[str, str]] = []
+    t = threading.Thread(target=lambda: result.append(waits.await_dependencies(paths, store, ["dep"], lambda: False)), daemon=True)
+    t.start()
+    try:
+        assert looked.wait(30), "the wait never read its dependency"  # its watcher was on before that read
+        move(rec, State.COMPLETED)
+        store.write(rec)
+        t.join(timeout=30)
+        assert not t.is_alive(), "the dependency's end did not wake the wait"
+    finally:
+        os.close(fd)
+    assert result == [{"dep": "completed"}]
+    assert [(w.mode, w.network_fs) for w in watchers] == [("polling", "nfs4")]
 
 
 def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):

@@ -25,7 +25,8 @@ examples:
   python3 agents/wait_agents.py --follow           every change of any agent, until stopped
 
 It sleeps until a status record changes (inotify via watchdog; polling where
-inotify is unavailable), prints one line per state change as it happens and a
+inotify is unavailable, and every 1 s on a network filesystem such as NFS, where
+other hosts' writes raise no inotify event; ORCHESTRATOR_WATCH=poll forces it), prints one line per state change as it happens and a
 summary at the end. An agent that has already ended counts at once.
 --follow never ends by itself: it reports every agent's changes, agents launched
 later included (a Claude Code plugin monitor or a Bash run_in_background runs it).
