@@ -10,6 +10,7 @@ from pathlib import Path
   5 wait_latency   a record turns terminal -> wait_agents.py exits; watching 100 idle agents
   6 supervision    a supervisor's RSS and CPU against the idle CLI's RSS; kill_agent latency
   7 scale          200 agents at once: nothing lost, every file complete, total memory
+  8 slurm_fan_out  launch_parallel.py of 50 tasks on a private Slurm cluster against local (skipped without Slurm)
 
 The table is Markdown; it is also written, with the machine line, to
 bench/results/latest.md (or --out), ready for the README's Performance section.
@@ -39,6 +40,7 @@ ITEMS = {
     "5": "wait_latency",
     "6": "supervision",
     "7": "scale",
+    "8": "slurm_fan_out",
 }
 
 

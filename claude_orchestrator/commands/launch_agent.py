@@ -23,12 +23,15 @@ examples:
   python3 agents/launch_agent.py agent4 -- "-a task that starts with a dash"
   python3 agents/launch_agent.py impl --with-context-from analyst "Implement the plan you made"
   python3 agents/launch_agent.py deploy --after build,test "Deploy what build made"
+  python3 agents/launch_agent.py big --executor slurm --slurm-arg=--partition=cpu "..."   a Slurm job
 
-It returns at once; a detached supervisor owns the run. Read back:
+It returns at once; a detached supervisor owns the run (with --executor slurm,
+a Slurm batch job runs it: README, "Running on a Slurm cluster"). Read back:
   status/NAME.json   outputs/NAME_latest.txt   sessions/NAME_session.txt
 exit status: 0 launched (with --wait: completed), 1 failed (--wait), 2 bad input,
-3 NAME is already running, 74 the state root cannot be written, 127 the Claude
-CLI was not found, 70 an internal error (the traceback's file is named).
+3 NAME is already running, 69 sbatch refused the job (its message is shown),
+74 the state root cannot be written, 127 the Claude CLI was not found, 70 an
+internal error (the traceback's file is named).
 """
 
 

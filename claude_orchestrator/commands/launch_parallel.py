@@ -25,6 +25,7 @@ examples:
   python3 agents/launch_parallel.py --from-delegations pm_reply.md --dry-run
   python3 agents/launch_parallel.py --total-budget-usd 3 "T1" "T2" "T3"      $1 each (--max-budget-usd)
   pbpaste | python3 agents/launch_parallel.py --from-delegations - --cwd ~/src/app
+  python3 agents/launch_parallel.py --executor slurm --slurm-arg=--licenses=agents:1 "T1" "T2"   Slurm jobs
 
 --from-delegations reads a PM-style text and launches one agent per delegation:
   **Engineer Agent**: task    **QA**: task    Task(Engineer: task)
@@ -36,8 +37,9 @@ after their roles: engineer, engineer-2, qa, ...
 
 Agents are named agent1..agentN unless --names is given. It returns at once.
 exit status: 0 all launched (with --wait: all completed), 1 one failed (--wait),
-2 bad input, 3 a named agent is already running (nothing is launched), 74 the
-state root cannot be written, 127 no CLI, 70 an internal error.
+2 bad input, 3 a named agent is already running (nothing is launched), 69 sbatch
+refused a job (the ones before it were launched), 74 the state root cannot be
+written, 127 no CLI, 70 an internal error.
 """
 
 

@@ -22,8 +22,8 @@ examples:
 Without --session-from, NAME continues its own session (claude -r). With it, NAME
 starts from a fork of OTHER's session (--fork-session); OTHER is left untouched.
 exit status: 0 launched (--wait: completed), 1 failed (--wait), 2 bad input,
-3 NAME is running, 4 no session to resume, 74 the state root cannot be written,
-127 no CLI, 70 an internal error.
+3 NAME is running, 4 no session to resume, 69 sbatch refused the job (--executor
+slurm), 74 the state root cannot be written, 127 no CLI, 70 an internal error.
 """
 
 
