@@ -180,3 +180,21 @@ def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_p
     monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("FAILED", "NonZeroExitCode"))
     assert "ended FAILED (reason NonZeroExitCode)" in ex.gone_reason(rec)
     assert not ex.is_alive(paths, record(status=State.COMPLETED, spec=RunSpec(executor="slurm"), slurm_job_id="11"))
+
+
+def test_a_resume_runs_where_the_agent_ran_unless_told_otherwise(monkeypatch, tmp_path):
+    monkeypatch.delenv("ORCHESTRATOR_EXECUTOR", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_SLURM_ARGS", raising=False)
+    paths = StatePaths(tmp_path)
+    paths.ensure()
+    RecordStore(paths).write(record("a1", State.COMPLETED, spec=RunSpec(executor="slurm", slurm_args=("--partition=gpu",))))
+    plain = RunSpec()
+    kept = options.where_it_ran(plain, args(), {}, paths, "a1")
+    assert (kept.executor, kept.slurm_args) == ("slurm", ("--partition=gpu",))
+    assert options.where_it_ran(plain, args(executor="local"), {}, paths, "a1").executor == "local"
+    assert options.where_it_ran(plain, args(), {"executor": "local"}, paths, "a1").executor == "local"
+    monkeypatch.setenv("ORCHESTRATOR_SLURM_ARGS", "--partition=cpu")
+    assert options.where_it_ran(plain, args(), {}, paths, "a1").slurm_args == ("--partition=cpu",), "given ones replace the old"
+    monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "local")
+    assert options.where_it_ran(plain, args(), {}, paths, "a1").executor == "local"
+    assert options.where_it_ran(plain, args(), {}, paths, "nobody") is plain

@@ -233,6 +233,39 @@ def executor_options(args: argparse.Namespace, profile: dict | None = None) -> d
     return {"executor": name, "slurm_args": tuple(from_env + list(prof.get("slurm_args", [])) + given)}
 
 
+def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: Any, name: str) -> RunSpec:
+    """A resume's spec goes where agent ``name``'s last run went, unless told otherwise.
+
+    When neither ``--executor``, the profile nor ``$ORCHESTRATOR_EXECUTOR``
+    chose an executor, the previous run's ``executor`` is kept, and, if no
+    sbatch option was given either (``--slurm-arg``, the profile's,
+    ``$ORCHESTRATOR_SLURM_ARGS``), its ``slurm_args`` too.  An unreadable or
+    missing record changes nothing (the resume reports it).
+    """
+    import os
+
+    if getattr(args, "executor", None) or profile.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR"):
+        return spec
+    from ..errors import OrchestratorError
+    from ..record import RecordStore
+
+    try:
+        previous = RecordStore(paths).read(name)
+    except OrchestratorError:
+        return spec
+    if previous is None or previous.spec.executor == spec.executor:
+        return spec
+    if previous.spec.executor == "slurm" and getattr(args, "max_parallel", None) is not None:
+        return spec  # an explicit --max-parallel asks for this machine's slots
+    if previous.spec.executor != "slurm":
+        return spec.replace(executor=previous.spec.executor, slurm_args=())
+    given = profile.get("slurm_args") or os.environ.get("ORCHESTRATOR_SLURM_ARGS")  # --slurm-arg alone chose slurm already
+    as_slurm = argparse.Namespace(**{**vars(args), "executor": "slurm"})
+    return spec.replace(
+        executor="slurm", slurm_args=executor_options(as_slurm, profile)["slurm_args"] if given else previous.spec.slurm_args
+    )
+
+
 def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
     """``--on-complete CMD`` split into an argument vector as a shell splits words (it never runs a shell).
 
