@@ -57,8 +57,11 @@ from .states import ExitCode
 
 #: Seconds ``sbatch`` may take (it answers in milliseconds; a controller that does not answer is an error).
 SUBMIT_TIMEOUT_S = 30.0
-#: Seconds ``squeue``/``scancel`` may take; they block while the controller is down.
-QUERY_TIMEOUT_S = 10.0
+#: Seconds ``squeue``/``scancel`` may take; they block while the controller is down
+#: (squeue gives up by itself after about 18 s on Slurm 22.05's default MessageTimeout).
+QUERY_TIMEOUT_S = 5.0
+#: Seconds Slurm is not asked again after a query failed: a reader pays the timeout once, not once per record.
+DOWN_RETRY_S = 30.0
 #: Seconds an answer of ``squeue`` is reused (a reader of 200 records asks once; a waiter once a second).
 CACHE_S = 1.0
 #: Job states in which Slurm still has the job (squeue(1), "JOB STATE CODES"): its supervisor is alive or to come.
@@ -97,6 +100,7 @@ class JobInfo(NamedTuple):
 #: Answer of :func:`job_info` when Slurm could not be asked.
 UNKNOWN = JobInfo("UNKNOWN", "Slurm could not be asked")
 _cache: dict[str, tuple[float, JobInfo | None]] = {}
+_down_until = 0.0  # time.monotonic() before which Slurm is not asked again (a query failed)
 
 
 def _command(name: str) -> str:
@@ -164,16 +168,21 @@ def query(job_ids: list[str]) -> dict[str, JobInfo] | None:
     :data:`CACHE_S` seconds for :func:`job_info`.
 
     Returns:
-        The answer, or None if Slurm could not be asked (no squeue, no controller).
+        The answer, or None if Slurm could not be asked (no squeue, no
+        controller); then it is not asked again for :data:`DOWN_RETRY_S` seconds.
     """
+    global _down_until
     ids = sorted({j for j in job_ids if j.isdigit()})
     if not ids:
         return {}
+    if time.monotonic() < _down_until:
+        return None
     try:
         done = _run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(ids)], QUERY_TIMEOUT_S)
     except SlurmError:
-        return None
-    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        done = None
+    if done is None or (done.returncode != 0 and "Invalid job id" not in done.stderr):
+        _down_until = time.monotonic() + DOWN_RETRY_S
         return None
     found: dict[str, JobInfo] = {}
     for line in done.stdout.splitlines():
@@ -205,13 +214,16 @@ def cancel(job_id: str, *, batch_term: bool = False) -> bool:
 
     Returns:
         True if scancel succeeded (a pending job cannot take ``batch_term``: False).
+
+    Raises:
+        SlurmError: scancel is missing or did not answer (the controller is down): nothing was stopped.
     """
     _cache.pop(job_id, None)
     argv = ["scancel", "--batch", "--signal=TERM", job_id] if batch_term else ["scancel", job_id]
     try:
         done = _run(argv, QUERY_TIMEOUT_S)
-    except SlurmError:
-        return False
+    except SlurmError as exc:
+        raise SlurmError(f"cannot stop Slurm job {job_id}: {exc}") from exc
     return done.returncode == 0 and "error" not in done.stderr.lower()
 
 

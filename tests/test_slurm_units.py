@@ -38,8 +38,9 @@ def record(name: str = "a1", status: State = State.QUEUED, **fields) -> StatusRe
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _fresh_cache(monkeypatch):
     slurm._cache.clear()
+    monkeypatch.setattr(slurm, "_down_until", 0.0)
     yield
     slurm._cache.clear()
 
@@ -162,6 +163,7 @@ def test_query_asks_once_and_tells_gone_from_unknown(monkeypatch):
     slurm._cache.clear()
     assert slurm.job_info("14") is None, "'Invalid job id' means Slurm no longer has it"
     assert slurm.job_info("15") is slurm.UNKNOWN, "no answer is not an answer"
+    assert slurm.job_info("16") is slurm.UNKNOWN and len(calls) == 3, "a controller that did not answer is not asked again at once"
 
 
 def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_path):
