@@ -40,7 +40,7 @@ export ORCH_NAME := $(value NAME)
 export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
 
-.PHONY: help venv install test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume kill clear bench
+.PHONY: help venv install install-slurm test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -76,6 +76,21 @@ install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## install th
 	@$(PYTHON) agents/_bootstrap.py --record
 	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))
 	@$(foreach v,$(CLAUDE_TEST_VERSIONS),$(call install_cli,.claude-cli/versions/$(v),$(v));) :
+
+# Slurm's Debian packages, for the Slurm executor and its tests (claude_orchestrator/slurm_cluster.py runs
+# the daemons in a temp dir; nothing is configured system-wide).  SLURM_PACKAGES: what apt-get installs.
+SLURM_PACKAGES ?= slurmctld slurmd slurm-client munge
+install-slurm: ## install Slurm (apt-get: slurmctld slurmd slurm-client munge) for the Slurm executor's tests; a no-op when installed
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin"; \
+	if command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v slurmd >/dev/null; then \
+	  echo "make install-slurm: Slurm is installed ($$(slurmd -V 2>/dev/null))"; exit 0; fi; \
+	command -v apt-get >/dev/null || { \
+	  echo "make install-slurm: no apt-get here: install Slurm's slurmctld, slurmd and client commands with your system's package manager" >&2; exit 2; }; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "make install-slurm: not root and no sudo: as root, run: apt-get update && apt-get install --no-install-recommends $(SLURM_PACKAGES)" >&2; exit 2; fi; \
+	echo "make install-slurm: $${sudo:+sudo }apt-get install --no-install-recommends $(SLURM_PACKAGES)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null
 
 test: ## run the whole test suite (real-CLI tests included)
 	$(CHECK_PYTHON)

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated state root, the fake API, the real and the fake CLI.
+"""Shared fixtures: an isolated state root, the fake API, the real and the fake CLI, a Slurm cluster.
 
 Every test gets its own ``ORCHESTRATOR_HOME``; tests of the real CLI also get
 their own ``CLAUDE_CONFIG_DIR`` so no CLI state leaks into the user's home.
@@ -23,6 +23,7 @@ import pytest
 
 from claude_orchestrator.claude_cli import LOCAL_CLI, PINNED_CLIS
 from claude_orchestrator.fake_api import serve_in_thread
+from claude_orchestrator.slurm_cluster import SlurmCluster, missing
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"
@@ -220,6 +221,25 @@ def fake_api():
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory) -> SlurmCluster:
+    """A started one-node Slurm cluster, one per test process (pytest-xdist worker), stopped at the end.
+
+    Its folder is under the session's temp dir; ``cluster.env`` holds its ``SLURM_CONF``.  Tests share
+    it: each cancels the jobs it leaves running.  Skipped when Slurm is not installed, unless
+    ``ORCHESTRATOR_REQUIRE_SLURM=1`` (set by .ci/run), which makes that a failure.
+    """
+    message = missing()
+    if message:
+        if os.environ.get("ORCHESTRATOR_REQUIRE_SLURM") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 #: The CLI versions `make install` puts into the project: today's (CLAUDE_VERSION, at
