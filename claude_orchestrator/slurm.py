@@ -75,7 +75,7 @@ TIME_MARGIN_S = 60.0
 #: The job's ``--mem`` is the memory limit times this, plus :data:`MEM_MARGIN_MB`
 #: (Slurm counts the supervisor too, and polls RSS once a second).
 MEM_FACTOR = 1.25
-MEM_MARGIN_MB = 128
+MEM_MARGIN_MB = 256
 
 
 class SlurmError(OrchestratorError):
@@ -213,10 +213,12 @@ def cancel(job_id: str, *, batch_term: bool = False) -> bool:
     ``batch_term`` ``scancel --batch --signal=TERM JOB`` (SIGTERM to the batch step's script alone).
 
     Returns:
-        True if scancel succeeded (a pending job cannot take ``batch_term``: False).
+        True if scancel succeeded; False if it failed because Slurm no longer runs the job.
 
     Raises:
-        SlurmError: scancel is missing or did not answer (the controller is down): nothing was stopped.
+        SlurmError: scancel is missing, did not answer (the controller is down), or
+            failed while the job still runs or cannot be asked about (a bad
+            ``SLURM_CONF``, no permission): nothing was stopped; Slurm's message is in it.
     """
     _cache.pop(job_id, None)
     argv = ["scancel", "--batch", "--signal=TERM", job_id] if batch_term else ["scancel", job_id]
@@ -224,7 +226,13 @@ def cancel(job_id: str, *, batch_term: bool = False) -> bool:
         done = _run(argv, QUERY_TIMEOUT_S)
     except SlurmError as exc:
         raise SlurmError(f"cannot stop Slurm job {job_id}: {exc}") from exc
-    return done.returncode == 0 and "error" not in done.stderr.lower()
+    if done.returncode == 0 and "error" not in done.stderr.lower():
+        return True
+    _cache.pop(job_id, None)
+    info = job_info(job_id)
+    if info is None or (info is not UNKNOWN and not info.alive):
+        return False
+    raise SlurmError(f"cannot stop Slurm job {job_id}: scancel failed (exit {done.returncode}): {_first_line(done.stderr)}")
 
 
 def jobs_of(paths: StatePaths, name: str) -> list[str]:
@@ -358,8 +366,16 @@ class SlurmExecutor(Executor):
         )
 
     def request_stop(self, rec: StatusRecord) -> bool:
-        """``scancel --batch --signal=TERM``: the supervisor stops the tree and records ``killed``."""
-        return bool(rec.slurm_job_id) and self.supervisor_running(rec) and cancel(rec.slurm_job_id, batch_term=True)
+        """``scancel --batch --signal=TERM`` to a running job: the supervisor stops the tree and
+        records ``killed``.  False for a job that is not running (pending: :meth:`force_stop` cancels it).
+
+        Raises:
+            SlurmError: scancel failed while the job runs (see :func:`cancel`).
+        """
+        if not rec.slurm_job_id:
+            return False
+        info = job_info(rec.slurm_job_id)
+        return info is not None and info.state == "RUNNING" and cancel(rec.slurm_job_id, batch_term=True)
 
     def supervisor_running(self, rec: StatusRecord) -> bool:
         """Slurm still has the job (or cannot be asked)."""
@@ -378,12 +394,20 @@ class SlurmExecutor(Executor):
 
     def stop_leftovers(self, rec: StatusRecord, grace_s: float) -> bool:
         """``scancel`` the job if Slurm still has it; stop what of its tree runs on this host
-        (PIDs checked by start time: on another host they match nothing)."""
+        (PIDs checked by start time: on another host they match nothing).
+
+        Raises:
+            SlurmError: scancel failed while the job runs (see :func:`cancel`); nothing was stopped.
+        """
         cancelled = self.supervisor_running(rec) and cancel(rec.slurm_job_id or "")
         return get_executor("local").stop_leftovers(rec, grace_s) or bool(cancelled)
 
     def force_stop(self, rec: StatusRecord, grace_s: float) -> None:
-        """``scancel`` the job (SIGTERM to all its processes, SIGKILL after Slurm's ``KillWait``)."""
+        """``scancel`` the job (SIGTERM to all its processes, SIGKILL after Slurm's ``KillWait``).
+
+        Raises:
+            SlurmError: scancel failed while the job runs; the caller records nothing.
+        """
         self.stop_leftovers(rec, grace_s)
 
     def alive_without_record(self, paths: StatePaths, name: str) -> bool:

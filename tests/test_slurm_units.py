@@ -91,7 +91,7 @@ def test_the_environment_max_parallel_does_not_stop_a_slurm_launch(monkeypatch):
 
 def test_time_and_memory_are_a_little_above_the_run_limits():
     rec = record(spec=RunSpec(limits=RunLimits(timeout_s=600, kill_grace_s=10, memory_limit_mb=2048)))
-    assert slurm.limit_args(rec) == ["--time=12", "--mem=2688M"]  # ceil(670/60); ceil(2048*1.25+128)
+    assert slurm.limit_args(rec) == ["--time=12", "--mem=2816M"]  # ceil(670/60); ceil(2048*1.25+256)
     assert slurm.limit_args(record(spec=RunSpec(limits=RunLimits(timeout_s=0, memory_limit_mb=0)))) == []
 
 
