@@ -235,7 +235,7 @@ def test_a_held_job_is_queued_until_released_then_completes(kit, slurm_cluster):
     launched = json.loads(out.stdout)
     job_id = launched["slurm_job_id"]
     assert launched["status"] == "queued" and launched["executor"] == "slurm"
-    assert job(slurm_cluster, job_id) == ["PENDING", "JobHeldUser"]
+    wait_job(slurm_cluster, job_id, "PENDING", "JobHeldUser")  # a reason is set by the scheduler, not at once
 
     table = kit.run("check_status", "held")
     assert re.search(r"^held\s+queued\b", table.stdout, re.M), table.stdout

@@ -128,8 +128,14 @@ def test_the_license_count_holds_jobs_back(slurm_cluster, tmp_path):
     jobs = [submit(slurm_cluster, tmp_path, "--licenses=agents:1", "--wrap", "sleep 300") for _ in range(5)]
     try:
         wait_until(lambda: sorted(job_state(slurm_cluster, j) for j in jobs) == ["PENDING"] + ["RUNNING"] * 4, what="four running, one pending")
-        reason = slurm_cluster.run("squeue", "-h", "-t", "PD", "-o", "%r", "-j", ",".join(jobs)).stdout.strip()
-        assert reason == "Licenses"
+
+        def pending_reason() -> str:
+            return slurm_cluster.run("squeue", "-h", "-t", "PD", "-o", "%r", "-j", ",".join(jobs)).stdout.strip()
+
+        # a pending job's reason is None until the scheduler has looked at it
+        wait_until(lambda: pending_reason() != "None", what="the scheduler to give the pending job a reason")
+        assert pending_reason() == "Licenses"
+        assert sorted(job_state(slurm_cluster, j) for j in jobs) == ["PENDING"] + ["RUNNING"] * 4, "still held back"
     finally:
         slurm_cluster.run("scancel", *jobs)
 
