@@ -96,7 +96,7 @@ def read_records(
             read.append(rec)
     if missing:
         raise NotFound(f"no such agent: {', '.join(missing)} (known: {', '.join(store.paths.known_agents()) or 'none'})")
-    _look_ahead(read)
+    look_ahead(read)
     out = []
     for rec in read:
         try:
@@ -112,13 +112,14 @@ def read_records(
     return out
 
 
-def _look_ahead(recs: list[StatusRecord]) -> None:
-    """Let each executor of an active record learn at once what it will be asked (one query to a cluster, not one per record)."""
-    active: dict[str, list[StatusRecord]] = {}
+def look_ahead(recs: list[StatusRecord]) -> None:
+    """Let each executor learn at once what it will be asked of ``recs``' active and lost runs
+    (their liveness, their leftovers): one query to a cluster, not one per record."""
+    asked: dict[str, list[StatusRecord]] = {}
     for rec in recs:
-        if rec.state.is_active:
-            active.setdefault(rec.spec.executor, []).append(rec)
-    for group in active.values():
+        if rec.state.is_active or rec.state is State.LOST:
+            asked.setdefault(rec.spec.executor, []).append(rec)
+    for group in asked.values():
         executor_of(group[0]).look_ahead(group)
 
 
@@ -345,13 +346,20 @@ def unreadable_alive(store: RecordStore, bad: BadRecord) -> bool:
 
 def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord]:
     """The records of ``names``, reconciled, skipping any that is gone or cannot be read (a follower goes on)."""
-    out = []
+    read = []
     for name in names:
         try:
             rec = store.read(name)
-            if rec is not None:
-                out.append(reconcile(store, rec))
         except (OrchestratorError, OSError):  # BadRecord included
+            continue
+        if rec is not None:
+            read.append(rec)
+    look_ahead(read)
+    out = []
+    for rec in read:
+        try:
+            out.append(reconcile(store, rec))
+        except (OrchestratorError, OSError):
             pass
     return out
 

@@ -43,14 +43,11 @@ def active_runs(store: RecordStore, names: list[str]) -> list[StatusRecord]:
     Raises:
         BadRecord: a record is unreadable (exit 2).
     """
-    from .control import reconcile
+    from .control import look_ahead, reconcile
 
-    out = []
-    for name in names:
-        rec = store.read(name)
-        if rec is not None and rec.state.is_active and (rec := reconcile(store, rec)).state.is_active:
-            out.append(rec)
-    return out
+    read = [rec for rec in (store.read(name) for name in names) if rec is not None and rec.state.is_active]
+    look_ahead(read)
+    return [rec for rec in (reconcile(store, r) for r in read) if rec.state.is_active]
 
 
 def busy_error(rec: StatusRecord, advice: str = "wait for it, stop it, or pick another name") -> Conflict:
@@ -395,6 +392,8 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
         BadInput: a bad or repeated name, an empty task (exit 2).
         Conflict: one of the names is active (exit 3).
         CliMissing: no Claude CLI (exit 127).
+        OrchestratorError: a launch failed part way (e.g. sbatch refused a job, exit 69); its
+            message names the agents launched before it, which run on.
     """
     names = [validate_name(n) for n, _, _ in jobs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -405,4 +404,12 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
             raise BadInput(f"the task for {name} is empty")
     find_claude()
     refuse_busy(RecordStore(paths), names)
-    return [launch(paths, name, task, spec) for name, task, spec in jobs]
+    launched: list[StatusRecord] = []
+    for name, task, spec in jobs:
+        try:
+            launched.append(launch(paths, name, task, spec))
+        except OrchestratorError as exc:
+            if launched:  # e.g. sbatch refused the 3rd job of a fan-out (a submit limit): say what runs already
+                exc.args = (f"{exc}; launched before it and running: {', '.join(r.agent for r in launched)}",)
+            raise
+    return launched

@@ -69,6 +69,11 @@ ALIVE_JOB_STATES = frozenset({
     "PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED", "SIGNALING", "STAGE_OUT",
     "RESIZING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SPECIAL_EXIT",
 })
+#: Seconds after a job's end before a run whose record is still active is taken as ``lost``
+#: (``ORCHESTRATOR_SLURM_SETTLE``): on a shared filesystem the supervisor's last write
+#: may reach this host later than Slurm's word that the job ended (NFS caches a
+#: folder's entries for ``acdirmin``-``acdirmax`` seconds, 30-60 by default).
+DEFAULT_SETTLE_S = 30.0
 #: Seconds added to ``--timeout`` (besides the grace) for the job's ``--time``:
 #: Slurm checks time limits about every 30 s, in whole minutes.
 TIME_MARGIN_S = 60.0
@@ -86,10 +91,12 @@ class SlurmError(OrchestratorError):
 
 
 class JobInfo(NamedTuple):
-    """What ``squeue`` says of one job: ``state`` (e.g. ``PENDING``, ``CANCELLED``) and ``reason`` (e.g. ``JobHeldUser``)."""
+    """What ``squeue`` says of one job: ``state`` (e.g. ``PENDING``, ``CANCELLED``), ``reason``
+    (e.g. ``JobHeldUser``) and, once it has ended, ``ended_at`` (seconds since the epoch)."""
 
     state: str
     reason: str
+    ended_at: float | None = None
 
     @property
     def alive(self) -> bool:
@@ -178,7 +185,7 @@ def query(job_ids: list[str]) -> dict[str, JobInfo] | None:
     if time.monotonic() < _down_until:
         return None
     try:
-        done = _run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(ids)], QUERY_TIMEOUT_S)
+        done = _run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%e", "-j", ",".join(ids)], QUERY_TIMEOUT_S)
     except SlurmError:
         done = None
     if done is None or (done.returncode != 0 and "Invalid job id" not in done.stderr):
@@ -187,12 +194,29 @@ def query(job_ids: list[str]) -> dict[str, JobInfo] | None:
     found: dict[str, JobInfo] = {}
     for line in done.stdout.splitlines():
         parts = line.strip().split("|")
-        if len(parts) == 3 and parts[0] in ids:
-            found[parts[0]] = JobInfo(parts[1], parts[2])
+        if len(parts) == 4 and parts[0] in ids:
+            found[parts[0]] = JobInfo(parts[1], parts[2], _end_time(parts[3]))
     now = time.monotonic()
     for job_id in ids:
         _cache[job_id] = (now, found.get(job_id))
     return found
+
+
+def _end_time(text: str) -> float | None:
+    """squeue's ``%e`` (``2026-11-22T10:55:19``, local time; ``Unknown`` or ``N/A`` before the end) in seconds since the epoch."""
+    try:
+        return time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
+
+
+def settle_s() -> float:
+    """``$ORCHESTRATOR_SLURM_SETTLE`` seconds (a number of 0 or more), else :data:`DEFAULT_SETTLE_S`."""
+    try:
+        value = float(os.environ.get("ORCHESTRATOR_SLURM_SETTLE", DEFAULT_SETTLE_S))
+    except ValueError:
+        return DEFAULT_SETTLE_S
+    return value if 0 <= value < math.inf else DEFAULT_SETTLE_S
 
 
 def job_info(job_id: str) -> JobInfo | None:
@@ -235,8 +259,8 @@ def cancel(job_id: str, *, batch_term: bool = False) -> bool:
     raise SlurmError(f"cannot stop Slurm job {job_id}: scancel failed (exit {done.returncode}): {_first_line(done.stderr)}")
 
 
-def jobs_of(paths: StatePaths, name: str) -> list[str]:
-    """The IDs of the live jobs that run a supervisor of agent ``name`` under this state root.
+def jobs_of(paths: StatePaths, name: str) -> list[tuple[str, str]]:
+    """``(job ID, state)`` of the live jobs that run a supervisor of agent ``name`` under this state root.
 
     Found by job name and batch script (``squeue -n NAME -o %i|%T|%o``: the
     script is ``outputs/<name>/<run_id>.sbatch``), for a run whose record
@@ -253,46 +277,61 @@ def jobs_of(paths: StatePaths, name: str) -> list[str]:
     for line in done.stdout.splitlines():
         parts = line.strip().split("|", 2)
         if len(parts) == 3 and parts[1] in ALIVE_JOB_STATES and Path(parts[2]).parent == folder:
-            out.append(parts[0])
+            out.append((parts[0], parts[1]))
     return out
 
 
 # -- the batch job ---------------------------------------------------------------
 
 
-def limit_args(rec: StatusRecord) -> list[str]:
+def limit_args(rec: StatusRecord, waits_inside: bool = False) -> list[str]:
     """``--time`` and ``--mem`` a little above the run's own limits (none for a limit of 0).
 
-    ``--time`` is in whole minutes: the timeout, the grace and
-    :data:`TIME_MARGIN_S`, rounded up.  ``--mem`` is in MiB: the memory limit
+    ``--time`` is in whole minutes: every attempt's timeout and grace (``--retries``
+    adds attempts), the backoffs between them and :data:`TIME_MARGIN_S`, rounded up;
+    none if the timeout is 0 (the partition's default applies) or if the supervisor
+    will wait inside the job for an ``--after`` agent Slurm does not run
+    (``waits_inside``: how long is unknown).  ``--mem`` is in MiB: the memory limit
     times :data:`MEM_FACTOR` plus :data:`MEM_MARGIN_MB`, rounded up.
     """
     limits = rec.spec.limits
     out = []
-    if limits.timeout_s:
-        out.append(f"--time={math.ceil((limits.timeout_s + limits.kill_grace_s + TIME_MARGIN_S) / 60)}")
+    if limits.timeout_s and not waits_inside:
+        attempts = 1 + max(0, int(limits.retries))
+        backoffs = sum(limits.retry_backoff_s * 2**k for k in range(attempts - 1))
+        seconds = attempts * (limits.timeout_s + limits.kill_grace_s) + backoffs + TIME_MARGIN_S
+        out.append(f"--time={math.ceil(seconds / 60)}")
     if limits.memory_limit_mb:
         out.append(f"--mem={math.ceil(limits.memory_limit_mb * MEM_FACTOR + MEM_MARGIN_MB)}M")
     return out
 
 
-def dependency_args(store: RecordStore, rec: StatusRecord) -> list[str]:
-    """``--dependency=afterany:ID:ID`` for the ``--after`` agents whose runs are active Slurm jobs, else [].
+def dependency_args(store: RecordStore, rec: StatusRecord) -> tuple[list[str], bool]:
+    """``--dependency=afterany:ID:ID`` for the ``--after`` agents whose runs are active Slurm jobs.
 
     ``afterany`` whatever ``--after-any`` says: the supervisor decides run or skip
     from the records once the jobs have ended (an ``afterok`` job whose parent
-    failed would never start, and could not record ``skipped``).  Agents that
-    run locally, or have ended, are waited for by the supervisor alone.
+    failed would never start, and could not record ``skipped``).  Active agents
+    that Slurm does not run (local runs) are waited for by the supervisor alone,
+    inside its job.
+
+    Returns:
+        ``(sbatch options, waits_inside)``: the options ([] if none), and whether
+        the supervisor will wait in its job for an agent Slurm does not run.
     """
-    ids = []
+    ids, waits_inside = [], False
     for dep in rec.spec.after:
         try:
             dep_rec = store.read(dep)
         except OrchestratorError:
             continue
-        if dep_rec is not None and dep_rec.state.is_active and dep_rec.slurm_job_id:
+        if dep_rec is None or not dep_rec.state.is_active:
+            continue
+        if dep_rec.spec.executor == "slurm" and dep_rec.slurm_job_id:
             ids.append(dep_rec.slurm_job_id)
-    return [f"--dependency=afterany:{':'.join(ids)}"] if ids else []
+        else:
+            waits_inside = True
+    return ([f"--dependency=afterany:{':'.join(ids)}"] if ids else []), waits_inside
 
 
 def batch_script(argv: list[str], rec: StatusRecord) -> str:
@@ -321,13 +360,15 @@ class SlurmExecutor(Executor):
         argv, env = supervisor_command(paths, [], rec.agent, rec.run_id)
         script = paths.run_dir(rec.agent) / f"{rec.run_id}.sbatch"
         write_atomic(script, batch_script(argv, rec).encode("utf-8"), durable=False)
+        dependency, waits_inside = dependency_args(store, rec)
         options = [
             f"--job-name={rec.agent}",
             f"--chdir={rec.cwd}",
             f"--output={rec.log_file}",
             "--open-mode=append",
-            *limit_args(rec),
-            *dependency_args(store, rec),
+            "--no-requeue",  # a requeued job would start a second supervisor for a run the first one ended
+            *limit_args(rec, waits_inside),
+            *dependency,
             *rec.spec.slurm_args,
         ]
         job_id = submit(script, options, env)
@@ -337,21 +378,33 @@ class SlurmExecutor(Executor):
             cur.slurm_job_id = cur.slurm_job_id or job_id
             return cur
 
-        lifecycle.update_run(store, rec.agent, rec.run_id, note, durable=False)
+        try:
+            stored = lifecycle.update_run(store, rec.agent, rec.run_id, note, durable=False)
+        except BaseException:
+            cancel(job_id)  # a job nobody can find again must not run
+            raise
+        if stored is None or stored.run_id != rec.run_id or stored.state.is_terminal:
+            cancel(job_id)  # stopped (or replaced) while sbatch answered: the job has nothing to do
 
     def is_alive(self, paths: StatePaths, rec: StatusRecord) -> bool:
-        """Slurm still has the run's job; while sbatch has not answered (no job ID yet),
-        the launcher's hold on the agent's life lock."""
+        """Slurm still has the run's job pending or running, or it ended less than
+        :func:`settle_s` seconds ago (its supervisor's last write may still be on its
+        way over a shared filesystem); while sbatch has not answered (no job ID
+        yet), the launcher's hold on the agent's life lock, on the launcher's host."""
         if not rec.state.is_active:
             return False
         if not rec.slurm_job_id:
             return locks.is_held(paths.alive_lock(rec.agent))
         info = job_info(rec.slurm_job_id)
-        return info is not None and (info is UNKNOWN or info.alive)
+        if info is None:
+            return False
+        if info is UNKNOWN or info.alive:
+            return True
+        return info.ended_at is not None and time.time() - info.ended_at < settle_s()
 
     def look_ahead(self, recs: list[StatusRecord]) -> None:
-        """One ``squeue`` for the jobs of every active record (:func:`query`)."""
-        query([r.slurm_job_id for r in recs if r.state.is_active and r.slurm_job_id])
+        """One ``squeue`` for the jobs of ``recs`` (:func:`query`)."""
+        query([r.slurm_job_id for r in recs if r.slurm_job_id])
 
     def gone_reason(self, rec: StatusRecord) -> str:
         """Slurm's last word on the job: its state and reason while it still knows it."""
@@ -415,14 +468,19 @@ class SlurmExecutor(Executor):
         return bool(jobs_of(paths, name))
 
     def stop_unreadable(self, paths: StatePaths, name: str, grace_s: float) -> bool:
-        """``scancel --batch --signal=TERM`` the agent's live jobs; a plain ``scancel`` for any
-        still there after the grace plus 5 s."""
+        """``scancel --batch --signal=TERM`` the agent's running jobs (a pending one is
+        cancelled at once: it has no supervisor to ask); a plain ``scancel`` for any still
+        there after the grace plus 5 s.
+
+        Raises:
+            SlurmError: scancel failed while a job runs (see :func:`cancel`).
+        """
         jobs = jobs_of(paths, name)
-        for job_id in jobs:
-            cancel(job_id, batch_term=True)
+        for job_id, state in jobs:
+            cancel(job_id, batch_term=state == "RUNNING")
         deadline = time.monotonic() + grace_s + 5.0
-        while time.monotonic() < deadline and any((job_info(j) or UNKNOWN).alive for j in jobs):
+        while time.monotonic() < deadline and any((job_info(j) or UNKNOWN).alive for j, _ in jobs):
             time.sleep(0.25)
-        for job_id in jobs_of(paths, name):
+        for job_id, _ in jobs_of(paths, name):
             cancel(job_id)
         return bool(jobs)

@@ -150,8 +150,11 @@ def no_slurm_job_left_behind(slurm_cluster, state_root):
 
 @pytest.fixture
 def kit(fake_kit, slurm_cluster, tmp_path):
-    """The toolkit with the fake ``claude``, talking to the session's cluster; ``kit.work`` is a --cwd for its runs."""
-    fake_kit.env.update(slurm_cluster.env)
+    """The toolkit with the fake ``claude``, talking to the session's cluster; ``kit.work`` is a --cwd for its runs.
+
+    ``ORCHESTRATOR_SLURM_SETTLE=0``: one host has no NFS delay to wait out before a run is ``lost``.
+    """
+    fake_kit.env.update(slurm_cluster.env, ORCHESTRATOR_SLURM_SETTLE="0")
     fake_kit.work = tmp_path / "work"
     fake_kit.work.mkdir()
     return fake_kit
@@ -160,7 +163,7 @@ def kit(fake_kit, slurm_cluster, tmp_path):
 @pytest.fixture
 def real_slurm_kit(real_kit, slurm_cluster, tmp_path):
     """The toolkit with the real CLI (fake API), talking to the session's cluster; ``kit.work`` is a --cwd."""
-    real_kit.env.update(slurm_cluster.env)
+    real_kit.env.update(slurm_cluster.env, ORCHESTRATOR_SLURM_SETTLE="0")
     real_kit.work = tmp_path / "work"
     real_kit.work.mkdir()
     return real_kit
@@ -280,8 +283,8 @@ def test_resume_on_slurm_carries_the_earlier_messages(real_slurm_kit):
     first = kit.run("launch_agent", "a1", *on_slurm(kit), "--wait", "--json", task, timeout=120)
     assert first.returncode == 0, first.stdout + first.stderr
     before = json.loads(first.stdout)
-    # no --executor: a resume runs where the agent last ran
-    out = kit.run("resume_agent", "a1", "--wait", "--json", "what was the code?", timeout=120)
+    # no --executor: a resume runs where the agent last ran (an sbatch option alone says Slurm too)
+    out = kit.run("resume_agent", "a1", "--slurm-arg=--comment=again", "--wait", "--json", "what was the code?", timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     rec = json.loads(out.stdout)
     assert rec["status"] == "completed" and rec["resumed_from"] == before["session_id"]
@@ -506,6 +509,16 @@ def test_a_refused_sbatch_exits_69_with_slurms_message_and_the_run_fails(kit):
     for name in ("r1", "p1", "p2"):
         rec = kit.record(name)
         assert rec is None or rec["status"] == "failed", rec
+
+
+def test_an_unreadable_record_of_a_pending_job_is_still_stopped(kit, slurm_cluster):
+    held = launch(kit, "ur", "[[fake: ok]]", "--slurm-arg=--hold")
+    wait_job(slurm_cluster, held["slurm_job_id"], "PENDING", "JobHeldUser")
+    (kit.root / "status" / "ur.json").write_text("{garbage")
+    out = kit.run("kill_agent", "ur")
+    assert out.returncode == 0, out.stderr
+    assert "stopped its supervisor" in out.stderr, out.stderr
+    assert wait_job_ended(slurm_cluster, held["slurm_job_id"]) == "CANCELLED", "no job is left (the record cannot say it)"
 
 
 def test_kill_all_and_clear_all_on_slurm_runs(kit, slurm_cluster):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import subprocess
+import time
 
 import pytest
 
@@ -68,7 +69,10 @@ def test_sbatch_options_come_from_the_environment_then_the_profile_then_the_flag
     ("env", "given", "message"),
     [
         ({"ORCHESTRATOR_EXECUTOR": "k8s"}, {}, "no such executor"),
-        ({}, {"slurm_arg": ["--hold"]}, "--slurm-arg needs --executor slurm"),
+        ({}, {"executor": "local", "slurm_arg": ["--hold"]}, "--slurm-arg is for --executor slurm"),
+        ({}, {"slurm_arg": ["--array=1-10"]}, "--array"),
+        ({}, {"slurm_arg": ["-M", "other"]}, "--clusters"),
+        ({"ORCHESTRATOR_SLURM_ARGS": "--clusters=x"}, {"executor": "slurm"}, "SLURM_CONF"),
         ({}, {"executor": "slurm", "max_parallel": 3}, "--licenses"),
         ({"ORCHESTRATOR_SLURM_ARGS": "'unbalanced"}, {"executor": "slurm"}, "ORCHESTRATOR_SLURM_ARGS"),
     ],
@@ -79,6 +83,11 @@ def test_bad_executor_options_are_refused_with_what_to_do(monkeypatch, env, give
         monkeypatch.setenv(key, value)
     with pytest.raises(BadInput, match=message):
         options.executor_options(args(**given))
+
+
+def test_an_sbatch_option_alone_asks_for_slurm(monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "local")
+    assert options.executor_options(args(slurm_arg=["--hold"])) == {"executor": "slurm", "slurm_args": ("--hold",)}
 
 
 def test_the_environment_max_parallel_does_not_stop_a_slurm_launch(monkeypatch):
@@ -93,6 +102,9 @@ def test_time_and_memory_are_a_little_above_the_run_limits():
     rec = record(spec=RunSpec(limits=RunLimits(timeout_s=600, kill_grace_s=10, memory_limit_mb=2048)))
     assert slurm.limit_args(rec) == ["--time=12", "--mem=2816M"]  # ceil(670/60); ceil(2048*1.25+256)
     assert slurm.limit_args(record(spec=RunSpec(limits=RunLimits(timeout_s=0, memory_limit_mb=0)))) == []
+    retried = record(spec=RunSpec(limits=RunLimits(timeout_s=60, kill_grace_s=0, memory_limit_mb=0, retries=3, retry_backoff_s=1)))
+    assert slurm.limit_args(retried) == ["--time=6"], "4 attempts of 60 s, backoffs 1+2+4 s and the margin: 307 s"
+    assert slurm.limit_args(rec, waits_inside=True) == ["--mem=2816M"], "no --time while it waits for a local agent"
 
 
 def test_after_becomes_afterany_on_the_active_slurm_jobs_only(tmp_path):
@@ -107,8 +119,9 @@ def test_after_becomes_afterany_on_the_active_slurm_jobs_only(tmp_path):
     for rec in deps.values():
         store.write(rec)
     rec = record("b", State.WAITING, spec=RunSpec(executor="slurm", after=("s1", "done", "loc", "s2", "ghost")))
-    assert slurm.dependency_args(store, rec) == ["--dependency=afterany:11:12"]
-    assert slurm.dependency_args(store, record("c", spec=RunSpec(after=("done",)))) == []
+    assert slurm.dependency_args(store, rec) == (["--dependency=afterany:11:12"], True), "loc runs here: waited for inside"
+    assert slurm.dependency_args(store, record("c", spec=RunSpec(after=("done",)))) == ([], False)
+    assert slurm.dependency_args(store, record("d", spec=RunSpec(after=("s1",)))) == (["--dependency=afterany:11"], False)
 
 
 def test_the_batch_script_execs_the_supervisor_with_every_argument_quoted():
@@ -150,7 +163,7 @@ def test_submit_reads_the_job_id_and_reports_slurms_message(monkeypatch, tmp_pat
 
 def test_query_asks_once_and_tells_gone_from_unknown(monkeypatch):
     calls = stub_run(monkeypatch, [
-        done(out="11|PENDING|JobHeldUser\n12|CANCELLED|None\n"),
+        done(out="11|PENDING|JobHeldUser|Unknown\n12|CANCELLED|None|2026-11-22T10:55:19\n"),
         done(1, err="slurm_load_jobs error: Invalid job id specified"),
         slurm.SlurmError("squeue did not answer within 10 s"),
     ])
@@ -158,6 +171,7 @@ def test_query_asks_once_and_tells_gone_from_unknown(monkeypatch):
     assert len(calls) == 1 and calls[0][-1] == "11,12,13"
     assert slurm.job_info("11") == slurm.JobInfo("PENDING", "JobHeldUser") and slurm.job_info("11").alive
     assert not slurm.job_info("12").alive
+    assert slurm.job_info("12").ended_at == time.mktime((2026, 11, 22, 10, 55, 19, 0, 0, -1))
     assert slurm.job_info("13") is None, "a job squeue did not list is gone"
     assert len(calls) == 1, "answers are reused for a moment"
     slurm._cache.clear()
@@ -181,6 +195,15 @@ def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_p
     assert "no longer has job 11" in ex.gone_reason(rec)
     monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("FAILED", "NonZeroExitCode"))
     assert "ended FAILED (reason NonZeroExitCode)" in ex.gone_reason(rec)
+    # a job that ended a moment ago: its supervisor's last write may still be on its way (NFS)
+    monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "30")
+    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("COMPLETED", "None", time.time() - 5))
+    assert ex.is_alive(paths, rec)
+    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("COMPLETED", "None", time.time() - 31))
+    assert not ex.is_alive(paths, rec)
+    monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "0")
+    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("COMPLETED", "None", time.time() - 5))
+    assert not ex.is_alive(paths, rec)
     assert not ex.is_alive(paths, record(status=State.COMPLETED, spec=RunSpec(executor="slurm"), slurm_job_id="11"))
 
 
@@ -200,3 +223,21 @@ def test_a_resume_runs_where_the_agent_ran_unless_told_otherwise(monkeypatch, tm
     monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "local")
     assert options.where_it_ran(plain, args(), {}, paths, "a1").executor == "local"
     assert options.where_it_ran(plain, args(), {}, paths, "nobody") is plain
+
+
+def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_path):
+    from claude_orchestrator import control, launcher
+
+    store = RecordStore(StatePaths(tmp_path))
+    store.paths.ensure()
+    names = [f"a{i}" for i in range(30)]
+    for i, name in enumerate(names):
+        store.write(record(name, State.RUNNING if i % 2 else State.LOST, slurm_job_id=str(100 + i), spec=RunSpec(executor="slurm")))
+    listing = "".join(f"{100 + i}|RUNNING|None|Unknown\n" for i in range(30))
+    calls = stub_run(monkeypatch, [done(out=listing) for _ in range(3)])
+    assert len(control.read_records(store)) == 30
+    slurm._cache.clear()
+    assert len(control._read_all_quietly(store, names)) == 30  # wait_agents --follow's pass
+    slurm._cache.clear()
+    assert len(launcher.active_runs(store, names)) == 15  # a launch's busy check
+    assert [len(c[-1].split(",")) for c in calls] == [30, 30, 15], "one squeue per pass, for every record at once"

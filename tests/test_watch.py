@@ -339,8 +339,8 @@ def test_a_supervisor_waiting_for_dependencies_on_nfs_is_woken_by_polling(tmp_pa
     looked = threading.Event()
     real_states = waits.dependency_states
 
-    def dependency_states(store, deps):
-        states = real_states(store, deps)
+    def dependency_states(store, deps, judge_local=True):
+        states = real_states(store, deps, judge_local)
         looked.set()
         return states
 

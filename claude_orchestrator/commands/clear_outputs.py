@@ -23,7 +23,8 @@ examples:
 Files move to outputs/archive/<timestamp>/, keeping their layout.
 A symlink is moved or removed as a link; what it points to is never touched.
 exit status: 0 cleared, 2 bad input, 3 an agent is running (no --force), 4 no such
-agent, 74 the state root cannot be written, 70 an internal error.
+agent, 69 Slurm could not stop a Slurm run (--force; nothing is cleared), 74 the
+state root cannot be written, 70 an internal error.
 """
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BadRecord, guarded
+from ..errors import BadRecord, OrchestratorError, guarded
 from ..paths import StatePaths
 from ..record import RecordStore, StatusRecord
 from ..states import ExitCode, State
@@ -28,8 +28,9 @@ setsid). Its status becomes `killed`. A queued agent is taken off the queue.
 A lost agent's orphaned processes are stopped too. Stopping an agent that has
 already ended does nothing and exits 0.
 exit status: 0 stopped or nothing to stop, 2 bad input (or a named agent's status
-file is unreadable and nothing of it runs), 4 no such agent, 74 the state root
-cannot be written, 70 an internal error.
+file is unreadable and nothing of it runs), 4 no such agent, 69 Slurm could not
+stop a Slurm run (scancel failed or did not answer; the run is left as it was,
+the others are stopped), 74 the state root cannot be written, 70 an internal error.
 """
 
 
@@ -65,15 +66,22 @@ def stop_together(
     """Stop the readable agents ``names`` and the unreadable ones ``bad``, all at once (one thread each, up to 16).
 
     Returns:
-        :func:`.control.stop`'s ``(action, record)`` per name, and
-        :func:`.control.stop_unreadable`'s action per bad record.
+        :func:`.control.stop`'s ``(action, record)`` per name, or ``("error", the
+        OrchestratorError)`` for one that could not be stopped (e.g. scancel failed:
+        the others are still stopped), and :func:`.control.stop_unreadable`'s action per bad record.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from ..control import stop, stop_unreadable
 
+    def stop_one(name: str) -> tuple[str, Any]:
+        try:
+            return stop(store, name, grace_s=grace_s)
+        except OrchestratorError as exc:
+            return "error", exc
+
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(names) + len(bad)))) as pool:
-        stopping = pool.map(lambda n: stop(store, n, grace_s=grace_s), names)  # both groups at once
+        stopping = pool.map(stop_one, names)  # both groups at once
         stopping_bad = pool.map(lambda b: stop_unreadable(store, b, grace_s=grace_s), bad)
         return list(stopping), list(stopping_bad)
 
@@ -97,8 +105,15 @@ def run(args: argparse.Namespace) -> ExitCode:
         wanted = list(dict.fromkeys(args.names))
         names = [r.agent for r in read_records(store, wanted, unreadable=bad)]  # NotFound (exit 4) before stopping anything
     results, bad_results = stop_together(store, names, bad, args.grace)
+    errors = [rec for what, rec in results if what == "error"]
+    if errors and len(names) == 1 and not bad:
+        raise errors[0]  # one agent: its one error line
     out: list[dict[str, Any]] = []
     for name, (what, rec) in zip(names, results, strict=True):
+        if what == "error":
+            out.append({"agent": name, "action": "error", "error": str(rec)})
+            print(f"{name}: {rec}", file=sys.stderr)
+            continue
         out.append({"agent": name, "action": what, "status": str(rec.status) if rec else "cleared"})
         if not args.json:
             print(f"{name}: {render.kill_message(what, rec)}")
@@ -110,6 +125,8 @@ def run(args: argparse.Namespace) -> ExitCode:
         print(json.dumps(out, indent=2))
     elif not names and not bad:
         print("no active agents")
+    if errors:
+        return errors[0].exit_code  # e.g. 69: Slurm could not stop one of them (each is named on stderr)
     # A named agent whose record is unreadable and that runs nothing is bad input; --all acts on the rest.
     return ExitCode.USAGE if not args.all and any(w == "not-running" for w in bad_results) else ExitCode.OK
 

@@ -197,28 +197,30 @@ def dependencies(args: argparse.Namespace) -> dict[str, Any]:
 def executor_options(args: argparse.Namespace, profile: dict | None = None) -> dict[str, Any]:
     """Where the run goes: ``executor`` and ``slurm_args`` for the spec.
 
-    The executor is ``--executor``, else the profile's, else
-    ``$ORCHESTRATOR_EXECUTOR``, else ``local``.  The sbatch options are
+    The executor is ``--executor``, else ``slurm`` if a ``--slurm-arg`` is
+    given, else the profile's, else ``$ORCHESTRATOR_EXECUTOR``, else ``local``.  The sbatch options are
     ``$ORCHESTRATOR_SLURM_ARGS`` (split as a shell splits words), then the
     profile's ``slurm_args``, then each ``--slurm-arg``: sbatch lets a later
     option win, so the command line wins.
 
     Raises:
         BadInput: an unknown ``$ORCHESTRATOR_EXECUTOR``, unbalanced quotes in
-            ``$ORCHESTRATOR_SLURM_ARGS``, ``--slurm-arg`` for a local run, or
-            ``--max-parallel`` for a Slurm run (exit 2).
+            ``$ORCHESTRATOR_SLURM_ARGS``, ``--slurm-arg`` with ``--executor local``,
+            ``--max-parallel`` for a Slurm run, or an sbatch option that would make
+            one run more or other jobs than one (``--array``, ``--clusters``) (exit 2).
     """
     import os
     import shlex
 
     prof = profile or {}
-    name = getattr(args, "executor", None) or prof.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR") or "local"
+    given = list(getattr(args, "slurm_arg", None) or [])
+    chosen = getattr(args, "executor", None) or ("slurm" if given else None)  # an sbatch option asks for Slurm
+    name = chosen or prof.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR") or "local"
     if name not in EXECUTOR_NAMES:
         raise BadInput(f"ORCHESTRATOR_EXECUTOR={name!r}: no such executor; use one of {', '.join(EXECUTOR_NAMES)}")
-    given = list(getattr(args, "slurm_arg", None) or [])
     if name != "slurm":
         if given:
-            raise BadInput("--slurm-arg needs --executor slurm (or ORCHESTRATOR_EXECUTOR=slurm)")
+            raise BadInput("--slurm-arg is for --executor slurm, not --executor local")
         return {"executor": name, "slurm_args": ()}
     if getattr(args, "max_parallel", None) is not None:
         raise BadInput(
@@ -230,7 +232,14 @@ def executor_options(args: argparse.Namespace, profile: dict | None = None) -> d
         from_env = shlex.split(os.environ.get("ORCHESTRATOR_SLURM_ARGS", ""))
     except ValueError as exc:
         raise BadInput(f"ORCHESTRATOR_SLURM_ARGS: {exc} (check the quotes)") from exc
-    return {"executor": name, "slurm_args": tuple(from_env + list(prof.get("slurm_args", [])) + given)}
+    slurm_args = tuple(from_env + list(prof.get("slurm_args", [])) + given)
+    for arg in slurm_args:
+        if arg.split("=", 1)[0] in ("--array", "--clusters") or arg.startswith(("-a", "-M")):
+            raise BadInput(
+                f"sbatch option {arg!r}: one run is one job on the default cluster; give the tasks to "
+                "launch_parallel.py instead of --array, and set SLURM_CONF for another cluster instead of --clusters"
+            )
+    return {"executor": name, "slurm_args": slurm_args}
 
 
 def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: Any, name: str) -> RunSpec:

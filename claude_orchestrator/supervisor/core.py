@@ -242,7 +242,8 @@ class Supervisor:
         from ..scheduling import take_slot_or_enqueue
         from . import waits  # only a run that waits pays for these (a supervisor's memory is a bench figure)
 
-        states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal))
+        judge_local = rec.spec.executor == "local"  # a Slurm job's host is not the local runs' host
+        states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal), judge_local)
         if self.stop_signal:
             self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while waiting", None)
             return None

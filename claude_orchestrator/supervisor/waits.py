@@ -23,12 +23,15 @@ DEPENDENCY_RECHECK_S = 1.0
 _ACTIVE_NAMES = frozenset(s.value for s in ACTIVE)
 
 
-def dependency_states(store: RecordStore, deps: list[str]) -> dict[str, str]:
+def dependency_states(store: RecordStore, deps: list[str], judge_local: bool = True) -> dict[str, str]:
     """Each ``--after`` agent's state: ``{agent: state}``.
 
     A state as :class:`..states.State`'s value, reconciled (a run whose
     supervisor is gone is ``lost``), or ``gone`` (no record) or
-    ``unreadable`` (a bad record file).
+    ``unreadable`` (a bad record file).  Without ``judge_local`` (a supervisor
+    on another host than the launcher's, as a Slurm job's), a local run is
+    read as it is, never reconciled: its liveness is a lock held on another
+    host, which a lock on a shared filesystem cannot tell.
     """
     from ..control import reconcile
 
@@ -36,27 +39,34 @@ def dependency_states(store: RecordStore, deps: list[str]) -> dict[str, str]:
     for dep in deps:
         try:
             found = store.read(dep)
-            states[dep] = "gone" if found is None else reconcile(store, found).status.value
+            if found is None:
+                states[dep] = "gone"
+            elif not judge_local and found.spec.executor == "local":
+                states[dep] = found.status.value
+            else:
+                states[dep] = reconcile(store, found).status.value
         except BadRecord:
             states[dep] = "unreadable"
     return states
 
 
-def await_dependencies(paths: StatePaths, store: RecordStore, deps: list[str], stopped: Callable[[], bool]) -> dict[str, str]:
+def await_dependencies(
+    paths: StatePaths, store: RecordStore, deps: list[str], stopped: Callable[[], bool], judge_local: bool = True
+) -> dict[str, str]:
     """Sleep until no ``--after`` agent is active, or a stop request (``stopped()``) came.
 
     Woken by changes in ``status/`` (watchdog), with a re-read every
     :data:`DEPENDENCY_RECHECK_S` seconds for a missed event.
 
     Returns:
-        Their last states, as :func:`dependency_states` (empty if stopped before the first look).
+        Their last states, as :func:`dependency_states` (``judge_local`` passed on; empty if stopped before the first look).
     """
     from ..watch import DirWatcher
 
     states: dict[str, str] = {}
     with DirWatcher(paths.status_dir) as watcher:
         while not stopped():
-            states = dependency_states(store, deps)
+            states = dependency_states(store, deps, judge_local)
             if not _ACTIVE_NAMES.intersection(states.values()):
                 break
             watcher.wait(DEPENDENCY_RECHECK_S)
