@@ -210,7 +210,6 @@ def executor_options(args: argparse.Namespace, profile: dict | None = None) -> d
             one run more or other jobs than one (``--array``, ``--clusters``) (exit 2).
     """
     import os
-    import shlex
 
     prof = profile or {}
     given = list(getattr(args, "slurm_arg", None) or [])
@@ -228,6 +227,8 @@ def executor_options(args: argparse.Namespace, profile: dict | None = None) -> d
             "with a license your site defines (--slurm-arg=--licenses=NAME:1) or your QOS (see README, "
             "Running on a Slurm cluster)"
         )
+    import shlex  # here: a local launch does not pay for it
+
     try:
         from_env = shlex.split(os.environ.get("ORCHESTRATOR_SLURM_ARGS", ""))
     except ValueError as exc:
