@@ -212,6 +212,8 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         CliMissing: no Claude CLI (exit 127); nothing is written.
         Conflict: the agent is waiting, queued, starting or running (exit 3).
         StorageError: the state root cannot be written (exit 74); nothing is left half-written.
+        OrchestratorError: the executor could not start the run, e.g. :class:`.slurm.SlurmError`
+            (sbatch refused the job, exit 69; its message names the agent); the run is recorded ``failed``.
     """
     validate_name(name)
     if not task or not task.strip():
