@@ -25,7 +25,9 @@ What differs from a local run, and why:
   ``scancel`` if it has not ended after the grace.  A pending job is cancelled.
 - **Limits**: the supervisor still enforces ``--timeout`` and
   ``--memory-limit``; the job's ``--time`` and ``--mem`` are set a little above
-  them (:func:`limit_args`), as a backstop and for the scheduler's packing.
+  them (:func:`limit_args`), as a backstop and for the scheduler's packing.  If
+  the job's time limit comes first anyway (a user's ``--time``), Slurm's
+  SIGUSR1 shortly before it lets the supervisor end the run ``timeout``.
 - **``--after``** is also a Slurm dependency (``afterany`` on the jobs of the
   agents still active), so a dependent job does not hold a node while it
   waits; its supervisor still decides run-or-skip from the records.
@@ -74,9 +76,16 @@ ALIVE_JOB_STATES = frozenset({
 #: may reach this host later than Slurm's word that the job ended (NFS caches a
 #: folder's entries for ``acdirmin``-``acdirmax`` seconds, 30-60 by default).
 DEFAULT_SETTLE_S = 30.0
-#: Seconds added to ``--timeout`` (besides the grace) for the job's ``--time``:
-#: Slurm checks time limits about every 30 s, in whole minutes.
-TIME_MARGIN_S = 60.0
+#: The signal, and how many seconds before the job's time limit, Slurm sends the
+#: supervisor alone (``sbatch --signal=B:USR1@120``): a job whose ``--time`` comes
+#: first (a user's own, or a partition's cap) then ends ``timeout``, with its tree
+#: stopped by the supervisor, not ``killed`` by Slurm's SIGTERM.
+TIME_LIMIT_SIGNAL = "USR1"
+TIME_LIMIT_LEAD_S = 120
+#: Seconds added to the run's own time (besides the grace) for the job's ``--time``:
+#: the signal's lead, the up to 60 s early Slurm may send it (sbatch(1), ``--signal``),
+#: and 60 s more; Slurm checks time limits about every 30 s, in whole minutes.
+TIME_MARGIN_S = TIME_LIMIT_LEAD_S + 120.0
 #: The job's ``--mem`` is the memory limit times this, plus :data:`MEM_MARGIN_MB`
 #: (Slurm counts the supervisor too, and polls RSS once a second).
 MEM_FACTOR = 1.25
@@ -367,6 +376,7 @@ class SlurmExecutor(Executor):
             f"--output={rec.log_file}",
             "--open-mode=append",
             "--no-requeue",  # a requeued job would start a second supervisor for a run the first one ended
+            f"--signal=B:{TIME_LIMIT_SIGNAL}@{TIME_LIMIT_LEAD_S}",  # the time limit is near: the supervisor ends it as timeout
             *limit_args(rec, waits_inside),
             *dependency,
             *rec.spec.slurm_args,

@@ -320,9 +320,23 @@ def test_timeout_ends_the_run_as_timeout(kit, slurm_cluster):
     full = kit.record("slow")
     assert full["stop_reason"] == "timeout"
     assert process_gone(full["pid"], full["pid_started"])
-    # the job's --time: the timeout, the grace and a margin, in whole minutes
-    assert job(slurm_cluster, rec["slurm_job_id"], "%l") == ["2:00"]
+    # the job's --time: the timeout, the grace and a margin (4 min: SIGUSR1's lead and Slurm's slack), in whole minutes
+    assert job(slurm_cluster, rec["slurm_job_id"], "%l") == ["5:00"]
     assert wait_job_ended(slurm_cluster, rec["slurm_job_id"]) == "COMPLETED"
+
+
+def test_slurms_time_limit_coming_first_ends_the_run_as_timeout(kit, slurm_cluster):
+    job_id = launch(kit, "capped", "[[fake: hang]]", "--kill-grace", "1")["slurm_job_id"]
+    rec = kit.wait_running("capped")
+    # what Slurm sends the batch step TIME_LIMIT_LEAD_S before a job's --time (sbatch --signal=B:USR1@120)
+    slurm_cluster.run("scancel", "--batch", "--signal=USR1", job_id)
+    waited = kit.run("wait_agents", "capped")
+    assert waited.returncode == 1
+    final = kit.record("capped")
+    assert final["status"] == "timeout" and final["stop_reason"] == "timeout", final
+    assert "Slurm job's time limit" in final["error"]
+    assert process_gone(rec["pid"], rec["pid_started"])
+    assert wait_job_ended(slurm_cluster, job_id) == "COMPLETED"
 
 
 def test_memory_limit_ends_the_run_as_memory_exceeded(kit, slurm_cluster):

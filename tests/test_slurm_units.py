@@ -100,10 +100,10 @@ def test_the_environment_max_parallel_does_not_stop_a_slurm_launch(monkeypatch):
 
 def test_time_and_memory_are_a_little_above_the_run_limits():
     rec = record(spec=RunSpec(limits=RunLimits(timeout_s=600, kill_grace_s=10, memory_limit_mb=2048)))
-    assert slurm.limit_args(rec) == ["--time=12", "--mem=2816M"]  # ceil(670/60); ceil(2048*1.25+256)
+    assert slurm.limit_args(rec) == ["--time=15", "--mem=2816M"]  # ceil((600+10+240)/60); ceil(2048*1.25+256)
     assert slurm.limit_args(record(spec=RunSpec(limits=RunLimits(timeout_s=0, memory_limit_mb=0)))) == []
     retried = record(spec=RunSpec(limits=RunLimits(timeout_s=60, kill_grace_s=0, memory_limit_mb=0, retries=3, retry_backoff_s=1)))
-    assert slurm.limit_args(retried) == ["--time=6"], "4 attempts of 60 s, backoffs 1+2+4 s and the margin: 307 s"
+    assert slurm.limit_args(retried) == ["--time=9"], "4 attempts of 60 s, backoffs 1+2+4 s and the margin: 487 s"
     assert slurm.limit_args(rec, waits_inside=True) == ["--mem=2816M"], "no --time while it waits for a local agent"
 
 
@@ -241,3 +241,27 @@ def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_pa
     slurm._cache.clear()
     assert len(launcher.active_runs(store, names)) == 15  # a launch's busy check
     assert [len(c[-1].split(",")) for c in calls] == [30, 30, 15], "one squeue per pass, for every record at once"
+
+
+def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypatch, tmp_path):
+    paths = StatePaths(tmp_path / "state")
+    paths.ensure()
+    paths.run_dir("a1").mkdir()
+    spec = RunSpec(executor="slurm", slurm_args=("--partition=gpu", "--time=30"),
+                   limits=RunLimits(timeout_s=60, kill_grace_s=5, memory_limit_mb=100))
+    rec = record(spec=spec, cwd=str(tmp_path), log_file=str(paths.log("a1", "r-a1")))
+    RecordStore(paths).write(rec)
+    seen = {}
+
+    def submit(script, options_given, env):
+        seen.update(script=script, options=options_given)
+        return "4711"
+
+    monkeypatch.setattr(slurm, "submit", submit)
+    slurm.SlurmExecutor().start(paths, rec, [], -1)
+    assert seen["options"] == [
+        "--job-name=a1", f"--chdir={tmp_path}", f"--output={paths.log('a1', 'r-a1')}", "--open-mode=append",
+        "--no-requeue", "--signal=B:USR1@120", "--time=6", "--mem=381M", "--partition=gpu", "--time=30",
+    ], "the user's options come last: sbatch lets a later one win"
+    assert seen["script"] == paths.run_dir("a1") / "r-a1.sbatch" and "exec " in seen["script"].read_text()
+    assert RecordStore(paths).read("a1").slurm_job_id == "4711"

@@ -135,6 +135,8 @@ def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, sto
     """
     if reason is StopReason.KILLED:
         return State.KILLED, f"stopped by request (signal {stop_signal})"
+    if reason is StopReason.TIMEOUT and stop_signal == signal.SIGUSR1:
+        return State.TIMEOUT, "no result before the Slurm job's time limit (its --time is shorter than the run's --timeout)"
     if reason is StopReason.TIMEOUT:
         return State.TIMEOUT, f"no result within the {limits.timeout_s:g} s timeout"
     if reason is StopReason.MEMORY:
@@ -204,8 +206,9 @@ class Attempt:
             if not self.alive and self._drained(now):
                 break
         self.events.close()
-        if self.reason is None and self.stop_signal():
-            self.reason = StopReason.KILLED  # asked to stop just as the CLI ended on its own
+        asked = self.stop_signal()
+        if self.reason is None and asked:  # asked to stop just as the CLI ended on its own
+            self.reason = StopReason.TIMEOUT if asked == signal.SIGUSR1 else StopReason.KILLED
         return self.reason
 
     def tick(self, now: float) -> StopReason | None:
@@ -234,6 +237,9 @@ class Attempt:
             self.log(f"memory limit: tree RSS {self.rss_mb:.0f} MiB >= {limits.memory_limit_mb:g} MiB; stopping the tree")
             return StopReason.MEMORY
         asked = self.stop_signal()
+        if asked == signal.SIGUSR1:  # only a Slurm job listens for it: its time limit is near
+            self.log("Slurm's time limit for the job is near (SIGUSR1); stopping the tree")
+            return StopReason.TIMEOUT
         if asked:
             self.log(f"stop requested (signal {asked})")
             return StopReason.KILLED

@@ -92,6 +92,13 @@ class Supervisor:
     def _on_signal(self, signum: int, _frame) -> None:
         self.stop_signal = signum
 
+    @property
+    def stopped_by(self) -> str:
+        """Who asked this supervisor to stop, in words: ``signal N``, or Slurm's time limit (SIGUSR1, see :data:`..slurm.TIME_LIMIT_SIGNAL`)."""
+        if self.stop_signal == signal.SIGUSR1:
+            return "Slurm's time limit for the job (SIGUSR1)"
+        return f"signal {self.stop_signal}"
+
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake early for a stop request."""
         deadline = time.monotonic() + seconds
@@ -116,6 +123,8 @@ class Supervisor:
         """Run the job to its end; returns 0 (the outcome is in the record)."""
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        if os.environ.get("SLURM_JOB_ID"):  # a Slurm job: SIGUSR1 says its time limit is near (sbatch --signal)
+            signal.signal(signal.SIGUSR1, self._on_signal)
         procs.become_subreaper()
         rec = self._claim()
         if rec is None:
@@ -127,7 +136,7 @@ class Supervisor:
             return 0
         self.features = self._detect_features(rec)
         if self.stop_signal:  # asked to stop while the CLI was being asked what it supports
-            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} before the CLI started", None)
+            self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} before the CLI started", None)
             return 0
         mode = rec.spec.claude.permission_mode
         refused = mode and self.features.refuse_permission_mode(mode)
@@ -223,7 +232,7 @@ class Supervisor:
         if rec.state is State.QUEUED and not self._leave_queue(rec):
             return None
         if self.stop_signal:
-            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} before the CLI started", None)
+            self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} before the CLI started", None)
             return None
         return self.writer.record or rec
 
@@ -245,7 +254,7 @@ class Supervisor:
         judge_local = rec.spec.executor == "local"  # a Slurm job's host is not the local runs' host
         states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal), judge_local)
         if self.stop_signal:
-            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while waiting", None)
+            self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} while waiting", None)
             return None
         why = waits.unmet(states, rec.spec.after_any)
         if why:
@@ -293,7 +302,7 @@ class Supervisor:
 
         got = waits.await_slot(self.paths, self.name, self.limits.max_parallel, lambda: bool(self.stop_signal))
         if got is None:
-            self._finish_without_cli(State.KILLED, f"stopped by signal {self.stop_signal} while queued", None)
+            self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} while queued", None)
             return False
         self.slot_fd, granted = got
         self.log("got a slot")
