@@ -76,16 +76,18 @@ ALIVE_JOB_STATES = frozenset({
 #: may reach this host later than Slurm's word that the job ended (NFS caches a
 #: folder's entries for ``acdirmin``-``acdirmax`` seconds, 30-60 by default).
 DEFAULT_SETTLE_S = 30.0
-#: The signal, and how many seconds before the job's time limit, Slurm sends the
-#: supervisor alone (``sbatch --signal=B:USR1@120``): a job whose ``--time`` comes
-#: first (a user's own, or a partition's cap) then ends ``timeout``, with its tree
-#: stopped by the supervisor, not ``killed`` by Slurm's SIGTERM.
+#: The signal Slurm sends the supervisor alone shortly before the job's time limit
+#: (``sbatch --signal=B:USR1@LEAD``, LEAD from :func:`time_limit_lead_s`): a job whose
+#: ``--time`` comes first (a user's own, or a partition's cap) then ends ``timeout``,
+#: its tree stopped by the supervisor, not ``killed`` by Slurm's SIGTERM.
 TIME_LIMIT_SIGNAL = "USR1"
-TIME_LIMIT_LEAD_S = 120
-#: Seconds added to the run's own time (besides the grace) for the job's ``--time``:
-#: the signal's lead, the up to 60 s early Slurm may send it (sbatch(1), ``--signal``),
-#: and 60 s more; Slurm checks time limits about every 30 s, in whole minutes.
-TIME_MARGIN_S = TIME_LIMIT_LEAD_S + 120.0
+#: Seconds added to the run's own time, besides the signal's lead, for the job's
+#: ``--time``: Slurm may send the signal up to 60 s early (sbatch(1), ``--signal``),
+#: and checks time limits about every 30 s, in whole minutes.
+TIME_MARGIN_S = 120.0
+#: Retries counted in the job's ``--time`` (each doubles the backoff): a run that
+#: retries more ends ``timeout`` at the job's limit, warned by the signal.
+TIME_RETRIES_COUNTED = 2
 #: The job's ``--mem`` is the memory limit times this, plus :data:`MEM_MARGIN_MB`
 #: (Slurm counts the supervisor too, and polls RSS once a second).
 MEM_FACTOR = 1.25
@@ -268,6 +270,14 @@ def cancel(job_id: str, *, batch_term: bool = False) -> bool:
     raise SlurmError(f"cannot stop Slurm job {job_id}: scancel failed (exit {done.returncode}): {_first_line(done.stderr)}")
 
 
+def _cancel_quietly(job_id: str) -> None:
+    """:func:`cancel`, best effort: a job left behind here finds its run ended and exits at once."""
+    try:
+        cancel(job_id)
+    except SlurmError:
+        pass
+
+
 def jobs_of(paths: StatePaths, name: str) -> list[tuple[str, str]]:
     """``(job ID, state)`` of the live jobs that run a supervisor of agent ``name`` under this state root.
 
@@ -293,11 +303,18 @@ def jobs_of(paths: StatePaths, name: str) -> list[tuple[str, str]]:
 # -- the batch job ---------------------------------------------------------------
 
 
+def time_limit_lead_s(rec: StatusRecord) -> int:
+    """Seconds before the job's time limit Slurm signals the supervisor: its grace plus 30 s
+    (to stop the tree and write the end), at least 60."""
+    return max(60, math.ceil(rec.spec.limits.kill_grace_s + 30))
+
+
 def limit_args(rec: StatusRecord, waits_inside: bool = False) -> list[str]:
     """``--time`` and ``--mem`` a little above the run's own limits (none for a limit of 0).
 
     ``--time`` is in whole minutes: every attempt's timeout and grace (``--retries``
-    adds attempts), the backoffs between them and :data:`TIME_MARGIN_S`, rounded up;
+    adds attempts, up to :data:`TIME_RETRIES_COUNTED`), the backoffs between them,
+    the signal's lead (:func:`time_limit_lead_s`) and :data:`TIME_MARGIN_S`, rounded up;
     none if the timeout is 0 (the partition's default applies) or if the supervisor
     will wait inside the job for an ``--after`` agent Slurm does not run
     (``waits_inside``: how long is unknown).  ``--mem`` is in MiB: the memory limit
@@ -306,9 +323,9 @@ def limit_args(rec: StatusRecord, waits_inside: bool = False) -> list[str]:
     limits = rec.spec.limits
     out = []
     if limits.timeout_s and not waits_inside:
-        attempts = 1 + max(0, int(limits.retries))
+        attempts = 1 + min(max(0, int(limits.retries)), TIME_RETRIES_COUNTED)
         backoffs = sum(limits.retry_backoff_s * 2**k for k in range(attempts - 1))
-        seconds = attempts * (limits.timeout_s + limits.kill_grace_s) + backoffs + TIME_MARGIN_S
+        seconds = attempts * (limits.timeout_s + limits.kill_grace_s) + backoffs + time_limit_lead_s(rec) + TIME_MARGIN_S
         out.append(f"--time={math.ceil(seconds / 60)}")
     if limits.memory_limit_mb:
         out.append(f"--mem={math.ceil(limits.memory_limit_mb * MEM_FACTOR + MEM_MARGIN_MB)}M")
@@ -367,6 +384,9 @@ class SlurmExecutor(Executor):
         """
         store = RecordStore(paths)
         argv, env = supervisor_command(paths, [], rec.agent, rec.run_id)
+        argv[-2:-2] = ["--slurm-job"]  # before NAME RUN_ID
+        for name in ("SBATCH_ARRAY_INX", "SBATCH_CLUSTERS", "SLURM_CLUSTERS"):  # one run is one job, on this cluster
+            env.pop(name, None)
         script = paths.run_dir(rec.agent) / f"{rec.run_id}.sbatch"
         write_atomic(script, batch_script(argv, rec).encode("utf-8"), durable=False)
         dependency, waits_inside = dependency_args(store, rec)
@@ -376,7 +396,7 @@ class SlurmExecutor(Executor):
             f"--output={rec.log_file}",
             "--open-mode=append",
             "--no-requeue",  # a requeued job would start a second supervisor for a run the first one ended
-            f"--signal=B:{TIME_LIMIT_SIGNAL}@{TIME_LIMIT_LEAD_S}",  # the time limit is near: the supervisor ends it as timeout
+            f"--signal=B:{TIME_LIMIT_SIGNAL}@{time_limit_lead_s(rec)}",  # the time limit is near: the supervisor ends it as timeout
             *limit_args(rec, waits_inside),
             *dependency,
             *rec.spec.slurm_args,
@@ -391,10 +411,10 @@ class SlurmExecutor(Executor):
         try:
             stored = lifecycle.update_run(store, rec.agent, rec.run_id, note, durable=False)
         except BaseException:
-            cancel(job_id)  # a job nobody can find again must not run
+            _cancel_quietly(job_id)  # a job nobody can find again must not run
             raise
-        if stored is None or stored.run_id != rec.run_id or stored.state.is_terminal:
-            cancel(job_id)  # stopped (or replaced) while sbatch answered: the job has nothing to do
+        if stored is None or stored.run_id != rec.run_id or (stored.state.is_terminal and stored.supervisor_pid is None):
+            _cancel_quietly(job_id)  # stopped (or replaced) before its supervisor claimed it: the job has nothing to do
 
     def is_alive(self, paths: StatePaths, rec: StatusRecord) -> bool:
         """Slurm still has the run's job pending or running, or it ended less than

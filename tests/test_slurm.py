@@ -320,15 +320,15 @@ def test_timeout_ends_the_run_as_timeout(kit, slurm_cluster):
     full = kit.record("slow")
     assert full["stop_reason"] == "timeout"
     assert process_gone(full["pid"], full["pid_started"])
-    # the job's --time: the timeout, the grace and a margin (4 min: SIGUSR1's lead and Slurm's slack), in whole minutes
-    assert job(slurm_cluster, rec["slurm_job_id"], "%l") == ["5:00"]
+    # the job's --time: the timeout, the grace, SIGUSR1's lead (60 s) and Slurm's slack (120 s), in whole minutes
+    assert job(slurm_cluster, rec["slurm_job_id"], "%l") == ["4:00"]
     assert wait_job_ended(slurm_cluster, rec["slurm_job_id"]) == "COMPLETED"
 
 
 def test_slurms_time_limit_coming_first_ends_the_run_as_timeout(kit, slurm_cluster):
     job_id = launch(kit, "capped", "[[fake: hang]]", "--kill-grace", "1")["slurm_job_id"]
     rec = kit.wait_running("capped")
-    # what Slurm sends the batch step TIME_LIMIT_LEAD_S before a job's --time (sbatch --signal=B:USR1@120)
+    # what Slurm sends the batch step shortly before a job's --time (sbatch --signal=B:USR1@LEAD)
     slurm_cluster.run("scancel", "--batch", "--signal=USR1", job_id)
     waited = kit.run("wait_agents", "capped")
     assert waited.returncode == 1

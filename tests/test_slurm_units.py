@@ -70,8 +70,10 @@ def test_sbatch_options_come_from_the_environment_then_the_profile_then_the_flag
     [
         ({"ORCHESTRATOR_EXECUTOR": "k8s"}, {}, "no such executor"),
         ({}, {"executor": "local", "slurm_arg": ["--hold"]}, "--slurm-arg is for --executor slurm"),
-        ({}, {"slurm_arg": ["--array=1-10"]}, "--array"),
-        ({}, {"slurm_arg": ["-M", "other"]}, "--clusters"),
+        ({}, {"slurm_arg": ["--array=1-10"]}, "'--array=1-10'"),
+        ({}, {"slurm_arg": ["--arr=1-2"]}, "'--arr=1-2'"),
+        ({}, {"slurm_arg": ["--cluster=x"]}, "'--cluster=x'"),
+        ({}, {"slurm_arg": ["-M", "other"]}, "'-M'"),
         ({"ORCHESTRATOR_SLURM_ARGS": "--clusters=x"}, {"executor": "slurm"}, "SLURM_CONF"),
         ({}, {"executor": "slurm", "max_parallel": 3}, "--licenses"),
         ({"ORCHESTRATOR_SLURM_ARGS": "'unbalanced"}, {"executor": "slurm"}, "ORCHESTRATOR_SLURM_ARGS"),
@@ -100,10 +102,14 @@ def test_the_environment_max_parallel_does_not_stop_a_slurm_launch(monkeypatch):
 
 def test_time_and_memory_are_a_little_above_the_run_limits():
     rec = record(spec=RunSpec(limits=RunLimits(timeout_s=600, kill_grace_s=10, memory_limit_mb=2048)))
-    assert slurm.limit_args(rec) == ["--time=15", "--mem=2816M"]  # ceil((600+10+240)/60); ceil(2048*1.25+256)
+    assert slurm.limit_args(rec) == ["--time=14", "--mem=2816M"]  # ceil((600+10+60+120)/60); ceil(2048*1.25+256)
     assert slurm.limit_args(record(spec=RunSpec(limits=RunLimits(timeout_s=0, memory_limit_mb=0)))) == []
     retried = record(spec=RunSpec(limits=RunLimits(timeout_s=60, kill_grace_s=0, memory_limit_mb=0, retries=3, retry_backoff_s=1)))
-    assert slurm.limit_args(retried) == ["--time=9"], "4 attempts of 60 s, backoffs 1+2+4 s and the margin: 487 s"
+    assert slurm.limit_args(retried) == ["--time=7"], "3 attempts counted of 60 s, backoffs 1+2 s, lead and margin: 363 s"
+    huge = record(spec=RunSpec(limits=RunLimits(timeout_s=60, kill_grace_s=0, memory_limit_mb=0, retries=10**6)))
+    assert slurm.limit_args(huge) == ["--time=7"], "retries beyond the counted ones do not grow the job's limit"
+    slow = record(spec=RunSpec(limits=RunLimits(kill_grace_s=100)))
+    assert slurm.time_limit_lead_s(slow) == 130 and slurm.time_limit_lead_s(rec) == 60
     assert slurm.limit_args(rec, waits_inside=True) == ["--mem=2816M"], "no --time while it waits for a local agent"
 
 
@@ -223,6 +229,12 @@ def test_a_resume_runs_where_the_agent_ran_unless_told_otherwise(monkeypatch, tm
     monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "local")
     assert options.where_it_ran(plain, args(), {}, paths, "a1").executor == "local"
     assert options.where_it_ran(plain, args(), {}, paths, "nobody") is plain
+    monkeypatch.delenv("ORCHESTRATOR_EXECUTOR")
+    monkeypatch.delenv("ORCHESTRATOR_SLURM_ARGS")
+    RecordStore(paths).write(record("loc", State.COMPLETED))
+    assert options.where_it_ran(plain, args(), {}, paths, "loc") is plain
+    chosen = RunSpec(executor="slurm", slurm_args=("--comment=x",))
+    assert options.where_it_ran(chosen, args(slurm_arg=["--comment=x"]), {}, paths, "loc") is chosen, "an sbatch option chose Slurm"
 
 
 def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_path):
@@ -261,7 +273,9 @@ def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypat
     slurm.SlurmExecutor().start(paths, rec, [], -1)
     assert seen["options"] == [
         "--job-name=a1", f"--chdir={tmp_path}", f"--output={paths.log('a1', 'r-a1')}", "--open-mode=append",
-        "--no-requeue", "--signal=B:USR1@120", "--time=6", "--mem=381M", "--partition=gpu", "--time=30",
+        "--no-requeue", "--signal=B:USR1@60", "--time=5", "--mem=381M", "--partition=gpu", "--time=30",
     ], "the user's options come last: sbatch lets a later one win"
-    assert seen["script"] == paths.run_dir("a1") / "r-a1.sbatch" and "exec " in seen["script"].read_text()
+    assert seen["script"] == paths.run_dir("a1") / "r-a1.sbatch"
+    argv = shlex.split(seen["script"].read_text().splitlines()[-1])
+    assert argv[0] == "exec" and argv[-3:] == ["--slurm-job", "a1", "r-a1"], "only a Slurm job's supervisor takes SIGUSR1"
     assert RecordStore(paths).read("a1").slurm_job_id == "4711"

@@ -29,8 +29,8 @@ A lost agent's orphaned processes are stopped too. Stopping an agent that has
 already ended does nothing and exits 0.
 exit status: 0 stopped or nothing to stop, 2 bad input (or a named agent's status
 file is unreadable and nothing of it runs), 4 no such agent, 69 Slurm could not
-stop a Slurm run (scancel failed or did not answer; the run is left as it was,
-the others are stopped), 74 the state root cannot be written, 70 an internal error.
+stop a Slurm run (scancel failed or did not answer; nothing more is recorded
+for it, the others are stopped), 74 the state root cannot be written, 70 an internal error.
 """
 
 
@@ -68,7 +68,8 @@ def stop_together(
     Returns:
         :func:`.control.stop`'s ``(action, record)`` per name, or ``("error", the
         OrchestratorError)`` for one that could not be stopped (e.g. scancel failed:
-        the others are still stopped), and :func:`.control.stop_unreadable`'s action per bad record.
+        the others are still stopped), and :func:`.control.stop_unreadable`'s action
+        per bad record (or its OrchestratorError).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -80,9 +81,15 @@ def stop_together(
         except OrchestratorError as exc:
             return "error", exc
 
+    def stop_bad(b: BadRecord) -> Any:
+        try:
+            return stop_unreadable(store, b, grace_s=grace_s)
+        except OrchestratorError as exc:
+            return exc
+
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(names) + len(bad)))) as pool:
         stopping = pool.map(stop_one, names)  # both groups at once
-        stopping_bad = pool.map(lambda b: stop_unreadable(store, b, grace_s=grace_s), bad)
+        stopping_bad = pool.map(stop_bad, bad)
         return list(stopping), list(stopping_bad)
 
 
@@ -105,8 +112,8 @@ def run(args: argparse.Namespace) -> ExitCode:
         wanted = list(dict.fromkeys(args.names))
         names = [r.agent for r in read_records(store, wanted, unreadable=bad)]  # NotFound (exit 4) before stopping anything
     results, bad_results = stop_together(store, names, bad, args.grace)
-    errors = [rec for what, rec in results if what == "error"]
-    if errors and len(names) == 1 and not bad:
+    errors = [rec for what, rec in results if what == "error"] + [w for w in bad_results if isinstance(w, OrchestratorError)]
+    if errors and len(names) + len(bad) == 1:
         raise errors[0]  # one agent: its one error line
     out: list[dict[str, Any]] = []
     for name, (what, rec) in zip(names, results, strict=True):
@@ -118,6 +125,10 @@ def run(args: argparse.Namespace) -> ExitCode:
         if not args.json:
             print(f"{name}: {render.kill_message(what, rec)}")
     for b, what in zip(bad, bad_results, strict=True):
+        if isinstance(what, OrchestratorError):
+            out.append({"agent": b.name, "action": "error", "error": str(what), "status_file": b.path})
+            print(f"{b.name}: {what}", file=sys.stderr)
+            continue
         out.append({"agent": b.name, "action": what, "status": render.UNREADABLE, "status_file": b.path})
         said = "stopped its supervisor; " if what == "stopped" else ""
         print(f"{b.name}: {said}{b}", file=sys.stderr)

@@ -235,7 +235,8 @@ def executor_options(args: argparse.Namespace, profile: dict | None = None) -> d
         raise BadInput(f"ORCHESTRATOR_SLURM_ARGS: {exc} (check the quotes)") from exc
     slurm_args = tuple(from_env + list(prof.get("slurm_args", [])) + given)
     for arg in slurm_args:
-        if arg.split("=", 1)[0] in ("--array", "--clusters") or arg.startswith(("-a", "-M")):
+        option = arg.split("=", 1)[0]  # sbatch takes any unambiguous prefix of a long option (getopt)
+        if (len(option) >= 5 and "--array".startswith(option)) or option in ("--cluster", "--clusters") or arg.startswith(("-a", "-M")):
             raise BadInput(
                 f"sbatch option {arg!r}: one run is one job on the default cluster; give the tasks to "
                 "launch_parallel.py instead of --array, and set SLURM_CONF for another cluster instead of --clusters"
@@ -246,15 +247,15 @@ def executor_options(args: argparse.Namespace, profile: dict | None = None) -> d
 def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: Any, name: str) -> RunSpec:
     """A resume's spec goes where agent ``name``'s last run went, unless told otherwise.
 
-    When neither ``--executor``, the profile nor ``$ORCHESTRATOR_EXECUTOR``
-    chose an executor, the previous run's ``executor`` is kept, and, if no
+    When neither ``--executor``, a ``--slurm-arg``, the profile nor
+    ``$ORCHESTRATOR_EXECUTOR`` chose an executor, the previous run's ``executor`` is kept, and, if no
     sbatch option was given either (``--slurm-arg``, the profile's,
     ``$ORCHESTRATOR_SLURM_ARGS``), its ``slurm_args`` too.  An unreadable or
     missing record changes nothing (the resume reports it).
     """
     import os
 
-    if getattr(args, "executor", None) or profile.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR"):
+    if getattr(args, "executor", None) or getattr(args, "slurm_arg", None) or profile.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR"):
         return spec
     from ..errors import OrchestratorError
     from ..record import RecordStore

@@ -71,6 +71,7 @@ class Supervisor:
         self.writer = RecordWriter(self.store, name, run_id, self.log)
         self.limits = RunLimits()
         self.slot_fd: int | None = None  # a held --max-parallel slot
+        self.slurm_job = False  # a Slurm batch job runs it (--slurm-job): SIGUSR1 says the job's time limit is near
         self.prior_cost = 0.0  # cost of earlier attempts (retries)
         self.features = CliFeatures()  # what the CLI supports, detected when the run starts
         self.cli: subprocess.Popen | None = None  # the running CLI, until its tree is stopped
@@ -90,7 +91,8 @@ class Supervisor:
             pass
 
     def _on_signal(self, signum: int, _frame) -> None:
-        self.stop_signal = signum
+        if self.stop_signal is None:  # the first cause is the one recorded (Slurm's SIGTERM may follow its SIGUSR1)
+            self.stop_signal = signum
 
     @property
     def stopped_by(self) -> str:
@@ -123,7 +125,7 @@ class Supervisor:
         """Run the job to its end; returns 0 (the outcome is in the record)."""
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        if os.environ.get("SLURM_JOB_ID"):  # a Slurm job: SIGUSR1 says its time limit is near (sbatch --signal)
+        if self.slurm_job:  # SIGUSR1 says the job's time limit is near (sbatch --signal); a local run keeps its default
             signal.signal(signal.SIGUSR1, self._on_signal)
         procs.become_subreaper()
         rec = self._claim()

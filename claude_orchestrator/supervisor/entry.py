@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", required=True, help="the state root")
     parser.add_argument("--alive-fd", type=int, help="an inherited descriptor holding the agent's life lock")
     parser.add_argument("--slot-fd", type=int, help="an inherited descriptor holding a parallel slot")
+    parser.add_argument("--slurm-job", action="store_true", help="run as a Slurm batch job: SIGUSR1 means its time limit is near")
     parser.add_argument("name")
     parser.add_argument("run_id")
     return parser
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     _restore_pythonpath()
     sup = Supervisor(StatePaths(args.root), args.name, args.run_id)
     sup.slot_fd = args.slot_fd
+    sup.slurm_job = args.slurm_job
     # The life lock is held through args.alive_fd until this process exits; it
     # must not be inherited further (Popen(close_fds=True) sees to that).
     code = ExitCode.OK
