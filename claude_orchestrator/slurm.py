@@ -32,50 +32,26 @@ What differs from a local run, and why:
   agents still active), so a dependent job does not hold a node while it
   waits; its supervisor still decides run-or-skip from the records.
 
-Facts used here were checked on Slurm 22.05 (``../shared/SLURM.md``):
-``sbatch --parsable`` prints ``JOBID`` or ``JOBID;CLUSTER``; ``squeue -t all -j
-IDS`` lists jobs in any state until ``MinJobAge`` seconds after their end, and
-exits 1 with "Invalid job id specified" when it knows none of them; ``scancel
---batch`` cannot signal a pending job.  Standard library only.
+Slurm's commands themselves (sbatch, squeue, scancel, with their timeouts
+and what their answers mean) are in :mod:`.slurm_jobs`.  Standard library only.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shlex
-import shutil
-import subprocess
 import time
-from pathlib import Path
-from typing import NamedTuple
 
 from . import lifecycle, locks
+from . import slurm_jobs as jobs
 from .errors import OrchestratorError
 from .executor import Executor, get_executor, leftover_tree, supervisor_command
 from .paths import StatePaths
 from .record import RecordStore, StatusRecord, write_atomic
-from .states import ExitCode
+from .slurm_jobs import SlurmError
 
-#: Seconds ``sbatch`` may take (it answers in milliseconds; a controller that does not answer is an error).
-SUBMIT_TIMEOUT_S = 30.0
-#: Seconds ``squeue``/``scancel`` may take; they block while the controller is down
-#: (squeue gives up by itself after about 18 s on Slurm 22.05's default MessageTimeout).
-QUERY_TIMEOUT_S = 5.0
-#: Seconds Slurm is not asked again after a query failed: a reader pays the timeout once, not once per record.
-DOWN_RETRY_S = 30.0
-#: Seconds an answer of ``squeue`` is reused (a reader of 200 records asks once; a waiter once a second).
-CACHE_S = 1.0
-#: Job states in which Slurm still has the job (squeue(1), "JOB STATE CODES"): its supervisor is alive or to come.
-ALIVE_JOB_STATES = frozenset({
-    "PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "COMPLETING", "STOPPED", "SIGNALING", "STAGE_OUT",
-    "RESIZING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SPECIAL_EXIT",
-})
-#: Seconds after a job's end before a run whose record is still active is taken as ``lost``
-#: (``ORCHESTRATOR_SLURM_SETTLE``): on a shared filesystem the supervisor's last write
-#: may reach this host later than Slurm's word that the job ended (NFS caches a
-#: folder's entries for ``acdirmin``-``acdirmax`` seconds, 30-60 by default).
-DEFAULT_SETTLE_S = 30.0
+__all__ = ["SlurmError", "SlurmExecutor", "batch_script", "dependency_args", "limit_args", "time_limit_lead_s"]
+
 #: The signal Slurm sends the supervisor alone shortly before the job's time limit
 #: (``sbatch --signal=B:USR1@LEAD``, LEAD from :func:`time_limit_lead_s`): a job whose
 #: ``--time`` comes first (a user's own, or a partition's cap) then ends ``timeout``,
@@ -92,212 +68,6 @@ TIME_RETRIES_COUNTED = 2
 #: (Slurm counts the supervisor too, and polls RSS once a second).
 MEM_FACTOR = 1.25
 MEM_MARGIN_MB = 256
-
-
-class SlurmError(OrchestratorError):
-    """Slurm refused a request or could not be asked: exit status 69 (sysexits.h EX_UNAVAILABLE)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, ExitCode.UNAVAILABLE)
-
-
-class JobInfo(NamedTuple):
-    """What ``squeue`` says of one job: ``state`` (e.g. ``PENDING``, ``CANCELLED``), ``reason``
-    (e.g. ``JobHeldUser``) and, once it has ended, ``ended_at`` (seconds since the epoch)."""
-
-    state: str
-    reason: str
-    ended_at: float | None = None
-
-    @property
-    def alive(self) -> bool:
-        """True if Slurm still has the job pending or running (:data:`ALIVE_JOB_STATES`)."""
-        return self.state in ALIVE_JOB_STATES
-
-
-#: Answer of :func:`job_info` when Slurm could not be asked.
-UNKNOWN = JobInfo("UNKNOWN", "Slurm could not be asked")
-_cache: dict[str, tuple[float, JobInfo | None]] = {}
-_down_until = 0.0  # time.monotonic() before which Slurm is not asked again (a query failed)
-
-
-def _command(name: str) -> str:
-    """The path of Slurm command ``name``.
-
-    Raises:
-        SlurmError: it is not on PATH.
-    """
-    found = shutil.which(name)
-    if found is None:
-        raise SlurmError(f"{name} not found on PATH: the slurm executor needs Slurm's client commands (sbatch, squeue, scancel)")
-    return found
-
-
-def _run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run a Slurm command (no shell), capturing its output as text.
-
-    Raises:
-        SlurmError: the command is missing or did not answer within ``timeout`` seconds.
-    """
-    argv = [_command(argv[0]), *argv[1:]]
-    try:
-        return subprocess.run(  # noqa: S603 - an argument vector, no shell
-            argv, env=env, capture_output=True, text=True, errors="replace", timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise SlurmError(f"{os.path.basename(argv[0])} did not answer within {timeout:g} s: is slurmctld up?") from exc
-    except OSError as exc:
-        raise SlurmError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
-
-
-def _first_line(text: str) -> str:
-    """The first non-empty line of a command's stderr, stripped (Slurm's message), or ``no message``."""
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[0][:500] if lines else "no message"
-
-
-# -- asking Slurm ----------------------------------------------------------------
-
-
-def submit(script: Path, options: list[str], env: dict[str, str]) -> str:
-    """Submit batch script ``script`` with ``sbatch --parsable OPTIONS SCRIPT``.
-
-    Returns:
-        The job ID, as text (``--parsable`` prints ``JOBID[;CLUSTER]``).
-
-    Raises:
-        SlurmError: sbatch failed (its message is in the error) or printed no job ID.
-    """
-    done = _run(["sbatch", "--parsable", *options, str(script)], SUBMIT_TIMEOUT_S, env)
-    if done.returncode != 0:
-        raise SlurmError(f"sbatch failed (exit {done.returncode}): {_first_line(done.stderr)}")
-    job_id = (done.stdout.strip().splitlines() or [""])[-1].split(";")[0].strip()
-    if not job_id.isdigit():
-        raise SlurmError(f"sbatch printed no job ID: {done.stdout.strip()[:200]!r}")
-    return job_id
-
-
-def query(job_ids: list[str]) -> dict[str, JobInfo] | None:
-    """Ask ``squeue`` once about ``job_ids``: ``{job_id: JobInfo}`` for those Slurm still has.
-
-    A job missing from the answer is one Slurm no longer has (ended more than
-    ``MinJobAge`` seconds ago, or never submitted).  The answers are kept for
-    :data:`CACHE_S` seconds for :func:`job_info`.
-
-    Returns:
-        The answer, or None if Slurm could not be asked (no squeue, no
-        controller); then it is not asked again for :data:`DOWN_RETRY_S` seconds.
-    """
-    global _down_until
-    ids = sorted({j for j in job_ids if j.isdigit()})
-    if not ids:
-        return {}
-    if time.monotonic() < _down_until:
-        return None
-    try:
-        done = _run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%e", "-j", ",".join(ids)], QUERY_TIMEOUT_S)
-    except SlurmError:
-        done = None
-    if done is None or (done.returncode != 0 and "Invalid job id" not in done.stderr):
-        _down_until = time.monotonic() + DOWN_RETRY_S
-        return None
-    found: dict[str, JobInfo] = {}
-    for line in done.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 4 and parts[0] in ids:
-            found[parts[0]] = JobInfo(parts[1], parts[2], _end_time(parts[3]))
-    now = time.monotonic()
-    for job_id in ids:
-        _cache[job_id] = (now, found.get(job_id))
-    return found
-
-
-def _end_time(text: str) -> float | None:
-    """squeue's ``%e`` (``2026-11-22T10:55:19``, local time; ``Unknown`` or ``N/A`` before the end) in seconds since the epoch."""
-    try:
-        return time.mktime(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S"))
-    except (ValueError, OverflowError):
-        return None
-
-
-def settle_s() -> float:
-    """``$ORCHESTRATOR_SLURM_SETTLE`` seconds (a number of 0 or more), else :data:`DEFAULT_SETTLE_S`."""
-    try:
-        value = float(os.environ.get("ORCHESTRATOR_SLURM_SETTLE", DEFAULT_SETTLE_S))
-    except ValueError:
-        return DEFAULT_SETTLE_S
-    return value if 0 <= value < math.inf else DEFAULT_SETTLE_S
-
-
-def job_info(job_id: str) -> JobInfo | None:
-    """What Slurm says of ``job_id`` now (an answer at most :data:`CACHE_S` old).
-
-    Returns:
-        Its :class:`JobInfo`; None if Slurm no longer has it; :data:`UNKNOWN` if Slurm could not be asked.
-    """
-    seen = _cache.get(job_id)
-    if seen is not None and time.monotonic() - seen[0] < CACHE_S:
-        return seen[1]
-    found = query([job_id])
-    return UNKNOWN if found is None else found.get(job_id)
-
-
-def cancel(job_id: str, *, batch_term: bool = False) -> bool:
-    """``scancel JOB`` (SIGTERM to every process of the job, SIGKILL after ``KillWait``), or with
-    ``batch_term`` ``scancel --batch --signal=TERM JOB`` (SIGTERM to the batch step's script alone).
-
-    Returns:
-        True if scancel succeeded; False if it failed because Slurm no longer runs the job.
-
-    Raises:
-        SlurmError: scancel is missing, did not answer (the controller is down), or
-            failed while the job still runs or cannot be asked about (a bad
-            ``SLURM_CONF``, no permission): nothing was stopped; Slurm's message is in it.
-    """
-    _cache.pop(job_id, None)
-    argv = ["scancel", "--batch", "--signal=TERM", job_id] if batch_term else ["scancel", job_id]
-    try:
-        done = _run(argv, QUERY_TIMEOUT_S)
-    except SlurmError as exc:
-        raise SlurmError(f"cannot stop Slurm job {job_id}: {exc}") from exc
-    if done.returncode == 0 and "error" not in done.stderr.lower():
-        return True
-    _cache.pop(job_id, None)
-    info = job_info(job_id)
-    if info is None or (info is not UNKNOWN and not info.alive):
-        return False
-    raise SlurmError(f"cannot stop Slurm job {job_id}: scancel failed (exit {done.returncode}): {_first_line(done.stderr)}")
-
-
-def _cancel_quietly(job_id: str) -> None:
-    """:func:`cancel`, best effort: a job left behind here finds its run ended and exits at once."""
-    try:
-        cancel(job_id)
-    except SlurmError:
-        pass
-
-
-def jobs_of(paths: StatePaths, name: str) -> list[tuple[str, str]]:
-    """``(job ID, state)`` of the live jobs that run a supervisor of agent ``name`` under this state root.
-
-    Found by job name and batch script (``squeue -n NAME -o %i|%T|%o``: the
-    script is ``outputs/<name>/<run_id>.sbatch``), for a run whose record
-    cannot be read.  Slurm is not asked unless the agent has a batch script.
-    """
-    folder = paths.run_dir(name)
-    try:
-        if not any(folder.glob("*.sbatch")):
-            return []
-        done = _run(["squeue", "-h", "-n", name, "-o", "%i|%T|%o"], QUERY_TIMEOUT_S)
-    except (OSError, SlurmError):
-        return []
-    out = []
-    for line in done.stdout.splitlines():
-        parts = line.strip().split("|", 2)
-        if len(parts) == 3 and parts[1] in ALIVE_JOB_STATES and Path(parts[2]).parent == folder:
-            out.append((parts[0], parts[1]))
-    return out
 
 
 # -- the batch job ---------------------------------------------------------------
@@ -401,7 +171,7 @@ class SlurmExecutor(Executor):
             *dependency,
             *rec.spec.slurm_args,
         ]
-        job_id = submit(script, options, env)
+        job_id = jobs.submit(script, options, env)
         rec.slurm_job_id = job_id
 
         def note(cur: StatusRecord) -> StatusRecord:
@@ -411,36 +181,36 @@ class SlurmExecutor(Executor):
         try:
             stored = lifecycle.update_run(store, rec.agent, rec.run_id, note, durable=False)
         except BaseException:
-            _cancel_quietly(job_id)  # a job nobody can find again must not run
+            jobs.cancel_quietly(job_id)  # a job nobody can find again must not run
             raise
         if stored is None or stored.run_id != rec.run_id or (stored.state.is_terminal and stored.supervisor_pid is None):
-            _cancel_quietly(job_id)  # stopped (or replaced) before its supervisor claimed it: the job has nothing to do
+            jobs.cancel_quietly(job_id)  # stopped (or replaced) before its supervisor claimed it: the job has nothing to do
 
     def is_alive(self, paths: StatePaths, rec: StatusRecord) -> bool:
         """Slurm still has the run's job pending or running, or it ended less than
-        :func:`settle_s` seconds ago (its supervisor's last write may still be on its
+        :func:`.slurm_jobs.settle_s` seconds ago (its supervisor's last write may still be on its
         way over a shared filesystem); while sbatch has not answered (no job ID
         yet), the launcher's hold on the agent's life lock, on the launcher's host."""
         if not rec.state.is_active:
             return False
         if not rec.slurm_job_id:
             return locks.is_held(paths.alive_lock(rec.agent))
-        info = job_info(rec.slurm_job_id)
+        info = jobs.job_info(rec.slurm_job_id)
         if info is None:
             return False
-        if info is UNKNOWN or info.alive:
+        if info is jobs.UNKNOWN or info.alive:
             return True
-        return info.ended_at is not None and time.time() - info.ended_at < settle_s()
+        return info.ended_at is not None and time.time() - info.ended_at < jobs.settle_s()
 
     def look_ahead(self, recs: list[StatusRecord]) -> None:
-        """One ``squeue`` for the jobs of ``recs`` (:func:`query`)."""
-        query([r.slurm_job_id for r in recs if r.slurm_job_id])
+        """One ``squeue`` for the jobs of ``recs`` (:func:`.slurm_jobs.query`)."""
+        jobs.query([r.slurm_job_id for r in recs if r.slurm_job_id])
 
     def gone_reason(self, rec: StatusRecord) -> str:
         """Slurm's last word on the job: its state and reason while it still knows it."""
         if not rec.slurm_job_id:
             return "sbatch never answered for this run; the run's outcome is unknown"
-        info = job_info(rec.slurm_job_id)
+        info = jobs.job_info(rec.slurm_job_id)
         if info is None:
             return f"Slurm no longer has job {rec.slurm_job_id} and the supervisor recorded no end; the run's outcome is unknown"
         return (
@@ -453,19 +223,19 @@ class SlurmExecutor(Executor):
         records ``killed``.  False for a job that is not running (pending: :meth:`force_stop` cancels it).
 
         Raises:
-            SlurmError: scancel failed while the job runs (see :func:`cancel`).
+            SlurmError: scancel failed while the job runs (see :func:`.slurm_jobs.cancel`).
         """
         if not rec.slurm_job_id:
             return False
-        info = job_info(rec.slurm_job_id)
-        return info is not None and info.state == "RUNNING" and cancel(rec.slurm_job_id, batch_term=True)
+        info = jobs.job_info(rec.slurm_job_id)
+        return info is not None and info.state == "RUNNING" and jobs.cancel(rec.slurm_job_id, batch_term=True)
 
     def supervisor_running(self, rec: StatusRecord) -> bool:
         """Slurm still has the job (or cannot be asked)."""
         if not rec.slurm_job_id:
             return False
-        info = job_info(rec.slurm_job_id)
-        return info is not None and (info is UNKNOWN or info.alive)
+        info = jobs.job_info(rec.slurm_job_id)
+        return info is not None and (info is jobs.UNKNOWN or info.alive)
 
     def cli_running(self, rec: StatusRecord) -> bool:
         """Unknown from another host: True while the job runs (a stop then waits for the record)."""
@@ -480,9 +250,9 @@ class SlurmExecutor(Executor):
         (PIDs checked by start time: on another host they match nothing).
 
         Raises:
-            SlurmError: scancel failed while the job runs (see :func:`cancel`); nothing was stopped.
+            SlurmError: scancel failed while the job runs (see :func:`.slurm_jobs.cancel`); nothing was stopped.
         """
-        cancelled = self.supervisor_running(rec) and cancel(rec.slurm_job_id or "")
+        cancelled = self.supervisor_running(rec) and jobs.cancel(rec.slurm_job_id or "")
         return get_executor("local").stop_leftovers(rec, grace_s) or bool(cancelled)
 
     def force_stop(self, rec: StatusRecord, grace_s: float) -> None:
@@ -494,8 +264,8 @@ class SlurmExecutor(Executor):
         self.stop_leftovers(rec, grace_s)
 
     def alive_without_record(self, paths: StatePaths, name: str) -> bool:
-        """Slurm has a live job of the agent's (:func:`jobs_of`)."""
-        return bool(jobs_of(paths, name))
+        """Slurm has a live job of the agent's (:func:`.slurm_jobs.jobs_of`)."""
+        return bool(jobs.jobs_of(paths, name))
 
     def stop_unreadable(self, paths: StatePaths, name: str, grace_s: float) -> bool:
         """``scancel --batch --signal=TERM`` the agent's running jobs (a pending one is
@@ -503,14 +273,14 @@ class SlurmExecutor(Executor):
         there after the grace plus 5 s.
 
         Raises:
-            SlurmError: scancel failed while a job runs (see :func:`cancel`).
+            SlurmError: scancel failed while a job runs (see :func:`.slurm_jobs.cancel`).
         """
-        jobs = jobs_of(paths, name)
-        for job_id, state in jobs:
-            cancel(job_id, batch_term=state == "RUNNING")
+        found = jobs.jobs_of(paths, name)
+        for job_id, state in found:
+            jobs.cancel(job_id, batch_term=state == "RUNNING")
         deadline = time.monotonic() + grace_s + 5.0
-        while time.monotonic() < deadline and any((job_info(j) or UNKNOWN).alive for j, _ in jobs):
+        while time.monotonic() < deadline and any((jobs.job_info(j) or jobs.UNKNOWN).alive for j, _ in found):
             time.sleep(0.25)
-        for job_id, _ in jobs_of(paths, name):
-            cancel(job_id)
-        return bool(jobs)
+        for job_id, _ in jobs.jobs_of(paths, name):
+            jobs.cancel(job_id)
+        return bool(found)

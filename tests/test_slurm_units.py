@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from claude_orchestrator import slurm
+from claude_orchestrator import slurm, slurm_jobs
 from claude_orchestrator.commands import options
 from claude_orchestrator.errors import BadInput
 from claude_orchestrator.limits import RunLimits
@@ -40,10 +40,10 @@ def record(name: str = "a1", status: State = State.QUEUED, **fields) -> StatusRe
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(monkeypatch):
-    slurm._cache.clear()
-    monkeypatch.setattr(slurm, "_down_until", 0.0)
+    slurm_jobs._cache.clear()
+    monkeypatch.setattr(slurm_jobs, "_down_until", 0.0)
     yield
-    slurm._cache.clear()
+    slurm_jobs._cache.clear()
 
 
 # -- where a run goes ------------------------------------------------------------
@@ -151,7 +151,7 @@ def stub_run(monkeypatch, answers: list[subprocess.CompletedProcess | Exception]
             raise answer
         return answer
 
-    monkeypatch.setattr(slurm, "_run", fake)
+    monkeypatch.setattr(slurm_jobs, "_run", fake)
     return calls
 
 
@@ -161,9 +161,9 @@ def done(rc: int = 0, out: str = "", err: str = "") -> subprocess.CompletedProce
 
 def test_submit_reads_the_job_id_and_reports_slurms_message(monkeypatch, tmp_path):
     stub_run(monkeypatch, [done(out="4711;cluster\n"), done(1, err="sbatch: error: invalid partition specified: gpu\n")])
-    assert slurm.submit(tmp_path / "s.sbatch", [], {}) == "4711"
-    with pytest.raises(slurm.SlurmError, match="invalid partition specified: gpu") as caught:
-        slurm.submit(tmp_path / "s.sbatch", ["--partition=gpu"], {})
+    assert slurm_jobs.submit(tmp_path / "s.sbatch", [], {}) == "4711"
+    with pytest.raises(slurm_jobs.SlurmError, match="invalid partition specified: gpu") as caught:
+        slurm_jobs.submit(tmp_path / "s.sbatch", ["--partition=gpu"], {})
     assert caught.value.exit_code == ExitCode.UNAVAILABLE == 69
 
 
@@ -171,19 +171,19 @@ def test_query_asks_once_and_tells_gone_from_unknown(monkeypatch):
     calls = stub_run(monkeypatch, [
         done(out="11|PENDING|JobHeldUser|Unknown\n12|CANCELLED|None|2026-11-22T10:55:19\n"),
         done(1, err="slurm_load_jobs error: Invalid job id specified"),
-        slurm.SlurmError("squeue did not answer within 10 s"),
+        slurm_jobs.SlurmError("squeue did not answer within 10 s"),
     ])
-    slurm.query(["11", "12", "13"])
+    slurm_jobs.query(["11", "12", "13"])
     assert len(calls) == 1 and calls[0][-1] == "11,12,13"
-    assert slurm.job_info("11") == slurm.JobInfo("PENDING", "JobHeldUser") and slurm.job_info("11").alive
-    assert not slurm.job_info("12").alive
-    assert slurm.job_info("12").ended_at == time.mktime((2026, 11, 22, 10, 55, 19, 0, 0, -1))
-    assert slurm.job_info("13") is None, "a job squeue did not list is gone"
+    assert slurm_jobs.job_info("11") == slurm_jobs.JobInfo("PENDING", "JobHeldUser") and slurm_jobs.job_info("11").alive
+    assert not slurm_jobs.job_info("12").alive
+    assert slurm_jobs.job_info("12").ended_at == time.mktime((2026, 11, 22, 10, 55, 19, 0, 0, -1))
+    assert slurm_jobs.job_info("13") is None, "a job squeue did not list is gone"
     assert len(calls) == 1, "answers are reused for a moment"
-    slurm._cache.clear()
-    assert slurm.job_info("14") is None, "'Invalid job id' means Slurm no longer has it"
-    assert slurm.job_info("15") is slurm.UNKNOWN, "no answer is not an answer"
-    assert slurm.job_info("16") is slurm.UNKNOWN and len(calls) == 3, "a controller that did not answer is not asked again at once"
+    slurm_jobs._cache.clear()
+    assert slurm_jobs.job_info("14") is None, "'Invalid job id' means Slurm no longer has it"
+    assert slurm_jobs.job_info("15") is slurm_jobs.UNKNOWN, "no answer is not an answer"
+    assert slurm_jobs.job_info("16") is slurm_jobs.UNKNOWN and len(calls) == 3, "a controller that did not answer is not asked again at once"
 
 
 def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_path):
@@ -192,23 +192,23 @@ def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_p
     rec = record(spec=RunSpec(executor="slurm"), slurm_job_id="11")
     answers = {"PENDING": True, "RUNNING": True, "COMPLETED": False, "CANCELLED": False}
     for state, alive in answers.items():
-        monkeypatch.setattr(slurm, "job_info", lambda _j, s=state: slurm.JobInfo(s, "None"))
+        monkeypatch.setattr(slurm_jobs, "job_info", lambda _j, s=state: slurm_jobs.JobInfo(s, "None"))
         assert ex.is_alive(paths, rec) is alive, state
-    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.UNKNOWN)
+    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.UNKNOWN)
     assert ex.is_alive(paths, rec)
-    monkeypatch.setattr(slurm, "job_info", lambda _j: None)
+    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: None)
     assert not ex.is_alive(paths, rec)
     assert "no longer has job 11" in ex.gone_reason(rec)
-    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("FAILED", "NonZeroExitCode"))
+    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("FAILED", "NonZeroExitCode"))
     assert "ended FAILED (reason NonZeroExitCode)" in ex.gone_reason(rec)
     # a job that ended a moment ago: its supervisor's last write may still be on its way (NFS)
     monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "30")
-    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("COMPLETED", "None", time.time() - 5))
+    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("COMPLETED", "None", time.time() - 5))
     assert ex.is_alive(paths, rec)
-    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("COMPLETED", "None", time.time() - 31))
+    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("COMPLETED", "None", time.time() - 31))
     assert not ex.is_alive(paths, rec)
     monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "0")
-    monkeypatch.setattr(slurm, "job_info", lambda _j: slurm.JobInfo("COMPLETED", "None", time.time() - 5))
+    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("COMPLETED", "None", time.time() - 5))
     assert not ex.is_alive(paths, rec)
     assert not ex.is_alive(paths, record(status=State.COMPLETED, spec=RunSpec(executor="slurm"), slurm_job_id="11"))
 
@@ -248,9 +248,9 @@ def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_pa
     listing = "".join(f"{100 + i}|RUNNING|None|Unknown\n" for i in range(30))
     calls = stub_run(monkeypatch, [done(out=listing) for _ in range(3)])
     assert len(control.read_records(store)) == 30
-    slurm._cache.clear()
+    slurm_jobs._cache.clear()
     assert len(control._read_all_quietly(store, names)) == 30  # wait_agents --follow's pass
-    slurm._cache.clear()
+    slurm_jobs._cache.clear()
     assert len(launcher.active_runs(store, names)) == 15  # a launch's busy check
     assert [len(c[-1].split(",")) for c in calls] == [30, 30, 15], "one squeue per pass, for every record at once"
 
@@ -269,7 +269,7 @@ def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypat
         seen.update(script=script, options=options_given)
         return "4711"
 
-    monkeypatch.setattr(slurm, "submit", submit)
+    monkeypatch.setattr(slurm_jobs, "submit", submit)
     slurm.SlurmExecutor().start(paths, rec, [], -1)
     assert seen["options"] == [
         "--job-name=a1", f"--chdir={tmp_path}", f"--output={paths.log('a1', 'r-a1')}", "--open-mode=append",
