@@ -16,30 +16,14 @@ cap how many of the 50 run at once.  Skipped (no rows) without Slurm.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import AGENTS, Row, ended, fake_env, record, table, timed, wait_until
+from common import Row, fake_env
+from fan_out import fan_out_once, run_alone
 
-from claude_orchestrator.record import parse_time
 from claude_orchestrator.slurm_cluster import SlurmCluster, missing
-
-
-def _one(env: dict[str, str], state: Path, executor: str, agents: int) -> tuple[float, float]:
-    """``(ms until launch_parallel returned, ms until every CLI had started)`` for one fan-out."""
-    names = [f"fan{i:02d}" for i in range(agents)]
-    t0 = time.time()
-    returned = timed([sys.executable, str(AGENTS / "launch_parallel.py"), "--executor", executor, "--memory-limit", "0",
-                      "--names", ",".join(names), *[f"task {i}" for i in range(agents)]], env)
-    wait_until(lambda: all(ended(state, n) for n in names), timeout=300, what=f"the {executor} fan-out to end")
-    recs = [record(state, n) for n in names]
-    bad = [n for n, r in zip(names, recs, strict=True) if not r or r["status"] != "completed"]
-    if bad:
-        raise SystemExit(f"{executor} fan-out: {len(bad)} agents did not complete, e.g. {bad[0]}: {record(state, bad[0])}")
-    return returned, (max(parse_time(r["started"]) for r in recs) - t0) * 1000
 
 
 def measure(quick: bool = False, rounds: int | None = None, agents: int = 50) -> list[Row]:
@@ -54,25 +38,20 @@ def measure(quick: bool = False, rounds: int | None = None, agents: int = 50) ->
             for executor in ("local", "slurm"):
                 with fake_env() as (env, state):
                     env.update(cluster.env)
-                    returned, running = _one(env, state, executor, agents)
+                    returned, running, _ = fan_out_once(env, state, agents, "--executor", executor, "--memory-limit", "0")
                     figures[executor][0].append(returned)
                     figures[executor][1].append(running)
     (l_ret, l_run), (s_ret, s_run) = figures["local"], figures["slurm"]
     return [
         Row("8", f"`launch_parallel.py` of {agents} tasks returns: local", l_ret, "ms"),
-        Row("8", "  the same with `--executor slurm`", s_ret, "ms", against="local", value=None),
+        Row("8", "  the same with `--executor slurm`", s_ret, "ms", against="local"),
         Row("8", f"  until all {agents} CLIs have started: local", l_run, "ms"),
         Row("8", "  the same with `--executor slurm`", s_run, "ms", against="local"),
     ]
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--agents", type=int, default=50)
-    args = ap.parse_args()
-    print(table(measure(rounds=args.rounds, agents=args.agents)))
-    return 0
+    return run_alone(measure, __doc__)
 
 
 if __name__ == "__main__":

@@ -286,11 +286,14 @@ EXECUTOR_NAMES = ("local", "slurm")
 _EXECUTORS: dict[str, Executor] = {_LOCAL.name: _LOCAL}
 
 
-def supervisor_command(paths: StatePaths, held: list[int], name: str, run_id: str) -> tuple[list[str], dict[str, str]]:
+def supervisor_command(
+    paths: StatePaths, held: list[int], name: str, run_id: str, flags: tuple[str, ...] = ()
+) -> tuple[list[str], dict[str, str]]:
     """The supervisor's argument vector and environment.
 
     ``held`` are the inherited descriptors: the life lock, then a slot if any
-    (none for a supervisor that another host starts, as a Slurm job's is).
+    (none for a supervisor that another host starts, as a Slurm job's is);
+    ``flags`` are more of its options (``--slurm-job``).
     The environment is the caller's, with ``PYTHONPATH`` naming the folders of
     :data:`SUPERVISOR_PACKAGES` and the caller's own value kept in
     ``ORCHESTRATOR_CALLER_PYTHONPATH`` (the supervisor puts it back before it
@@ -310,7 +313,7 @@ def supervisor_command(paths: StatePaths, held: list[int], name: str, run_id: st
         argv.insert(1, "-S")
         env["ORCHESTRATOR_CALLER_PYTHONPATH"] = env.get("PYTHONPATH", "")
         env["PYTHONPATH"] = os.pathsep.join(_supervisor_path)
-    return [*argv, name, run_id], env
+    return [*argv, *flags, name, run_id], env
 
 
 def _package_dirs() -> list[str]:

@@ -153,8 +153,7 @@ class SlurmExecutor(Executor):
             OSError: the batch script cannot be written.
         """
         store = RecordStore(paths)
-        argv, env = supervisor_command(paths, [], rec.agent, rec.run_id)
-        argv[-2:-2] = ["--slurm-job"]  # before NAME RUN_ID
+        argv, env = supervisor_command(paths, [], rec.agent, rec.run_id, flags=("--slurm-job",))
         for name in ("SBATCH_ARRAY_INX", "SBATCH_CLUSTERS", "SLURM_CLUSTERS"):  # one run is one job, on this cluster
             env.pop(name, None)
         script = paths.run_dir(rec.agent) / f"{rec.run_id}.sbatch"

@@ -70,12 +70,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = build_parser()
     args = parsing.parse(p, argv, "tasks")
     if args.split_tasks:
-        import shlex
-
         try:
-            args.tasks += shlex.split(args.split_tasks)
-        except ValueError as exc:
-            p.error(f"--split-tasks: {exc} (check the quotes)")
+            args.tasks += options.split_words(args.split_tasks, "--split-tasks")
+        except BadInput as exc:
+            p.error(str(exc))
     if args.from_delegations and args.tasks:
         p.error("give TASKs or --from-delegations, not both")
     if not args.tasks and not args.from_delegations:

@@ -227,21 +227,25 @@ def executor_options(args: argparse.Namespace, profile: dict | None = None) -> d
             "with a license your site defines (--slurm-arg=--licenses=NAME:1) or your QOS (see README, "
             "Running on a Slurm cluster)"
         )
-    import shlex  # here: a local launch does not pay for it
-
-    try:
-        from_env = shlex.split(os.environ.get("ORCHESTRATOR_SLURM_ARGS", ""))
-    except ValueError as exc:
-        raise BadInput(f"ORCHESTRATOR_SLURM_ARGS: {exc} (check the quotes)") from exc
+    from_env = split_words(os.environ.get("ORCHESTRATOR_SLURM_ARGS", ""), "ORCHESTRATOR_SLURM_ARGS")
     slurm_args = tuple(from_env + list(prof.get("slurm_args", [])) + given)
+    _refuse_other_jobs(slurm_args)
+    return {"executor": name, "slurm_args": slurm_args}
+
+
+def _refuse_other_jobs(slurm_args: tuple[str, ...]) -> None:
+    """Refuse sbatch options that make one run other jobs than one, on another cluster than ``SLURM_CONF``'s.
+
+    Raises:
+        BadInput: ``--array`` or ``--clusters`` (or a prefix sbatch takes for them: getopt), ``-a``, ``-M`` (exit 2).
+    """
     for arg in slurm_args:
-        option = arg.split("=", 1)[0]  # sbatch takes any unambiguous prefix of a long option (getopt)
+        option = arg.split("=", 1)[0]
         if (len(option) >= 5 and "--array".startswith(option)) or option in ("--cluster", "--clusters") or arg.startswith(("-a", "-M")):
             raise BadInput(
                 f"sbatch option {arg!r}: one run is one job on the default cluster; give the tasks to "
                 "launch_parallel.py instead of --array, and set SLURM_CONF for another cluster instead of --clusters"
             )
-    return {"executor": name, "slurm_args": slurm_args}
 
 
 def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: Any, name: str) -> RunSpec:
@@ -277,6 +281,20 @@ def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: 
     )
 
 
+def split_words(text: str, what: str) -> list[str]:
+    """``text`` split as a shell splits words (:func:`shlex.split`; nothing is run).
+
+    Raises:
+        BadInput: unbalanced quotes, named by ``what`` (e.g. ``--on-complete``) (exit 2).
+    """
+    import shlex  # here: a launch that splits nothing does not pay for it
+
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise BadInput(f"{what}: {exc} (check the quotes)") from exc
+
+
 def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
     """``--on-complete CMD`` split into an argument vector as a shell splits words (it never runs a shell).
 
@@ -285,12 +303,7 @@ def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
     """
     if args.on_complete is None:
         return None
-    import shlex
-
-    try:
-        argv = shlex.split(args.on_complete)
-    except ValueError as exc:
-        raise BadInput(f"--on-complete: {exc} (check the quotes)") from exc
+    argv = split_words(args.on_complete, "--on-complete")
     if not argv:
         raise BadInput("--on-complete is empty")
     return argv
