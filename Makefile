@@ -102,10 +102,10 @@ lint: ## ruff over the package, scripts and tests
 
 demo: ## offline demo: fake API, three parallel agents on the real CLI, a resume
 	$(CHECK_PYTHON)
-	$(PYTHON) -m claude_orchestrator.demo
+	$(PYTHON) -m claude_orchestrator.devtools.demo
 
 orchestrator: ## start an interactive orchestrator Claude with the manual in its system prompt
-	@claude_bin=$$($(PYTHON) -c 'from claude_orchestrator.claude_cli import find_claude; print(find_claude())') || exit 127; \
+	@claude_bin=$$($(PYTHON) -c 'from claude_orchestrator.claude.invocation import find_claude; print(find_claude())') || exit 127; \
 	exec "$$claude_bin" --append-system-prompt "$$(cat ORCHESTRATOR_README.md)"
 
 plugin: ## install the Claude Code plugin (skill background-agents, a monitor) as orchestrator@orchestrator-local

@@ -2,8 +2,9 @@
 
 Every script in agents/ is ``import _bootstrap`` (importable because Python
 puts a script's own folder first on the module search path) and
-``_bootstrap.run("<name>_main")``, the name of its function in
-:mod:`claude_orchestrator.cli`.  :func:`run`:
+``_bootstrap.run("<name>")``, the name of its module in
+:mod:`claude_orchestrator.commands` (the console command ``orch-*`` calls the
+same ``main``).  :func:`run`:
 
 1. reads the interpreter that `make install` recorded in
    ``<toolkit>/.orchestrator-python`` (JSON: ``python``, ``prefix``);
@@ -12,7 +13,8 @@ puts a script's own folder first on the module search path) and
    (same argv; interpreter options such as ``-X`` are not carried over), at
    most once: ``$ORCHESTRATOR_REEXEC`` marks the re-executed process, which
    removes it again so that the processes it starts do not inherit it;
-3. imports the package and calls ``entry(<name>_main)``; if the package cannot
+3. imports ``claude_orchestrator.commands.<name>`` and exits with its
+   ``main()``, which parses and runs inside the one guard; if the package cannot
    be imported here, prints one line naming ``make -C <toolkit> install`` and
    exits 2, without a traceback.
 
@@ -36,7 +38,7 @@ import sys
 RECORD_NAME = ".orchestrator-python"
 #: Set in the environment of a re-executed script: never re-execute twice.
 REEXEC_ENV = "ORCHESTRATOR_REEXEC"
-#: claude_orchestrator.states.ExitCode.USAGE, which cannot be imported from here.
+#: claude_orchestrator.core.states.ExitCode.USAGE, which cannot be imported from here.
 EXIT_USAGE = 2
 #: The oldest Python the package runs on (pyproject's requires-python).
 MIN_PYTHON = (3, 10)
@@ -74,12 +76,12 @@ def _fail(why):
     sys.exit(EXIT_USAGE)
 
 
-def run(entry_name):
-    """Run ``claude_orchestrator.cli.<entry_name>`` as this script's main, under the recorded python.
+def run(command):
+    """Run ``claude_orchestrator.commands.<command>.main()`` as this script's main, under the recorded python.
 
     Args:
-        entry_name: the name of a ``*_main(argv=None) -> int`` function in
-            :mod:`claude_orchestrator.cli`, e.g. ``"launch_agent_main"``.
+        command: the name of a module of :mod:`claude_orchestrator.commands`
+            (which has ``main(argv=None) -> int``), e.g. ``"launch_agent"``.
 
     Never returns: re-executes the process, or exits with the entry's status
     (2 with a one-line message if the toolkit is not installed for any python
@@ -103,7 +105,9 @@ def run(entry_name):
     if sys.version_info < MIN_PYTHON:
         _fail(not_installed + " for this Python " + _version(2) + ", which is older than 3.10")
     try:
-        from claude_orchestrator import cli
+        import importlib
+
+        module = importlib.import_module("claude_orchestrator.commands." + command)
     except ImportError as exc:
         # only a missing package or dependency means "not installed"; a broken import inside it is a bug to show
         if (getattr(exc, "name", None) or "").startswith("claude_orchestrator."):
@@ -111,7 +115,7 @@ def run(entry_name):
         if getattr(exc, "name", None) != "claude_orchestrator":
             not_installed += " for " + sys.executable + " (" + str(exc) + ")"
         _fail(not_installed)
-    cli.entry(getattr(cli, entry_name))
+    sys.exit(module.main())
 
 
 def record(root=TOOLKIT):

@@ -4,4 +4,4 @@
 import _bootstrap  # beside this script: runs it under the python `make install` recorded, from any python3
 
 if __name__ == "__main__":
-    _bootstrap.run("launch_parallel_main")
+    _bootstrap.run("launch_parallel")

@@ -101,7 +101,7 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     mem = psutil.virtual_memory().total / 2**30
     try:
-        from claude_orchestrator.claude_cli import find_claude
+        from claude_orchestrator.claude.invocation import find_claude
 
         cli = subprocess.run([find_claude(), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
     except Exception as exc:  # noqa: BLE001 - the table still prints without it
@@ -159,14 +159,14 @@ def ended(state: Path, name: str) -> bool:
     r = record(state, name)
     if not r or r.get("status") not in TERMINAL:
         return False
-    from claude_orchestrator.locks import is_held
+    from claude_orchestrator.core.locks import is_held
 
     return not is_held(state / "status" / f"{name}.supervisor.lock")
 
 
 def hold(paths: Any, name: str) -> int:
     """Take agent ``name``'s life lock as its supervisor would; returns the descriptor (close it to let go)."""
-    from claude_orchestrator.locks import try_lock
+    from claude_orchestrator.core.locks import try_lock
 
     fd = try_lock(paths.alive_lock(name))
     if fd is None:
@@ -195,8 +195,8 @@ def real_env() -> Iterator[tuple[dict[str, str], Path, Any]]:
 
     Yields ``(env, state_root, server)``; each use has its own ``CLAUDE_CONFIG_DIR``.
     """
-    from claude_orchestrator.claude_cli import find_claude
-    from claude_orchestrator.fake_api import serve_in_thread
+    from claude_orchestrator.claude.invocation import find_claude
+    from claude_orchestrator.devtools.fake_api import serve_in_thread
 
     server = serve_in_thread()
     try:

@@ -19,7 +19,7 @@ import uuid
 
 from common import AGENTS, Row, real_env, table, timed
 
-from claude_orchestrator.claude_cli import ClaudeOptions, build_argv, cli_env
+from claude_orchestrator.claude.invocation import ClaudeOptions, build_argv, cli_env
 
 GOAL = 1.10
 TASK = "Reply with the word OK"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common import AGENTS, Row, ended, fake_env, record, table, timed, wait_until
 
-from claude_orchestrator.record import parse_time
+from claude_orchestrator.records.shape import parse_time
 
 
 def fan_out_once(env: dict[str, str], state: Path, agents: int, *options: str) -> tuple[float, float, float]:

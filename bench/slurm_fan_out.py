@@ -4,7 +4,7 @@ Per round, once with ``--executor local`` and once with ``--executor slurm``
 (alternated, the local one first): the time until launch_parallel returns and
 until every agent's CLI has started (the records' ``started``), from the
 moment the command was started.  The Slurm runs go to a private one-node
-cluster (:mod:`claude_orchestrator.slurm_cluster`) started for this item, so
+cluster (:mod:`claude_orchestrator.devtools.slurm_cluster`) started for this item, so
 the figure is the toolkit plus Slurm's own scheduling (sbatch, the
 controller's scheduling passes, slurmd starting the batch step) on this
 machine; on a real cluster add the network and the site's scheduler settings.
@@ -23,7 +23,7 @@ from pathlib import Path
 from common import Row, fake_env
 from fan_out import fan_out_once, run_alone
 
-from claude_orchestrator.slurm_cluster import SlurmCluster, missing
+from claude_orchestrator.devtools.slurm_cluster import SlurmCluster, missing
 
 
 def measure(quick: bool = False, rounds: int | None = None, agents: int = 50) -> list[Row]:

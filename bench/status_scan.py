@@ -18,8 +18,8 @@ import sys
 
 from common import AGENTS, Row, ended, fake_env, hold, record, script, table, timed, wait_until
 
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import write_atomic
+from claude_orchestrator.core.files import write_atomic
+from claude_orchestrator.core.paths import StatePaths
 
 
 def measure(quick: bool = False, rounds: int | None = None, records: int = 200) -> list[Row]:

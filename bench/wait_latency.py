@@ -23,9 +23,10 @@ import time
 import psutil
 from common import AGENTS, Row, hold, table
 
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import StatusRecord, write_atomic
-from claude_orchestrator.states import State
+from claude_orchestrator.core.files import write_atomic
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.core.states import State
+from claude_orchestrator.records.status_record import StatusRecord
 
 GOAL = 50.0  # ms, the median
 

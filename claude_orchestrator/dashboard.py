@@ -14,11 +14,11 @@ import shutil
 import subprocess
 import sys
 
-from .control import read_records
-from .errors import OrchestratorError
-from .paths import TOOLKIT_ROOT, StatePaths
-from .record import RecordStore
-from .states import ExitCode
+from .core.errors import OrchestratorError
+from .core.paths import TOOLKIT_ROOT, StatePaths
+from .core.states import ExitCode
+from .records.status_record import RecordStore
+from .usecases.control import read_records
 
 AGENTS = TOOLKIT_ROOT / "agents"
 

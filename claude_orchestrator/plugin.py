@@ -53,10 +53,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .claude_cli import cli_env, find_claude
-from .errors import BadInput, OrchestratorError, guarded
-from .paths import TOOLKIT_ROOT
-from .states import ExitCode
+from .claude.invocation import cli_env, find_claude
+from .commands.guard import guarded
+from .core.errors import BadInput, OrchestratorError
+from .core.paths import TOOLKIT_ROOT
+from .core.states import ExitCode
 
 #: The plugin's name (``plugin.json``); ``claude-``, ``anthropic-`` and ``cc-plugin-`` are reserved.
 PLUGIN_NAME = "orchestrator"

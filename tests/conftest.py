@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from claude_orchestrator.claude_cli import LOCAL_CLI, PINNED_CLIS
-from claude_orchestrator.fake_api import serve_in_thread
-from claude_orchestrator.slurm_cluster import SlurmCluster, missing
+from claude_orchestrator.claude.invocation import LOCAL_CLI, PINNED_CLIS
+from claude_orchestrator.devtools.fake_api import serve_in_thread
+from claude_orchestrator.devtools.slurm_cluster import SlurmCluster, missing
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"

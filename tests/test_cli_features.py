@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from conftest import CLI_VERSIONS, cli_path
 
-from claude_orchestrator.claude_cli import ClaudeOptions, build_argv
-from claude_orchestrator.cli_features import CliFeatures, cached_features, detect_features, parse_help
-from claude_orchestrator.paths import StatePaths
+from claude_orchestrator.claude.features import CliFeatures, cached_features, detect_features, parse_help
+from claude_orchestrator.claude.invocation import ClaudeOptions, build_argv
+from claude_orchestrator.core.paths import StatePaths
 
 
 @pytest.mark.parametrize("version", CLI_VERSIONS)

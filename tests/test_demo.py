@@ -13,7 +13,7 @@ def test_demo_passes_without_touching_home(tmp_path, real_cli):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE", "ORCHESTRATOR_"))}
     env["HOME"] = str(home)
     done = subprocess.run(
-        [sys.executable, "-m", "claude_orchestrator.demo"], env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "claude_orchestrator.devtools.demo"], env=env, capture_output=True, text=True, timeout=300,
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stdout + done.stderr

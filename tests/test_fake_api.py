@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from claude_orchestrator.fake_api import plan_reply, user_prompt
+from claude_orchestrator.devtools.fake_api import plan_reply, user_prompt
 
 
 def _post(url: str, body: dict) -> tuple[int, str]:

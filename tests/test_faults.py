@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import json
 import os
 import re
@@ -29,11 +30,11 @@ import psutil
 import pytest
 from conftest import AGENTS, Toolkit, kill_if_ours, process_gone, stop_leftovers, wait_until
 
-from claude_orchestrator import cli
-from claude_orchestrator.claude_cli import ClaudeOptions
-from claude_orchestrator.limits import RunLimits
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import RecordStore, StatusRecord, utc_now
+from claude_orchestrator.claude.invocation import ClaudeOptions
+from claude_orchestrator.core.limits import RunLimits
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.records.shape import utc_now
+from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 
 #: sysexits' EX_SOFTWARE and EX_IOERR (ExitCode.INTERNAL, ExitCode.IO_ERROR).
 INTERNAL, IO_ERROR = 70, 74
@@ -624,8 +625,9 @@ def test_odd_stream_lines_are_logged_and_skipped(fake_kit):
 #: Runs the supervisor with a fault injected once its CLI runs (the first RSS sample of the tree).
 SUPERVISOR_WITH_A_FAULT = r"""
 import sys
-from claude_orchestrator import locks, supervisor
-from claude_orchestrator.paths import StatePaths
+from claude_orchestrator import supervisor
+from claude_orchestrator.core import locks
+from claude_orchestrator.core.paths import StatePaths
 from claude_orchestrator.supervisor import tree
 
 root, name, run_id = sys.argv[1:4]
@@ -835,14 +837,14 @@ def test_a_launch_never_writes_through_a_symlinked_entry(fake_kit, tmp_path):
 
 #: (script, a function its main calls, arguments that get it there)
 INTERNAL_FAULTS = [
-    ("check_status", "claude_orchestrator.control.read_records", []),
-    ("wait_agents", "claude_orchestrator.control.wait_for", ["done"]),
-    ("kill_agent", "claude_orchestrator.control.stop", ["done"]),
-    ("clear_outputs", "claude_orchestrator.cleanup.clear", ["done"]),
-    ("launch_agent", "claude_orchestrator.launcher.launch", ["fresh", "a task"]),
-    ("launch_parallel", "claude_orchestrator.launcher.launch_many", ["task one", "task two"]),
-    ("resume_agent", "claude_orchestrator.launcher.resume", ["done", "more"]),
-    ("tail_agent", "claude_orchestrator.transcript.render", ["done"]),
+    ("check_status", "claude_orchestrator.usecases.control.read_records", []),
+    ("wait_agents", "claude_orchestrator.usecases.control.wait_for", ["done"]),
+    ("kill_agent", "claude_orchestrator.usecases.control.stop", ["done"]),
+    ("clear_outputs", "claude_orchestrator.usecases.cleanup.clear", ["done"]),
+    ("launch_agent", "claude_orchestrator.usecases.launch.launch", ["fresh", "a task"]),
+    ("launch_parallel", "claude_orchestrator.usecases.launch.launch_many", ["task one", "task two"]),
+    ("resume_agent", "claude_orchestrator.usecases.launch.resume", ["done", "more"]),
+    ("tail_agent", "claude_orchestrator.claude.transcript_view.render", ["done"]),
 ]
 
 
@@ -871,7 +873,7 @@ def test_an_unexpected_exception_is_one_line_and_exit_70(state_root, fake_claude
         raise RuntimeError("injected fault for the test")
 
     monkeypatch.setattr(target, boom)
-    code = getattr(cli, f"{script}_main")(list(args))
+    code = importlib.import_module(f"claude_orchestrator.commands.{script}").main(list(args))
     captured = capsys.readouterr()
     assert code == INTERNAL, f"exit {code}: {captured.err}"
     assert "Traceback" not in captured.out + captured.err

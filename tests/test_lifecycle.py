@@ -10,11 +10,14 @@ import itertools
 
 import pytest
 
-from claude_orchestrator import errors, lifecycle, record
-from claude_orchestrator.lifecycle import IllegalMove
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import RecordStore, StatusRecord, parse_time
-from claude_orchestrator.states import TRANSITIONS, State
+from claude_orchestrator.commands import guard
+from claude_orchestrator.core import errors
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.core.states import TRANSITIONS, State
+from claude_orchestrator.records import lifecycle, status_record
+from claude_orchestrator.records.lifecycle import IllegalMove
+from claude_orchestrator.records.shape import parse_time
+from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 
 NAME = "agent1"
 RUN = "20260101T000000Z-aaaaaa"
@@ -60,7 +63,7 @@ def test_illegal_move_is_a_bug_not_a_usage_error(tmp_path, monkeypatch, capsys):
     def body() -> int:
         raise IllegalMove(NAME, State.COMPLETED, State.RUNNING)
 
-    assert errors.guarded("x.py", body) == 70
+    assert guard.guarded("x.py", body) == 70
     assert "internal error" in capsys.readouterr().err
 
 
@@ -242,13 +245,13 @@ def test_change_state_when_true_moves(store):
 def test_change_state_applies_edit_in_the_same_write(store, monkeypatch):
     store.write(make(State.STARTING))
     writes = []
-    real = record.write_atomic
+    real = status_record.write_atomic
 
     def counting(path, text, durable=True):
         writes.append(durable)
         real(path, text, durable=durable)
 
-    monkeypatch.setattr(record, "write_atomic", counting)
+    monkeypatch.setattr(status_record, "write_atomic", counting)
 
     def edit(rec: StatusRecord) -> None:
         rec.pid, rec.pid_started = 4242, 1.5

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conftest import AGENTS, Lines, wait_until
 
-from claude_orchestrator.record import parse_time
+from claude_orchestrator.records.shape import parse_time
 
 
 def _follow(kit, *args: str) -> tuple[subprocess.Popen, Lines]:

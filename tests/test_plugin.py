@@ -23,7 +23,7 @@ import pytest
 from conftest import CLI_VERSIONS, ROOT, cli_path
 
 from claude_orchestrator import plugin
-from claude_orchestrator.fake_api import user_prompt
+from claude_orchestrator.devtools.fake_api import user_prompt
 
 SKILL = "background-agents"
 SOURCE = ROOT / "plugin"

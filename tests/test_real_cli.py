@@ -15,7 +15,7 @@ import sys
 import pytest
 from conftest import AGENTS, cli_path
 
-from claude_orchestrator.fake_api import user_prompt
+from claude_orchestrator.devtools.fake_api import user_prompt
 
 
 @pytest.fixture

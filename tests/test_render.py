@@ -7,10 +7,11 @@ import json
 import pytest
 
 from claude_orchestrator.commands import render
-from claude_orchestrator.errors import BadRecord
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import StatusRecord, parse_time
-from claude_orchestrator.spec import RunSpec
+from claude_orchestrator.core.errors import BadRecord
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.records.shape import parse_time
+from claude_orchestrator.records.spec import RunSpec
+from claude_orchestrator.records.status_record import StatusRecord
 
 T0 = "2026-11-20T10:00:00.000Z"
 NOW = parse_time(T0) + 125.0  # two minutes and five seconds after T0

@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from claude_orchestrator import locks
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.scheduling import take_slot_or_enqueue, take_turn
+from claude_orchestrator.core import locks
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.usecases.scheduling import take_slot_or_enqueue, take_turn
 
 
 class Fds:

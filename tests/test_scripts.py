@@ -125,7 +125,7 @@ def test_missing_cli_exits_127_and_leaves_no_record(fake_kit):
     env = {k: v for k, v in fake_kit.env.items() if k != "CLAUDE_BIN"}
     env["PATH"] = "/nonexistent"
     # with neither CLAUDE_BIN nor claude on PATH, the project-local CLI is the last resort
-    from claude_orchestrator.claude_cli import LOCAL_CLI
+    from claude_orchestrator.claude.invocation import LOCAL_CLI
 
     if not os.access(LOCAL_CLI, os.X_OK):
         fake_kit.env = env

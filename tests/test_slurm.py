@@ -54,8 +54,8 @@ import psutil
 import pytest
 from conftest import AGENTS, Lines, Toolkit, process_gone, wait_until
 
-from claude_orchestrator.fake_api import user_prompt
-from claude_orchestrator.record import parse_time
+from claude_orchestrator.devtools.fake_api import user_prompt
+from claude_orchestrator.records.shape import parse_time
 
 #: Job states in which Slurm still has a job running or to run (what must not outlive a test).
 ALIVE = frozenset({"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED"})

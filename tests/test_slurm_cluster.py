@@ -24,15 +24,15 @@ import psutil
 import pytest
 from conftest import wait_until
 
-from claude_orchestrator import slurm_cluster
-from claude_orchestrator.slurm_cluster import ClusterError, SlurmCluster
+from claude_orchestrator.devtools import slurm_cluster
+from claude_orchestrator.devtools.slurm_cluster import ClusterError, SlurmCluster
 
 pytestmark = pytest.mark.skipif(
     slurm_cluster.missing() is not None and os.environ.get("ORCHESTRATOR_REQUIRE_SLURM") != "1",
     reason=str(slurm_cluster.missing()),
 )
 
-CLI = [sys.executable, "-m", "claude_orchestrator.slurm_cluster"]
+CLI = [sys.executable, "-m", "claude_orchestrator.devtools.slurm_cluster"]
 
 
 def _names_folder(proc: psutil.Process, folder: str) -> bool:

@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from claude_orchestrator import slurm, slurm_jobs
 from claude_orchestrator.commands import options
-from claude_orchestrator.errors import BadInput
-from claude_orchestrator.limits import RunLimits
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import RecordStore, StatusRecord
-from claude_orchestrator.spec import RunSpec
-from claude_orchestrator.states import ExitCode, State
+from claude_orchestrator.core.errors import BadInput
+from claude_orchestrator.core.limits import RunLimits
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.core.states import ExitCode, State
+from claude_orchestrator.executors import slurm, slurm_commands
+from claude_orchestrator.records.spec import RunSpec
+from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 
 
 def args(**given) -> argparse.Namespace:
@@ -40,10 +40,10 @@ def record(name: str = "a1", status: State = State.QUEUED, **fields) -> StatusRe
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(monkeypatch):
-    slurm_jobs._cache.clear()
-    monkeypatch.setattr(slurm_jobs, "_down_until", 0.0)
+    slurm_commands._cache.clear()
+    monkeypatch.setattr(slurm_commands, "_down_until", 0.0)
     yield
-    slurm_jobs._cache.clear()
+    slurm_commands._cache.clear()
 
 
 # -- where a run goes ------------------------------------------------------------
@@ -151,7 +151,7 @@ def stub_run(monkeypatch, answers: list[subprocess.CompletedProcess | Exception]
             raise answer
         return answer
 
-    monkeypatch.setattr(slurm_jobs, "_run", fake)
+    monkeypatch.setattr(slurm_commands, "_run", fake)
     return calls
 
 
@@ -161,9 +161,9 @@ def done(rc: int = 0, out: str = "", err: str = "") -> subprocess.CompletedProce
 
 def test_submit_reads_the_job_id_and_reports_slurms_message(monkeypatch, tmp_path):
     stub_run(monkeypatch, [done(out="4711;cluster\n"), done(1, err="sbatch: error: invalid partition specified: gpu\n")])
-    assert slurm_jobs.submit(tmp_path / "s.sbatch", [], {}) == "4711"
-    with pytest.raises(slurm_jobs.SlurmError, match="invalid partition specified: gpu") as caught:
-        slurm_jobs.submit(tmp_path / "s.sbatch", ["--partition=gpu"], {})
+    assert slurm_commands.submit(tmp_path / "s.sbatch", [], {}) == "4711"
+    with pytest.raises(slurm_commands.SlurmError, match="invalid partition specified: gpu") as caught:
+        slurm_commands.submit(tmp_path / "s.sbatch", ["--partition=gpu"], {})
     assert caught.value.exit_code == ExitCode.UNAVAILABLE == 69
 
 
@@ -171,19 +171,19 @@ def test_query_asks_once_and_tells_gone_from_unknown(monkeypatch):
     calls = stub_run(monkeypatch, [
         done(out="11|PENDING|JobHeldUser|Unknown\n12|CANCELLED|None|2026-11-22T10:55:19\n"),
         done(1, err="slurm_load_jobs error: Invalid job id specified"),
-        slurm_jobs.SlurmError("squeue did not answer within 10 s"),
+        slurm_commands.SlurmError("squeue did not answer within 10 s"),
     ])
-    slurm_jobs.query(["11", "12", "13"])
+    slurm_commands.query(["11", "12", "13"])
     assert len(calls) == 1 and calls[0][-1] == "11,12,13"
-    assert slurm_jobs.job_info("11") == slurm_jobs.JobInfo("PENDING", "JobHeldUser") and slurm_jobs.job_info("11").alive
-    assert not slurm_jobs.job_info("12").alive
-    assert slurm_jobs.job_info("12").ended_at == time.mktime((2026, 11, 22, 10, 55, 19, 0, 0, -1))
-    assert slurm_jobs.job_info("13") is None, "a job squeue did not list is gone"
+    assert slurm_commands.job_info("11") == slurm_commands.JobInfo("PENDING", "JobHeldUser") and slurm_commands.job_info("11").alive
+    assert not slurm_commands.job_info("12").alive
+    assert slurm_commands.job_info("12").ended_at == time.mktime((2026, 11, 22, 10, 55, 19, 0, 0, -1))
+    assert slurm_commands.job_info("13") is None, "a job squeue did not list is gone"
     assert len(calls) == 1, "answers are reused for a moment"
-    slurm_jobs._cache.clear()
-    assert slurm_jobs.job_info("14") is None, "'Invalid job id' means Slurm no longer has it"
-    assert slurm_jobs.job_info("15") is slurm_jobs.UNKNOWN, "no answer is not an answer"
-    assert slurm_jobs.job_info("16") is slurm_jobs.UNKNOWN and len(calls) == 3, "a controller that did not answer is not asked again at once"
+    slurm_commands._cache.clear()
+    assert slurm_commands.job_info("14") is None, "'Invalid job id' means Slurm no longer has it"
+    assert slurm_commands.job_info("15") is slurm_commands.UNKNOWN, "no answer is not an answer"
+    assert slurm_commands.job_info("16") is slurm_commands.UNKNOWN and len(calls) == 3, "a controller that did not answer is not asked again at once"
 
 
 def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_path):
@@ -192,23 +192,23 @@ def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_p
     rec = record(spec=RunSpec(executor="slurm"), slurm_job_id="11")
     answers = {"PENDING": True, "RUNNING": True, "COMPLETED": False, "CANCELLED": False}
     for state, alive in answers.items():
-        monkeypatch.setattr(slurm_jobs, "job_info", lambda _j, s=state: slurm_jobs.JobInfo(s, "None"))
+        monkeypatch.setattr(slurm_commands, "job_info", lambda _j, s=state: slurm_commands.JobInfo(s, "None"))
         assert ex.is_alive(paths, rec) is alive, state
-    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.UNKNOWN)
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.UNKNOWN)
     assert ex.is_alive(paths, rec)
-    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: None)
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: None)
     assert not ex.is_alive(paths, rec)
     assert "no longer has job 11" in ex.gone_reason(rec)
-    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("FAILED", "NonZeroExitCode"))
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("FAILED", "NonZeroExitCode"))
     assert "ended FAILED (reason NonZeroExitCode)" in ex.gone_reason(rec)
     # a job that ended a moment ago: its supervisor's last write may still be on its way (NFS)
     monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "30")
-    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("COMPLETED", "None", time.time() - 5))
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("COMPLETED", "None", time.time() - 5))
     assert ex.is_alive(paths, rec)
-    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("COMPLETED", "None", time.time() - 31))
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("COMPLETED", "None", time.time() - 31))
     assert not ex.is_alive(paths, rec)
     monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "0")
-    monkeypatch.setattr(slurm_jobs, "job_info", lambda _j: slurm_jobs.JobInfo("COMPLETED", "None", time.time() - 5))
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("COMPLETED", "None", time.time() - 5))
     assert not ex.is_alive(paths, rec)
     assert not ex.is_alive(paths, record(status=State.COMPLETED, spec=RunSpec(executor="slurm"), slurm_job_id="11"))
 
@@ -238,7 +238,7 @@ def test_a_resume_runs_where_the_agent_ran_unless_told_otherwise(monkeypatch, tm
 
 
 def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_path):
-    from claude_orchestrator import control, launcher
+    from claude_orchestrator.usecases import control, launch
 
     store = RecordStore(StatePaths(tmp_path))
     store.paths.ensure()
@@ -248,10 +248,10 @@ def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_pa
     listing = "".join(f"{100 + i}|RUNNING|None|Unknown\n" for i in range(30))
     calls = stub_run(monkeypatch, [done(out=listing) for _ in range(3)])
     assert len(control.read_records(store)) == 30
-    slurm_jobs._cache.clear()
+    slurm_commands._cache.clear()
     assert len(control._read_all_quietly(store, names)) == 30  # wait_agents --follow's pass
-    slurm_jobs._cache.clear()
-    assert len(launcher.active_runs(store, names)) == 15  # a launch's busy check
+    slurm_commands._cache.clear()
+    assert len(launch.active_runs(store, names)) == 15  # a launch's busy check
     assert [len(c[-1].split(",")) for c in calls] == [30, 30, 15], "one squeue per pass, for every record at once"
 
 
@@ -269,7 +269,7 @@ def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypat
         seen.update(script=script, options=options_given)
         return "4711"
 
-    monkeypatch.setattr(slurm_jobs, "submit", submit)
+    monkeypatch.setattr(slurm_commands, "submit", submit)
     slurm.SlurmExecutor().start(paths, rec, [], -1)
     assert seen["options"] == [
         "--job-name=a1", f"--chdir={tmp_path}", f"--output={paths.log('a1', 'r-a1')}", "--open-mode=append",

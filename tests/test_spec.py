@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from claude_orchestrator.claude_cli import ClaudeOptions
-from claude_orchestrator.limits import RunLimits
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import SCHEMA, SPARSE, RecordStore, StatusRecord
-from claude_orchestrator.spec import Outcome, RunSpec
-from claude_orchestrator.states import State, StopReason
+from claude_orchestrator.claude.invocation import ClaudeOptions
+from claude_orchestrator.core.limits import RunLimits
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.core.states import State, StopReason
+from claude_orchestrator.records.shape import SPARSE
+from claude_orchestrator.records.spec import Outcome, RunSpec
+from claude_orchestrator.records.status_record import SCHEMA, RecordStore, StatusRecord
 
 DATA = Path(__file__).parent / "data"
 SCHEMA1_LAUNCH = DATA / "record_schema1.json"
@@ -346,7 +347,7 @@ def test_schema1_written_back_is_schema2_and_loses_no_key(tmp_path, source):
 @pytest.mark.parametrize("source", [SCHEMA1_LAUNCH, SCHEMA1_RESUMED], ids=lambda p: p.stem)
 def test_schema1_record_survives_a_move(tmp_path, source):
     """A schema-1 record of a live run can still be moved (e.g. to lost) by the current code."""
-    from claude_orchestrator import lifecycle
+    from claude_orchestrator.records import lifecycle
 
     store, original, _ = load_schema1(tmp_path, source)
     data = dict(original, status="running", finished=None, duration_s=None)

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from claude_orchestrator.states import State
-from claude_orchestrator.stream import (
+from claude_orchestrator.claude.stream import (
     MAX_LINE_BYTES,
     LineBuffer,
     RunProgress,
@@ -17,6 +16,7 @@ from claude_orchestrator.stream import (
     parse_event,
     parse_line,
 )
+from claude_orchestrator.core.states import State
 
 SID = "0b5f0f4e-7b8a-4c1e-9d2f-3a4b5c6d7e8f"
 

@@ -18,8 +18,8 @@ import psutil
 import pytest
 from conftest import AGENTS, process_gone, wait_until
 
-from claude_orchestrator import locks
-from claude_orchestrator.record import parse_time
+from claude_orchestrator.core import locks
+from claude_orchestrator.records.shape import parse_time
 
 
 def test_a_hanging_cli_times_out(fake_kit):
@@ -142,9 +142,10 @@ def test_a_kill_before_the_supervisor_claims_the_run_starts_nothing(fake_kit, tm
     The record is marked killed under its lock; the supervisor that claims the
     run afterwards finds it killed and starts no CLI.
     """
-    from claude_orchestrator.paths import StatePaths
-    from claude_orchestrator.record import RecordStore, StatusRecord, utc_now
-    from claude_orchestrator.spec import RunSpec
+    from claude_orchestrator.core.paths import StatePaths
+    from claude_orchestrator.records.shape import utc_now
+    from claude_orchestrator.records.spec import RunSpec
+    from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 
     paths = StatePaths(fake_kit.root)
     paths.ensure()

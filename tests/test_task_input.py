@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import AGENTS, TERMINAL, cli_path
 
-from claude_orchestrator.fake_api import user_prompt
+from claude_orchestrator.devtools.fake_api import user_prompt
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from claude_orchestrator.claude_cli import ClaudeOptions, build_argv, cli_env
-from claude_orchestrator.errors import BadInput, OrchestratorError
-from claude_orchestrator.paths import StatePaths, validate_name
-from claude_orchestrator.record import RecordStore, StatusRecord
-from claude_orchestrator.states import State
-from claude_orchestrator.stream import RunProgress, classify
+from claude_orchestrator.claude.invocation import ClaudeOptions, build_argv, cli_env
+from claude_orchestrator.claude.stream import RunProgress, classify
+from claude_orchestrator.core.errors import BadInput, OrchestratorError
+from claude_orchestrator.core.paths import StatePaths, validate_name
+from claude_orchestrator.core.states import State
+from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 
 DATA = Path(__file__).parent / "data"
 
@@ -159,7 +159,7 @@ def test_descendant_pids_match_psutil_and_cover_grandchildren():
 
     import psutil
 
-    from claude_orchestrator import procs
+    from claude_orchestrator.core import procs
 
     code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
     parent = subprocess.Popen([sys.executable, "-c", code])

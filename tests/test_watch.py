@@ -17,13 +17,15 @@ import typing
 import pytest
 from conftest import AGENTS, Lines, wait_until
 
-from claude_orchestrator import watch
 from claude_orchestrator.commands.render import fmt_duration
-from claude_orchestrator.control import wait_for
-from claude_orchestrator.lifecycle import move
-from claude_orchestrator.paths import StatePaths
-from claude_orchestrator.record import RecordStore, StatusRecord, parse_time, write_atomic
-from claude_orchestrator.states import State
+from claude_orchestrator.core.files import write_atomic
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.core.states import State
+from claude_orchestrator.records.lifecycle import move
+from claude_orchestrator.records.shape import parse_time
+from claude_orchestrator.records.status_record import RecordStore, StatusRecord
+from claude_orchestrator.usecases import watch
+from claude_orchestrator.usecases.control import wait_for
 
 
 def _popen_script(kit, script: str, *args: str) -> subprocess.Popen:
@@ -259,7 +261,7 @@ def test_network_fs_of_never_raises(tmp_path, monkeypatch):
 
 
 def test_watch_imports_psutil_only_when_it_looks_at_the_mounts():
-    code = "import sys, claude_orchestrator.watch as w; print('psutil' in sys.modules)"
+    code = "import sys, claude_orchestrator.usecases.watch as w; print('psutil' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from claude_orchestrator.delegation import agent_names, parse_delegations
-from claude_orchestrator.errors import BadInput
-from claude_orchestrator.profiles import find_profile, load_profiles
+from claude_orchestrator.core.errors import BadInput
+from claude_orchestrator.usecases.delegation import agent_names, parse_delegations
+from claude_orchestrator.usecases.profiles import find_profile, load_profiles
 
 DATA = Path(__file__).parent / "data" / "delegations"
 
@@ -231,7 +231,7 @@ def test_b_with_context_from_a_starts_after_a_and_carries_its_messages(real_kit,
     assert impl["cwd"] == recs["analyst"]["cwd"] and impl["session_id"] != recs["analyst"]["session_id"]
     first = next(r for r in real_kit.api.requests if r["path"].startswith("/v1/messages") and "implement the plan" in json.dumps(r["body"]))
     assert "the plan is to add a cache" in json.dumps(first["body"]["messages"]), "B's first request carries A's messages"
-    from claude_orchestrator.record import parse_time
+    from claude_orchestrator.records.shape import parse_time
 
     assert first["time"] >= parse_time(recs["analyst"]["finished"]) - 0.01, "B started only after A ended"
 

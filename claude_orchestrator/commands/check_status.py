@@ -7,13 +7,15 @@ import json
 import sys
 from collections.abc import Sequence
 
-from ..errors import BadRecord, guarded
-from ..paths import StatePaths
-from ..record import RecordStore, StatusRecord
-from ..states import ExitCode
+from ..core.errors import BadRecord
+from ..core.paths import StatePaths
+from ..core.programs import command, program_name
+from ..core.states import ExitCode
+from ..records.status_record import RecordStore, StatusRecord
 from . import parsing, render
+from .guard import guarded
 
-PROG = "check_status.py"
+SCRIPT = "check_status"
 
 EPILOG = """\
 examples:
@@ -36,7 +38,7 @@ WATCH_RECHECK_S = 5.0
 
 def build_parser() -> argparse.ArgumentParser:
     """check_status.py's parser: NAMEs, ``--json``, ``--full``, ``--summary``, ``--watch``."""
-    p = parsing.new_parser(PROG, "Show the status of background Claude Code agents.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Show the status of background Claude Code agents.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
     p.add_argument("--json", action="store_true", help="a JSON list: per agent the fields to act on (status, error, result preview, ...)")
     p.add_argument("--full", action="store_true", help="with --json (implied): the whole records")
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         NotFound: a named agent has no record (exit 4).
     """
-    from ..control import read_records
+    from ..usecases.control import read_records
 
     paths = StatePaths()
     store = RecordStore(paths)
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     order = {n: i for i, n in enumerate(args.names or sorted([r.agent for r in recs] + [b.name for b in bad]))}
     positions = {}
     if any(str(r.status) == "queued" for r in recs):
-        from ..locks import queue_positions
+        from ..core.locks import queue_positions
 
         positions = queue_positions(paths)
     if args.json:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         print(json.dumps(objs, indent=2) if args.full else render.json_list(objs))
         return ExitCode.OK
     if not recs and not bad:
-        print("no agents yet; start one with: python3 agents/launch_agent.py agent1 \"TASK\"")
+        print(f"no agents yet; start one with: {command('launch_agent')} agent1 \"TASK\"")
         return ExitCode.OK
     if recs:
         print(render.summary(recs) if args.summary else render.table(recs, positions, bad, order))
@@ -101,9 +103,9 @@ def watch(store: RecordStore, names: list[str] | None, summary: bool) -> ExitCod
     """Redraw the table (or summary) each time a record changes, until Ctrl-C (then OK)."""
     import time
 
-    from ..control import read_records
-    from ..locks import queue_positions
-    from ..watch import DirWatcher
+    from ..core.locks import queue_positions
+    from ..usecases.control import read_records
+    from ..usecases.watch import DirWatcher
 
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     with DirWatcher(store.paths.status_dir) as watcher:
@@ -127,6 +129,8 @@ def watch(store: RecordStore, names: list[str] | None, summary: bool) -> ExitCod
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run check_status.py with ``argv``; its exit status."""
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    """Run check_status.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+
+    The console command ``orch-status`` and ``agents/check_status.py`` both call it.
+    """
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

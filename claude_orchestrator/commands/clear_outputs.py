@@ -6,12 +6,13 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from ..errors import guarded
-from ..paths import StatePaths
-from ..states import ExitCode
+from ..core.paths import StatePaths
+from ..core.programs import program_name
+from ..core.states import ExitCode
 from . import parsing, render
+from .guard import guarded
 
-PROG = "clear_outputs.py"
+SCRIPT = "clear_outputs"
 
 EPILOG = """\
 examples:
@@ -30,7 +31,7 @@ state root cannot be written, 70 an internal error.
 
 def build_parser() -> argparse.ArgumentParser:
     """clear_outputs.py's parser: NAMEs or ``--all``, ``--purge``, ``--force``, ``--json``."""
-    p = parsing.new_parser(PROG, "Archive (or delete) agents' status, session and output files.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Archive (or delete) agents' status, session and output files.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to clear")
     p.add_argument("--all", action="store_true", help="clear every agent")
     p.add_argument("--purge", action="store_true", help="delete the files instead of archiving them")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: an agent is running without ``--force`` (3), no such agent (4), storage (74).
     """
-    from ..cleanup import clear
+    from ..usecases.cleanup import clear
 
     outcome = clear(StatePaths(), None if args.all else args.names, purge=args.purge, force=args.force)
     if args.json:
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run clear_outputs.py with ``argv``; its exit status."""
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    """Run clear_outputs.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+
+    The console command ``orch-clear`` and ``agents/clear_outputs.py`` both call it.
+    """
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

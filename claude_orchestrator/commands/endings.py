@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..paths import StatePaths
-from ..record import StatusRecord
-from ..states import UNSUCCESSFUL, ExitCode
+from ..core.paths import StatePaths
+from ..core.states import UNSUCCESSFUL, ExitCode
+from ..records.status_record import StatusRecord
 from . import render
 
 
@@ -34,8 +34,8 @@ def finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: boo
     JSON: one whole record object, or with ``as_list`` (launch_parallel) a
     list of :func:`.render.brief` objects; text: one :func:`.render.ended_line` each.
     """
-    from ..control import wait_for
-    from ..record import RecordStore
+    from ..records.status_record import RecordStore
+    from ..usecases.control import wait_for
 
     recs = wait_for(RecordStore(paths), names)
     assert recs is not None  # no timeout given

@@ -8,13 +8,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BadRecord, OrchestratorError, guarded
-from ..paths import StatePaths
-from ..record import RecordStore, StatusRecord
-from ..states import ExitCode, State
+from ..core.errors import BadRecord, OrchestratorError
+from ..core.paths import StatePaths
+from ..core.programs import program_name
+from ..core.states import ExitCode, State
+from ..records.status_record import RecordStore, StatusRecord
 from . import parsing, render
+from .guard import guarded
 
-PROG = "kill_agent.py"
+SCRIPT = "kill_agent"
 
 EPILOG = """\
 examples:
@@ -36,7 +38,7 @@ for it, the others are stopped), 74 the state root cannot be written, 70 an inte
 
 def build_parser() -> argparse.ArgumentParser:
     """kill_agent.py's parser: NAMEs or ``--all``, ``--grace``, ``--json``."""
-    p = parsing.new_parser(PROG, "Stop background Claude Code agents and their whole process trees.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Stop background Claude Code agents and their whole process trees.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to stop")
     p.add_argument("--all", action="store_true", help="stop every active agent (and lost agents' orphaned processes)")
     p.add_argument("--grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL (default: the run's --kill-grace)")
@@ -55,7 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def select_all(recs: list[StatusRecord]) -> list[str]:
     """``--all``'s agents: every active run, and every lost run whose orphaned processes still live."""
-    from ..control import has_leftovers
+    from ..usecases.control import has_leftovers
 
     return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and has_leftovers(r))]
 
@@ -73,7 +75,7 @@ def stop_together(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..control import stop, stop_unreadable
+    from ..usecases.control import stop, stop_unreadable
 
     def stop_one(name: str) -> tuple[str, Any]:
         try:
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         NotFound: a named agent has no record, before anything is stopped (exit 4).
     """
-    from ..control import read_records
+    from ..usecases.control import read_records
 
     store = RecordStore(StatePaths())
     bad: list[BadRecord] = []
@@ -143,6 +145,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run kill_agent.py with ``argv``; its exit status."""
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    """Run kill_agent.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+
+    The console command ``orch-kill`` and ``agents/kill_agent.py`` both call it.
+    """
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

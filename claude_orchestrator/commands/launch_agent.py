@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ..errors import guarded
-from ..paths import StatePaths
-from ..states import ExitCode
+from ..core.paths import StatePaths
+from ..core.programs import program_name
+from ..core.states import ExitCode
 from . import options, parsing
 from .endings import finish_launch
+from .guard import guarded
 from .task_input import read_task
 
-PROG = "launch_agent.py"
+SCRIPT = "launch_agent"
 
 EPILOG = """\
 examples:
@@ -37,7 +38,7 @@ internal error (the traceback's file is named).
 
 def build_parser() -> argparse.ArgumentParser:
     """launch_agent.py's parser: NAME, TASK words, ``--task-file`` and the shared run options."""
-    p = parsing.new_parser(PROG, "Launch one Claude Code agent (`claude -p`) in the background.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Launch one Claude Code agent (`claude -p`) in the background.", EPILOG)
     p.add_argument("name", metavar="NAME", nargs="?", help="the agent's name, e.g. agent1 ([A-Za-z0-9][A-Za-z0-9_.-]{0,63})")
     p.add_argument("task", metavar="TASK", nargs="*", help="the task (prompt); words are joined by spaces")
     p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: bad input, conflict, no CLI, storage (see the epilog's exit statuses).
     """
-    from ..launcher import launch
+    from ..usecases.launch import launch
 
     paths = StatePaths()
     profile_name, profile = options.choose_profile(args)
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run launch_agent.py with ``argv``; its exit status."""
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    """Run launch_agent.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+
+    The console command ``orch-launch`` and ``agents/launch_agent.py`` both call it.
+    """
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

@@ -7,15 +7,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BadInput, guarded
-from ..paths import StatePaths
-from ..spec import RunSpec
-from ..states import ExitCode
+from ..core.errors import BadInput
+from ..core.paths import StatePaths
+from ..core.programs import program_name
+from ..core.states import ExitCode
+from ..records.spec import RunSpec
 from . import options, parsing, render
 from .endings import finish_wait
+from .guard import guarded
 from .task_input import read_source, word_text
 
-PROG = "launch_parallel.py"
+SCRIPT = "launch_parallel"
 
 EPILOG = """\
 examples:
@@ -45,7 +47,7 @@ written, 127 no CLI, 70 an internal error.
 
 def build_parser() -> argparse.ArgumentParser:
     """launch_parallel.py's parser: TASKs, ``--names``, ``--from-delegations``, budgets and the shared run options."""
-    p = parsing.new_parser(PROG, "Launch one background Claude Code agent per task, all at once.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Launch one background Claude Code agent per task, all at once.", EPILOG)
     p.add_argument("tasks", metavar="TASK", nargs="*", help="one task per agent")
     p.add_argument("--names", metavar="A,B,C", help="comma-separated agent names, one per task (default agent1..agentN)")
     p.add_argument("--from-delegations", metavar="FILE", help="launch the delegations found in FILE ('-' = stdin)")
@@ -87,8 +89,8 @@ def read_delegations(source: str) -> tuple[list[str | None], list[str]]:
     Raises:
         BadInput: unreadable, not UTF-8 text, or no delegation found (exit 2).
     """
-    from ..delegation import parse_delegations
-    from ..profiles import load_profiles, role_key
+    from ..usecases.delegation import parse_delegations
+    from ..usecases.profiles import load_profiles, role_key
 
     text = read_source(source, "--from-delegations", "the delegations on stdin")
     known = set()
@@ -115,7 +117,7 @@ def agent_names(args: argparse.Namespace, roles: list[str | None], count: int) -
             raise BadInput(f"--names gives {len(names)} names for {count} tasks; give one name per task")
         return names
     if args.from_delegations:
-        from ..delegation import agent_names as role_names
+        from ..usecases.delegation import agent_names as role_names
 
         return role_names([r or "agent" for r in roles])
     return [f"agent{i}" for i in range(1, count + 1)]
@@ -151,7 +153,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: bad input, a name already active (nothing launched), no CLI, storage.
     """
-    from ..launcher import launch_many
+    from ..usecases.launch import launch_many
 
     paths = StatePaths()
     roles: list[str | None] = [None] * len(args.tasks)
@@ -176,6 +178,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run launch_parallel.py with ``argv``; its exit status."""
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    """Run launch_parallel.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+
+    The console command ``orch-parallel`` and ``agents/launch_parallel.py`` both call it.
+    """
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..claude_cli import KNOWN_PERMISSION_MODES, ClaudeOptions
-from ..errors import BadInput
-from ..executor import EXECUTOR_NAMES
-from ..isolation import ISOLATIONS
-from ..limits import RunLimits
-from ..spec import RunSpec
+from ..claude.invocation import KNOWN_PERMISSION_MODES, ClaudeOptions
+from ..core.errors import BadInput
+from ..core.limits import RunLimits
+from ..executors.local import EXECUTOR_NAMES
+from ..records.spec import RunSpec
+from ..usecases.isolation import ISOLATIONS
 
 # -- parsers -------------------------------------------------------------------
 
@@ -124,7 +124,7 @@ def choose_profile(args: argparse.Namespace, role: str | None = None) -> tuple[s
     Raises:
         NotFound: ``--profile`` names no profile (exit 4; the message lists the known ones).
     """
-    from ..profiles import find_profile, get_profile, load_profiles
+    from ..usecases.profiles import find_profile, get_profile, load_profiles
 
     if role is not None:
         profiles = load_profiles()
@@ -261,8 +261,8 @@ def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: 
 
     if getattr(args, "executor", None) or getattr(args, "slurm_arg", None) or profile.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR"):
         return spec
-    from ..errors import OrchestratorError
-    from ..record import RecordStore
+    from ..core.errors import OrchestratorError
+    from ..records.status_record import RecordStore
 
     try:
         previous = RecordStore(paths).read(name)

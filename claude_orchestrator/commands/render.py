@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..errors import BadRecord, bad_record_advice
-from ..paths import StatePaths
-from ..record import StatusRecord, parse_time
+from ..core.errors import BadRecord, bad_record_advice
+from ..core.paths import StatePaths
+from ..records.shape import parse_time
+from ..records.status_record import StatusRecord
 
 #: Characters of a task shown in the status table.
 TASK_PREVIEW = 48

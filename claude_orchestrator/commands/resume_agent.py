@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ..errors import BadInput, guarded
-from ..paths import StatePaths
-from ..states import ExitCode
+from ..core.errors import BadInput
+from ..core.paths import StatePaths
+from ..core.programs import program_name
+from ..core.states import ExitCode
 from . import options, parsing
 from .endings import finish_launch
+from .guard import guarded
 from .task_input import read_task
 
-PROG = "resume_agent.py"
+SCRIPT = "resume_agent"
 
 EPILOG = """\
 examples:
@@ -29,7 +31,7 @@ slurm), 74 the state root cannot be written, 127 no CLI, 70 an internal error.
 
 def build_parser() -> argparse.ArgumentParser:
     """resume_agent.py's parser: NAME, TASK words, ``--task-file``, ``--session-from`` and the shared run options."""
-    p = parsing.new_parser(PROG, "Continue a Claude Code agent's session with a new task, in the background.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Continue a Claude Code agent's session with a new task, in the background.", EPILOG)
     p.add_argument("name", metavar="NAME", nargs="?", help="the agent to run")
     p.add_argument("task", metavar="TASK", nargs="*", help="the follow-up task")
     p.add_argument("--task-file", metavar="FILE", help="read the task from FILE ('-' = stdin)")
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: bad input, conflict, no session, no CLI, storage (see the epilog).
     """
-    from ..launcher import resume
+    from ..usecases.launch import resume
 
     paths = StatePaths()
     profile_name, profile = options.choose_profile(args)
@@ -81,6 +83,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run resume_agent.py with ``argv``; its exit status."""
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    """Run resume_agent.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+
+    The console command ``orch-resume`` and ``agents/resume_agent.py`` both call it.
+    """
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

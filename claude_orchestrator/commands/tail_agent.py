@@ -7,13 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import BadInput, NotFound, guarded
-from ..paths import StatePaths
-from ..record import RecordStore, StatusRecord
-from ..states import ExitCode
+from ..core.errors import BadInput, NotFound
+from ..core.paths import StatePaths
+from ..core.programs import command, program_name
+from ..core.states import ExitCode
+from ..records.status_record import RecordStore, StatusRecord
 from . import parsing
+from .guard import guarded
 
-PROG = "tail_agent.py"
+SCRIPT = "tail_agent"
 
 EPILOG = """\
 examples:
@@ -29,7 +31,7 @@ exit status: 0 ok, 2 bad input, 4 no such agent or run.
 
 def build_parser() -> argparse.ArgumentParser:
     """tail_agent.py's parser: NAME, ``-f``, ``--run``, ``--raw``."""
-    p = parsing.new_parser(PROG, "Show an agent's stream-json transcript readably, and follow it live.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Show an agent's stream-json transcript readably, and follow it live.", EPILOG)
     p.add_argument("name", metavar="NAME", nargs="?", help="the agent")
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("-f", "--follow", action="store_true", help="keep showing new events until the run ends")
@@ -73,7 +75,7 @@ def find_transcript(paths: StatePaths, name: str, rec: StatusRecord | None, run_
         return Path(rec.transcript_file), rec.run_id
     runs = _runs(paths, name)
     if not runs:
-        raise NotFound(f"agent {name!r} has no transcript; see python3 agents/check_status.py")
+        raise NotFound(f"agent {name!r} has no transcript; see {command('check_status')}")
     return runs[-1], runs[-1].stem
 
 
@@ -86,8 +88,8 @@ def run(args: argparse.Namespace) -> ExitCode:
     """
     import time
 
-    from ..paths import validate_name
-    from ..transcript import iter_lines, render
+    from ..claude.transcript_view import iter_lines, render
+    from ..core.paths import validate_name
 
     paths = StatePaths()
     store = RecordStore(paths)
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         cur = store.read(name)
         if cur is None or cur.run_id != run_id or not cur.state.is_active:
             return False
-        from ..control import reconcile
+        from ..usecases.control import reconcile
 
         return reconcile(store, cur).state.is_active
 
@@ -119,6 +121,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run tail_agent.py with ``argv``; its exit status."""
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    """Run tail_agent.py with ``argv``, parsed and run inside the one guard (:func:`.guard.guarded`); its exit status.
+
+    The console command ``orch-tail`` and ``agents/tail_agent.py`` both call it.
+    """
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ..errors import BadInput
+from ..core.errors import BadInput
 
 
 def read_task(words: Sequence[str], task_file: str | None) -> str:

@@ -8,13 +8,15 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ..errors import BadRecord, guarded
-from ..paths import StatePaths
-from ..record import RecordStore, StatusRecord
-from ..states import UNSUCCESSFUL, ExitCode, State
+from ..core.errors import BadRecord
+from ..core.paths import StatePaths
+from ..core.programs import program_name
+from ..core.states import UNSUCCESSFUL, ExitCode, State
+from ..records.status_record import RecordStore, StatusRecord
 from . import parsing, render
+from .guard import guarded
 
-PROG = "wait_agents.py"
+SCRIPT = "wait_agents"
 
 EPILOG = """\
 examples:
@@ -43,7 +45,7 @@ ROUTINE_STATES = frozenset({State.STARTING, State.RUNNING})
 
 def build_parser() -> argparse.ArgumentParser:
     """wait_agents.py's parser: NAMEs, ``--any``, ``--timeout``, ``--follow``, ``--json``."""
-    p = parsing.new_parser(PROG, "Wait for background Claude Code agents to end, printing each state change.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Wait for background Claude Code agents to end, printing each state change.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to wait for (default: every active one)")
     p.add_argument("--any", action="store_true", help="return when the first of them ends")
     p.add_argument("--timeout", metavar="S", type=float, help="give up after S seconds (exit 124)")
@@ -75,7 +77,7 @@ def _terminate(_signum, _frame) -> None:
 
 def follow(store: RecordStore, as_json: bool) -> ExitCode:
     """``--follow``: one line per state change of any agent until SIGTERM (OK) or SIGINT (the guard's 130)."""
-    from ..control import follow as follow_changes
+    from ..usecases.control import follow as follow_changes
 
     clock = render.ChangeClock()
 
@@ -85,7 +87,7 @@ def follow(store: RecordStore, as_json: bool) -> ExitCode:
         print(line, flush=True)
 
     def ready() -> None:
-        print(f"{PROG}: following every agent under {store.paths.root}; stop with SIGTERM or Ctrl-C", file=sys.stderr, flush=True)
+        print(f"{program_name(SCRIPT)}: following every agent under {store.paths.root}; stop with SIGTERM or Ctrl-C", file=sys.stderr, flush=True)
 
     follow_changes(store, on_change, on_ready=ready)
     return ExitCode.OK
@@ -102,14 +104,14 @@ def wait_exit_code(timed_out: bool, unreadable: bool, recs: list[StatusRecord]) 
 
 def _awaited(store: RecordStore, args: argparse.Namespace) -> list[str]:
     """The NAMEs (without repeats), else every active agent (stderr: the unreadable ones not waited for)."""
-    from ..control import read_records
+    from ..usecases.control import read_records
 
     if args.names:
         return list(dict.fromkeys(args.names))
     skipped: list[BadRecord] = []
     names = [r.agent for r in read_records(store, unreadable=skipped) if r.state.is_active]
     for b in skipped:
-        print(f"{PROG}: not waiting for {b.name}: {b}", file=sys.stderr)
+        print(f"{program_name(SCRIPT)}: not waiting for {b.name}: {b}", file=sys.stderr)
     return names
 
 
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         NotFound: a named agent has no record (exit 4).
     """
-    from ..control import read_records, wait_for
+    from ..usecases.control import read_records, wait_for
 
     store = RecordStore(StatePaths())
     if args.follow:
@@ -138,7 +140,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             print(render.compact(render.change_event(r, previous, at)), flush=True)
 
     def on_unreadable(b: BadRecord) -> None:
-        from ..record import utc_now
+        from ..records.shape import utc_now
 
         at = clock.last[1] if clock.last else utc_now()
         print(render.compact(render.unreadable_event(b, at)) if args.json else render.unreadable_line(b, at), flush=True)
@@ -160,7 +162,9 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run wait_agents.py with ``argv``; its exit status.
+    """Run wait_agents.py with ``argv``, parsed and run inside the one guard (:func:`.guard.guarded`); its exit status.
+
+    The console command ``orch-wait`` and ``agents/wait_agents.py`` both call it.
 
     With ``--follow``, SIGTERM is handled first thing (a monitor may stop it
     at once) and ends the follow with exit 0.
@@ -177,5 +181,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = parse_args(argv)
-    return int(guarded(PROG, lambda: run(args)))
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))

@@ -24,14 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from ..claude_cli import cli_env
-from ..limits import RunLimits
-from ..record import utc_now
-from ..spec import Outcome
-from ..states import ExitCode, State, StopReason
-from ..stream import RunProgress, classify
+from ..claude.invocation import cli_env
+from ..claude.stream import RunProgress, classify
+from ..core.limits import RunLimits
+from ..core.states import ExitCode, State, StopReason
+from ..records.shape import utc_now
+from ..records.spec import Outcome
 from .events import EventReader
-from .transcript import TranscriptFile
+from .transcript_file import TranscriptFile
 from .tree import ProcessTree
 
 #: Seconds between RSS samples of the process tree (at least one a second, as issue 3 asks).

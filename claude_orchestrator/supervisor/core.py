@@ -18,19 +18,21 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import lifecycle, procs
-from ..claude_cli import build_argv, cli_env
-from ..cli_features import CliFeatures, detect_features
-from ..errors import BadRecord, OrchestratorError
-from ..lifecycle import move_from
-from ..limits import RunLimits, is_retryable
-from ..paths import StatePaths
-from ..record import RecordStore, StatusRecord, is_task_preview, read_session, utc_now
-from ..states import State
-from ..stream import RunProgress
+from ..claude.features import CliFeatures, detect_features
+from ..claude.invocation import build_argv, cli_env
+from ..claude.stream import RunProgress
+from ..core import procs
+from ..core.errors import BadRecord, OrchestratorError
+from ..core.limits import RunLimits, is_retryable
+from ..core.paths import StatePaths
+from ..core.states import State
+from ..records import lifecycle
+from ..records.lifecycle import move_from
+from ..records.shape import utc_now
+from ..records.status_record import RecordStore, StatusRecord, is_task_preview, read_session
 from . import report
 from .attempt import Attempt, AttemptEnd, CliNotStarted, spawn
-from .transcript import TranscriptFile
+from .transcript_file import TranscriptFile
 from .tree import ProcessTree
 from .writer import (
     CLAIM_RETRY_LIMIT_S,
@@ -249,8 +251,8 @@ class Supervisor:
         """
         deps = list(rec.spec.after)
         self.log(f"waiting for {', '.join(deps)}")
-        from ..executor import executor_of
-        from ..scheduling import take_slot_or_enqueue
+        from ..executors.local import executor_of
+        from ..usecases.scheduling import take_slot_or_enqueue
         from . import waits  # only a run that waits pays for these (a supervisor's memory is a bench figure)
 
         judge_local = rec.spec.executor == "local"  # a Slurm job's host is not the local runs' host
@@ -286,7 +288,7 @@ class Supervisor:
     def _leave_queue(self, rec: StatusRecord) -> bool:
         """A ``queued`` run goes on: at once if its executor's scheduler kept the queue
         (Slurm has started this job), else once it has a slot (:meth:`_wait_for_slot`)."""
-        from ..executor import executor_of
+        from ..executors.local import executor_of
 
         if executor_of(rec).keeps_queue:
             return self._wait_for_slot()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..paths import StatePaths
-from ..states import ExitCode
+from ..core.paths import StatePaths
+from ..core.states import ExitCode
 from .core import Supervisor
 
 

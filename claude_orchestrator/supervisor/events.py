@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..stream import MAX_LINE_BYTES, LineBuffer, RunProgress, SkippedLine, parse_event
-from .transcript import TranscriptFile
+from ..claude.stream import MAX_LINE_BYTES, LineBuffer, RunProgress, SkippedLine, parse_event
+from .transcript_file import TranscriptFile
 
 #: Skipped stream lines logged one by one (each with a preview); later ones are only counted.
 SKIPPED_LOGGED = 20

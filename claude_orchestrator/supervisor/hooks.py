@@ -10,9 +10,9 @@ import os
 import subprocess
 from typing import IO, Any
 
-from ..errors import OrchestratorError
-from ..paths import StatePaths
-from ..record import StatusRecord
+from ..core.errors import OrchestratorError
+from ..core.paths import StatePaths
+from ..records.status_record import StatusRecord
 from .writer import SHORT_RETRY_LIMIT_S, RecordWriter
 
 #: Seconds an --on-complete command may run before it is given up on.

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..lifecycle import move_from
-from ..record import RESULT_PREVIEW_CHARS, StatusRecord, utc_now
-from ..states import State
-from ..stream import RunProgress
+from ..claude.stream import RunProgress
+from ..core.states import State
+from ..records.lifecycle import move_from
+from ..records.shape import utc_now
+from ..records.status_record import RESULT_PREVIEW_CHARS, StatusRecord
 from .attempt import AttemptEnd
 from .tree import ProcessTree
 from .writer import Change

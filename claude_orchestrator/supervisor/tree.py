@@ -19,9 +19,9 @@ from typing import Any
 
 import psutil
 
-from .. import procs
-from ..limits import MEMORY_LEVELS
-from ..record import utc_now
+from ..core import procs
+from ..core.limits import MEMORY_LEVELS
+from ..records.shape import utc_now
 
 #: Seconds to wait for the CLI to be reaped after SIGKILL.
 KILL_WAIT_S = 10.0

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .. import locks
-from ..errors import BadRecord
-from ..paths import StatePaths
-from ..record import RecordStore
-from ..scheduling import take_turn
-from ..states import ACTIVE, State
+from ..core import locks
+from ..core.errors import BadRecord
+from ..core.paths import StatePaths
+from ..core.states import ACTIVE, State
+from ..records.status_record import RecordStore
+from ..usecases.scheduling import take_turn
 
 #: How often a queued run looks for its turn, in seconds.
 QUEUE_POLL_S = 0.1
@@ -33,7 +33,7 @@ def dependency_states(store: RecordStore, deps: list[str], judge_local: bool = T
     read as it is, never reconciled: its liveness is a lock held on another
     host, which a lock on a shared filesystem cannot tell.
     """
-    from ..control import reconcile
+    from ..usecases.control import reconcile
 
     states: dict[str, str] = {}
     for dep in deps:
@@ -61,7 +61,7 @@ def await_dependencies(
     Returns:
         Their last states, as :func:`dependency_states` (``judge_local`` passed on; empty if stopped before the first look).
     """
-    from ..watch import DirWatcher
+    from ..usecases.watch import DirWatcher
 
     states: dict[str, str] = {}
     with DirWatcher(paths.status_dir) as watcher:

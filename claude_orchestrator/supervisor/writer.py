@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import lifecycle
-from ..errors import OrchestratorError, StorageError
-from ..record import RecordStore, StatusRecord, write_atomic
-from ..states import State
+from ..core.errors import OrchestratorError, StorageError
+from ..core.files import write_atomic
+from ..core.states import State
+from ..records import lifecycle
+from ..records.status_record import RecordStore, StatusRecord
 
 #: Seconds the final writes (result file, session file, final record) are
 #: retried while the state root cannot be written; then the supervisor gives

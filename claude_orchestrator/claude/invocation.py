@@ -22,11 +22,11 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInput, CliMissing
-from .paths import TOOLKIT_ROOT
+from ..core.errors import BadInput, CliMissing
+from ..core.paths import TOOLKIT_ROOT
 
 if TYPE_CHECKING:
-    from .cli_features import CliFeatures
+    from .features import CliFeatures
 
 #: The CLI that ``make install`` puts into the project (git-ignored): ``$(CLAUDE_VERSION)``, today's.
 LOCAL_CLI = TOOLKIT_ROOT / ".claude-cli" / "node_modules" / ".bin" / "claude"
@@ -183,7 +183,7 @@ def build_argv(
     if options.max_budget_usd is not None:
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
     if resume_id and features is not None and features.system_prompt_snapshot:
-        from .cli_features import SNAPSHOT_FLAG
+        from .features import SNAPSHOT_FLAG
 
         if not any(a == SNAPSHOT_FLAG or a.startswith(SNAPSHOT_FLAG + "=") for a in options.claude_args):
             argv += [SNAPSHOT_FLAG, "off"]

@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput
-from .paths import StatePaths, refuse_symlink
+from ..core.errors import BadInput
+from ..core.paths import StatePaths, refuse_symlink
 
 ISOLATIONS = ("none", "dir", "worktree")
 

@@ -23,7 +23,7 @@ import math
 import re
 from typing import Any
 
-from .states import State
+from ..core.states import State
 
 #: Characters of a tool call's input kept as its preview.
 TOOL_PREVIEW_CHARS = 120

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import errno
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from .errors import BadRecord, OrchestratorError, storage_error
-from .paths import StatePaths
-from .shape import SPARSE, check_shape, is_type, parse_time, utc_now
+from ..core.errors import BadRecord, OrchestratorError, storage_error
+from ..core.files import write_atomic
+from ..core.paths import StatePaths
+from ..core.states import State
+from .shape import SPARSE, check_shape, is_type, parse_time
 from .spec import RunSpec
-from .states import State
 
-__all__ = ["SCHEMA", "SPARSE", "RecordStore", "StatusRecord", "check_shape", "parse_time", "read_session", "utc_now", "write_atomic"]
+__all__ = ["SCHEMA", "RecordStore", "StatusRecord", "read_session"]
 
 #: The keys of ``options`` this version reads into a :class:`.spec.RunSpec`.
 SPEC_KEYS = frozenset(RunSpec.__dataclass_fields__)
@@ -312,62 +310,3 @@ class RecordStore:
                 return current
             self._write_unlocked(new, durable=durable)
             return new
-
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A new file ``.<name>.<random>.tmp`` beside ``path``, opened for writing (mode 0600, as ``tempfile.mkstemp`` makes it).
-
-    Not :mod:`tempfile`: with the :mod:`shutil`, :mod:`random` and compression
-    modules it imports, it cost every supervisor about 0.9 MiB of RSS.
-
-    Returns:
-        ``(descriptor, path)``.
-
-    Raises:
-        OSError: the file cannot be made.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    for _ in range(100):
-        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
-        try:
-            return os.open(tmp, flags, 0o600), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
-
-
-def write_atomic(path: Path, text: str | bytes, durable: bool = True) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never half.
-
-    A temp file in the same folder, fsync, then ``os.replace``.  Without the
-    fsync (``durable=False``) readers still never see half a file; only a
-    crash of the whole machine can lose the write.  ``os.replace`` replaces
-    a symlink at ``path`` itself: nothing is written through it.
-
-    Raises:
-        StorageError: the folder or file cannot be written (read-only, full,
-            a path part that is a file) (exit 74); ``path`` is as it was and no
-            temp file is left.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temp_beside(path)
-    except OSError as exc:
-        raise storage_error(exc, path) from exc
-    try:
-        data = text if isinstance(text, bytes) else text.encode("utf-8", "replace")  # a lone surrogate from JSON: "?"
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise storage_error(exc, path) from exc
-        raise

@@ -30,8 +30,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from .errors import OrchestratorError
-from .paths import StatePaths
+from ..core.errors import OrchestratorError
+from ..core.paths import StatePaths
 
 #: The flag that turns 2.1.330's system-prompt snapshot off.
 SNAPSHOT_FLAG = "--system-prompt-snapshot"
@@ -202,7 +202,7 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
         features = CliFeatures(version, options, modes)
         if features.known:
             try:
-                from .record import write_atomic
+                from ..core.files import write_atomic
 
                 write_atomic(entry, json.dumps(dict(features.to_dict(), binary=str(key[1])), indent=1) + "\n", durable=False)
             except OrchestratorError:  # a full or read-only state root (StorageError): the next run asks again

@@ -29,10 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput, NotFound
-from .executor import EXECUTOR_NAMES
+from ..core.errors import BadInput, NotFound
+from ..core.paths import TOOLKIT_ROOT
+from ..executors.local import EXECUTOR_NAMES
 from .isolation import ISOLATIONS
-from .paths import TOOLKIT_ROOT
 
 DEFAULT_FILE = TOOLKIT_ROOT / "agents" / "profiles.toml"
 #: Allowed keys and the types they take.

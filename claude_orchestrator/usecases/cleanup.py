@@ -6,10 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import BadRecord, Conflict, NotFound, StorageError
-from .paths import NAME_RE, StatePaths, validate_name
-from .record import RecordStore
-from .states import State
+from ..core.errors import BadRecord, Conflict, NotFound, StorageError
+from ..core.paths import NAME_RE, StatePaths, validate_name
+from ..core.programs import command
+from ..core.states import State
+from ..records.status_record import RecordStore
 
 
 def agents_with_files(paths: StatePaths) -> list[str]:
@@ -106,7 +107,7 @@ def _targets(paths: StatePaths, names: list[str] | None) -> list[str]:
     known = set(agents_with_files(paths))
     missing = [n for n in names if n not in known]
     if missing:
-        raise NotFound(f"no files for agent(s): {', '.join(missing)}; see python3 agents/check_status.py")
+        raise NotFound(f"no files for agent(s): {', '.join(missing)}; see {command('check_status')}")
     return list(dict.fromkeys(names))
 
 

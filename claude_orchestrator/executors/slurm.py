@@ -42,13 +42,15 @@ import math
 import shlex
 import time
 
-from . import lifecycle, locks
-from . import slurm_jobs as jobs
-from .errors import OrchestratorError
-from .executor import Executor, get_executor, leftover_tree, supervisor_command
-from .paths import StatePaths
-from .record import RecordStore, StatusRecord, write_atomic
-from .slurm_jobs import SlurmError
+from ..core import locks
+from ..core.errors import OrchestratorError
+from ..core.files import write_atomic
+from ..core.paths import StatePaths
+from ..records import lifecycle
+from ..records.status_record import RecordStore, StatusRecord
+from . import slurm_commands as jobs
+from .local import Executor, get_executor, leftover_tree, supervisor_command
+from .slurm_commands import SlurmError
 
 __all__ = ["SlurmError", "SlurmExecutor", "batch_script", "dependency_args", "limit_args", "time_limit_lead_s"]
 

@@ -12,12 +12,14 @@ import copy
 import time
 from collections.abc import Callable
 
-from . import lifecycle
-from .errors import BadRecord, NotFound, OrchestratorError, StorageError
-from .executor import all_executors, executor_of
-from .paths import NAME_RE
-from .record import RecordStore, StatusRecord, parse_time
-from .states import State
+from ..core.errors import BadRecord, NotFound, OrchestratorError, StorageError
+from ..core.paths import NAME_RE
+from ..core.programs import command
+from ..core.states import State
+from ..executors.local import all_executors, executor_of
+from ..records import lifecycle
+from ..records.shape import parse_time
+from ..records.status_record import RecordStore, StatusRecord
 
 # psutil is imported by the executor only where a process is looked at:
 # check_status and wait_agents read records and probe locks, and do not pay for it.
@@ -142,7 +144,7 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     """
     rec = store.read(name)
     if rec is None:
-        raise NotFound(f"no such agent: {name}; see python3 agents/check_status.py")
+        raise NotFound(f"no such agent: {name}; see {command('check_status')}")
     rec = reconcile(store, rec)
     grace = grace_s if grace_s is not None else float(rec.spec.limits.kill_grace_s)
     if rec.state is State.LOST:

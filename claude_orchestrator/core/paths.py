@@ -37,7 +37,7 @@ RESERVED_NAMES = frozenset({"archive"})
 #: The environment variable that moves the state root.
 HOME_ENV = "ORCHESTRATOR_HOME"
 
-TOOLKIT_ROOT = Path(__file__).resolve().parent.parent
+TOOLKIT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def validate_name(name: str) -> str:

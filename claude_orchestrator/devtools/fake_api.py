@@ -23,7 +23,7 @@ What the model "does" is scripted by directives in the latest user prompt:
     answer the first N requests carrying this prompt with status CODE, then
     as if the directive were not there (a transient error, for retries).
 
-Run it as ``python -m claude_orchestrator.fake_api [--port 0] [--port-file F]``;
+Run it as ``python -m claude_orchestrator.devtools.fake_api [--port 0] [--port-file F]``;
 it prints ``http://127.0.0.1:PORT`` on its first line of stdout.
 """
 
@@ -333,7 +333,7 @@ def serve_in_thread(port: int = 0) -> FakeAPIServer:
 def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted; print the base URL first."""
     parser = argparse.ArgumentParser(
-        prog="python -m claude_orchestrator.fake_api",
+        prog="python -m claude_orchestrator.devtools.fake_api",
         description="A fake Anthropic Messages API on 127.0.0.1, scripted by [[directives]] in the prompt.",
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")

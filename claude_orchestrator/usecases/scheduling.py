@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import time
 
-from . import locks
-from .paths import StatePaths
+from ..core import locks
+from ..core.paths import StatePaths
 
 #: Seconds to wait for the queue lock before giving up (a stuck script holds it).
 QUEUE_LOCK_TIMEOUT_S = 30.0

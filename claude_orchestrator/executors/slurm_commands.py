@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import OrchestratorError
-from .paths import StatePaths
-from .states import ExitCode
+from ..core.errors import OrchestratorError
+from ..core.paths import StatePaths
+from ..core.states import ExitCode
 
 #: Seconds ``sbatch`` may take (it answers in milliseconds; a controller that does not answer is an error).
 SUBMIT_TIMEOUT_S = 30.0

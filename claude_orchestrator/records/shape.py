@@ -13,8 +13,8 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from .paths import NAME_RE
-from .states import State
+from ..core.paths import NAME_RE
+from ..core.states import State
 
 
 def utc_now() -> str:

@@ -19,14 +19,17 @@ import time
 import uuid
 from pathlib import Path
 
-from . import lifecycle, locks
-from .claude_cli import find_claude
-from .errors import BadInput, Conflict, NotFound, OrchestratorError, storage_error
-from .executor import Executor, executor_of, get_executor
-from .paths import StatePaths, refuse_symlink, validate_name
-from .record import RecordStore, StatusRecord, read_session, task_preview, write_atomic
-from .spec import RunSpec
-from .states import State
+from ..claude.invocation import find_claude
+from ..core import locks
+from ..core.errors import BadInput, Conflict, NotFound, OrchestratorError, storage_error
+from ..core.files import write_atomic
+from ..core.paths import StatePaths, refuse_symlink, validate_name
+from ..core.programs import command
+from ..core.states import State
+from ..executors.local import Executor, executor_of, get_executor
+from ..records import lifecycle
+from ..records.spec import RunSpec
+from ..records.status_record import RecordStore, StatusRecord, read_session, task_preview
 
 #: Seconds a launch waits for a previous supervisor of the agent that is still exiting.
 PREVIOUS_SUPERVISOR_WAIT_S = 5.0
@@ -108,7 +111,7 @@ def resolve_spec(paths: StatePaths, name: str, spec: RunSpec) -> RunSpec:
         if dep == name:
             raise BadInput(f"agent {name!r} cannot wait for itself")
         if not paths.status(dep).exists():
-            raise NotFound(f"--after {dep}: no such agent; launch it first (see python3 agents/check_status.py)")
+            raise NotFound(f"--after {dep}: no such agent; launch it first (see {command('check_status')})")
     spec.claude.validate()
     spec.limits.validate()
     get_executor(spec.executor)
@@ -117,7 +120,7 @@ def resolve_spec(paths: StatePaths, name: str, spec: RunSpec) -> RunSpec:
         raise BadInput(f"--cwd {str(workdir)!r} is not a directory")
     claude_bin = find_claude()
     if spec.claude.permission_mode:  # refused now if this CLI's modes are known; else its supervisor checks
-        from .cli_features import cached_features
+        from ..claude.features import cached_features
 
         known = cached_features(paths, claude_bin)
         refused = known.refuse_permission_mode(spec.claude.permission_mode) if known else None
@@ -371,7 +374,7 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     if session is None:
         raise NotFound(
             f"agent {source!r} has no session to resume; start one with: "
-            f"python3 agents/launch_agent.py {source} \"TASK\""
+            f"{command('launch_agent')} {source} \"TASK\""
         )
     spec = spec or RunSpec()
     previous = current if source == name else store.read(source)

@@ -29,14 +29,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import locks
-from .errors import BadInput
-from .paths import StatePaths
+from ..core import locks
+from ..core.errors import BadInput
+from ..core.paths import StatePaths
 
 if TYPE_CHECKING:
     import psutil
 
-    from .record import StatusRecord
+    from ..records.status_record import StatusRecord
 
 #: What the supervisor imports.  It runs as ``python -S`` (no site hooks: a
 #: ``.pth`` file that imports something costs every supervisor start-up time
@@ -183,7 +183,7 @@ class LocalExecutor(Executor):
 
     def stop_leftovers(self, rec: StatusRecord, grace_s: float) -> bool:
         """:func:`.procs.stop_tree` on :func:`leftover_tree`, with the CLI's process group if the CLI still runs."""
-        from . import procs
+        from ..core import procs
 
         left = leftover_tree(rec)
         if left:
@@ -192,7 +192,7 @@ class LocalExecutor(Executor):
 
     def force_stop(self, rec: StatusRecord, grace_s: float) -> None:
         """The leftovers and, if the CLI still runs (the supervisor is stuck), the supervisor too."""
-        from . import procs
+        from ..core import procs
 
         cli = cli_process(rec)
         stuck = supervisor_process(rec) if cli is not None else None
@@ -211,7 +211,7 @@ class LocalExecutor(Executor):
 
         import psutil
 
-        from . import procs
+        from ..core import procs
 
         if not locks.is_held(paths.alive_lock(name)):
             return False
@@ -334,14 +334,14 @@ def _package_dirs() -> list[str]:
 
 def supervisor_process(rec: StatusRecord) -> psutil.Process | None:
     """The run's live local supervisor process (PID and start time checked), or None."""
-    from . import procs
+    from ..core import procs
 
     return procs.find_process(rec.supervisor_pid, rec.supervisor_started)
 
 
 def cli_process(rec: StatusRecord) -> psutil.Process | None:
     """The run's live CLI process (PID and start time checked), or None."""
-    from . import procs
+    from ..core import procs
 
     return procs.find_process(rec.pid, rec.pid_started)
 
@@ -351,7 +351,7 @@ def leftover_tree(rec: StatusRecord) -> list[psutil.Process]:
     the supervisor recorded (``tree``), and the orphans of an earlier lost run
     handed to it (``orphans``) that its supervisor has not stopped yet; each
     verified by its start time."""
-    from . import procs
+    from ..core import procs
 
     entries = [[rec.pid, rec.pid_started], *(rec.tree or []), *(rec.orphans or [])]
     return procs.find_entries(entries)

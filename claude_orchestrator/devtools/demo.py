@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .claude_cli import find_claude
-from .control import wait_for
-from .errors import OrchestratorError
+from ..claude.invocation import find_claude
+from ..core.errors import OrchestratorError
+from ..core.paths import TOOLKIT_ROOT, StatePaths
+from ..records.status_record import RecordStore
+from ..usecases.control import wait_for
 from .fake_api import serve_in_thread, user_prompt
-from .paths import TOOLKIT_ROOT, StatePaths
-from .record import RecordStore
 
 AGENTS = TOOLKIT_ROOT / "agents"
 
@@ -44,7 +44,7 @@ def _script(env: dict[str, str], script: str, *args: str) -> subprocess.Complete
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns 0 if every agent completed and the resume kept its context."""
-    parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.devtools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the demo's temp folder (default: delete it)")
     args = parser.parse_args(argv)
     wall = time.monotonic()

@@ -15,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
-from .claude_cli import ClaudeOptions
-from .limits import RunLimits
-from .states import State, StopReason
+from ..claude.invocation import ClaudeOptions
+from ..core.limits import RunLimits
+from ..core.states import State, StopReason
 
 
 @dataclasses.dataclass(frozen=True)

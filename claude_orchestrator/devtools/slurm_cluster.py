@@ -41,7 +41,7 @@ Usage::
         env = dict(os.environ, **cluster.env)           # SLURM_CONF for sbatch, squeue, ...
         job = cluster.run("sbatch", "--parsable", "--wrap", "echo hi").stdout.strip()
 
-or from a shell: ``python -m claude_orchestrator.slurm_cluster start DIR``
+or from a shell: ``python -m claude_orchestrator.devtools.slurm_cluster start DIR``
 (prints ``export SLURM_CONF=...``) and ``... stop DIR``.
 """
 
@@ -267,7 +267,7 @@ class SlurmCluster:
         memory_mb = max(psutil.virtual_memory().total // 2**20, default_mem_mb * self.cpus * self.oversubscribe)
         d, q = self.folder, _conf_path_value
         lines = [
-            "# Written by claude_orchestrator.slurm_cluster; rewritten on every start.",
+            "# Written by claude_orchestrator.devtools.slurm_cluster; rewritten on every start.",
             "ClusterName=orchestrator",
             f"SlurmctldHost={NODE}(127.0.0.1)",
             f"SlurmctldPort={port}",
@@ -575,13 +575,13 @@ def main(argv: list[str] | None = None) -> int:
     69 when Slurm is missing or does not start; errors are one line on stderr.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m claude_orchestrator.slurm_cluster",
+        prog="python -m claude_orchestrator.devtools.slurm_cluster",
         description="A private one-node Slurm cluster in a folder (real daemons, auth/none: for a single-user machine).",
         epilog=(
             "example:\n"
-            '  eval "$(python -m claude_orchestrator.slurm_cluster start /tmp/slurm)"\n'
+            '  eval "$(python -m claude_orchestrator.devtools.slurm_cluster start /tmp/slurm)"\n'
             "  sbatch --wrap 'hostname'; squeue\n"
-            "  python -m claude_orchestrator.slurm_cluster stop /tmp/slurm"
+            "  python -m claude_orchestrator.devtools.slurm_cluster stop /tmp/slurm"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -605,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster.start()
             cluster._children.clear()  # the daemons outlive this process; it must not reap or kill them
             print(f"export SLURM_CONF={shlex.quote(str(cluster.conf_path))}")
-            print(f"{prog}: started in {cluster.folder} (slurmctld on 127.0.0.1:{cluster.port}); stop it with: python -m claude_orchestrator.slurm_cluster stop {shlex.quote(str(cluster.folder))}", file=sys.stderr)
+            print(f"{prog}: started in {cluster.folder} (slurmctld on 127.0.0.1:{cluster.port}); stop it with: python -m claude_orchestrator.devtools.slurm_cluster stop {shlex.quote(str(cluster.folder))}", file=sys.stderr)
             return 0
         cluster = SlurmCluster(args.folder)
         if not cluster.conf_path.is_file():

@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .record import RecordStore, StatusRecord, parse_time, utc_now
-from .states import TRANSITIONS, State
+from ..core.states import TRANSITIONS, State
+from .shape import parse_time, utc_now
+from .status_record import RecordStore, StatusRecord
 
 #: The states a run's record may be created in (the launcher picks one).
 INITIAL = frozenset({State.WAITING, State.QUEUED, State.STARTING})
