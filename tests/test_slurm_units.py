@@ -7,6 +7,7 @@ The end-to-end behaviour on a real (private) cluster is in test_slurm.py.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import time
@@ -19,6 +20,7 @@ from claude_orchestrator.core.limits import RunLimits
 from claude_orchestrator.core.paths import StatePaths
 from claude_orchestrator.core.states import ExitCode, State
 from claude_orchestrator.executors import slurm, slurm_commands
+from claude_orchestrator.executors.base import Handoff, Verdict
 from claude_orchestrator.records.spec import RunSpec
 from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 
@@ -52,7 +54,7 @@ def _fresh_cache(monkeypatch):
 def test_executor_comes_from_the_flag_then_the_profile_then_the_environment(monkeypatch):
     monkeypatch.delenv("ORCHESTRATOR_EXECUTOR", raising=False)
     monkeypatch.delenv("ORCHESTRATOR_SLURM_ARGS", raising=False)
-    assert options.executor_options(args()) == {"executor": "local", "slurm_args": ()}
+    assert options.executor_options(args()) == {"executor": "local", "executor_args": ()}
     monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "slurm")
     assert options.executor_options(args())["executor"] == "slurm"
     assert options.executor_options(args(), {"executor": "local"})["executor"] == "local"
@@ -62,7 +64,7 @@ def test_executor_comes_from_the_flag_then_the_profile_then_the_environment(monk
 def test_sbatch_options_come_from_the_environment_then_the_profile_then_the_flags(monkeypatch):
     monkeypatch.setenv("ORCHESTRATOR_SLURM_ARGS", "--partition=batch '--comment=two words'")
     got = options.executor_options(args(executor="slurm", slurm_arg=["--hold"]), {"slurm_args": ["--qos=low"]})
-    assert got["slurm_args"] == ("--partition=batch", "--comment=two words", "--qos=low", "--hold")
+    assert got["executor_args"] == ("--partition=batch", "--comment=two words", "--qos=low", "--hold")
 
 
 @pytest.mark.parametrize(
@@ -89,7 +91,7 @@ def test_bad_executor_options_are_refused_with_what_to_do(monkeypatch, env, give
 
 def test_an_sbatch_option_alone_asks_for_slurm(monkeypatch):
     monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "local")
-    assert options.executor_options(args(slurm_arg=["--hold"])) == {"executor": "slurm", "slurm_args": ("--hold",)}
+    assert options.executor_options(args(slurm_arg=["--hold"])) == {"executor": "slurm", "executor_args": ("--hold",)}
 
 
 def test_the_environment_max_parallel_does_not_stop_a_slurm_launch(monkeypatch):
@@ -117,9 +119,9 @@ def test_after_becomes_afterany_on_the_active_slurm_jobs_only(tmp_path):
     store = RecordStore(StatePaths(tmp_path))
     store.paths.ensure()
     deps = {
-        "s1": record("s1", State.RUNNING, slurm_job_id="11", spec=RunSpec(executor="slurm")),
-        "s2": record("s2", State.QUEUED, slurm_job_id="12", spec=RunSpec(executor="slurm")),
-        "done": record("done", State.COMPLETED, slurm_job_id="13", spec=RunSpec(executor="slurm")),
+        "s1": record("s1", State.RUNNING, executor_ref="11", spec=RunSpec(executor="slurm")),
+        "s2": record("s2", State.QUEUED, executor_ref="12", spec=RunSpec(executor="slurm")),
+        "done": record("done", State.COMPLETED, executor_ref="13", spec=RunSpec(executor="slurm")),
         "loc": record("loc", State.RUNNING),
     }
     for rec in deps.values():
@@ -189,28 +191,57 @@ def test_query_asks_once_and_tells_gone_from_unknown(monkeypatch):
 def test_liveness_asks_slurm_and_an_outage_marks_nothing_lost(monkeypatch, tmp_path):
     paths = StatePaths(tmp_path)
     ex = slurm.SlurmExecutor()
-    rec = record(spec=RunSpec(executor="slurm"), slurm_job_id="11")
-    answers = {"PENDING": True, "RUNNING": True, "COMPLETED": False, "CANCELLED": False}
-    for state, alive in answers.items():
-        monkeypatch.setattr(slurm_commands, "job_info", lambda _j, s=state: slurm_commands.JobInfo(s, "None"))
-        assert ex.is_alive(paths, rec) is alive, state
-    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.UNKNOWN)
-    assert ex.is_alive(paths, rec)
-    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: None)
-    assert not ex.is_alive(paths, rec)
-    assert "no longer has job 11" in ex.gone_reason(rec)
-    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("FAILED", "NonZeroExitCode"))
-    assert "ended FAILED (reason NonZeroExitCode)" in ex.gone_reason(rec)
+    rec = record(spec=RunSpec(executor="slurm"), executor_ref="11")
+
+    def probe(info, r=rec):
+        monkeypatch.setattr(slurm_commands, "job_info", lambda _j: info)
+        monkeypatch.setattr(slurm_commands, "query", lambda _ids: None)
+        return ex.probe(paths, [r])[0]
+
+    answers = {"PENDING": Verdict.ALIVE, "RUNNING": Verdict.ALIVE, "COMPLETED": Verdict.GONE, "CANCELLED": Verdict.GONE}
+    for state, verdict in answers.items():
+        assert probe(slurm_commands.JobInfo(state, "None")).verdict is verdict, state
+    outage = probe(slurm_commands.UNKNOWN)
+    assert outage.verdict is Verdict.UNKNOWN and "could not be asked" in outage.reason
+    gone = probe(None)
+    assert gone.verdict is Verdict.GONE and "no longer has job 11" in gone.reason and gone.ended is None
+    failed = probe(slurm_commands.JobInfo("FAILED", "NonZeroExitCode"))
+    assert "ended FAILED (reason NonZeroExitCode)" in failed.reason and failed.ended is None
     # a job that ended a moment ago: its supervisor's last write may still be on its way (NFS)
     monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "30")
-    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("COMPLETED", "None", time.time() - 5))
-    assert ex.is_alive(paths, rec)
-    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("COMPLETED", "None", time.time() - 31))
-    assert not ex.is_alive(paths, rec)
+    assert probe(slurm_commands.JobInfo("COMPLETED", "None", time.time() - 5)).verdict is Verdict.ALIVE
+    assert probe(slurm_commands.JobInfo("COMPLETED", "None", time.time() - 31)).verdict is Verdict.GONE
     monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "0")
-    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("COMPLETED", "None", time.time() - 5))
-    assert not ex.is_alive(paths, rec)
-    assert not ex.is_alive(paths, record(status=State.COMPLETED, spec=RunSpec(executor="slurm"), slurm_job_id="11"))
+    assert probe(slurm_commands.JobInfo("COMPLETED", "None", time.time() - 5)).verdict is Verdict.GONE
+    ended = record(status=State.COMPLETED, spec=RunSpec(executor="slurm"), executor_ref="11")
+    assert probe(slurm_commands.JobInfo("RUNNING", "None"), ended).verdict is Verdict.GONE
+
+
+def test_a_job_slurm_killed_for_its_memory_ends_memory_exceeded(monkeypatch, tmp_path):
+    """Slurm's memory backstop may kill the job, supervisor and all, before the supervisor's own sampler
+    stops the tree: the run then ends memory_exceeded with Slurm's words, not lost."""
+    from claude_orchestrator.usecases import control
+
+    monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "0")
+    store = RecordStore(StatePaths(tmp_path))
+    store.paths.ensure()
+    log = tmp_path / "r.log"
+    log.write_text("supervisor: CLI started, pid 77\nslurmstepd: error: Job 11 exceeded memory limit (1258291 > 1158144), being killed\n")
+    rec = record("a1", State.RUNNING, spec=RunSpec(executor="slurm"), executor_ref="11", log_file=str(log))
+    store.write(rec)
+    monkeypatch.setattr(slurm_commands, "query", lambda _ids: {})
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("FAILED", "JobLaunchFailure", time.time() - 5))
+    ended = control.reconcile(store, store.read("a1"))
+    assert ended.status is State.MEMORY_EXCEEDED, ended.error
+    assert "exceeded memory limit (1258291 > 1158144)" in ended.error and "Slurm killed job 11" in ended.error
+    # with cgroups Slurm says so in the job's state
+    store.write(record("b1", State.RUNNING, spec=RunSpec(executor="slurm"), executor_ref="12"))
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("OUT_OF_MEMORY", "OutOfMemory", time.time() - 5))
+    assert control.reconcile(store, store.read("b1")).status is State.MEMORY_EXCEEDED
+    # any other end of the job stays lost: its outcome is unknown
+    store.write(record("c1", State.RUNNING, spec=RunSpec(executor="slurm"), executor_ref="13"))
+    monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("FAILED", "NonZeroExitCode", time.time() - 5))
+    assert control.reconcile(store, store.read("c1")).status is State.LOST
 
 
 def test_a_resume_runs_where_the_agent_ran_unless_told_otherwise(monkeypatch, tmp_path):
@@ -218,14 +249,14 @@ def test_a_resume_runs_where_the_agent_ran_unless_told_otherwise(monkeypatch, tm
     monkeypatch.delenv("ORCHESTRATOR_SLURM_ARGS", raising=False)
     paths = StatePaths(tmp_path)
     paths.ensure()
-    RecordStore(paths).write(record("a1", State.COMPLETED, spec=RunSpec(executor="slurm", slurm_args=("--partition=gpu",))))
+    RecordStore(paths).write(record("a1", State.COMPLETED, spec=RunSpec(executor="slurm", executor_args=("--partition=gpu",))))
     plain = RunSpec()
     kept = options.where_it_ran(plain, args(), {}, paths, "a1")
-    assert (kept.executor, kept.slurm_args) == ("slurm", ("--partition=gpu",))
+    assert (kept.executor, kept.executor_args) == ("slurm", ("--partition=gpu",))
     assert options.where_it_ran(plain, args(executor="local"), {}, paths, "a1").executor == "local"
     assert options.where_it_ran(plain, args(), {"executor": "local"}, paths, "a1").executor == "local"
     monkeypatch.setenv("ORCHESTRATOR_SLURM_ARGS", "--partition=cpu")
-    assert options.where_it_ran(plain, args(), {}, paths, "a1").slurm_args == ("--partition=cpu",), "given ones replace the old"
+    assert options.where_it_ran(plain, args(), {}, paths, "a1").executor_args == ("--partition=cpu",), "given ones replace the old"
     monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "local")
     assert options.where_it_ran(plain, args(), {}, paths, "a1").executor == "local"
     assert options.where_it_ran(plain, args(), {}, paths, "nobody") is plain
@@ -233,7 +264,7 @@ def test_a_resume_runs_where_the_agent_ran_unless_told_otherwise(monkeypatch, tm
     monkeypatch.delenv("ORCHESTRATOR_SLURM_ARGS")
     RecordStore(paths).write(record("loc", State.COMPLETED))
     assert options.where_it_ran(plain, args(), {}, paths, "loc") is plain
-    chosen = RunSpec(executor="slurm", slurm_args=("--comment=x",))
+    chosen = RunSpec(executor="slurm", executor_args=("--comment=x",))
     assert options.where_it_ran(chosen, args(slurm_arg=["--comment=x"]), {}, paths, "loc") is chosen, "an sbatch option chose Slurm"
 
 
@@ -244,7 +275,7 @@ def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_pa
     store.paths.ensure()
     names = [f"a{i}" for i in range(30)]
     for i, name in enumerate(names):
-        store.write(record(name, State.RUNNING if i % 2 else State.LOST, slurm_job_id=str(100 + i), spec=RunSpec(executor="slurm")))
+        store.write(record(name, State.RUNNING if i % 2 else State.LOST, executor_ref=str(100 + i), spec=RunSpec(executor="slurm")))
     listing = "".join(f"{100 + i}|RUNNING|None|Unknown\n" for i in range(30))
     calls = stub_run(monkeypatch, [done(out=listing) for _ in range(3)])
     assert len(control.read_records(store)) == 30
@@ -259,7 +290,7 @@ def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypat
     paths = StatePaths(tmp_path / "state")
     paths.ensure()
     paths.run_dir("a1").mkdir()
-    spec = RunSpec(executor="slurm", slurm_args=("--partition=gpu", "--time=30"),
+    spec = RunSpec(executor="slurm", executor_args=("--partition=gpu", "--time=30"),
                    limits=RunLimits(timeout_s=60, kill_grace_s=5, memory_limit_mb=100))
     rec = record(spec=spec, cwd=str(tmp_path), log_file=str(paths.log("a1", "r-a1")))
     RecordStore(paths).write(rec)
@@ -270,12 +301,15 @@ def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypat
         return "4711"
 
     monkeypatch.setattr(slurm_commands, "submit", submit)
-    slurm.SlurmExecutor().start(paths, rec, [], -1)
+    slurm.SlurmExecutor().submit(paths, rec, Handoff((), -1))
     assert seen["options"] == [
         "--job-name=a1", f"--chdir={tmp_path}", f"--output={paths.log('a1', 'r-a1')}", "--open-mode=append",
         "--no-requeue", "--signal=B:USR1@60", "--time=5", "--mem=381M", "--partition=gpu", "--time=30",
     ], "the user's options come last: sbatch lets a later one win"
     assert seen["script"] == paths.run_dir("a1") / "r-a1.sbatch"
     argv = shlex.split(seen["script"].read_text().splitlines()[-1])
-    assert argv[0] == "exec" and argv[-3:] == ["--slurm-job", "a1", "r-a1"], "only a Slurm job's supervisor takes SIGUSR1"
-    assert RecordStore(paths).read("a1").slurm_job_id == "4711"
+    assert argv[0] == "exec" and argv[-6:] == ["--time-limit-signal", "USR1", "--ref-from-env", "SLURM_JOB_ID", "a1", "r-a1"], (
+        "only a Slurm job's supervisor takes SIGUSR1, and it is told, not which scheduler runs it"
+    )
+    assert RecordStore(paths).read("a1").executor_ref == "4711"
+    assert json.loads(paths.status("a1").read_text())["slurm_job_id"] == "4711", "stored under the executor's name"

@@ -58,7 +58,7 @@ def full_spec() -> RunSpec:
         on_complete=("notify-send", "done"),
         profile="reviewer",
         executor="slurm",
-        slurm_args=("--partition=gpu", "--hold"),
+        executor_args=("--partition=gpu", "--hold"),
     )
 
 
@@ -86,7 +86,26 @@ def test_runspec_keys_are_schema1_keys_plus_new_ones():
     schema1_options = json.loads(SCHEMA1_LAUNCH.read_text())["options"]
     keys = set(RunSpec().to_dict())
     assert set(schema1_options) <= keys
-    assert keys - set(schema1_options) == {"cwd", "isolation", "resume_id", "forked_from", "executor", "slurm_args"}
+    assert keys - set(schema1_options) == {"cwd", "isolation", "resume_id", "forked_from", "executor"}
+    # an executor's own options are stored under its name, only when it has some
+    assert set(full_spec().to_dict()) - keys == {"slurm_args"}
+    assert full_spec().to_dict()["slurm_args"] == ["--partition=gpu", "--hold"]
+
+
+def test_an_executor_reference_is_stored_under_its_executors_name():
+    """The record's opaque ``executor_ref`` is ``<executor>_job_id`` on disk (``slurm_job_id``, as before)."""
+    rec = StatusRecord(agent="a1", run_id="r1", task="t", spec=RunSpec(executor="slurm"), executor_ref="4711")
+    data = json_trip(rec.to_dict())
+    assert data["slurm_job_id"] == "4711" and "executor_ref" not in data
+    assert StatusRecord.from_dict(data).executor_ref == "4711"
+    # a local run has no reference and writes no key for one
+    assert not any(k.endswith("_job_id") for k in StatusRecord(agent="a1", run_id="r1", task="t").to_dict())
+    # a reference of the wrong type is not trusted: it stays an unknown key, written back as it was
+    odd = StatusRecord.from_dict({**data, "slurm_job_id": 4711})
+    assert odd.executor_ref is None and odd.to_dict()["slurm_job_id"] == 4711
+    # an executor name that is not a plain word derives no key (records are untrusted input)
+    weird = StatusRecord.from_dict({**data, "options": {"executor": "../x"}, "../x_job_id": "1"})
+    assert weird.executor_ref is None and weird.to_dict()["../x_job_id"] == "1"
 
 
 def test_runspec_defaults_from_nothing():
@@ -149,7 +168,6 @@ SPARSE_VALUES = {
     "on_complete": {"argv": ["true"], "exit_code": 0},
     "stream_lines_skipped": 3,
     "transcript_bytes_lost": 4096,
-    "slurm_job_id": "4711",
 }
 
 
@@ -191,6 +209,7 @@ def full_record() -> StatusRecord:
         log_file="/state/outputs/agent1/r.log",
         task_file="/state/outputs/agent1/r.task",
         spec=full_spec(),
+        executor_ref="4711",
         extra={"from_the_future": {"x": [1, 2]}},
         **SPARSE_VALUES,
     )
@@ -372,3 +391,48 @@ def test_a_newer_schemas_record_keeps_what_this_version_does_not_know():
     assert again["options"]["slurm"] == {"job_id": "42", "args": ["--hold"]}
     assert again["slurm_job_id"] == "42"
     assert StatusRecord.from_dict(json.loads(json.dumps(again))) == rec
+
+
+def _types_of(annotation: str) -> tuple[set[type], bool]:
+    """The JSON types a dataclass field's annotation allows, and whether it allows None."""
+    parts = [p.strip() for p in annotation.split("|")]
+    nullable = "None" in parts
+    named = {"str": {str}, "int": {int}, "float": {int, float}, "bool": {bool}, "State": {str}}
+    types: set[type] = set()
+    for p in parts:
+        if p == "None":
+            continue
+        base = p.split("[", 1)[0]
+        types |= named.get(base) or {{"dict": dict, "list": list}[base]}
+    return types, nullable
+
+
+def test_the_shape_checks_agree_with_the_record_dataclass():
+    """The record's schema is declared once, in the dataclass: the shape tables that guard every read
+    (records/shape.py) give each stored field exactly the types its annotation allows."""
+    from claude_orchestrator.records import shape
+    from claude_orchestrator.records.status_record import _NOT_STORED_AS_NAMED
+
+    checked = {**shape._TYPES, **{k: (v, True) for k, v in shape.SPARSE.items()}}
+    for f in dataclasses.fields(StatusRecord):
+        if f.name in _NOT_STORED_AS_NAMED:
+            continue
+        assert f.name in checked, f"{f.name}: no shape check for a stored field"
+        types, nullable = _types_of(f.type)
+        got, got_nullable = checked[f.name]
+        assert set(got) == types, f"{f.name}: the shape check allows {got}, the dataclass {f.type}"
+        assert got_nullable == nullable, f"{f.name}: None allowed {got_nullable} by the shape check, {nullable} by the dataclass"
+    stored = {f.name for f in dataclasses.fields(StatusRecord)} - _NOT_STORED_AS_NAMED
+    assert set(checked) - stored == {"options"}, "a shape check for a field the record no longer has"
+
+
+def test_the_spec_conversion_covers_every_field():
+    """RunSpec.to_dict/from_dict convert every field (the dataclass is the one declaration):
+    a spec with every field set survives the trip, and no stored key is left unread."""
+    spec = full_spec()
+    unset = [f.name for f in dataclasses.fields(RunSpec) if getattr(spec, f.name) == getattr(RunSpec(), f.name)]
+    assert unset == []
+    data = spec.to_dict()
+    assert RunSpec.from_dict(json_trip(data)) == spec
+    fields = {f.name for f in dataclasses.fields(RunSpec)} - {"executor_args"}
+    assert set(data) == fields | {"slurm_args"}

@@ -31,8 +31,9 @@ A lost agent's orphaned processes are stopped too. Stopping an agent that has
 already ended does nothing and exits 0.
 exit status: 0 stopped or nothing to stop, 2 bad input (or a named agent's status
 file is unreadable and nothing of it runs), 4 no such agent, 69 Slurm could not
-stop a Slurm run (scancel failed or did not answer; nothing more is recorded
-for it, the others are stopped), 74 the state root cannot be written, 70 an internal error.
+stop a Slurm run (scancel failed or did not answer), or the run's executor is
+not one this toolkit knows (a newer toolkit's run): nothing more is recorded
+for it, the others are stopped; 74 the state root cannot be written, 70 an internal error.
 """
 
 
@@ -55,11 +56,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def select_all(recs: list[StatusRecord]) -> list[str]:
+def select_all(store: RecordStore, recs: list[StatusRecord]) -> list[str]:
     """``--all``'s agents: every active run, and every lost run whose orphaned processes still live."""
-    from ..usecases.control import has_leftovers
+    from ..usecases.control import has_leftovers  # psutil: only kill --all of lost runs scans processes
 
-    return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and has_leftovers(r))]
+    return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and has_leftovers(store, r))]
 
 
 def stop_together(
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     store = RecordStore(StatePaths())
     bad: list[BadRecord] = []
     if args.all:
-        names = select_all(read_records(store, unreadable=bad))
+        names = select_all(store, read_records(store, unreadable=bad))
     else:
         wanted = list(dict.fromkeys(args.names))
         names = [r.agent for r in read_records(store, wanted, unreadable=bad)]  # NotFound (exit 4) before stopping anything

@@ -9,13 +9,16 @@ request is built from the command line.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ..claude.invocation import KNOWN_PERMISSION_MODES, ClaudeOptions
-from ..core.errors import BadInput
+from ..core.errors import BadInput, OrchestratorError
 from ..core.limits import RunLimits
-from ..executors.local import EXECUTOR_NAMES
+from ..core.shell_words import split_words
+from ..executors import registry
 from ..records.spec import RunSpec
+from ..records.status_record import RecordStore
 from ..usecases.isolation import ISOLATIONS
 
 # -- parsers -------------------------------------------------------------------
@@ -93,18 +96,12 @@ def _add_where(p: argparse.ArgumentParser) -> None:
     w = p.add_argument_group("where it runs")
     w.add_argument(
         "--executor",
-        choices=EXECUTOR_NAMES,
+        choices=registry.NAMES,
         help="local: a supervisor on this machine (default, or $ORCHESTRATOR_EXECUTOR); "
         "slurm: a Slurm job runs the supervisor (see README, Running on a Slurm cluster)",
     )
-    w.add_argument(
-        "--slurm-arg",
-        metavar="ARG",
-        action="append",
-        default=[],
-        help="an sbatch option, as is (repeatable), e.g. --slurm-arg=--partition=gpu --slurm-arg=--hold; "
-        "after $ORCHESTRATOR_SLURM_ARGS and the profile's",
-    )
+    for name in registry.NAMES:  # each executor adds its own options (as a pytest plugin does)
+        registry.executor_class(name).add_arguments(w)
 
 
 # -- what the options mean -----------------------------------------------------
@@ -194,105 +191,75 @@ def dependencies(args: argparse.Namespace) -> dict[str, Any]:
     return {"after": after, "after_any": bool(args.after_any), "context_from": args.with_context_from}
 
 
+def _asked_by_options(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(executor, option)`` for each executor one of whose own options was given on the command line.
+
+    An executor's options are those it adds (:meth:`..executors.base.Executor.add_arguments`),
+    whose ``dest`` starts with its name and ``_`` (``--slurm-arg``: ``slurm_arg``).
+    """
+    asked = []
+    for name in registry.NAMES:
+        for dest, value in vars(args).items():
+            if dest.startswith(f"{name}_") and value not in (None, False, [], ()):
+                asked.append((name, "--" + dest.replace("_", "-")))
+    return asked
+
+
 def executor_options(args: argparse.Namespace, profile: dict | None = None) -> dict[str, Any]:
-    """Where the run goes: ``executor`` and ``slurm_args`` for the spec.
+    """Where the run goes: ``executor`` and ``executor_args`` for the spec.
 
-    The executor is ``--executor``, else ``slurm`` if a ``--slurm-arg`` is
-    given, else the profile's, else ``$ORCHESTRATOR_EXECUTOR``, else ``local``.  The sbatch options are
-    ``$ORCHESTRATOR_SLURM_ARGS`` (split as a shell splits words), then the
-    profile's ``slurm_args``, then each ``--slurm-arg``: sbatch lets a later
-    option win, so the command line wins.
+    The executor is ``--executor``, else the one whose own option was given
+    (``--slurm-arg`` means ``slurm``), else the profile's, else
+    ``$ORCHESTRATOR_EXECUTOR``, else ``local``.  Its options are its own to
+    read (:meth:`..executors.base.Executor.options_from`: for Slurm,
+    ``$ORCHESTRATOR_SLURM_ARGS``, the profile's ``slurm_args``, ``--slurm-arg``).
 
     Raises:
-        BadInput: an unknown ``$ORCHESTRATOR_EXECUTOR``, unbalanced quotes in
-            ``$ORCHESTRATOR_SLURM_ARGS``, ``--slurm-arg`` with ``--executor local``,
-            ``--max-parallel`` for a Slurm run, or an sbatch option that would make
-            one run more or other jobs than one (``--array``, ``--clusters``) (exit 2).
+        BadInput: an unknown ``$ORCHESTRATOR_EXECUTOR``, one executor's option with
+            another executor, or what the executor refuses (exit 2).
     """
-    import os
-
     prof = profile or {}
-    given = list(getattr(args, "slurm_arg", None) or [])
-    chosen = getattr(args, "executor", None) or ("slurm" if given else None)  # an sbatch option asks for Slurm
-    name = chosen or prof.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR") or "local"
-    if name not in EXECUTOR_NAMES:
-        raise BadInput(f"ORCHESTRATOR_EXECUTOR={name!r}: no such executor; use one of {', '.join(EXECUTOR_NAMES)}")
-    if name != "slurm":
-        if given:
-            raise BadInput("--slurm-arg is for --executor slurm, not --executor local")
-        return {"executor": name, "slurm_args": ()}
-    if getattr(args, "max_parallel", None) is not None:
-        raise BadInput(
-            "--max-parallel limits the runs of this machine; on Slurm the cluster schedules them: limit them "
-            "with a license your site defines (--slurm-arg=--licenses=NAME:1) or your QOS (see README, "
-            "Running on a Slurm cluster)"
-        )
-    from_env = split_words(os.environ.get("ORCHESTRATOR_SLURM_ARGS", ""), "ORCHESTRATOR_SLURM_ARGS")
-    slurm_args = tuple(from_env + list(prof.get("slurm_args", [])) + given)
-    _refuse_other_jobs(slurm_args)
-    return {"executor": name, "slurm_args": slurm_args}
-
-
-def _refuse_other_jobs(slurm_args: tuple[str, ...]) -> None:
-    """Refuse sbatch options that make one run other jobs than one, on another cluster than ``SLURM_CONF``'s.
-
-    Raises:
-        BadInput: ``--array`` or ``--clusters`` (or a prefix sbatch takes for them: getopt), ``-a``, ``-M`` (exit 2).
-    """
-    for arg in slurm_args:
-        option = arg.split("=", 1)[0]
-        if (len(option) >= 5 and "--array".startswith(option)) or option in ("--cluster", "--clusters") or arg.startswith(("-a", "-M")):
-            raise BadInput(
-                f"sbatch option {arg!r}: one run is one job on the default cluster; give the tasks to "
-                "launch_parallel.py instead of --array, and set SLURM_CONF for another cluster instead of --clusters"
-            )
+    asked = _asked_by_options(args)
+    chosen = getattr(args, "executor", None) or (asked[0][0] if asked else None)
+    name = chosen or prof.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR") or registry.DEFAULT
+    if name not in registry.NAMES:
+        raise BadInput(f"ORCHESTRATOR_EXECUTOR={name!r}: no such executor; use one of {', '.join(registry.NAMES)}")
+    for owner, option in asked:
+        if owner != name:
+            raise BadInput(f"{option} is for --executor {owner}, not --executor {name}")
+    return {"executor": name, "executor_args": registry.executor_class(name).options_from(args, prof)}
 
 
 def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: Any, name: str) -> RunSpec:
     """A resume's spec goes where agent ``name``'s last run went, unless told otherwise.
 
-    When neither ``--executor``, a ``--slurm-arg``, the profile nor
-    ``$ORCHESTRATOR_EXECUTOR`` chose an executor, the previous run's ``executor`` is kept, and, if no
-    sbatch option was given either (``--slurm-arg``, the profile's,
-    ``$ORCHESTRATOR_SLURM_ARGS``), its ``slurm_args`` too.  An unreadable or
-    missing record changes nothing (the resume reports it).
+    When neither ``--executor``, an executor's own option, the profile nor
+    ``$ORCHESTRATOR_EXECUTOR`` chose an executor, the previous run's ``executor`` is kept,
+    with its options unless the profile or the environment give others (the executor's
+    :meth:`..executors.base.Executor.options_from`).  An explicit ``--max-parallel`` asks
+    for this machine's slots: a run of an executor whose scheduler keeps the queue
+    then resumes here.  An unreadable or missing record changes nothing (the resume reports it).
+
+    Raises:
+        BadInput: the previous run's executor is not one this toolkit knows (exit 2).
     """
-    import os
-
-    if getattr(args, "executor", None) or getattr(args, "slurm_arg", None) or profile.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR"):
+    if getattr(args, "executor", None) or _asked_by_options(args) or profile.get("executor") or os.environ.get("ORCHESTRATOR_EXECUTOR"):
         return spec
-    from ..core.errors import OrchestratorError
-    from ..records.status_record import RecordStore
-
     try:
         previous = RecordStore(paths).read(name)
     except OrchestratorError:
         return spec
     if previous is None or previous.spec.executor == spec.executor:
         return spec
-    if previous.spec.executor == "slurm" and getattr(args, "max_parallel", None) is not None:
+    if previous.spec.executor not in registry.NAMES:
+        raise BadInput(
+            f"{name} last ran with executor {previous.spec.executor[:40]!r}, which this toolkit does not know; "
+            f"choose where to resume it with --executor ({', '.join(registry.NAMES)})"
+        )
+    cls = registry.executor_class(previous.spec.executor)
+    if not cls.keeps_queue and getattr(args, "max_parallel", None) is not None:
         return spec  # an explicit --max-parallel asks for this machine's slots
-    if previous.spec.executor != "slurm":
-        return spec.replace(executor=previous.spec.executor, slurm_args=())
-    given = profile.get("slurm_args") or os.environ.get("ORCHESTRATOR_SLURM_ARGS")  # --slurm-arg alone chose slurm already
-    as_slurm = argparse.Namespace(**{**vars(args), "executor": "slurm"})
-    return spec.replace(
-        executor="slurm", slurm_args=executor_options(as_slurm, profile)["slurm_args"] if given else previous.spec.slurm_args
-    )
-
-
-def split_words(text: str, what: str) -> list[str]:
-    """``text`` split as a shell splits words (:func:`shlex.split`; nothing is run).
-
-    Raises:
-        BadInput: unbalanced quotes, named by ``what`` (e.g. ``--on-complete``) (exit 2).
-    """
-    import shlex  # here: a launch that splits nothing does not pay for it
-
-    try:
-        return shlex.split(text)
-    except ValueError as exc:
-        raise BadInput(f"{what}: {exc} (check the quotes)") from exc
+    return spec.replace(executor=cls.name, executor_args=cls.options_from(args, profile, previous=previous.spec.executor_args))
 
 
 def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
@@ -326,7 +293,7 @@ def run_spec(
         budget_usd: this run's share of ``--total-budget-usd``, set as its ``--max-budget-usd``.
 
     Raises:
-        BadInput: a bad ``--on-complete``, ``--after-any``, executor or sbatch option (exit 2).
+        BadInput: a bad ``--on-complete``, ``--after-any``, executor or executor option (exit 2).
     """
     claude = claude_options(args, profile)
     if budget_usd is not None:
@@ -338,5 +305,5 @@ def run_spec(
         claude=claude, limits=run_limits(args, profile), cwd=getattr(args, "cwd", None),
         on_complete=tuple(on_complete) if on_complete else None, profile=profile_name,
         isolation=isolation(args, profile), after=tuple(deps["after"]), after_any=deps["after_any"],
-        context_from=deps["context_from"], executor=where["executor"], slurm_args=where["slurm_args"],
+        context_from=deps["context_from"], executor=where["executor"], executor_args=where["executor_args"],
     )

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..core.errors import BadRecord, bad_record_advice
 from ..core.paths import StatePaths
-from ..records.shape import parse_time
+from ..executors import registry
+from ..records.shape import executor_ref_key, parse_time
 from ..records.status_record import StatusRecord
 
 #: Characters of a task shown in the status table.
@@ -93,7 +94,8 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
 
     Keys: agent, status, run_id, [queue_position], [error], [result] (a preview),
     num_turns, cost_usd, duration_s (so far, while active, to ``now``), session_id, output_file,
-    executor (``local`` or ``slurm``), [slurm_job_id].
+    executor (``local`` or ``slurm``), [``<executor>_job_id``: the executor's reference, e.g. ``slurm_job_id``],
+    [executor_unknown: why a run of an executor this toolkit does not know is shown as it was recorded].
     """
     d: dict[str, Any] = {"agent": r.agent, "status": str(r.status), "run_id": r.run_id}
     if positions and r.agent in positions:
@@ -107,9 +109,16 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
         num_turns=r.num_turns, cost_usd=r.cost_usd, duration_s=None if elapsed is None else round(elapsed, 1),
         session_id=r.session_id, output_file=r.output_file, executor=r.spec.executor,
     )
-    if r.slurm_job_id:
-        d["slurm_job_id"] = r.slurm_job_id
+    d.update(executor_ref(r))
+    if r.spec.executor not in registry.EXECUTORS:
+        d["executor_unknown"] = registry.UnknownExecutor(r.spec.executor).why
     return d
+
+
+def executor_ref(r: StatusRecord) -> dict[str, str]:
+    """``{"<executor>_job_id": ref}`` (e.g. ``slurm_job_id``) if the run's executor gave it a reference, else ``{}``."""
+    key = executor_ref_key(r.spec.executor)
+    return {key: r.executor_ref} if key and r.executor_ref else {}
 
 
 def full(r: StatusRecord, positions: dict[str, int]) -> dict[str, Any]:
@@ -129,7 +138,7 @@ def unreadable_item(bad: BadRecord) -> dict[str, Any]:
 
 
 def launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
-    """``launch_agent.py --json``: the new run, where its files are, and where it runs (executor, [slurm_job_id])."""
+    """``launch_agent.py --json``: the new run, where its files are, and where it runs (executor, [``<executor>_job_id``])."""
     return {
         "agent": rec.agent,
         "run_id": rec.run_id,
@@ -142,7 +151,7 @@ def launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
         "transcript_file": rec.transcript_file,
         "log_file": rec.log_file,
         "executor": rec.spec.executor,
-        **({"slurm_job_id": rec.slurm_job_id} if rec.slurm_job_id else {}),
+        **executor_ref(rec),
     }
 
 
@@ -152,21 +161,21 @@ def launched_line(rec: StatusRecord) -> str:
 
 
 def launched(paths: StatePaths, rec: StatusRecord) -> str:
-    """The launched line and the run's files, one a line (no trailing newline); a Slurm run's job ID last."""
+    """The launched line and the run's files, one a line (no trailing newline); the executor's job ID last (``  slurm job:  N``)."""
     return "\n".join([
         launched_line(rec),
         f"  status:     {paths.status(rec.agent)}",
         f"  output:     {rec.output_file}",
         f"  transcript: {rec.transcript_file}",
         f"  log:        {rec.log_file}",
-        *([f"  slurm job:  {rec.slurm_job_id}"] if rec.slurm_job_id else []),
+        *([f"  {rec.spec.executor} job:  {rec.executor_ref}"] if rec.executor_ref else []),
     ])
 
 
 def launched_brief(rec: StatusRecord) -> dict[str, Any]:
-    """One agent of ``launch_parallel.py --json``: agent, status, run_id, session_id, output_file, [slurm_job_id]."""
+    """One agent of ``launch_parallel.py --json``: agent, status, run_id, session_id, output_file, [``<executor>_job_id``]."""
     return {"agent": rec.agent, "status": str(rec.status), "run_id": rec.run_id, "session_id": rec.session_id,
-            "output_file": rec.output_file, **({"slurm_job_id": rec.slurm_job_id} if rec.slurm_job_id else {})}
+            "output_file": rec.output_file, **executor_ref(rec)}
 
 
 def layout_line(paths: StatePaths) -> str:
@@ -200,8 +209,10 @@ def columns(rows: list[tuple[str, ...]]) -> str:
 
 
 def status_text(r: StatusRecord, positions: dict[str, int]) -> str:
-    """The STATUS cell: ``queued #2``, ``waiting (a,b)``, ``running (try 2)``."""
+    """The STATUS cell: ``queued #2``, ``waiting (a,b)``, ``running (try 2)``, ``running (executor k8s?)``."""
     text = str(r.status)
+    if r.state.is_active and r.spec.executor not in registry.EXECUTORS:  # never judged: shown as recorded
+        text += f" (executor {r.spec.executor[:20]}?)"
     if text == "queued" and r.agent in positions:
         text += f" #{positions[r.agent]}"
     if text == "waiting" and r.spec.after:

@@ -38,18 +38,23 @@ and what their answers mean) are in :mod:`.slurm_jobs`.  Standard library only.
 
 from __future__ import annotations
 
+import argparse
 import math
-import shlex
+import os
 import time
+from collections.abc import Sequence
 
 from ..core import locks
-from ..core.errors import OrchestratorError
+from ..core.errors import BadInput, OrchestratorError
 from ..core.files import write_atomic
 from ..core.paths import StatePaths
+from ..core.shell_words import split_words
+from ..core.states import State
 from ..records import lifecycle
 from ..records.status_record import RecordStore, StatusRecord
 from . import slurm_commands as jobs
-from .local import Executor, get_executor, leftover_tree, supervisor_command
+from .base import Executor, Handoff, Liveness, Verdict
+from .local import LocalExecutor, leftover_tree, supervisor_command
 from .slurm_commands import SlurmError
 
 __all__ = ["SlurmError", "SlurmExecutor", "batch_script", "dependency_args", "limit_args", "time_limit_lead_s"]
@@ -125,11 +130,19 @@ def dependency_args(store: RecordStore, rec: StatusRecord) -> tuple[list[str], b
             continue
         if dep_rec is None or not dep_rec.state.is_active:
             continue
-        if dep_rec.spec.executor == "slurm" and dep_rec.slurm_job_id:
-            ids.append(dep_rec.slurm_job_id)
+        if dep_rec.spec.executor == SlurmExecutor.name and dep_rec.executor_ref:
+            ids.append(dep_rec.executor_ref)
         else:
             waits_inside = True
     return ([f"--dependency=afterany:{':'.join(ids)}"] if ids else []), waits_inside
+
+
+def _shlex():
+    """:mod:`shlex`, imported when a job is submitted: this module is imported by every launch
+    (its ``--slurm-arg`` option is registered in every launching script's parser)."""
+    import shlex
+
+    return shlex
 
 
 def batch_script(argv: list[str], rec: StatusRecord) -> str:
@@ -137,26 +150,47 @@ def batch_script(argv: list[str], rec: StatusRecord) -> str:
     return (
         "#!/bin/sh\n"
         f"# claude_orchestrator: the supervisor of agent {rec.agent}, run {rec.run_id}\n"
-        f"exec {shlex.join(argv)}\n"
+        f"exec {_shlex().join(argv)}\n"
     )
 
 
+#: The environment variable of sbatch options every Slurm run gets first (split as a shell splits words).
+ARGS_ENV = "ORCHESTRATOR_SLURM_ARGS"
+#: Variables of the launcher's environment that sbatch would read as options making one run other jobs.
+_OTHER_JOBS_ENV = ("SBATCH_ARRAY_INX", "SBATCH_CLUSTERS", "SLURM_CLUSTERS")
+#: The words of a job's log by which Slurm says it killed the job for its memory, without cgroups
+#: (slurmstepd, ``JobAcctGatherParams=OverMemoryKill``: "Job N exceeded memory limit (X > Y), being killed").
+_MEMORY_KILL_WORDS = "exceeded memory limit"
+#: Bytes of a job's log read for those words (its end: the log is untrusted and may be large).
+_LOG_TAIL_BYTES = 64 * 1024
+
+
 class SlurmExecutor(Executor):
-    """A Slurm batch job runs the supervisor (see the module docstring)."""
+    """A Slurm batch job runs the supervisor (see the module docstring).
+
+    The run's reference (the record's ``executor_ref``, stored as ``slurm_job_id``)
+    is the job ID; its options (``executor_args``, stored as ``options.slurm_args``)
+    are sbatch options.
+    """
 
     name = "slurm"
     keeps_queue = False
+    host_bound = False
 
-    def start(self, paths: StatePaths, rec: StatusRecord, held: list[int], log_fd: int) -> None:
-        """Write the batch script, submit it, and record the job ID (``slurm_job_id``).
+    def submit(self, paths: StatePaths, rec: StatusRecord, handoff: Handoff) -> None:
+        """Write the batch script, submit it, and record the job ID (``executor_ref``).
+
+        The launcher's descriptors (``handoff``) stay on this host: the job's
+        supervisor runs on a node, its liveness asked of Slurm.
 
         Raises:
             SlurmError: sbatch failed (Slurm's message is in it); the caller records the run ``failed``.
             OSError: the batch script cannot be written.
         """
         store = RecordStore(paths)
-        argv, env = supervisor_command(paths, [], rec.agent, rec.run_id, flags=("--slurm-job",))
-        for name in ("SBATCH_ARRAY_INX", "SBATCH_CLUSTERS", "SLURM_CLUSTERS"):  # one run is one job, on this cluster
+        flags = ("--time-limit-signal", TIME_LIMIT_SIGNAL, "--ref-from-env", "SLURM_JOB_ID")
+        argv, env = supervisor_command(paths, [], rec.agent, rec.run_id, flags=flags)
+        for name in _OTHER_JOBS_ENV:  # one run is one job, on this cluster
             env.pop(name, None)
         script = paths.run_dir(rec.agent) / f"{rec.run_id}.sbatch"
         write_atomic(script, batch_script(argv, rec).encode("utf-8"), durable=False)
@@ -170,13 +204,13 @@ class SlurmExecutor(Executor):
             f"--signal=B:{TIME_LIMIT_SIGNAL}@{time_limit_lead_s(rec)}",  # the time limit is near: the supervisor ends it as timeout
             *limit_args(rec, waits_inside),
             *dependency,
-            *rec.spec.slurm_args,
+            *rec.spec.executor_args,
         ]
         job_id = jobs.submit(script, options, env)
-        rec.slurm_job_id = job_id
+        rec.executor_ref = job_id
 
         def note(cur: StatusRecord) -> StatusRecord:
-            cur.slurm_job_id = cur.slurm_job_id or job_id
+            cur.executor_ref = cur.executor_ref or job_id
             return cur
 
         try:
@@ -187,101 +221,170 @@ class SlurmExecutor(Executor):
         if stored is None or stored.run_id != rec.run_id or (stored.state.is_terminal and stored.supervisor_pid is None):
             jobs.cancel_quietly(job_id)  # stopped (or replaced) before its supervisor claimed it: the job has nothing to do
 
-    def is_alive(self, paths: StatePaths, rec: StatusRecord) -> bool:
-        """Slurm still has the run's job pending or running, or it ended less than
-        :func:`.slurm_jobs.settle_s` seconds ago (its supervisor's last write may still be on its
-        way over a shared filesystem); while sbatch has not answered (no job ID
-        yet), the launcher's hold on the agent's life lock, on the launcher's host."""
+    def probe(self, paths: StatePaths, recs: Sequence[StatusRecord], *, deep: bool = False) -> list[Liveness]:
+        """One ``squeue`` for the jobs of ``recs`` (:func:`.slurm_commands.query`), then for each run:
+
+        - ALIVE: Slurm has the job pending or running, or it ended less than
+          :func:`.slurm_commands.settle_s` seconds ago (its supervisor's last write may still
+          be on its way over a shared filesystem); while sbatch has not answered (no job
+          ID yet), the launcher's hold on the agent's life lock, on the launcher's host;
+        - UNKNOWN: Slurm could not be asked (nothing is marked ``lost`` for an outage);
+        - GONE: otherwise, with Slurm's last word on the job; ``ended`` is
+          ``memory_exceeded`` if Slurm killed the job for its memory (state
+          OUT_OF_MEMORY with cgroups; slurmstepd's words in the job's log without).
+
+        With ``deep``: the job still there is both the supervisor and the CLI
+        (the CLI cannot be seen from another host); leftovers are the job, or processes
+        of the run's recorded tree on this host (PIDs checked by start time).
+        """
+        jobs.query([r.executor_ref for r in recs if r.executor_ref and (r.state.is_active or r.state is State.LOST)])
+        out = []
+        for rec in recs:
+            info = jobs.job_info(rec.executor_ref) if rec.executor_ref else None
+            there = info is not None and (info is jobs.UNKNOWN or info.alive)
+            answer = self._liveness(paths, rec, info)
+            if deep:
+                answer = answer._replace(
+                    supervisor_running=there, cli_running=there, leftovers=there or bool(leftover_tree(rec))
+                )
+            out.append(answer)
+        return out
+
+    def _liveness(self, paths: StatePaths, rec: StatusRecord, info: jobs.JobInfo | None) -> Liveness:
+        """:meth:`probe`'s answer for one run, Slurm's word on its job (``info``) known."""
         if not rec.state.is_active:
-            return False
-        if not rec.slurm_job_id:
-            return locks.is_held(paths.alive_lock(rec.agent))
-        info = jobs.job_info(rec.slurm_job_id)
+            return Liveness(Verdict.GONE)
+        if not rec.executor_ref:
+            if locks.is_held(paths.alive_lock(rec.agent)):
+                return Liveness(Verdict.ALIVE)
+            return Liveness(Verdict.GONE, "sbatch never answered for this run; the run's outcome is unknown")
+        job = rec.executor_ref
+        if info is jobs.UNKNOWN:
+            return Liveness(Verdict.UNKNOWN, f"Slurm could not be asked about job {job}")
         if info is None:
-            return False
-        if info is jobs.UNKNOWN or info.alive:
-            return True
-        return info.ended_at is not None and time.time() - info.ended_at < jobs.settle_s()
-
-    def look_ahead(self, recs: list[StatusRecord]) -> None:
-        """One ``squeue`` for the jobs of ``recs`` (:func:`.slurm_jobs.query`)."""
-        jobs.query([r.slurm_job_id for r in recs if r.slurm_job_id])
-
-    def gone_reason(self, rec: StatusRecord) -> str:
-        """Slurm's last word on the job: its state and reason while it still knows it."""
-        if not rec.slurm_job_id:
-            return "sbatch never answered for this run; the run's outcome is unknown"
-        info = jobs.job_info(rec.slurm_job_id)
-        if info is None:
-            return f"Slurm no longer has job {rec.slurm_job_id} and the supervisor recorded no end; the run's outcome is unknown"
-        return (
-            f"Slurm job {rec.slurm_job_id} ended {info.state} (reason {info.reason}) before its supervisor "
-            "recorded the end; the run's outcome is unknown"
+            return Liveness(
+                Verdict.GONE, f"Slurm no longer has job {job} and the supervisor recorded no end; the run's outcome is unknown"
+            )
+        if info.alive or (info.ended_at is not None and time.time() - info.ended_at < jobs.settle_s()):
+            return Liveness(Verdict.ALIVE)
+        killed_for_memory = memory_kill_words(rec) if info.state != "OUT_OF_MEMORY" else f"state {info.state}"
+        if killed_for_memory:
+            return Liveness(
+                Verdict.GONE,
+                f"Slurm killed job {job} for its memory before its supervisor recorded the end ({killed_for_memory})",
+                State.MEMORY_EXCEEDED,
+            )
+        return Liveness(
+            Verdict.GONE,
+            f"Slurm job {job} ended {info.state} (reason {info.reason}) before its supervisor "
+            "recorded the end; the run's outcome is unknown",
         )
 
-    def request_stop(self, rec: StatusRecord) -> bool:
-        """``scancel --batch --signal=TERM`` to a running job: the supervisor stops the tree and
-        records ``killed``.  False for a job that is not running (pending: :meth:`force_stop` cancels it).
-
-        Raises:
-            SlurmError: scancel failed while the job runs (see :func:`.slurm_jobs.cancel`).
-        """
-        if not rec.slurm_job_id:
-            return False
-        info = jobs.job_info(rec.slurm_job_id)
-        return info is not None and info.state == "RUNNING" and jobs.cancel(rec.slurm_job_id, batch_term=True)
-
-    def supervisor_running(self, rec: StatusRecord) -> bool:
-        """Slurm still has the job (or cannot be asked)."""
-        if not rec.slurm_job_id:
-            return False
-        info = jobs.job_info(rec.slurm_job_id)
-        return info is not None and (info is jobs.UNKNOWN or info.alive)
-
-    def cli_running(self, rec: StatusRecord) -> bool:
-        """Unknown from another host: True while the job runs (a stop then waits for the record)."""
-        return self.supervisor_running(rec)
-
-    def has_leftovers(self, rec: StatusRecord) -> bool:
-        """Slurm still has the job of an ended run, or processes of its tree run on this host."""
-        return self.supervisor_running(rec) or bool(leftover_tree(rec))
-
-    def stop_leftovers(self, rec: StatusRecord, grace_s: float) -> bool:
-        """``scancel`` the job if Slurm still has it; stop what of its tree runs on this host
+    def stop(self, rec: StatusRecord, grace_s: float, *, force: bool = False) -> bool:
+        """Without ``force``: ``scancel --batch --signal=TERM`` to a running job (the supervisor stops the
+        tree and records ``killed``); False for a job that is not running (a pending one is cancelled by
+        ``force``).  With ``force``: ``scancel`` the job if Slurm still has it (SIGTERM to all its
+        processes, SIGKILL after Slurm's ``KillWait``), and stop what of its tree runs on this host
         (PIDs checked by start time: on another host they match nothing).
 
         Raises:
-            SlurmError: scancel failed while the job runs (see :func:`.slurm_jobs.cancel`); nothing was stopped.
+            SlurmError: scancel failed while the job runs (see :func:`.slurm_commands.cancel`); nothing was stopped.
         """
-        cancelled = self.supervisor_running(rec) and jobs.cancel(rec.slurm_job_id or "")
-        return get_executor("local").stop_leftovers(rec, grace_s) or bool(cancelled)
+        job = rec.executor_ref
+        info = jobs.job_info(job) if job else None
+        if not force:
+            return info is not None and info is not jobs.UNKNOWN and info.state == "RUNNING" and jobs.cancel(job or "", batch_term=True)
+        there = info is not None and (info is jobs.UNKNOWN or info.alive)
+        cancelled = there and jobs.cancel(job or "")
+        return LocalExecutor().stop(rec, grace_s, force=True) or bool(cancelled)
 
-    def force_stop(self, rec: StatusRecord, grace_s: float) -> None:
-        """``scancel`` the job (SIGTERM to all its processes, SIGKILL after Slurm's ``KillWait``).
+    def unreadable_runs(self, paths: StatePaths, name: str, *, stop_grace_s: float | None = None) -> list[str]:
+        """The agent's live jobs (:func:`.slurm_commands.jobs_of`: by job name and batch script), as ``job N``.
+
+        With ``stop_grace_s``: ``scancel --batch --signal=TERM`` each running job (a pending
+        one is cancelled at once: it has no supervisor to ask); a plain ``scancel`` for any
+        still there after the grace plus 5 s.
 
         Raises:
-            SlurmError: scancel failed while the job runs; the caller records nothing.
-        """
-        self.stop_leftovers(rec, grace_s)
-
-    def alive_without_record(self, paths: StatePaths, name: str) -> bool:
-        """Slurm has a live job of the agent's (:func:`.slurm_jobs.jobs_of`)."""
-        return bool(jobs.jobs_of(paths, name))
-
-    def stop_unreadable(self, paths: StatePaths, name: str, grace_s: float) -> bool:
-        """``scancel --batch --signal=TERM`` the agent's running jobs (a pending one is
-        cancelled at once: it has no supervisor to ask); a plain ``scancel`` for any still
-        there after the grace plus 5 s.
-
-        Raises:
-            SlurmError: scancel failed while a job runs (see :func:`.slurm_jobs.cancel`).
+            SlurmError: scancel failed while a job runs (see :func:`.slurm_commands.cancel`).
         """
         found = jobs.jobs_of(paths, name)
-        for job_id, state in found:
-            jobs.cancel(job_id, batch_term=state == "RUNNING")
-        deadline = time.monotonic() + grace_s + 5.0
-        while time.monotonic() < deadline and any((jobs.job_info(j) or jobs.UNKNOWN).alive for j, _ in found):
-            time.sleep(0.25)
-        for job_id, _ in jobs.jobs_of(paths, name):
-            jobs.cancel(job_id)
-        return bool(found)
+        if stop_grace_s is not None and found:
+            for job_id, state in found:
+                jobs.cancel(job_id, batch_term=state == "RUNNING")
+            deadline = time.monotonic() + stop_grace_s + 5.0
+            while time.monotonic() < deadline and any((jobs.job_info(j) or jobs.UNKNOWN).alive for j, _ in found):
+                time.sleep(0.25)
+            for job_id, _ in jobs.jobs_of(paths, name):
+                jobs.cancel(job_id)
+        return [f"job {job_id}" for job_id, _ in found]
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """``--slurm-arg ARG`` (repeatable): an sbatch option, as is."""
+        parser.add_argument(
+            "--slurm-arg",
+            metavar="ARG",
+            action="append",
+            default=[],
+            help="an sbatch option, as is (repeatable), e.g. --slurm-arg=--partition=gpu --slurm-arg=--hold; "
+            f"after ${ARGS_ENV} and the profile's slurm_args (implies --executor slurm)",
+        )
+
+    @classmethod
+    def options_from(cls, args: argparse.Namespace, profile: dict, previous: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The sbatch options: ``$ORCHESTRATOR_SLURM_ARGS`` (split as a shell splits words), then the
+        profile's ``slurm_args``, then each ``--slurm-arg``: sbatch lets a later option win, so the
+        command line wins.  A resumed run keeps ``previous`` unless the profile or the environment give some.
+
+        Raises:
+            BadInput: unbalanced quotes in ``$ORCHESTRATOR_SLURM_ARGS``, ``--max-parallel`` (the cluster
+                schedules the runs), or an sbatch option that would make one run more or other jobs
+                than one (``--array``, ``--clusters``) (exit 2).
+        """
+        if getattr(args, "max_parallel", None) is not None:
+            raise BadInput(
+                "--max-parallel limits the runs of this machine; on Slurm the cluster schedules them: limit them "
+                "with a license your site defines (--slurm-arg=--licenses=NAME:1) or your QOS (see README, "
+                "Running on a Slurm cluster)"
+            )
+        given = list(getattr(args, "slurm_arg", None) or [])
+        from_env_text = os.environ.get(ARGS_ENV, "")
+        if previous is not None and not (given or profile.get("slurm_args") or from_env_text):
+            return tuple(previous)
+        sbatch_args = tuple(split_words(from_env_text, ARGS_ENV) + list(profile.get("slurm_args", [])) + given)
+        _refuse_other_jobs(sbatch_args)
+        return sbatch_args
+
+
+def _refuse_other_jobs(sbatch_args: tuple[str, ...]) -> None:
+    """Refuse sbatch options that make one run other jobs than one, on another cluster than ``SLURM_CONF``'s.
+
+    Raises:
+        BadInput: ``--array`` or ``--clusters`` (or a prefix sbatch takes for them: getopt), ``-a``, ``-M`` (exit 2).
+    """
+    for arg in sbatch_args:
+        option = arg.split("=", 1)[0]
+        if (len(option) >= 5 and "--array".startswith(option)) or option in ("--cluster", "--clusters") or arg.startswith(("-a", "-M")):
+            raise BadInput(
+                f"sbatch option {arg!r}: one run is one job on the default cluster; give the tasks to "
+                "launch_parallel.py instead of --array, and set SLURM_CONF for another cluster instead of --clusters"
+            )
+
+
+def memory_kill_words(rec: StatusRecord) -> str | None:
+    """Slurm's line in the job's log (the run's ``log_file``, sbatch ``--output``) saying it killed the
+    job for its memory, or None.  Only the log's last :data:`_LOG_TAIL_BYTES` bytes are read."""
+    if not rec.log_file:
+        return None
+    try:
+        with open(rec.log_file, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - _LOG_TAIL_BYTES))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if _MEMORY_KILL_WORDS in line and "slurmstepd" in line:
+            return line.strip()[:300]
+    return None

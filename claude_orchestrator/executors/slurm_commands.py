@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -77,6 +76,8 @@ def _command(name: str) -> str:
     Raises:
         SlurmError: it is not on PATH.
     """
+    import shutil  # only a Slurm run asks for its commands: every launch imports this module (see .slurm)
+
     found = shutil.which(name)
     if found is None:
         raise SlurmError(f"{name} not found on PATH: the slurm executor needs Slurm's client commands (sbatch, squeue, scancel)")

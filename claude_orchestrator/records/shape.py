@@ -10,6 +10,7 @@ library only: this is on every reader's path.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -33,6 +34,22 @@ def parse_time(value: str | None) -> float | None:
 
 
 
+#: An executor name whose stored keys (``<name>_args``, ``<name>_job_id``) may be derived from it.
+_EXECUTOR_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
+
+
+def executor_args_key(executor: str) -> str | None:
+    """The ``options`` key of an executor's own options: ``<executor>_args`` (``slurm_args``), or None
+    for a name that is not a plain lower-case word (a record is untrusted input)."""
+    return f"{executor}_args" if _EXECUTOR_NAME.fullmatch(executor) else None
+
+
+def executor_ref_key(executor: str) -> str | None:
+    """The record's key of the reference an executor gave a run: ``<executor>_job_id`` (``slurm_job_id``),
+    or None for a name that is not a plain lower-case word."""
+    return f"{executor}_job_id" if _EXECUTOR_NAME.fullmatch(executor) else None
+
+
 _STR = (str,)
 _NUM = (int, float)
 #: Optional fields written only when set, with their types.  Schema 1 kept them
@@ -42,7 +59,7 @@ SPARSE: dict[str, tuple[type, ...]] = {
     "stop_reason": _STR, "isolation": _STR, "worktree": (dict,), "slot_granted_at": _NUM, "tree": (list,),
     "orphans": (list,), "orphans_stopped": (list,), "stop_grace_s": _NUM, "api_error_status": (int,),
     "stopped_after_result": (bool,), "on_complete": (dict,), "stream_lines_skipped": (int,),
-    "transcript_bytes_lost": (int,), "slurm_job_id": _STR,
+    "transcript_bytes_lost": (int,),
 }
 #: The type of each field a reader relies on (None is allowed for every one except those in _REQUIRED_TYPES).
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -141,7 +158,9 @@ def _check_options(options: dict[str, Any]) -> None:
     claude = options.get("claude") or {}
     if claude.get("max_budget_usd") is not None and not is_type(claude["max_budget_usd"], _NUM):
         raise ValueError("'options.claude.max_budget_usd' is not a number")
-    for key, holder in (("after", options), ("on_complete", options), ("slurm_args", options), ("claude_args", claude)):
+    args_key = executor_args_key(options.get("executor") or "local") if isinstance(options.get("executor") or "", str) else None
+    listed = [("after", options), ("on_complete", options), ("claude_args", claude)] + ([(args_key, options)] if args_key else [])
+    for key, holder in listed:
         value = holder.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{key!r} is not a list of strings")

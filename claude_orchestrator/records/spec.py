@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from ..claude.invocation import ClaudeOptions
 from ..core.limits import RunLimits
 from ..core.states import State, StopReason
+from .shape import executor_args_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +44,10 @@ class RunSpec:
         forked_from: the agent whose session is forked (``resume_agent.py --session-from``).
         on_complete: an argument vector run once the run has ended (``--on-complete``).
         profile: the name of the profile the options came from.
-        executor: where the supervisor runs (a name :func:`.executor.get_executor` knows):
-            ``local`` or ``slurm``.
-        slurm_args: options given to ``sbatch`` as they are, after the toolkit's own
-            (``ORCHESTRATOR_SLURM_ARGS``, then each ``--slurm-arg``); only for ``slurm``.
+        executor: where the supervisor runs: a name of :data:`..executors.registry.EXECUTORS`
+            (a record may name one this release does not know).
+        executor_args: the executor's own options, opaque here (:meth:`..executors.base.Executor.options_from`);
+            stored as ``options.<executor>_args`` (:func:`executor_args_key`).
     """
 
     claude: ClaudeOptions = dataclasses.field(default_factory=ClaudeOptions)
@@ -63,7 +64,7 @@ class RunSpec:
     on_complete: tuple[str, ...] | None = None
     profile: str | None = None
     executor: str = "local"
-    slurm_args: tuple[str, ...] = ()
+    executor_args: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> RunSpec:
         """A copy with ``changes`` (the spec itself never changes)."""
@@ -71,8 +72,9 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data, stored as the record's ``options`` (schema 1's keys plus
-        ``cwd``, ``isolation``, ``resume_id``, ``forked_from``, ``executor``, ``slurm_args``)."""
-        return {
+        ``cwd``, ``isolation``, ``resume_id``, ``forked_from``, ``executor`` and, when given,
+        ``<executor>_args``)."""
+        data = {
             "claude": self.claude.to_dict(),
             "claude_bin": self.claude_bin,
             "fork": self.fork,
@@ -87,8 +89,11 @@ class RunSpec:
             "resume_id": self.resume_id,
             "forked_from": self.forked_from,
             "executor": self.executor,
-            "slurm_args": list(self.slurm_args),
         }
+        key = executor_args_key(self.executor)
+        if key and self.executor_args:
+            data[key] = list(self.executor_args)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RunSpec:
@@ -98,6 +103,8 @@ class RunSpec:
         """
         data = data or {}
         on_complete = data.get("on_complete")
+        executor = data.get("executor") or "local"
+        key = executor_args_key(executor)
         return cls(
             claude=ClaudeOptions.from_dict(data.get("claude") or {}),
             claude_bin=data.get("claude_bin"),
@@ -112,8 +119,8 @@ class RunSpec:
             forked_from=data.get("forked_from"),
             on_complete=tuple(on_complete) if on_complete else None,
             profile=data.get("profile"),
-            executor=data.get("executor") or "local",
-            slurm_args=tuple(data.get("slurm_args") or ()),
+            executor=executor,
+            executor_args=tuple(data.get(key) or ()) if key else (),
         )
 
     @property

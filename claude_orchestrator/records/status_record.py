@@ -20,13 +20,13 @@ from ..core.errors import BadRecord, OrchestratorError, storage_error
 from ..core.files import write_atomic
 from ..core.paths import StatePaths
 from ..core.states import State
-from .shape import SPARSE, check_shape, is_type, parse_time
+from .shape import SPARSE, check_shape, executor_args_key, executor_ref_key, is_type, parse_time
 from .spec import RunSpec
 
 __all__ = ["SCHEMA", "RecordStore", "StatusRecord", "read_session"]
 
-#: The keys of ``options`` this version reads into a :class:`.spec.RunSpec`.
-SPEC_KEYS = frozenset(RunSpec.__dataclass_fields__)
+#: The keys of ``options`` this version reads into a :class:`.spec.RunSpec` (besides ``<executor>_args``).
+SPEC_KEYS = frozenset(RunSpec.__dataclass_fields__) - {"executor_args"}
 
 #: Version of the record's JSON shape; bump when a field changes meaning.
 #: 1: the launch request in an untyped ``options`` dict, other facts among unknown keys.
@@ -120,7 +120,9 @@ class StatusRecord:
     on_complete: dict[str, Any] | None = None  # what the --on-complete command returned: {"argv", "exit_code", ["error"]}
     stream_lines_skipped: int | None = None  # stream lines the supervisor could not read
     transcript_bytes_lost: int | None = None  # output bytes the transcript could not take (full disk)
-    slurm_job_id: str | None = None  # the Slurm job that runs the supervisor (executor slurm), as sbatch --parsable printed it
+    # The reference the run's executor gave it (a job ID), opaque here; stored as ``<executor>_job_id``
+    # (:func:`.shape.executor_ref_key`, e.g. ``slurm_job_id``), written only when set.
+    executor_ref: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys, kept and written back
     spec_extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys of "options" (a newer toolkit's)
 
@@ -129,12 +131,15 @@ class StatusRecord:
         data: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("extra", "spec", "spec_extra") or (f.name in SPARSE and value is None):
+            if f.name in _NOT_STORED_AS_NAMED or (f.name in SPARSE and value is None):
                 continue
             data[f.name] = value
             if f.name == "task_file":  # where schema 1 had it
                 data["options"] = {**self.spec_extra, **self.spec.to_dict()}
         data["status"] = State(self.status).value
+        ref_key = executor_ref_key(self.spec.executor)
+        if ref_key and self.executor_ref is not None:
+            data[ref_key] = self.executor_ref
         return {**self.extra, **data}
 
     @classmethod
@@ -152,16 +157,20 @@ class StatusRecord:
         check_shape(data)
         names = _STORED_FIELDS
         known = {k: v for k, v in data.items() if k in names and (k not in SPARSE or v is None or is_type(v, SPARSE[k]))}
-        extra = {k: v for k, v in data.items() if k not in known and k != "options"}
+        options = data.get("options") or {}
+        spec = RunSpec.from_dict(options)
+        ref_key = executor_ref_key(spec.executor)
+        if ref_key and isinstance(data.get(ref_key), str):  # another type: kept among the unknown keys, not trusted
+            known["executor_ref"] = data[ref_key]
+        extra = {k: v for k, v in data.items() if k not in known and k != "options" and not (k == ref_key and "executor_ref" in known)}
         known.setdefault("run_id", "legacy")  # the seed's records had no run id
         known.setdefault("task", "")
         known["status"] = State(known.get("status", State.STARTING))
         known["schema"] = max(SCHEMA, data.get("schema", 1))  # written back in this schema, or a newer one's
-        options = data.get("options") or {}
-        spec = RunSpec.from_dict(options)
         if data.get("schema", 1) < 2 and spec.resume_id is None and known.get("resumed_from") and not spec.context_from:
             spec = spec.replace(resume_id=known["resumed_from"])  # schema 1 kept the resumed session only at top level
-        spec_extra = {k: v for k, v in options.items() if k not in SPEC_KEYS}
+        args_key = executor_args_key(spec.executor)
+        spec_extra = {k: v for k, v in options.items() if k not in SPEC_KEYS and k != args_key}
         return cls(**known, spec=spec, spec_extra=spec_extra, extra=extra)
 
     @property
@@ -197,7 +206,9 @@ class StatusRecord:
 
 
 #: The record's fields read from a key of the same name (the spec is read from ``options``).
-_STORED_FIELDS = frozenset(StatusRecord.__dataclass_fields__) - {"extra", "spec", "spec_extra"}
+#: Fields not stored under their own name: the unknown keys, the spec (``options``), the executor's reference.
+_NOT_STORED_AS_NAMED = frozenset({"extra", "spec", "spec_extra", "executor_ref"})
+_STORED_FIELDS = frozenset(StatusRecord.__dataclass_fields__) - _NOT_STORED_AS_NAMED
 class RecordStore:
     """Reads and writes the status records of one state root.
 

@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from ..claude.invocation import cli_env
 from ..claude.stream import RunProgress, classify
@@ -125,7 +125,30 @@ class AttemptEnd:
         return Outcome(self.state, self.error, self.exit_code, is_error, self.stop_reason)
 
 
-def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, stop_signal: int | None,
+class StopRequest(NamedTuple):
+    """A signal that asked the supervisor to stop, and what it means.
+
+    Attributes:
+        signum: the signal.
+        time_limit: True if it is the signal the executor said means "the job's time limit
+            is near" (``--time-limit-signal``): the run then ends ``timeout``, not ``killed``.
+    """
+
+    signum: int
+    time_limit: bool = False
+
+    @property
+    def reason(self) -> StopReason:
+        """Why the tree is stopped: TIMEOUT for the time-limit signal, else KILLED."""
+        return StopReason.TIMEOUT if self.time_limit else StopReason.KILLED
+
+    @property
+    def words(self) -> str:
+        """Who asked, in words: ``signal 15``, or ``the job's time limit (signal 10)``."""
+        return f"the job's time limit (signal {self.signum})" if self.time_limit else f"signal {self.signum}"
+
+
+def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, stop: StopRequest | None,
           limits: RunLimits, peak_mb: float) -> tuple[State, str | None]:
     """How an attempt ended: ``(state, error)``.
 
@@ -134,9 +157,9 @@ def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, sto
     lingering after its result is judged by that result, the exit was ours.
     """
     if reason is StopReason.KILLED:
-        return State.KILLED, f"stopped by request (signal {stop_signal})"
-    if reason is StopReason.TIMEOUT and stop_signal == signal.SIGUSR1:
-        return State.TIMEOUT, "no result before the Slurm job's time limit (its --time is shorter than the run's --timeout)"
+        return State.KILLED, f"stopped by request (signal {stop.signum if stop else None})"
+    if reason is StopReason.TIMEOUT and stop is not None and stop.time_limit:
+        return State.TIMEOUT, "no result before the job's time limit (the scheduler's limit came before the run's --timeout)"
     if reason is StopReason.TIMEOUT:
         return State.TIMEOUT, f"no result within the {limits.timeout_s:g} s timeout"
     if reason is StopReason.MEMORY:
@@ -157,14 +180,14 @@ class Attempt:
         limits: the run's limits.
         transcript: the run's transcript.
         log: the supervisor's log.
-        stop_signal: the signal that asked the supervisor to stop, or None.
+        stop_request: the stop request so far (:class:`StopRequest`), or None.
         grace: the grace period now, in seconds (a stop request may shorten it).
     """
 
     def __init__(self, proc: subprocess.Popen, *, tree: ProcessTree, limits: RunLimits, transcript: TranscriptFile,
-                 log: Callable[[str], None], stop_signal: Callable[[], int | None], grace: Callable[[], float]) -> None:
+                 log: Callable[[str], None], stop_request: Callable[[], StopRequest | None], grace: Callable[[], float]) -> None:
         self.proc, self.tree, self.limits, self.log = proc, tree, limits, log
-        self.stop_signal, self.grace = stop_signal, grace
+        self.stop_request, self.grace = stop_request, grace
         self.events = EventReader(transcript, log)
         self.progress = self.events.progress
         self.started = 0.0  # when the pump began: the timeout counts from there
@@ -206,9 +229,9 @@ class Attempt:
             if not self.alive and self._drained(now):
                 break
         self.events.close()
-        asked = self.stop_signal()
+        asked = self.stop_request()
         if self.reason is None and asked:  # asked to stop just as the CLI ended on its own
-            self.reason = StopReason.TIMEOUT if asked == signal.SIGUSR1 else StopReason.KILLED
+            self.reason = asked.reason
         return self.reason
 
     def tick(self, now: float) -> StopReason | None:
@@ -236,13 +259,13 @@ class Attempt:
         if limits.memory_limit_mb and self.rss_mb >= limits.memory_limit_mb:
             self.log(f"memory limit: tree RSS {self.rss_mb:.0f} MiB >= {limits.memory_limit_mb:g} MiB; stopping the tree")
             return StopReason.MEMORY
-        asked = self.stop_signal()
-        if asked == signal.SIGUSR1:  # only a Slurm job listens for it: its time limit is near
-            self.log("Slurm's time limit for the job is near (SIGUSR1); stopping the tree")
-            return StopReason.TIMEOUT
+        asked = self.stop_request()
+        if asked is not None and asked.time_limit:
+            self.log(f"{asked.words} is near; stopping the tree")
+            return asked.reason
         if asked:
-            self.log(f"stop requested (signal {asked})")
-            return StopReason.KILLED
+            self.log(f"stop requested ({asked.words})")
+            return asked.reason
         if limits.timeout_s and now - self.started >= limits.timeout_s and self.alive:
             self.log(f"timeout: {limits.timeout_s:g} s passed; stopping the tree")
             return StopReason.TIMEOUT
@@ -312,7 +335,7 @@ class Attempt:
         self.log(f"CLI exited with status {exit_code}; {self.progress.events} events")
         self.events.log_totals()
         self.tree.stop_leftovers(self.proc.pid, self.grace())
-        state, error = judge(self.reason, self.progress.result, exit_code, stop_signal=self.stop_signal(),
+        state, error = judge(self.reason, self.progress.result, exit_code, stop=self.stop_request(),
                              limits=self.limits, peak_mb=self.tree.peak_mb)
         return AttemptEnd(
             state, error, exit_code, self.progress, self.progress.session_id or session_id, self.reason,

@@ -31,7 +31,7 @@ from ..records.lifecycle import move_from
 from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord, is_task_preview, read_session
 from . import report
-from .attempt import Attempt, AttemptEnd, CliNotStarted, spawn
+from .attempt import Attempt, AttemptEnd, CliNotStarted, StopRequest, spawn
 from .transcript_file import TranscriptFile
 from .tree import ProcessTree
 from .writer import (
@@ -64,7 +64,7 @@ class Supervisor:
         self.store = RecordStore(paths)
         self.name = name
         self.run_id = run_id
-        self.stop_signal: int | None = None
+        self.stop_signal: StopRequest | None = None  # the first signal that asked it to stop
         try:
             self.log_file = open(paths.log(name, run_id), "ab", buffering=0)
         except OSError:
@@ -73,7 +73,8 @@ class Supervisor:
         self.writer = RecordWriter(self.store, name, run_id, self.log)
         self.limits = RunLimits()
         self.slot_fd: int | None = None  # a held --max-parallel slot
-        self.slurm_job = False  # a Slurm batch job runs it (--slurm-job): SIGUSR1 says the job's time limit is near
+        self.time_limit_signal: int | None = None  # --time-limit-signal: the executor's "the job's time limit is near"
+        self.ref_from_env: str | None = None  # --ref-from-env: the variable holding the executor's reference for the run
         self.prior_cost = 0.0  # cost of earlier attempts (retries)
         self.features = CliFeatures()  # what the CLI supports, detected when the run starts
         self.cli: subprocess.Popen | None = None  # the running CLI, until its tree is stopped
@@ -93,15 +94,13 @@ class Supervisor:
             pass
 
     def _on_signal(self, signum: int, _frame) -> None:
-        if self.stop_signal is None:  # the first cause is the one recorded (Slurm's SIGTERM may follow its SIGUSR1)
-            self.stop_signal = signum
+        if self.stop_signal is None:  # the first cause is the one recorded (a scheduler's SIGTERM may follow its time-limit signal)
+            self.stop_signal = StopRequest(signum, signum == self.time_limit_signal)
 
     @property
     def stopped_by(self) -> str:
-        """Who asked this supervisor to stop, in words: ``signal N``, or Slurm's time limit (SIGUSR1, see :data:`..slurm.TIME_LIMIT_SIGNAL`)."""
-        if self.stop_signal == signal.SIGUSR1:
-            return "Slurm's time limit for the job (SIGUSR1)"
-        return f"signal {self.stop_signal}"
+        """Who asked this supervisor to stop, in words (:attr:`.attempt.StopRequest.words`)."""
+        return self.stop_signal.words if self.stop_signal else "nobody"
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake early for a stop request."""
@@ -127,8 +126,8 @@ class Supervisor:
         """Run the job to its end; returns 0 (the outcome is in the record)."""
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        if self.slurm_job:  # SIGUSR1 says the job's time limit is near (sbatch --signal); a local run keeps its default
-            signal.signal(signal.SIGUSR1, self._on_signal)
+        if self.time_limit_signal:  # the executor's "time limit near" signal; without it the signal keeps its default
+            signal.signal(self.time_limit_signal, self._on_signal)
         procs.become_subreaper()
         rec = self._claim()
         if rec is None:
@@ -167,14 +166,14 @@ class Supervisor:
             The claimed record, or None if there is nothing to do (logged).
         """
         me, me_started = self.tree.me.pid, self.tree.me.create_time()
-        job_id = os.environ.get("SLURM_JOB_ID")  # set in a Slurm job's environment (sbatch(1), OUTPUT ENVIRONMENT VARIABLES)
+        ref = os.environ.get(self.ref_from_env) if self.ref_from_env else None  # e.g. a job ID the scheduler set
 
         def claim(rec: StatusRecord) -> StatusRecord | None:
             if rec.state not in CLAIMABLE:
                 return None
             rec.supervisor_pid, rec.supervisor_started = me, me_started
-            if rec.spec.executor == "slurm" and job_id and not rec.slurm_job_id:  # the launcher died before it could write it
-                rec.slurm_job_id = job_id
+            if ref and not rec.executor_ref:  # the launcher died before it could write it
+                rec.executor_ref = ref
             return rec
 
         deadline = time.monotonic() + CLAIM_RETRY_LIMIT_S
@@ -251,11 +250,11 @@ class Supervisor:
         """
         deps = list(rec.spec.after)
         self.log(f"waiting for {', '.join(deps)}")
-        from ..executors.local import executor_of
+        from ..executors.registry import executor_of
         from ..usecases.scheduling import take_slot_or_enqueue
         from . import waits  # only a run that waits pays for these (a supervisor's memory is a bench figure)
 
-        judge_local = rec.spec.executor == "local"  # a Slurm job's host is not the local runs' host
+        judge_local = executor_of(rec).host_bound  # a cluster job's host is not the launcher's: host-bound runs are read as they are
         states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal), judge_local)
         if self.stop_signal:
             self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} while waiting", None)
@@ -287,8 +286,8 @@ class Supervisor:
 
     def _leave_queue(self, rec: StatusRecord) -> bool:
         """A ``queued`` run goes on: at once if its executor's scheduler kept the queue
-        (Slurm has started this job), else once it has a slot (:meth:`_wait_for_slot`)."""
-        from ..executors.local import executor_of
+        (the scheduler has started this job), else once it has a slot (:meth:`_wait_for_slot`)."""
+        from ..executors.registry import executor_of  # only a queued run pays for the registry
 
         if executor_of(rec).keeps_queue:
             return self._wait_for_slot()
@@ -410,7 +409,7 @@ class Supervisor:
         # Opened before the record says running, so that a reader of a running record finds the file it names.
         transcript = TranscriptFile(self.paths.transcript(self.name, self.run_id), self.log)
         attempt = Attempt(proc, tree=self.tree, limits=self.limits, transcript=transcript, log=self.log,
-                          stop_signal=lambda: self.stop_signal, grace=self._grace)
+                          stop_request=lambda: self.stop_signal, grace=self._grace)
         written = self._write_progress(attempt.progress)  # running, with the CLI's pid
         # The session ID is ours (--session-id) or the resumed one, so it is known now (the final writes retry it).
         self.writer.write_file(self.paths.session(self.name), session_id + "\n")

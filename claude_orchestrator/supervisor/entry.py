@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 
 from ..core.paths import StatePaths
 from ..core.states import ExitCode
@@ -22,13 +23,28 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.HelpFormatter(prog, width=100)
 
 
+def _signal_number(name: str) -> int:
+    """A signal's number from its name (``USR1``, ``SIGUSR1``) or number.
+
+    Raises:
+        argparse.ArgumentTypeError: no such signal.
+    """
+    try:
+        return int(name) if name.isdigit() else int(getattr(signal, name if name.startswith("SIG") else f"SIG{name}"))
+    except (AttributeError, TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"no such signal: {name}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     """The supervisor's own command line, as :func:`..executor.supervisor_command` builds it."""
     parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.supervisor", formatter_class=_formatter)
     parser.add_argument("--root", required=True, help="the state root")
     parser.add_argument("--alive-fd", type=int, help="an inherited descriptor holding the agent's life lock")
     parser.add_argument("--slot-fd", type=int, help="an inherited descriptor holding a parallel slot")
-    parser.add_argument("--slurm-job", action="store_true", help="run as a Slurm batch job: SIGUSR1 means its time limit is near")
+    parser.add_argument("--time-limit-signal", metavar="SIG", type=_signal_number,
+                        help="the signal that means the job's time limit is near (e.g. USR1): the run ends as timeout")
+    parser.add_argument("--ref-from-env", metavar="VAR",
+                        help="the environment variable holding the executor's reference for the run (e.g. a job ID)")
     parser.add_argument("name")
     parser.add_argument("run_id")
     return parser
@@ -55,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     _restore_pythonpath()
     sup = Supervisor(StatePaths(args.root), args.name, args.run_id)
     sup.slot_fd = args.slot_fd
-    sup.slurm_job = args.slurm_job
+    sup.time_limit_signal = args.time_limit_signal
+    sup.ref_from_env = args.ref_from_env
     # The life lock is held through args.alive_fd until this process exits; it
     # must not be inherited further (Popen(close_fds=True) sees to that).
     code = ExitCode.OK

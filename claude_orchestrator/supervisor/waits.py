@@ -13,7 +13,9 @@ from ..core import locks
 from ..core.errors import BadRecord
 from ..core.paths import StatePaths
 from ..core.states import ACTIVE, State
+from ..executors.registry import executor_of
 from ..records.status_record import RecordStore
+from ..usecases.control import reconcile
 from ..usecases.scheduling import take_turn
 
 #: How often a queued run looks for its turn, in seconds.
@@ -29,19 +31,18 @@ def dependency_states(store: RecordStore, deps: list[str], judge_local: bool = T
     A state as :class:`..states.State`'s value, reconciled (a run whose
     supervisor is gone is ``lost``), or ``gone`` (no record) or
     ``unreadable`` (a bad record file).  Without ``judge_local`` (a supervisor
-    on another host than the launcher's, as a Slurm job's), a local run is
-    read as it is, never reconciled: its liveness is a lock held on another
-    host, which a lock on a shared filesystem cannot tell.
+    on another host than the launcher's, as a cluster job's), a run of a
+    host-bound executor (:attr:`..executors.base.Executor.host_bound`, a local
+    run) is read as it is, never reconciled: its liveness is a lock held on
+    another host, which a lock on a shared filesystem cannot tell.
     """
-    from ..usecases.control import reconcile
-
     states: dict[str, str] = {}
     for dep in deps:
         try:
             found = store.read(dep)
             if found is None:
                 states[dep] = "gone"
-            elif not judge_local and found.spec.executor == "local":
+            elif not judge_local and executor_of(found).host_bound:
                 states[dep] = found.status.value
             else:
                 states[dep] = reconcile(store, found).status.value
@@ -61,7 +62,7 @@ def await_dependencies(
     Returns:
         Their last states, as :func:`dependency_states` (``judge_local`` passed on; empty if stopped before the first look).
     """
-    from ..usecases.watch import DirWatcher
+    from ..usecases.watch import DirWatcher  # watchdog: only a run that waits for its dependencies loads it
 
     states: dict[str, str] = {}
     with DirWatcher(paths.status_dir) as watcher:

@@ -1,9 +1,11 @@
 """Reading runs back and acting on them: liveness (``lost``), stopping, waiting.
 
 Whether a run's supervisor lives, and how its processes are stopped, is its
-executor's to tell (:mod:`.executor`; on this machine, the supervisor's life
-lock and PIDs checked by their start times).  This module decides what to
-ask, and records what follows through :mod:`.lifecycle`.
+executor's to tell (:class:`..executors.base.Executor`; on this machine, the
+supervisor's life lock and PIDs checked by their start times).  This module
+decides what to ask, asks each executor once for many records, and records
+what follows through :mod:`..records.lifecycle`.  A run of an executor this
+toolkit does not know is never judged, stopped or rewritten.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Callable
 from ..core.errors import BadRecord, NotFound, OrchestratorError, StorageError
 from ..core.paths import NAME_RE
 from ..core.programs import command
-from ..core.states import State
-from ..executors.local import all_executors, executor_of
+from ..core.states import TRANSITIONS, State
+from ..executors.base import Liveness, Verdict
+from ..executors.registry import UnknownExecutor, all_executors, executor_of
 from ..records import lifecycle
 from ..records.shape import parse_time
 from ..records.status_record import RecordStore, StatusRecord
@@ -35,32 +38,64 @@ FULL_EVERY = 15
 STOPPED_RECORD_WAIT_S = 2.0
 
 
+def liveness(store: RecordStore, recs: list[StatusRecord], *, deep: bool = False) -> list[Liveness]:
+    """Each of ``recs``' :class:`..executors.base.Liveness`, in order: each executor asked once, for all its records.
+
+    ``deep`` also asks whether the supervisor, the CLI and leftovers run (a process scan locally).
+    """
+    out: list[Liveness | None] = [None] * len(recs)
+    groups: dict[str, list[int]] = {}
+    for i, rec in enumerate(recs):
+        groups.setdefault(rec.spec.executor, []).append(i)
+    for indexes in groups.values():
+        answers = executor_of(recs[indexes[0]]).probe(store.paths, [recs[i] for i in indexes], deep=deep)
+        for i, answer in zip(indexes, answers, strict=True):
+            out[i] = answer
+    return [a if a is not None else Liveness(Verdict.UNKNOWN) for a in out]
+
+
 def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
-    """True if ``rec`` is active and its supervisor is alive (asked of the run's executor)."""
-    return executor_of(rec).is_alive(store.paths, rec)
+    """True if ``rec`` is active and its supervisor is not known to be gone (asked of the run's executor).
+
+    A supervisor whose liveness cannot be told (UNKNOWN: a scheduler that does not
+    answer, an executor this toolkit does not know) counts as alive: nothing is
+    judged on no answer.
+    """
+    return rec.state.is_active and liveness(store, [rec])[0].verdict is not Verdict.GONE
 
 
-def reconcile(store: RecordStore, rec: StatusRecord) -> StatusRecord:
-    """Mark an active record whose supervisor is gone as ``lost``, and return it.
+def reconcile(store: RecordStore, rec: StatusRecord, known: Liveness | None = None) -> StatusRecord:
+    """End an active record whose supervisor is gone, and return it.
 
-    The check is repeated under the record's lock, so a supervisor that ends
-    the run at the same moment wins.  If the state root cannot be written
-    (read-only, full), the record is returned as ``lost`` without being
-    stored: a reader reports the truth without needing to write it.
+    It ends ``lost`` (the outcome is unknown), or in the state its executor
+    knows the run came to (e.g. ``memory_exceeded``: a scheduler killed the
+    job for its memory), with the executor's reason as ``error``.  The check
+    is repeated under the record's lock, so a supervisor that ends the run at
+    the same moment wins.  If the state root cannot be written (read-only,
+    full), the record is returned ended without being stored: a reader
+    reports the truth without needing to write it.
+
+    Args:
+        known: ``rec``'s liveness if already asked (:func:`liveness`, for many records at once).
 
     Raises:
         BadRecord: the record became unreadable meanwhile.
     """
-    if not rec.state.is_active or is_alive(store, rec):
+    if not rec.state.is_active:
         return rec
-    error = executor_of(rec).gone_reason(rec)
+    answer = known or liveness(store, [rec])[0]
+    if answer.verdict is not Verdict.GONE:
+        return rec
+    end = answer.ended if answer.ended is not None and rec.state in TRANSITIONS[answer.ended] else State.LOST
+    error = answer.reason or "the supervisor is gone; the run's outcome is unknown"
     try:
         return lifecycle.change_state(
-            store, rec.agent, rec.run_id, State.LOST, when=lambda cur: not is_alive(store, cur), error=error
+            store, rec.agent, rec.run_id, end, when=lambda cur: cur.state in TRANSITIONS[end] and not is_alive(store, cur),
+            error=error,
         ) or store.read(rec.agent) or rec
     except StorageError:
         shown = copy.deepcopy(rec)
-        lifecycle.move(shown, State.LOST, error=error)
+        lifecycle.move(shown, end, error=error)
         return shown
 
 
@@ -98,11 +133,11 @@ def read_records(
             read.append(rec)
     if missing:
         raise NotFound(f"no such agent: {', '.join(missing)} (known: {', '.join(store.paths.known_agents()) or 'none'})")
-    look_ahead(read)
+    answers = liveness(store, read)
     out = []
-    for rec in read:
+    for rec, answer in zip(read, answers, strict=True):
         try:
-            now = reconcile(store, rec)
+            now = reconcile(store, rec, answer)
         except BadRecord as bad:
             if unreadable is None:
                 raise
@@ -112,17 +147,6 @@ def read_records(
             newly_lost.append(now)
         out.append(now)
     return out
-
-
-def look_ahead(recs: list[StatusRecord]) -> None:
-    """Let each executor learn at once what it will be asked of ``recs``' active and lost runs
-    (their liveness, their leftovers): one query to a cluster, not one per record."""
-    asked: dict[str, list[StatusRecord]] = {}
-    for rec in recs:
-        if rec.state.is_active or rec.state is State.LOST:
-            asked.setdefault(rec.spec.executor, []).append(rec)
-    for group in asked.values():
-        executor_of(group[0]).look_ahead(group)
 
 
 def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[str, StatusRecord | None]:
@@ -141,14 +165,19 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
 
     Raises:
         NotFound: the agent has no record (exit 4).
+        OrchestratorError: the run's executor could not stop it, or is not one this
+            toolkit knows (exit 69); nothing was recorded.
     """
     rec = store.read(name)
     if rec is None:
         raise NotFound(f"no such agent: {name}; see {command('check_status')}")
     rec = reconcile(store, rec)
     grace = grace_s if grace_s is not None else float(rec.spec.limits.kill_grace_s)
+    executor = executor_of(rec)
+    if isinstance(executor, UnknownExecutor) and (rec.state.is_active or rec.state is State.LOST):
+        executor.stop(rec, grace)  # raises: never stopped, never rewritten
     if rec.state is State.LOST:
-        return ("orphans-stopped" if executor_of(rec).stop_leftovers(rec, grace) else "not-running"), rec
+        return ("orphans-stopped" if executor.stop(rec, grace, force=True) else "not-running"), rec
     if not rec.state.is_active:
         return "not-running", rec
     if grace_s is not None:
@@ -159,7 +188,7 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
             return "stopped", cur
         rec = cur
     executor = executor_of(rec)
-    cur, done = _await_supervisor(store, rec, grace) if executor.request_stop(rec) else (rec, False)
+    cur, done = _await_supervisor(store, rec, grace) if executor.stop(rec, grace) else (rec, False)
     if done:
         return "stopped", cur
     # The supervisor is gone, or stuck with its CLI alive: stop what is left ourselves.
@@ -167,7 +196,7 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
         cur = store.read(name) or cur
     except BadRecord:
         pass
-    executor.force_stop(cur, grace)
+    executor.stop(cur, grace, force=True)
     ended = lifecycle.change_state(store, name, rec.run_id, State.KILLED, error="stopped by request (the supervisor did not respond)")
     return "stopped", ended or store.read(name)
 
@@ -198,7 +227,7 @@ def _stop_before_claim(store: RecordStore, rec: StatusRecord, grace: float) -> S
         error="stopped by request before it started",
     ) or store.read(rec.agent)
     if cur is not None and cur.run_id == rec.run_id and cur.state.is_terminal:
-        executor_of(cur).stop_leftovers(cur, grace)
+        executor_of(cur).stop(cur, grace, force=True)
     return cur
 
 
@@ -224,8 +253,9 @@ def _await_supervisor(store: RecordStore, rec: StatusRecord, grace: float) -> tu
             pass  # damaged meanwhile: the supervisor rewrites it from its copy
         if cur.run_id != rec.run_id or cur.state.is_terminal:
             return cur, True
-        if not executor.cli_running(cur):
-            if not executor.supervisor_running(cur):
+        now = executor.probe(store.paths, [cur], deep=True)[0]
+        if not now.cli_running:
+            if not now.supervisor_running:
                 return cur, False
             cli_gone_at = cli_gone_at or time.monotonic()
             if time.monotonic() - cli_gone_at > STOPPED_RECORD_WAIT_S:
@@ -321,29 +351,32 @@ def wait_for(
             watcher.wait(wait)
 
 
-def has_leftovers(rec: StatusRecord) -> bool:
+def has_leftovers(store: RecordStore, rec: StatusRecord) -> bool:
     """True if processes of ``rec``'s run are still alive though its supervisor is gone (its executor tells)."""
-    return executor_of(rec).has_leftovers(rec)
+    return bool(liveness(store, [rec], deep=True)[0].leftovers)
 
 
 def stop_unreadable(store: RecordStore, bad: BadRecord, grace_s: float | None = None) -> str:
     """Stop the run of an agent whose record is unreadable, if its supervisor lives.
 
     The record cannot say which executor runs it, so every executor is asked
-    (:meth:`.executor.Executor.stop_unreadable`); the supervisor stops its tree
+    (:meth:`..executors.base.Executor.unreadable_runs`); the supervisor stops its tree
     and rewrites its record from its own copy.
 
     Returns:
         ``stopped`` or ``not-running``.
+
+    Raises:
+        OrchestratorError: an executor could not be asked while a run may still run (exit 69).
     """
     grace = 10.0 if grace_s is None else grace_s
-    stopped = [e for e in all_executors() if e.stop_unreadable(store.paths, bad.name, grace)]
+    stopped = [e for e in all_executors() if e.unreadable_runs(store.paths, bad.name, stop_grace_s=grace)]
     return "stopped" if stopped else "not-running"
 
 
 def unreadable_alive(store: RecordStore, bad: BadRecord) -> bool:
     """True if some executor still runs a supervisor of the agent whose record is unreadable."""
-    return any(e.alive_without_record(store.paths, bad.name) for e in all_executors())
+    return any(e.unreadable_runs(store.paths, bad.name) for e in all_executors())
 
 
 def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord]:
@@ -356,11 +389,11 @@ def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord
             continue
         if rec is not None:
             read.append(rec)
-    look_ahead(read)
+    answers = liveness(store, read)
     out = []
-    for rec in read:
+    for rec, answer in zip(read, answers, strict=True):
         try:
-            out.append(reconcile(store, rec))
+            out.append(reconcile(store, rec, answer))
         except (OrchestratorError, OSError):
             pass
     return out

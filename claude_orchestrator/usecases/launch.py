@@ -1,7 +1,7 @@
 """Starting runs: check the request, write the first record, hand the run to its executor, return.
 
-This is the launch path, so it stays cheap: no psutil (liveness is a lock
-probe, :meth:`.executor.LocalExecutor.is_alive`).  The launch never waits for
+This is the launch path, so it stays cheap: no psutil (a local run's liveness
+is a lock probe, :meth:`..executors.local.LocalExecutor.probe`).  The launch never waits for
 the CLI; the supervisor (:mod:`.supervisor`) owns the run.
 
 A launch, in order: :func:`resolve_spec` completes the caller's
@@ -26,10 +26,12 @@ from ..core.files import write_atomic
 from ..core.paths import StatePaths, refuse_symlink, validate_name
 from ..core.programs import command
 from ..core.states import State
-from ..executors.local import Executor, executor_of, get_executor
+from ..executors.base import Executor, Handoff
+from ..executors.registry import get_executor
 from ..records import lifecycle
 from ..records.spec import RunSpec
 from ..records.status_record import RecordStore, StatusRecord, read_session, task_preview
+from .control import is_alive, liveness, reconcile
 
 #: Seconds a launch waits for a previous supervisor of the agent that is still exiting.
 PREVIOUS_SUPERVISOR_WAIT_S = 5.0
@@ -46,11 +48,9 @@ def active_runs(store: RecordStore, names: list[str]) -> list[StatusRecord]:
     Raises:
         BadRecord: a record is unreadable (exit 2).
     """
-    from .control import look_ahead, reconcile
-
     read = [rec for rec in (store.read(name) for name in names) if rec is not None and rec.state.is_active]
-    look_ahead(read)
-    return [rec for rec in (reconcile(store, r) for r in read) if rec.state.is_active]
+    answers = liveness(store, read)
+    return [rec for rec in (reconcile(store, r, a) for r, a in zip(read, answers, strict=True)) if rec.state.is_active]
 
 
 def busy_error(rec: StatusRecord, advice: str = "wait for it, stop it, or pick another name") -> Conflict:
@@ -215,7 +215,7 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         CliMissing: no Claude CLI (exit 127); nothing is written.
         Conflict: the agent is waiting, queued, starting or running (exit 3).
         StorageError: the state root cannot be written (exit 74); nothing is left half-written.
-        OrchestratorError: the executor could not start the run, e.g. :class:`.slurm.SlurmError`
+        OrchestratorError: the executor could not start the run, e.g. a ``SlurmError``
             (sbatch refused the job, exit 69; its message names the agent); the run is recorded ``failed``.
     """
     validate_name(name)
@@ -237,7 +237,7 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         _undo(made)
         raise
     try:
-        executor.start(paths, record, held, log_fd)
+        executor.submit(paths, record, Handoff(tuple(held), log_fd))
     except (OSError, OrchestratorError) as exc:
         store = RecordStore(paths)
         failed = lifecycle.change_state(store, name, run_id, State.FAILED, error=f"could not start the supervisor: {exc}", is_error=True)
@@ -305,7 +305,7 @@ def _claim_run(
     held: list[int] = []  # descriptors holding the life lock and a slot, for the supervisor
 
     def decide(current: StatusRecord | None) -> State:
-        if current is not None and executor_of(current).is_alive(paths, current):  # under the lock: no reconcile here
+        if current is not None and is_alive(store, current):  # under the lock: no reconcile here
             raise busy_error(current)
         if current is not None and (current.state is State.LOST or current.state.is_active):  # its supervisor is gone
             record.orphans = orphan_entries(current) or None
@@ -333,7 +333,7 @@ def _claim_run(
 
 def _initial_state(paths: StatePaths, record: StatusRecord, executor: Executor, held: list[int]) -> State:
     """``waiting`` if the run has dependencies (its supervisor takes a slot once they are done);
-    ``queued`` if the executor's scheduler keeps the queue (a Slurm job is pending until it starts);
+    ``queued`` if the executor's scheduler keeps the queue (a cluster job is pending until it starts);
     else ``starting`` with a slot (appended to ``held``), or ``queued``."""
     limits = record.spec.limits
     if record.spec.after:

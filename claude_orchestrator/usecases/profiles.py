@@ -31,7 +31,7 @@ from typing import Any
 
 from ..core.errors import BadInput, NotFound
 from ..core.paths import TOOLKIT_ROOT
-from ..executors.local import EXECUTOR_NAMES
+from ..executors.registry import NAMES as EXECUTOR_NAMES
 from .isolation import ISOLATIONS
 
 DEFAULT_FILE = TOOLKIT_ROOT / "agents" / "profiles.toml"
@@ -47,7 +47,8 @@ KEYS: dict[str, tuple[type, ...]] = {
     "max_turns": (int,),
     "isolation": (str,),
     "executor": (str,),
-    "slurm_args": (list,),
+    # one "<executor>_args" key per executor (e.g. slurm_args): that executor's options
+    **{f"{name}_args": (list,) for name in EXECUTOR_NAMES if name != "local"},
     "claude_args": (list,),
     "aliases": (list,),
     "description": (str,),
@@ -104,7 +105,7 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
                 raise BadInput(f"{where}: unknown key {key!r}; known keys: {', '.join(KEYS)}")
             if not isinstance(value, KEYS[key]) or isinstance(value, bool):
                 raise BadInput(f"{where}: {key} must be {' or '.join(t.__name__ for t in KEYS[key])}, not {type(value).__name__}")
-            if key in ("claude_args", "slurm_args", "aliases") and not all(isinstance(v, str) for v in value):
+            if KEYS[key] == (list,) and not all(isinstance(v, str) for v in value):
                 raise BadInput(f"{where}: {key} must be a list of strings")
         if table.get("isolation", "none") not in ISOLATIONS:
             raise BadInput(f"{where}: isolation must be one of {', '.join(ISOLATIONS)}")
