@@ -8,28 +8,33 @@ A test fails if it leaves a supervisor or CLI process alive.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import io
 import json
 import os
-import queue
+import re
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from unittest import mock
 
 import psutil
 import pytest
 
 from claude_orchestrator.claude.invocation import LOCAL_CLI, PINNED_CLIS
+from claude_orchestrator.core import states
 from claude_orchestrator.devtools.fake_api import serve_in_thread
 from claude_orchestrator.devtools.slurm_cluster import SlurmCluster, missing
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"
 
-#: The statuses a run ends in.
-TERMINAL = frozenset({"completed", "failed", "timeout", "killed", "lost"})
+#: The statuses a run ends in, as a record spells them (the package's own list: core.states.TERMINAL).
+TERMINAL = frozenset(state.value for state in states.TERMINAL)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
@@ -50,6 +55,7 @@ class Toolkit:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
         self.env = env
+        self.started: list[Background] = []
 
     def run(self, script: str, *args: str, timeout: float = 60, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -62,6 +68,20 @@ class Toolkit:
             cwd=str(cwd or self.root),
             stdin=None if input is not None else subprocess.DEVNULL,
         )
+
+    def start(self, script: str, *args: str) -> Background:
+        """Start ``agents/<script>.py ARGS`` in the background, as a user would with ``&``; see :class:`Background`.
+
+        The kit's fixture stops whatever is still running after the test (:meth:`stop_started`).
+        """
+        started = Background(self, script, *args)
+        self.started.append(started)
+        return started
+
+    def stop_started(self) -> None:
+        """Stop every background script :meth:`start` started that still runs."""
+        for started in self.started:
+            started.stop()
 
     def record(self, name: str) -> dict | None:
         try:
@@ -85,26 +105,48 @@ class Toolkit:
 
 
 class Lines:
-    """Lines of a child's stream, read by a thread, so that a reader waits with a deadline, never for ever."""
+    """The lines of a child's stream, read by a thread from the start, so that a reader waits with a deadline, never for ever.
+
+    :meth:`next` and :meth:`until` hand the lines out in order, each once; :meth:`expect`
+    searches every line, handed out or not; :attr:`seen` holds every line read so far.
+    Reading from the start also keeps the child from blocking on a full pipe.
+    """
 
     def __init__(self, stream) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self.ended = False
+        self._next = 0  # index in ``seen`` of the line next() hands out
+        self._cond = threading.Condition()
         threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
 
     def _pump(self, stream) -> None:
         with stream:  # closed here, at its end: never under a reading thread's feet
             for line in stream:
-                self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
+                with self._cond:
+                    self.seen.append(line.rstrip("\n"))
+                    self._cond.notify_all()
+        with self._cond:
+            self.ended = True
+            self._cond.notify_all()
+
+    def _wait(self, deadline: float, timeout: float, what: str) -> None:
+        """Wait (holding the lock) for the next line or the end; AssertionError once ``deadline`` has passed."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{what} within {timeout} s; lines so far: {self.seen}")
+        self._cond.wait(left)
 
     def next(self, timeout: float = 60, end_ok: bool = False) -> str | None:
         """The next line; None if the stream ended (an error unless ``end_ok``)."""
-        try:
-            line = self.queue.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"no line within {timeout} s") from None
-        assert line is not None or end_ok, "the stream ended"
-        return line
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._next == len(self.seen) and not self.ended:
+                self._wait(deadline, timeout, "no line")
+            if self._next < len(self.seen):
+                self._next += 1
+                return self.seen[self._next - 1]
+        assert end_ok, f"the stream ended; its lines: {self.seen}"
+        return None
 
     def until(self, done, limit: int = 1000) -> list[str]:
         """Lines up to the first one after which ``done(lines so far)`` is true."""
@@ -114,6 +156,160 @@ class Lines:
             if done(lines):
                 return lines
         raise AssertionError(f"no end condition after {limit} lines: {lines}")
+
+    def expect(self, pattern: str, timeout: float = 20) -> str:
+        """The first line, read so far or to come, that matches the regular expression ``pattern``
+        (``re.search``); AssertionError if the stream ends or ``timeout`` s pass without one."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        checked = 0
+        with self._cond:
+            while True:
+                for line in self.seen[checked:]:
+                    if rx.search(line):
+                        return line
+                checked = len(self.seen)
+                if self.ended:
+                    raise AssertionError(f"no line matching {pattern!r}: the stream ended; its lines: {self.seen}")
+                self._wait(deadline, timeout, f"no line matching {pattern!r}")
+
+    def all(self, timeout: float = 30) -> list[str]:
+        """Every line of the stream, once it has ended (AssertionError if it does not within ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self.ended:
+                self._wait(deadline, timeout, "the stream did not end")
+            return list(self.seen)
+
+
+def _default_sigint() -> None:
+    """In a child before it runs its program: SIGINT back to its default action.
+
+    A shell running the tests in the background (``make test &``) leaves SIGINT
+    ignored, and an ignored signal stays ignored across fork and exec (POSIX), so a
+    script could not be interrupted as from a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Background:
+    """A script of agents/ running in the background (:meth:`Toolkit.start`), as ``python3 agents/<script>.py ARGS &``.
+
+    It runs with the kit's environment, in the kit's root, with stdin from /dev/null and
+    SIGINT at its default action (:func:`_default_sigint`).  Its stdout and stderr are
+    read by threads from the start (:class:`Lines`: :attr:`out`, :attr:`err`), so every
+    read has a deadline and the script never blocks on a full pipe.  A test synchronises
+    on what the script prints (``out.next()``, ``out.expect(...)``), never on a sleep.
+
+    As a context manager it stops the script on leaving the block (:meth:`stop`); the
+    kit's fixture stops any left running after the test in any case.
+
+    Attributes:
+        proc: the script's :class:`subprocess.Popen`, e.g. for ``proc.send_signal``.
+        out: the lines of its stdout.
+        err: the lines of its stderr.
+    """
+
+    def __init__(self, kit: Toolkit, script: str, *args: str) -> None:
+        self.what = " ".join([f"{script}.py", *args])
+        self.proc = subprocess.Popen(
+            [sys.executable, str(AGENTS / f"{script}.py"), *args], env=kit.env, cwd=str(kit.root),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_default_sigint,
+        )
+        self.out = Lines(self.proc.stdout)
+        self.err = Lines(self.proc.stderr)
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def expect(self, pattern: str, timeout: float = 20) -> str:
+        """The first stdout line, so far or to come, that matches ``pattern`` (:meth:`Lines.expect`)."""
+        try:
+            return self.out.expect(pattern, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{self.what}: {exc}; stderr: {self.err.seen}") from None
+
+    def wait(self, timeout: float = 30) -> int:
+        """Its exit status once it has ended; AssertionError, with what it printed, if it runs ``timeout`` s more
+        (it is then stopped)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"{self.what} did not end within {timeout} s; stdout {self.out.seen}, stderr {self.err.seen}") from None
+
+    def finish(self, timeout: float = 30) -> tuple[int, list[str], str]:
+        """Wait for it to end (:meth:`wait`): ``(exit status, every stdout line, stderr)``.  A traceback on stderr
+        fails the test: a script reports every failure in one line (DESIGN.md)."""
+        code = self.wait(timeout)
+        out, err = self.out.all(), "\n".join(self.err.all())
+        assert "Traceback" not in err, f"{self.what} printed a traceback:\n{err}"
+        return code, out, err
+
+    def stop(self) -> None:
+        """If it still runs: SIGTERM, SIGKILL 5 s later; then wait for it (with deadlines).
+
+        Its pipes are left to their readers, which close them at their end.
+        """
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+class _Overran(BaseException):
+    """Raised by :func:`run_cli`'s alarm in a command that runs too long: not an Exception, so no guard catches it."""
+
+
+def _overran(signum, frame) -> None:
+    raise _Overran
+
+
+def run_cli(script: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60) -> tuple[int, str, str]:
+    """Run command ``script`` in this process: ``(exit status, stdout, stderr)``, as pipx's tests run pipx.
+
+    Imports ``claude_orchestrator.commands.<script>`` and calls its ``main(list(args))``
+    with stdout and stderr captured and ``sys.argv[0]`` set to ``agents/<script>.py``,
+    so the command names itself as that script does (``usage: <script>.py``);
+    argparse's exits (``--help``: 0, a usage error: 2) are caught and their status
+    returned.  ``env``, if given (e.g. ``kit.env``), is the whole environment
+    for the call; the test's own is restored after it.  A command still running
+    after ``timeout`` s (say a wait that should have been refused) is interrupted
+    (SIGALRM, in the main thread) and the test fails, as :meth:`Toolkit.run` would.
+
+    For ``--help`` and usage errors, which end before any process is started: a
+    small part of a subprocess's cost.  Where the point is the process itself (the
+    bootstrap in agents/, the console scripts, pipes, signals), run the script
+    (:meth:`Toolkit.run`).
+    """
+    module = importlib.import_module(f"claude_orchestrator.commands.{script}")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(sys, "argv", [str(AGENTS / f"{script}.py"), *args]))
+        if env is not None:
+            stack.enter_context(mock.patch.dict(os.environ, env, clear=True))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGALRM, _overran)
+            stack.callback(signal.signal, signal.SIGALRM, previous)
+            stack.callback(signal.setitimer, signal.ITIMER_REAL, 0)  # runs first: the alarm is off before the handler goes
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            code = module.main(list(args))
+        except SystemExit as exc:  # argparse: --help, or a usage error
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except _Overran:
+            raise AssertionError(f"{script}.py {' '.join(args)} did not end within {timeout} s; "
+                                 f"stdout {out.getvalue()!r}, stderr {err.getvalue()!r}") from None
+    return code, out.getvalue(), err.getvalue()
 
 
 def process_gone(pid: int, started: float) -> bool:
@@ -207,11 +403,13 @@ def base_env(state_root) -> dict[str, str]:
 
 @pytest.fixture
 def fake_kit(state_root, base_env, fake_claude, tmp_path) -> Toolkit:
-    """The toolkit wired to the fake ``claude``."""
+    """The toolkit wired to the fake ``claude``; the scripts it started in the background are stopped after the test."""
     argv_dir = tmp_path / "argv"
     argv_dir.mkdir()
     env = dict(base_env, CLAUDE_BIN=str(fake_claude), FAKE_CLAUDE_ARGV_DIR=str(argv_dir))
-    return Toolkit(state_root, env)
+    kit = Toolkit(state_root, env)
+    yield kit
+    kit.stop_started()
 
 
 @pytest.fixture
@@ -249,6 +447,13 @@ CLI_VERSIONS = (CURRENT_CLI_VERSION, "2.1.197")
 _cli_versions_seen: dict[Path, str] = {}
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"2.1.332"`` (or ``claude --version``'s ``"2.1.332 (Claude Code)"``) as ``(2, 1, 332)``, to compare with a range."""
+    match = re.match(r"\d+(?:\.\d+)*", version.strip())
+    assert match, f"not a version: {version!r}"
+    return tuple(int(part) for part in match.group().split("."))
+
+
 def cli_path(version: str) -> Path:
     """The installed CLI of ``version`` (fails, never skips, if `make install` did not put it there)."""
     path = LOCAL_CLI if version == CURRENT_CLI_VERSION else PINNED_CLIS / version / "node_modules" / ".bin" / "claude"
@@ -278,7 +483,8 @@ def real_cli() -> Path:
 
 @pytest.fixture
 def real_kit(state_root, base_env, fake_api, real_cli, tmp_path) -> Toolkit:
-    """The toolkit wired to the real CLI, talking to the fake API, with its own config dir."""
+    """The toolkit wired to the real CLI, talking to the fake API, with its own config dir; the scripts it started in
+    the background are stopped after the test."""
     config = tmp_path / "claude-config"
     config.mkdir()
     env = dict(
@@ -294,4 +500,5 @@ def real_kit(state_root, base_env, fake_api, real_cli, tmp_path) -> Toolkit:
     )
     kit = Toolkit(state_root, env)
     kit.api = fake_api
-    return kit
+    yield kit
+    kit.stop_started()

@@ -21,14 +21,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import AGENTS, Toolkit, kill_if_ours, process_gone, stop_leftovers, wait_until
+from conftest import Toolkit, kill_if_ours, process_gone, stop_leftovers, wait_until
 
 from claude_orchestrator.claude.invocation import ClaudeOptions
 from claude_orchestrator.core.limits import RunLimits
@@ -73,83 +72,6 @@ def _tmp_files(root: Path) -> list[str]:
     for folder, dirs, files in os.walk(root):
         found += [os.path.join(folder, n) for n in dirs + files if n.endswith(".tmp")]
     return found
-
-
-class Background:
-    """A script running in the background; its output is collected by threads, every read has a deadline."""
-
-    def __init__(self, kit: Toolkit, script: str, *args: str) -> None:
-        self.what = f"{script} {' '.join(args)}"
-        self.proc = subprocess.Popen(
-            [sys.executable, str(AGENTS / f"{script}.py"), *args],
-            env=kit.env, cwd=str(kit.root), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._cond = threading.Condition()
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
-        ]
-        for t in self._readers:
-            t.start()
-
-    def _read(self, stream, sink: list[str]) -> None:
-        for line in stream:
-            with self._cond:
-                sink.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def expect(self, pattern: str, timeout: float = 20.0) -> str:
-        """The first stdout line (so far or to come) that matches ``pattern``."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.out:
-                    if rx.search(line):
-                        return line
-                left = deadline - time.monotonic()
-                ended = not any(t.is_alive() for t in self._readers)
-                if left <= 0 or ended:
-                    raise AssertionError(f"{self.what}: no line matching {pattern!r} ({'it ended' if ended else 'timed out'}); "
-                                         f"stdout {self.out}, stderr {self.err}")
-                self._cond.wait(min(left, 0.5))
-
-    def finish(self, timeout: float = 30.0) -> tuple[int, list[str], str]:
-        """Wait for it to end: ``(exit status, stdout lines, stderr)``; no traceback allowed."""
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise AssertionError(f"{self.what} did not end within {timeout} s; stdout {self.out}, stderr {self.err}") from None
-        for t in self._readers:
-            t.join(5)
-        err = "\n".join(self.err)
-        assert "Traceback" not in err, f"{self.what} printed a traceback:\n{err}"
-        return code, list(self.out), err
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-@pytest.fixture
-def background(fake_kit):
-    """Starts scripts in the background; kills whatever is still running after the test."""
-    started: list[Background] = []
-
-    def start(script: str, *args: str) -> Background:
-        b = Background(fake_kit, script, *args)
-        started.append(b)
-        return b
-
-    yield start
-    for b in started:
-        b.stop()
 
 
 @pytest.fixture
@@ -408,13 +330,13 @@ def test_check_status_with_every_bad_shape_and_a_running_agent(fake_kit, gate):
     assert fake_kit.wait_terminal(GOOD)["status"] == "completed"
 
 
-def test_wait_agents_acts_on_the_good_agents_and_counts_the_unreadable_ones(fake_kit, gate, background):
+def test_wait_agents_acts_on_the_good_agents_and_counts_the_unreadable_ones(fake_kit, gate):
     _launch_gated(fake_kit, GOOD, gate)
     bad = list(_write_all_bad(fake_kit))
-    every = background("wait_agents")
-    named = background("wait_agents", GOOD, *bad)
-    as_json = background("wait_agents", GOOD, *bad, "--json")
-    short = background("wait_agents", GOOD, *bad, "--timeout", "1")
+    every = fake_kit.start("wait_agents")
+    named = fake_kit.start("wait_agents", GOOD, *bad)
+    as_json = fake_kit.start("wait_agents", GOOD, *bad, "--json")
+    short = fake_kit.start("wait_agents", GOOD, *bad, "--timeout", "1")
 
     every.expect(rf"^\d\d:\d\d:\d\d {GOOD}: running")
     named.expect(rf"^\d\d:\d\d:\d\d {GOOD}: running")

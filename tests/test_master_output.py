@@ -10,46 +10,34 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from conftest import AGENTS, Lines, wait_until
+from conftest import Background, run_cli, wait_until
 
 from claude_orchestrator.records.shape import parse_time
 
 
-def _follow(kit, *args: str) -> tuple[subprocess.Popen, Lines]:
+def _follow(kit, *args: str) -> Background:
     """Start wait_agents.py --follow; return once it has read its starting point (its stderr line)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(AGENTS / "wait_agents.py"), "--follow", *args], env=kit.env, cwd=str(kit.root),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # As from a terminal: a shell running the tests in the background (`make test &`) leaves SIGINT ignored, and
-        # an ignored SIGINT is inherited (POSIX), which would make the Ctrl-C test hang.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    ready = Lines(proc.stderr).next()
+    follower = kit.start("wait_agents", "--follow", *args)
+    ready = follower.err.next()
     assert "following every agent under" in ready, ready
-    return proc, Lines(proc.stdout)
+    return follower
 
 
 def test_follow_reports_agents_launched_after_it_started_once_each(fake_kit, tmp_path):
     assert fake_kit.run("launch_agent", "old", "x", "--wait").returncode == 0  # known at start: not reported
-    follower, out = _follow(fake_kit, "--json")
-    try:
+    with _follow(fake_kit, "--json") as follower:
         gate = tmp_path / "gate"
         assert fake_kit.run("launch_agent", "a1", f"[[fake: until:{gate}]]").returncode == 0
         assert fake_kit.run("launch_parallel", "--names", "b1,b2", "first", "second").returncode == 0
-        first = out.until(lambda ls: any('"agent":"a1"' in line and '"running"' in line for line in ls), limit=200)
+        first = follower.out.until(lambda ls: any('"agent":"a1"' in line and '"running"' in line for line in ls), limit=200)
         gate.write_text("go")
         ended = lambda ls: sum(1 for line in ls if json.loads(line)["status"] == "completed") >= 3  # noqa: E731
-        lines = first + out.until(lambda ls: ended(first + ls), limit=200)
-        follower.send_signal(signal.SIGTERM)
-        assert follower.wait(timeout=30) == 0
-    finally:
-        if follower.poll() is None:
-            follower.kill()
+        lines = first + follower.out.until(lambda ls: ended(first + ls), limit=200)
+        follower.proc.send_signal(signal.SIGTERM)
+        assert follower.wait() == 0
     events = [json.loads(line) for line in lines]
     assert all(e["event"] == "change" for e in events)
     assert {e["agent"] for e in events} == {"a1", "b1", "b2"}, "the agent known at start is not reported"
@@ -64,23 +52,20 @@ def test_follow_reports_agents_launched_after_it_started_once_each(fake_kit, tmp
 
 
 def test_follow_text_lines_and_sigint_exits_130(fake_kit):
-    follower, out = _follow(fake_kit)
-    try:
+    with _follow(fake_kit) as follower:
         assert fake_kit.run("launch_agent", "t1", "hello").returncode == 0
-        lines = out.until(lambda ls: "completed" in ls[-1], limit=200)
-        follower.send_signal(signal.SIGINT)
-        follower.wait(timeout=30)
-    finally:
-        if follower.poll() is None:
-            follower.kill()
-    assert follower.returncode == 130
+        lines = follower.out.until(lambda ls: "completed" in ls[-1], limit=200)
+        follower.proc.send_signal(signal.SIGINT)
+        assert follower.wait() == 130
     assert lines[-1].split(" ", 1)[1].startswith("t1: ") and " in " in lines[-1] and "1 turn" in lines[-1]
     assert all(line[2] == ":" and line[5] == ":" for line in lines), lines
 
 
 def test_follow_refuses_names_and_timeout(fake_kit):
-    out = fake_kit.run("wait_agents", "--follow", "a1")
-    assert out.returncode == 2 and "--follow" in out.stderr
+    for refused in (["a1"], ["--timeout", "5"], ["--any"]):
+        code, out, err = run_cli("wait_agents", "--follow", *refused, env=fake_kit.env)
+        assert (code, out) == (2, ""), (refused, err)
+        assert err.startswith("usage: wait_agents.py") and "--follow" in err.splitlines()[-1], (refused, err)
 
 
 def test_a_queued_change_carries_its_time(fake_kit, tmp_path):
@@ -88,17 +73,11 @@ def test_a_queued_change_carries_its_time(fake_kit, tmp_path):
     out = fake_kit.run("launch_parallel", "--max-parallel", "1", "--names", "q1,q2", f"[[fake: until:{gate}]]", "second")
     assert out.returncode == 0, out.stderr
     assert fake_kit.record("q2")["status"] == "queued"
-    waited = subprocess.Popen([sys.executable, str(AGENTS / "wait_agents.py"), "--json", "q1", "q2"], env=fake_kit.env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        lines = Lines(waited.stdout)
-        first = lines.next()  # q2 queued (q1 running is routine: --json leaves it out)
+    with fake_kit.start("wait_agents", "--json", "q1", "q2") as waited:
+        first = waited.out.next()  # q2 queued (q1 running is routine: --json leaves it out)
         gate.write_text("go")
-        rest = lines.until(lambda ls: '"summary"' in ls[-1], limit=200)
-        assert waited.wait(timeout=30) == 0
-    finally:
-        if waited.poll() is None:
-            waited.kill()
+        rest = waited.out.until(lambda ls: '"summary"' in ls[-1], limit=200)
+        assert waited.wait() == 0
     events = [json.loads(line) for line in [first, *rest]]
     assert events[0]["agent"] == "q2" and events[0]["status"] == "queued" and events[0]["at"], events
     changes = [e for e in events if e["event"] == "change"]
@@ -165,15 +144,13 @@ def _measure_budgets(fake_kit):
 def test_follow_reports_a_supervisor_that_died_without_a_word_as_lost(fake_kit):
     assert fake_kit.run("launch_agent", "h1", "[[fake: hang]]").returncode == 0
     rec = wait_until(lambda: (r := fake_kit.record("h1")) and r["status"] == "running" and r, what="h1 running")
-    follower, out = _follow(fake_kit, "--json")
     try:
-        os.kill(rec["supervisor_pid"], signal.SIGKILL)  # no record write: only the periodic pass can notice
-        lost = out.until(lambda ls: '"status":"lost"' in ls[-1], limit=200)
-        follower.send_signal(signal.SIGTERM)
-        assert follower.wait(timeout=30) == 0
+        with _follow(fake_kit, "--json") as follower:
+            os.kill(rec["supervisor_pid"], signal.SIGKILL)  # no record write: only the periodic pass can notice
+            lost = follower.out.until(lambda ls: '"status":"lost"' in ls[-1], limit=200)
+            follower.proc.send_signal(signal.SIGTERM)
+            assert follower.wait() == 0
     finally:
-        if follower.poll() is None:
-            follower.kill()
         fake_kit.run("kill_agent", "h1", "--grace", "1")  # the orphaned CLI
     event = json.loads(lost[-1])
     assert event["agent"] == "h1" and event["previous"] == "running" and "supervisor" in event["error"]

@@ -10,16 +10,43 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import AGENTS, wait_until
+from conftest import AGENTS, run_cli, wait_until
 
-SCRIPTS = ["launch_agent", "launch_parallel", "check_status", "resume_agent", "clear_outputs"]
+from claude_orchestrator.core.programs import CONSOLE_COMMANDS
+
+#: Every command: its script in agents/ and its console command.
+SCRIPTS = sorted(CONSOLE_COMMANDS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_help_has_examples(fake_kit, script):
-    out = fake_kit.run(script, "--help")
-    assert out.returncode == 0
-    assert "examples:" in out.stdout and "exit status" in out.stdout
+def test_help_has_examples(script):
+    code, out, err = run_cli(script, "--help")
+    assert (code, err) == (0, "")
+    assert out.startswith(f"usage: {script}.py ")
+    assert "examples:" in out and "exit status" in out
+
+
+def _console_script(name: str) -> Path:
+    """The console command ``name`` that `make install` put beside this python (the venv's bin/)."""
+    path = Path(sys.executable).parent / name
+    assert os.access(path, os.X_OK), f"{path} is missing: run `make install`"
+    return path
+
+
+def test_each_way_of_running_a_command_names_itself_and_its_siblings_that_way(base_env):
+    """A usage line names the command as it was run; a hint names another command the same way
+    (core/programs.py): the console command ``orch-status``, or ``python3 agents/check_status.py``."""
+    ways = {
+        "console": ([str(_console_script("orch-status"))], "orch-status", "orch-launch agent1"),
+        "script": ([sys.executable, str(AGENTS / "check_status.py")], "check_status.py", "python3 agents/launch_agent.py agent1"),
+    }
+    for way, (argv, name, hint) in ways.items():
+        bad = subprocess.run([*argv, "--nosuch"], env=base_env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert (bad.returncode, bad.stdout) == (2, ""), (way, bad.stderr)
+        assert bad.stderr.startswith(f"usage: {name} ") and f"{name}: error: unrecognized arguments: --nosuch" in bad.stderr, (way, bad.stderr)
+        empty = subprocess.run(argv, env=base_env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert (empty.returncode, empty.stderr) == (0, ""), (way, empty.stderr)
+        assert empty.stdout == f'no agents yet; start one with: {hint} "TASK"\n', (way, empty.stdout)
 
 
 def test_launch_returns_running_and_completes(fake_kit):
@@ -111,9 +138,9 @@ def test_duplicate_launch_of_a_running_agent_exits_3(fake_kit):
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "", "-rf", "archive"])
 def test_bad_names_exit_2_and_touch_nothing(fake_kit, name):
-    out = fake_kit.run("launch_agent", "--", name, "task")
-    assert out.returncode == 2, out.stderr
-    assert "invalid agent name" in out.stderr or "reserved" in out.stderr
+    code, _, err = run_cli("launch_agent", "--", name, "task", env=fake_kit.env)
+    assert code == 2, err
+    assert "invalid agent name" in err or "reserved" in err
     assert sorted(p.name for p in fake_kit.root.iterdir()) == []
 
 
@@ -133,11 +160,17 @@ def test_missing_cli_exits_127_and_leaves_no_record(fake_kit):
 
 
 def test_empty_task_and_bad_cwd_exit_2(fake_kit):
-    assert fake_kit.run("launch_agent", "a1").returncode == 2
-    assert fake_kit.run("launch_agent", "a1", "--cwd", "/nonexistent", "t").returncode == 2
-    assert fake_kit.run("launch_parallel", "--names", "a,b", "one").returncode == 2
-    assert fake_kit.run("launch_parallel", "--names", "a,a", "one", "two").returncode == 2
+    for script, *args in (
+        ("launch_agent", "a1"),
+        ("launch_agent", "a1", "--cwd", "/nonexistent", "t"),
+        ("launch_parallel", "--names", "a,b", "one"),
+        ("launch_parallel", "--names", "a,a", "one", "two"),
+    ):
+        code, out, err = run_cli(script, *args, env=fake_kit.env)
+        assert (code, out) == (2, ""), (args, out, err)
+        assert err.strip() and "Traceback" not in err, (args, err)
     assert fake_kit.record("a1") is None
+    assert fake_kit.record("a") is None
 
 
 def test_task_file_and_stdin(fake_kit, tmp_path):
@@ -232,4 +265,4 @@ def test_clear_archives_and_refuses_running(fake_kit):
     assert fake_kit.record("busy") is None
     assert not (fake_kit.root / "outputs" / "busy").exists()
     assert fake_kit.run("clear_outputs", "ghost").returncode == 4
-    assert fake_kit.run("clear_outputs").returncode == 2
+    assert run_cli("clear_outputs", env=fake_kit.env)[0] == 2

@@ -45,21 +45,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from conftest import AGENTS, Lines, Toolkit, process_gone, wait_until
+from conftest import Toolkit, process_gone, wait_until
 
 from claude_orchestrator.devtools.fake_api import user_prompt
+from claude_orchestrator.executors.slurm_commands import ALIVE_JOB_STATES
 from claude_orchestrator.records.shape import parse_time
 
-#: Job states in which Slurm still has a job running or to run (what must not outlive a test).
-ALIVE = frozenset({"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED"})
-#: Seconds a job may take to leave ALIVE once its run has ended (a cancel's KillWait is 5 s).
+#: Seconds a job may take to leave ALIVE_JOB_STATES (Slurm's states of a job running or to run: the package's
+#: own list) once its run has ended (a cancel's KillWait is 5 s).
 JOB_END_TIMEOUT_S = 20.0
 
 
@@ -106,7 +104,7 @@ def wait_job(cluster, job_id: str, state: str, reason: str | None = None) -> Non
 def wait_job_ended(cluster, job_id: str) -> str:
     """Wait until Slurm has ended ``job_id``; its final state."""
     return wait_until(
-        lambda: (seen := job(cluster, job_id)) and seen[0] not in ALIVE and seen[0],
+        lambda: (seen := job(cluster, job_id)) and seen[0] not in ALIVE_JOB_STATES and seen[0],
         timeout=JOB_END_TIMEOUT_S,
         what=f"job {job_id} to end",
     )
@@ -132,7 +130,7 @@ def no_slurm_job_left_behind(slurm_cluster, state_root):
 
     def alive() -> list[str]:
         states = all_jobs(slurm_cluster)
-        return sorted(j for j in ids if states.get(j) in ALIVE)
+        return sorted(j for j in ids if states.get(j) in ALIVE_JOB_STATES)
 
     deadline = time.monotonic() + JOB_END_TIMEOUT_S
     left = alive()
@@ -186,13 +184,6 @@ def status_json(kit, *names: str) -> dict[str, dict]:
     out = kit.run("check_status", "--json", *names)
     assert out.returncode == 0, out.stderr
     return {r["agent"]: r for r in json.loads(out.stdout)}
-
-
-def background(kit, script: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(AGENTS / f"{script}.py"), *args], env=kit.env, cwd=str(kit.root),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
 
 
 def first_request_with_prompt(api, prompt: str) -> dict:
@@ -464,34 +455,24 @@ def test_a_failed_dependency_skips_after_and_after_any_runs(kit, slurm_cluster):
 def test_wait_agents_prints_the_changes_and_exits_0_or_1(kit, slurm_cluster, watch):
     kit.env["ORCHESTRATOR_WATCH"] = watch  # poll: as on a network filesystem, where inotify misses other hosts' writes
     ok = [launch(kit, n, "[[fake: ok]]", "--slurm-arg=--hold")["slurm_job_id"] for n in ("w1", "w2")]
-    waiter = background(kit, "wait_agents", "w1", "w2")
-    try:
-        lines = Lines(waiter.stdout)
-        first = [lines.next(timeout=30) for _ in range(2)]  # each agent's state when the waiter started: both held
+    with kit.start("wait_agents", "w1", "w2") as waiter:
+        first = [waiter.out.next(timeout=30) for _ in range(2)]  # each agent's state when the waiter started: both held
         assert sorted(re.sub(r"^\S+ ", "", line) for line in first) == ["w1: queued", "w2: queued"], first
         slurm_cluster.run("scontrol", "release", *ok)
-        rest = lines.until(lambda seen: seen[-1].startswith("all ended"))
-        assert waiter.wait(timeout=30) == 0
-    finally:
-        waiter.kill()
-        waiter.wait()
+        rest = waiter.out.until(lambda seen: seen[-1].startswith("all ended"))
+        assert waiter.wait() == 0
     for name in ("w1", "w2"):
         assert any(re.search(rf"{name}: \w+ -> completed", line) for line in rest), rest
     assert rest[-1] == "all ended: 2 completed"
 
     bad = launch(kit, "w3", "[[fake: crash]]", "--slurm-arg=--hold")["slurm_job_id"]
-    waiter = background(kit, "wait_agents", "--json", "w1", "w3")
-    try:
-        lines = Lines(waiter.stdout)
+    with kit.start("wait_agents", "--json", "w1", "w3") as waiter:
         # a line per agent as the waiter first sees it: w1 has ended, w3 is held
-        seen = [json.loads(line) for line in lines.until(lambda got: '"w3"' in got[-1])]
+        seen = [json.loads(line) for line in waiter.out.until(lambda got: '"w3"' in got[-1])]
         assert seen[-1]["status"] == "queued", seen
         slurm_cluster.run("scontrol", "release", bad)
-        events = [json.loads(line) for line in lines.until(lambda seen: '"summary"' in seen[-1])]
-        assert waiter.wait(timeout=30) == 1
-    finally:
-        waiter.kill()
-        waiter.wait()
+        events = [json.loads(line) for line in waiter.out.until(lambda seen: '"summary"' in seen[-1])]
+        assert waiter.wait() == 1
     assert any(e.get("agent") == "w3" and e.get("status") == "failed" for e in events), events
     assert events[-1]["exit_code"] == 1 and events[-1]["agents"] == {"w1": "completed", "w3": "failed"}
 

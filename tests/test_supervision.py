@@ -15,8 +15,7 @@ import threading
 import time
 
 import psutil
-import pytest
-from conftest import AGENTS, process_gone, wait_until
+from conftest import process_gone, run_cli, wait_until
 
 from claude_orchestrator.core import locks
 from claude_orchestrator.records.shape import parse_time
@@ -37,8 +36,9 @@ def test_timeout_default_comes_from_the_environment(fake_kit):
     out = fake_kit.run("launch_agent", "a1", "[[fake: hang]]", "--kill-grace", "0.5", "--wait", "--json")
     assert json.loads(out.stdout)["status"] == "timeout"
     fake_kit.env["ORCHESTRATOR_TIMEOUT"] = "soon"
-    bad = fake_kit.run("launch_agent", "a2", "x")
-    assert bad.returncode == 2 and "ORCHESTRATOR_TIMEOUT" in bad.stderr
+    code, _, err = run_cli("launch_agent", "a2", "x", env=fake_kit.env)
+    assert code == 2 and "ORCHESTRATOR_TIMEOUT" in err
+    assert fake_kit.record("a2") is None
 
 
 def _log_time(line: str) -> float:
@@ -132,7 +132,7 @@ def test_kill_agent_on_ended_or_unknown_agents(fake_kit):
     assert out.returncode == 0 and "nothing to stop" in out.stdout
     assert fake_kit.record("a1")["status"] == "completed"
     assert fake_kit.run("kill_agent", "ghost").returncode == 4
-    assert fake_kit.run("kill_agent").returncode == 2
+    assert run_cli("kill_agent", env=fake_kit.env)[0] == 2
     assert fake_kit.run("kill_agent", "--all").stdout.strip() == "no active agents"
 
 
@@ -254,18 +254,12 @@ def test_twenty_launches_with_three_slots(fake_kit, fake_claude, tmp_path):
 
 def test_twenty_simultaneous_launches_of_one_name_run_once(fake_kit, tmp_path):
     gate = tmp_path / "gate"  # the run cannot end before every launch has returned: a late launch finds it active
-    cmd = [sys.executable, str(AGENTS / "launch_agent.py"), "same", f"[[fake: until:{gate}]]"]
-    procs = [subprocess.Popen(cmd, env=fake_kit.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL) for _ in range(20)]
+    launches = [fake_kit.start("launch_agent", "same", f"[[fake: until:{gate}]]") for _ in range(20)]
     try:
-        outputs = [p.communicate(timeout=60) for p in procs]
+        ended = [launch.finish(timeout=60) for launch in launches]
     finally:
         gate.write_text("go")
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-    codes = [p.returncode for p in procs]
-    assert sorted(codes) == [0] + [3] * 19, outputs
+    assert sorted(code for code, _, _ in ended) == [0] + [3] * 19, ended
     rec = fake_kit.wait_terminal("same")
     assert rec["status"] == "completed"
     assert len(list((tmp_path / "argv").glob("*.json"))) == 1, "exactly one CLI ran"
@@ -302,9 +296,3 @@ def test_non_retryable_failures_are_not_retried(real_kit):
     out = real_kit.run("launch_agent", "bad", "[[status: 400]] no", "--retries", "2", "--retry-backoff", "0.1", "--wait", "--json")
     rec = json.loads(out.stdout)
     assert rec["status"] == "failed" and rec["attempt"] == 1
-
-
-@pytest.mark.parametrize("script", ["kill_agent"])
-def test_kill_agent_help(fake_kit, script):
-    out = fake_kit.run(script, "--help")
-    assert out.returncode == 0 and "examples:" in out.stdout

@@ -15,7 +15,7 @@ import threading
 import typing
 
 import pytest
-from conftest import AGENTS, Lines, wait_until
+from conftest import run_cli, wait_until
 
 from claude_orchestrator.commands.render import fmt_duration
 from claude_orchestrator.core.files import write_atomic
@@ -28,41 +28,15 @@ from claude_orchestrator.usecases import watch
 from claude_orchestrator.usecases.control import wait_for
 
 
-def _popen_script(kit, script: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(AGENTS / f"{script}.py"), *args], env=kit.env, cwd=str(kit.root),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def _reap(proc: subprocess.Popen) -> None:
-    """Stop ``proc`` if it still runs (SIGTERM, SIGKILL 5 s later) and wait for it, with deadlines.
-
-    Its pipes are left to their readers (:class:`conftest.Lines`), which close them at their end.
-    """
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    proc.wait(timeout=10)
-
-
 def test_wait_returns_when_the_agent_completes(fake_kit, tmp_path):
     gate = tmp_path / "gate"
     assert fake_kit.run("launch_agent", "a1", f"[[fake: until:{gate}]]").returncode == 0
-    waiter = _popen_script(fake_kit, "wait_agents", "a1")
-    errors = Lines(waiter.stderr)
-    try:
-        out = Lines(waiter.stdout)
-        first = out.next()  # the waiter has read a1's record, and its watcher was on before that read
+    with fake_kit.start("wait_agents", "a1") as waiter:
+        first = waiter.out.next()  # the waiter has read a1's record, and its watcher was on before that read
         assert " a1: " in first and "completed" not in first, first
         gate.write_text("go")  # only now can a1 end
-        lines = [first, *out.until(lambda ls: ls[-1].startswith("all ended"))]
-        assert waiter.wait(timeout=30) == 0, list(errors.queue.queue)
-    finally:
-        _reap(waiter)
+        lines = [first, *waiter.out.until(lambda ls: ls[-1].startswith("all ended"))]
+        assert waiter.wait() == 0, waiter.err.seen
     assert any("-> completed" in line for line in lines), lines
     assert lines[-1] == "all ended: 1 completed"
     assert fake_kit.record("a1")["status"] == "completed"
@@ -380,29 +354,26 @@ def test_live_progress_and_tail_follow_on_the_real_cli(real_kit, tmp_path):
     gate = work / "gate"  # the tool's command waits for it: the run goes on until the test opens it
     task = "step by step [[bash: until test -e gate; do sleep 0.1; done; echo from-the-tool]]"
     assert real_kit.run("launch_agent", "live", "--cwd", str(work), "--allowed-tools", "Bash", task).returncode == 0
-    tail = _popen_script(real_kit, "tail_agent", "live", "-f")
-    Lines(tail.stderr)  # drained, so that the child never blocks on a full pipe
     lines = []
-    try:
-        out = Lines(tail.stdout)
-        while (line := out.next(timeout=60, end_ok=True)) is not None:  # tail -f ends with the run
-            lines.append(line)
-            if line.startswith("→ Bash"):
-                # the tool call is shown while the run still goes on (its command waits for the gate);
-                # the record's progress follows the transcript within its write throttle
-                rec = wait_until(lambda: (r := real_kit.record("live")) and r.get("last_tool") and r, what="the tool call in the record")
-                assert rec["status"] == "running"
-                assert rec["num_turns"] >= 1 and rec["last_tool"]["name"] == "Bash"
-                assert "from-the-tool" in rec["last_tool"]["input"]
-                assert rec["tokens"]["input"] > 0
-                table = real_kit.run("check_status").stdout
-                assert "LAST TOOL" in table and "Bash:" in table
-                assert real_kit.record("live")["status"] == "running", "the run waits for the gate"
-                gate.write_text("go")  # only now can the tool, and then the run, end
-        tail.wait(timeout=60)
-    finally:
-        gate.touch()  # on a failure, let the run end
-        _reap(tail)
+    with real_kit.start("tail_agent", "live", "-f") as tail:
+        try:
+            while (line := tail.out.next(timeout=60, end_ok=True)) is not None:  # tail -f ends with the run
+                lines.append(line)
+                if line.startswith("→ Bash"):
+                    # the tool call is shown while the run still goes on (its command waits for the gate);
+                    # the record's progress follows the transcript within its write throttle
+                    rec = wait_until(lambda: (r := real_kit.record("live")) and r.get("last_tool") and r, what="the tool call in the record")
+                    assert rec["status"] == "running"
+                    assert rec["num_turns"] >= 1 and rec["last_tool"]["name"] == "Bash"
+                    assert "from-the-tool" in rec["last_tool"]["input"]
+                    assert rec["tokens"]["input"] > 0
+                    table = real_kit.run("check_status").stdout
+                    assert "LAST TOOL" in table and "Bash:" in table
+                    assert real_kit.record("live")["status"] == "running", "the run waits for the gate"
+                    gate.write_text("go")  # only now can the tool, and then the run, end
+            tail.wait(timeout=60)
+        finally:
+            gate.touch()  # on a failure, let the run end
     text = "\n".join(lines)
     assert gate.read_text() == "go", "the tool call was shown while the run went on"
     assert lines[0].startswith("── session")
@@ -453,16 +424,11 @@ def test_summary_shows_totals_and_speedup(fake_kit, tmp_path):
 
 
 def test_check_status_watch_redraws_on_change(fake_kit):
-    watcher = _popen_script(fake_kit, "check_status", "--watch")
-    Lines(watcher.stderr)
-    try:
-        out = Lines(watcher.stdout)
-        assert out.next().strip() == "no agents yet"
+    with fake_kit.start("check_status", "--watch") as watcher:
+        assert watcher.out.next().strip() == "no agents yet"
         assert fake_kit.run("launch_agent", "w1", "[[fake: slow:0.3]]").returncode == 0
-        seen = "\n".join(out.until(lambda ls: "completed" in ls[-1]))
+        seen = "\n".join(watcher.out.until(lambda ls: "completed" in ls[-1]))
         assert "w1" in seen
-    finally:
-        _reap(watcher)
 
 
 def test_on_complete_runs_once_with_the_agent_in_its_environment(fake_kit, tmp_path):
@@ -479,8 +445,10 @@ def test_a_failing_on_complete_is_logged_not_fatal(fake_kit):
     assert fake_kit.run("launch_agent", "a1", "x", "--on-complete", "/nonexistent/hook arg").returncode == 0
     rec = wait_until(lambda: (r := fake_kit.record("a1")) and "on_complete" in r and r, what="on-complete recorded")
     assert rec["status"] == "completed" and rec["on_complete"]["error"]
-    assert fake_kit.run("launch_agent", "a2", "x", "--on-complete", "'unclosed").returncode == 2
-    assert fake_kit.run("launch_agent", "a3", "x", "--on-complete", "").returncode == 2
+    for name, hook in (("a2", "'unclosed"), ("a3", "")):
+        code, _, err = run_cli("launch_agent", name, "x", "--on-complete", hook, env=fake_kit.env)
+        assert code == 2 and "--on-complete" in err, (hook, err)
+        assert fake_kit.record(name) is None
 
 
 def test_a_slow_on_complete_does_not_hold_the_name(fake_kit, tmp_path):

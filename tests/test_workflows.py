@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from claude_orchestrator.core.errors import BadInput
 from claude_orchestrator.usecases.delegation import agent_names, parse_delegations
@@ -251,7 +252,7 @@ def test_a_failed_dependency_skips_and_after_any_does_not(fake_kit, tmp_path):
     assert fake_kit.record("a")["status"] == "failed"
     assert fake_kit.record("c")["status"] == "completed"
     assert fake_kit.run("launch_agent", "d", "--after", "ghost", "x").returncode == 4
-    assert fake_kit.run("launch_agent", "e", "--after", "e", "x").returncode == 2
+    assert run_cli("launch_agent", "e", "--after", "e", "x", env=fake_kit.env)[0] == 2
 
 
 def test_a_waiting_agent_can_be_killed(fake_kit):
@@ -271,11 +272,11 @@ def test_total_budget_is_split_and_summarised(fake_kit, tmp_path):
     names = [r["agent"] for r in json.loads(out.stdout)]
     assert [fake_kit.record(n)["options"]["claude"]["max_budget_usd"] for n in names] == [0.3, 0.3, 0.3]
     argvs = [json.loads(p.read_text())["argv"] for p in (tmp_path / "argv").glob("*.json")]
+    assert len(argvs) == 3, f"the fake claude wrote {len(argvs)} argv files, not one per agent"
     assert all(a[a.index("--max-budget-usd") + 1] == "0.3" for a in argvs)
     summary = fake_kit.run("check_status", "--summary").stdout
     assert "budget $0.9000 over 3 agent(s): spent $0.0030 (0%)" in summary
-    both = fake_kit.run("launch_parallel", "--total-budget-usd", "1", "--max-budget-usd", "1", "x")
-    assert both.returncode == 2
+    assert run_cli("launch_parallel", "--total-budget-usd", "1", "--max-budget-usd", "1", "x", env=fake_kit.env)[0] == 2
 
 
 def test_a_merged_worktree_clears_and_a_resumed_one_is_still_known(fake_kit, repo):
@@ -294,8 +295,9 @@ def test_a_merged_worktree_clears_and_a_resumed_one_is_still_known(fake_kit, rep
 
 def test_context_from_refuses_another_directory(fake_kit, tmp_path):
     assert fake_kit.run("launch_agent", "a", "x", "--wait").returncode == 0
-    assert fake_kit.run("launch_agent", "b", "--with-context-from", "a", "--isolation", "dir", "y").returncode == 2
+    assert run_cli("launch_agent", "b", "--with-context-from", "a", "--isolation", "dir", "y", env=fake_kit.env)[0] == 2
     other = tmp_path / "other"
     other.mkdir()
-    out = fake_kit.run("launch_agent", "b", "--with-context-from", "a", "--cwd", str(other), "y")
-    assert out.returncode == 2 and "sessions per directory" in out.stderr
+    code, _, err = run_cli("launch_agent", "b", "--with-context-from", "a", "--cwd", str(other), "y", env=fake_kit.env)
+    assert code == 2 and "sessions per directory" in err
+    assert fake_kit.record("b") is None
