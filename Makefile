@@ -23,7 +23,7 @@ else
 endif
 # First line of the recipes that need the installed toolkit: one line instead of "No such file".
 CHECK_PYTHON = @command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) does not exist: run make install first (or pass PYTHON=/path/to/python)" >&2; exit 2; }
-CLAUDE_VERSION ?= 2.1.330
+CLAUDE_VERSION ?= 2.1.332
 # older CLIs the tests also run, each in .claude-cli/versions/<version>/
 CLAUDE_TEST_VERSIONS ?= 2.1.197
 NAME ?= agent1

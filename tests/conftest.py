@@ -442,7 +442,10 @@ def slurm_cluster(tmp_path_factory) -> SlurmCluster:
 
 #: The CLI versions `make install` puts into the project: today's (CLAUDE_VERSION, at
 #: LOCAL_CLI) first, then the older ones the tests pin too (CLAUDE_TEST_VERSIONS).
-CURRENT_CLI_VERSION = "2.1.330"
+#: A test whose expectation differs between them keys it on a feature the CLI reports
+#: (claude_orchestrator.claude.features) or on a range of versions (:func:`version_tuple`),
+#: never on one version's exact string, so that a newer CLI needs no edit of the test.
+CURRENT_CLI_VERSION = "2.1.332"
 CLI_VERSIONS = (CURRENT_CLI_VERSION, "2.1.197")
 _cli_versions_seen: dict[Path, str] = {}
 
@@ -467,7 +470,7 @@ def cli_path(version: str) -> Path:
 
 @pytest.fixture(params=CLI_VERSIONS)
 def cli_version(request) -> str:
-    """Each pinned CLI version in turn (test ids ``[2.1.330]``, ``[2.1.197]``)."""
+    """Each pinned CLI version in turn (test ids ``[2.1.332]``, ``[2.1.197]``)."""
     return request.param
 
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import CLI_VERSIONS, cli_path
+from conftest import CLI_VERSIONS, cli_path, version_tuple
 
 from claude_orchestrator.claude.features import CliFeatures, cached_features, detect_features, parse_help
 from claude_orchestrator.claude.invocation import ClaudeOptions, build_argv
@@ -21,7 +21,7 @@ def test_parse_help_of_each_real_cli(version, tmp_path):
     options, modes = parse_help(text)
     assert {"--print", "--resume", "--session-id", "--fork-session", "--append-system-prompt", "--permission-mode"} <= options
     assert "acceptEdits" in modes and "plan" in modes
-    if version == "2.1.197":
+    if version_tuple(version) < (2, 1, 330):  # 2.1.197; 2.1.330 is the first pinned CLI with both changes
         assert "--system-prompt-snapshot" not in options and "default" in modes and "manual" not in modes
     else:
         assert "--system-prompt-snapshot" in options and "manual" in modes

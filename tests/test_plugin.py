@@ -183,7 +183,7 @@ def test_install_and_reinstall_into_a_throwaway_config(version, isolated_env, tm
     assert again.returncode == 0, again.stderr
     entry = listed()
     assert entry["version"] != first.version and entry["version"] in again.stdout
-    # 2.1.330 reads a local marketplace's plugin in place; 2.1.197 reads the copy it installed.
+    # 2.1.330 and later read a local marketplace's plugin in place; 2.1.197 reads the copy it installed.
     loaded = Path(entry.get("readFromFolder") or entry["installPath"])
     assert "/opt/other/python3 " in (loaded / "skills" / SKILL / "SKILL.md").read_text()
     # (A re-run with nothing changed: the first run's update step already met an up-to-date plugin.)

@@ -1,7 +1,7 @@
 """End to end: the real Claude Code CLI against the fake API, on every pinned version.
 
 These run in CI and never skip: the CLIs are part of what the project installs
-(today's, 2.1.330, and 2.1.197), and each test here runs on each of them, so
+(today's, 2.1.332, and 2.1.197), and each test here runs on each of them, so
 that a change in either is caught.
 """
 
@@ -158,7 +158,7 @@ def _system_text(body: dict) -> str:
 
 
 def test_each_run_has_the_system_prompt_given_at_its_own_launch(real_kit, tmp_path):
-    """2.1.330 snapshots a conversation's system prompt; resumes and forks must still get their own."""
+    """From 2.1.330 on the CLI snapshots a conversation's system prompt; resumes and forks must still get their own."""
     profiles = tmp_path / "profiles.toml"
     profiles.write_text('[profiles.reviewer]\nappend_system_prompt = "PROFILE-PROMPT-REVIEWER"\n')
     real_kit.env["ORCHESTRATOR_PROFILES"] = str(profiles)

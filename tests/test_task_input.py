@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AGENTS, TERMINAL, cli_path
+from conftest import AGENTS, TERMINAL, cli_path, version_tuple
 
 from claude_orchestrator.devtools.fake_api import user_prompt
 
@@ -259,6 +259,8 @@ def real_cli(cli_version) -> Path:
 
 
 REPLY = "got the task"  # the fake API's answer, asked for by [[reply: ...]] at the task's head
+#: The first pinned CLI seen to refuse a 10 MiB prompt itself (2.1.197 sends it to the API).
+REFUSES_A_TOO_LONG_PROMPT = (2, 1, 330)
 
 
 def launch_real(kit, tmp_path: Path, size: int) -> tuple[str, dict]:
@@ -311,16 +313,20 @@ def test_real_cli_sends_a_200_kib_task_to_the_api_byte_exact(real_kit, tmp_path)
 
 def test_real_cli_gets_a_10_mib_task_byte_exact(real_kit, tmp_path, cli_version):
     """A 10 MiB task reaches the CLI byte for byte (its session file holds it as the user
-    prompt). 2.1.330 refuses it locally ("Prompt is too long", the run fails, the API is not
-    called); 2.1.197 sends it to the API, and how that run ends is not asserted. Either way the
-    run ends under supervision: its record is terminal, not lost."""
+    prompt). From 2.1.330 on (2.1.332 today) the CLI refuses it locally (its result event is an
+    error with ``terminal_reason`` ``blocking_limit``, "Prompt is too long"; the run fails, the
+    API is not called); 2.1.197 sends it to the API, and how that run ends is not asserted.
+    Either way the run ends under supervision: its record is terminal, not lost."""
     task, rec = launch_real(real_kit, tmp_path, 10 * MIB)
     assert rec["status"] != "lost", summary(rec)
     assert_in_session(real_kit, rec, task)
     check_task_kept(real_kit, "big", task)
-    if cli_version == "2.1.330":
+    if version_tuple(cli_version) >= REFUSES_A_TOO_LONG_PROMPT:
         assert rec["status"] == "failed", summary(rec)
-        assert "Prompt is too long" in f"{rec.get('result')} {rec.get('error')}", summary(rec)
+        with open(rec["transcript_file"], encoding="utf-8") as f:
+            results = [e for e in map(json.loads, f) if e.get("type") == "result"]
+        assert len(results) == 1 and results[0]["is_error"] is True, summary(rec)
+        assert results[0].get("terminal_reason") == "blocking_limit", {k: v for k, v in results[0].items() if k != "usage"}
         assert not api_got(real_kit.api, task)
     else:
         assert api_got(real_kit.api, task), [len(user_prompt(b)) for b in real_kit.api.messages_requests()]
