@@ -31,6 +31,7 @@ import subprocess
 from pathlib import Path
 
 from ..core.errors import OrchestratorError
+from ..core.files import write_atomic
 from ..core.paths import StatePaths
 
 #: The flag that turns 2.1.330's system-prompt snapshot off.
@@ -186,6 +187,7 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
     found = _read_entry(entry)
     if version is None or (found is not None and found.version == version):
         return found if found is not None else CliFeatures()
+    # here: only a cache miss locks, so a supervisor of a known CLI never loads filelock (logging, secrets, decimal)
     from filelock import FileLock, Timeout
 
     try:
@@ -202,8 +204,6 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
         features = CliFeatures(version, options, modes)
         if features.known:
             try:
-                from ..core.files import write_atomic
-
                 write_atomic(entry, json.dumps(dict(features.to_dict(), binary=str(key[1])), indent=1) + "\n", durable=False)
             except OrchestratorError:  # a full or read-only state root (StorageError): the next run asks again
                 pass

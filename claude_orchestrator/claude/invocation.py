@@ -183,7 +183,7 @@ def build_argv(
     if options.max_budget_usd is not None:
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
     if resume_id and features is not None and features.system_prompt_snapshot:
-        from .features import SNAPSHOT_FLAG
+        from .features import SNAPSHOT_FLAG  # here: .features (hashlib, subprocess) stays off the launch path
 
         if not any(a == SNAPSHOT_FLAG or a.startswith(SNAPSHOT_FLAG + "=") for a in options.claude_args):
             argv += [SNAPSHOT_FLAG, "off"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 
 from ..core.errors import BadRecord
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         NotFound: a named agent has no record (exit 4).
     """
+    # here: --help and usage errors load no use case (control brings executors and filelock)
     from ..usecases.control import read_records
 
     paths = StatePaths()
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     order = {n: i for i, n in enumerate(args.names or sorted([r.agent for r in recs] + [b.name for b in bad]))}
     positions = {}
     if any(str(r.status) == "queued" for r in recs):
-        from ..core.locks import queue_positions
+        from ..core.locks import queue_positions  # here: filelock stays off the parser path (as control above)
 
         positions = queue_positions(paths)
     if args.json:
@@ -101,8 +103,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 def watch(store: RecordStore, names: list[str] | None, summary: bool) -> ExitCode:
     """Redraw the table (or summary) each time a record changes, until Ctrl-C (then OK)."""
-    import time
-
+    # here: filelock (locks, control) off the parser path; watchdog only for --watch
     from ..core.locks import queue_positions
     from ..usecases.control import read_records
     from ..usecases.watch import DirWatcher

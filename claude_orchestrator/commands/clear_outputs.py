@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: an agent is running without ``--force`` (3), no such agent (4), storage (74).
     """
+    # here: --help and usage errors load no use case (cleanup brings control, executors, filelock)
     from ..usecases.cleanup import clear
 
     outcome = clear(StatePaths(), None if args.all else args.names, purge=args.purge, force=args.force)

@@ -7,7 +7,7 @@ import json
 
 from ..core.paths import StatePaths
 from ..core.states import UNSUCCESSFUL, ExitCode
-from ..records.status_record import StatusRecord
+from ..records.status_record import RecordStore, StatusRecord
 from . import render
 
 
@@ -34,8 +34,7 @@ def finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: boo
     JSON: one whole record object, or with ``as_list`` (launch_parallel) a
     list of :func:`.render.brief` objects; text: one :func:`.render.ended_line` each.
     """
-    from ..records.status_record import RecordStore
-    from ..usecases.control import wait_for
+    from ..usecases.control import wait_for  # here: control (executors, watchdog) is off the launch path without --wait
 
     recs = wait_for(RecordStore(paths), names)
     assert recs is not None  # no timeout given

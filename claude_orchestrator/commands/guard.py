@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 
 from ..core.errors import OrchestratorError, storage_error
@@ -24,8 +25,8 @@ def log_traceback(prog: str) -> str:
     under ``$TMPDIR/claude-orchestrator-errors/`` if the state root cannot be
     written; ``"(not written)"`` if neither can.
     """
+    # here: only a bug needs these; every command imports this module
     import tempfile
-    import time
     import traceback
 
     text = traceback.format_exc()

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: bad input, conflict, no CLI, storage (see the epilog's exit statuses).
     """
-    from ..usecases.launch import launch
+    from ..usecases.launch import launch  # here: --help and usage errors load no use case
 
     paths = StatePaths()
     profile_name, profile = options.choose_profile(args)

@@ -89,6 +89,7 @@ def read_delegations(source: str) -> tuple[list[str | None], list[str]]:
     Raises:
         BadInput: unreadable, not UTF-8 text, or no delegation found (exit 2).
     """
+    # here: only --from-delegations reads delegations; profiles stay off the parser path (as in options.choose_profile)
     from ..usecases.delegation import parse_delegations
     from ..usecases.profiles import load_profiles, role_key
 
@@ -117,7 +118,7 @@ def agent_names(args: argparse.Namespace, roles: list[str | None], count: int) -
             raise BadInput(f"--names gives {len(names)} names for {count} tasks; give one name per task")
         return names
     if args.from_delegations:
-        from ..usecases.delegation import agent_names as role_names
+        from ..usecases.delegation import agent_names as role_names  # here: only --from-delegations needs it
 
         return role_names([r or "agent" for r in roles])
     return [f"agent{i}" for i in range(1, count + 1)]
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: bad input, a name already active (nothing launched), no CLI, storage.
     """
-    from ..usecases.launch import launch_many
+    from ..usecases.launch import launch_many  # here: --help and usage errors load no use case
 
     paths = StatePaths()
     roles: list[str | None] = [None] * len(args.tasks)

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         OrchestratorError: bad input, conflict, no session, no CLI, storage (see the epilog).
     """
-    from ..usecases.launch import resume
+    from ..usecases.launch import resume  # here: --help and usage errors load no use case
 
     paths = StatePaths()
     profile_name, profile = options.choose_profile(args)

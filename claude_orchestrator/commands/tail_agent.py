@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..claude import transcript_view
 from ..core.errors import BadInput, NotFound
-from ..core.paths import StatePaths
+from ..core.paths import StatePaths, validate_name
 from ..core.programs import command, program_name
 from ..core.states import ExitCode
 from ..records.status_record import RecordStore, StatusRecord
@@ -86,11 +88,6 @@ def run(args: argparse.Namespace) -> ExitCode:
         BadInput: a bad NAME or run id (exit 2).
         NotFound: no such agent, run or transcript (exit 4).
     """
-    import time
-
-    from ..claude.transcript_view import iter_lines, render
-    from ..core.paths import validate_name
-
     paths = StatePaths()
     store = RecordStore(paths)
     name = validate_name(args.name)
@@ -100,7 +97,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         cur = store.read(name)
         if cur is None or cur.run_id != run_id or not cur.state.is_active:
             return False
-        from ..usecases.control import reconcile
+        from ..usecases.control import reconcile  # here: only -f asks; control brings executors and filelock
 
         return reconcile(store, cur).state.is_active
 
@@ -111,10 +108,10 @@ def run(args: argparse.Namespace) -> ExitCode:
         raise NotFound(f"run {run_id} of {name} has no transcript yet")
     try:
         if args.raw:
-            for line in iter_lines(path, follow):
+            for line in transcript_view.iter_lines(path, follow):
                 print(line, flush=True)
         else:
-            render(path, sys.stdout, follow)
+            transcript_view.render(path, sys.stdout, follow)
     except KeyboardInterrupt:
         return ExitCode.OK
     return ExitCode.OK

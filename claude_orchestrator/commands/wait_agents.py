@@ -12,6 +12,7 @@ from ..core.errors import BadRecord
 from ..core.paths import StatePaths
 from ..core.programs import program_name
 from ..core.states import UNSUCCESSFUL, ExitCode, State
+from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord
 from . import parsing, render
 from .guard import guarded
@@ -77,6 +78,7 @@ def _terminate(_signum, _frame) -> None:
 
 def follow(store: RecordStore, as_json: bool) -> ExitCode:
     """``--follow``: one line per state change of any agent until SIGTERM (OK) or SIGINT (the guard's 130)."""
+    # here: --help and usage errors load no use case (control brings executors, filelock)
     from ..usecases.control import follow as follow_changes
 
     clock = render.ChangeClock()
@@ -104,7 +106,7 @@ def wait_exit_code(timed_out: bool, unreadable: bool, recs: list[StatusRecord]) 
 
 def _awaited(store: RecordStore, args: argparse.Namespace) -> list[str]:
     """The NAMEs (without repeats), else every active agent (stderr: the unreadable ones not waited for)."""
-    from ..usecases.control import read_records
+    from ..usecases.control import read_records  # here: --help and usage errors load no use case
 
     if args.names:
         return list(dict.fromkeys(args.names))
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         NotFound: a named agent has no record (exit 4).
     """
-    from ..usecases.control import read_records, wait_for
+    from ..usecases.control import read_records, wait_for  # here: --help and usage errors load no use case
 
     store = RecordStore(StatePaths())
     if args.follow:
@@ -140,8 +142,6 @@ def run(args: argparse.Namespace) -> ExitCode:
             print(render.compact(render.change_event(r, previous, at)), flush=True)
 
     def on_unreadable(b: BadRecord) -> None:
-        from ..records.shape import utc_now
-
         at = clock.last[1] if clock.last else utc_now()
         print(render.compact(render.unreadable_event(b, at)) if args.json else render.unreadable_line(b, at), flush=True)
 

@@ -132,7 +132,7 @@ def become_subreaper() -> bool:
     where the call is unavailable.
     """
     try:
-        import ctypes
+        import ctypes  # here: only the supervisor calls this; the readers of procs need no ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER = 36

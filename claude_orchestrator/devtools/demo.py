@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"\nkept: {tmp}")
         else:
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     print(f"\ndemo {'passed' if ok else 'FAILED'} in {time.monotonic() - wall:.1f} s wall time")
     return 0 if ok else 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +13,8 @@ from ..core.paths import NAME_RE, StatePaths, validate_name
 from ..core.programs import command
 from ..core.states import State
 from ..records.status_record import RecordStore
+from .control import read_records, stop, stop_unreadable, unreadable_alive
+from .isolation import remove_worktree, worktree_state
 
 
 def agents_with_files(paths: StatePaths) -> list[str]:
@@ -36,8 +40,6 @@ def new_archive_dir(paths: StatePaths) -> Path:
     """
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     if paths.archive_dir.is_symlink():
-        import errno
-
         raise StorageError(paths.archive_dir, OSError(errno.ELOOP, "it is a symlink; remove it (the archive stays inside the state root)"))
     paths.archive_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
@@ -78,8 +80,6 @@ def clear(
 
     ``grace_s`` overrides the runs' own grace period between SIGTERM and SIGKILL.
     """
-    from .control import read_records
-
     store = RecordStore(paths)
     targets = _targets(paths, names)
     with_records = [n for n in targets if paths.status(n).exists()]
@@ -120,8 +120,6 @@ def _stop_active(store: RecordStore, records: list, unreadable: list[BadRecord],
     Raises:
         Conflict: one is active and ``force`` is false (exit 3); nothing is stopped.
     """
-    from .control import stop, stop_unreadable, unreadable_alive
-
     # An unreadable record tells nothing; its executor may still know a supervisor runs it.
     running_bad = [b for b in unreadable if unreadable_alive(store, b)]
     active = [f"{r.agent} ({r.status})" for r in records if r.state.is_active]
@@ -139,8 +137,6 @@ def _stop_active(store: RecordStore, records: list, unreadable: list[BadRecord],
 
 def _refuse_worktrees_with_work(worktrees: dict[str, dict]) -> None:
     """Raise :class:`Conflict` (exit 3) if a worktree holds uncommitted changes or commits outside its base."""
-    from .isolation import worktree_state
-
     busy = []
     for name, info in worktrees.items():
         dirty, commits = worktree_state(info)
@@ -159,8 +155,6 @@ def _clear_one(store: RecordStore, name: str, worktree: dict | None, archive: Pa
     moved = []
     files = paths.agent_files(name)
     if worktree:
-        from .isolation import remove_worktree
-
         remove_worktree(worktree)
         moved.append(f"worktree {worktree['path']} and branch {worktree['branch']} (removed)")
     with store.locked(name):
@@ -180,8 +174,6 @@ def _remove_or_archive(src: Path, root: Path, archive: Path | None) -> bool:
     Raises:
         StorageError: it cannot be removed or moved (read-only state root, ...) (exit 74).
     """
-    import os
-
     try:
         if not os.path.lexists(src):
             return False
@@ -196,8 +188,6 @@ def _remove_or_archive(src: Path, root: Path, archive: Path | None) -> bool:
             try:
                 os.rename(src, dest)  # within one file system; a link moves as a link
             except OSError as exc:
-                import errno
-
                 if exc.errno != errno.EXDEV:
                     raise
                 shutil.move(str(src), str(dest))  # another file system (outputs/ linked to another disk): copies links as links

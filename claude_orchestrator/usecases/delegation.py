@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from .profiles import role_key
+
 ROLE = r"[A-Za-z][A-Za-z0-9 _/&.-]{0,40}?"
 _LEAD = r"^\s*(?:(?:[-*+]|\d+[.)])\s+)?"
 #: (pattern name, regex); the task may continue on the following lines.
@@ -60,8 +62,6 @@ class Delegation:
 
 
 def _match(line: str, known: frozenset[str]) -> tuple[str, str, str] | None:
-    from .profiles import role_key
-
     for name, pattern in PATTERNS:
         m = pattern.match(line)
         if not m or m.group("role").strip() in NOT_ROLES:
@@ -124,8 +124,6 @@ def agent_names(roles: list[str], taken: set[str] | None = None) -> list[str]:
     A role becomes lower case, an "Agent" suffix dropped, other characters
     than letters, digits, ``.``, ``_`` and ``-`` turned into ``-``.
     """
-    from .profiles import role_key
-
     taken = set(taken or ())
     out = []
     for role in roles:

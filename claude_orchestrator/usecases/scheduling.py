@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 
+from filelock import FileLock
+
 from ..core import locks
 from ..core.paths import StatePaths
 
@@ -22,8 +24,6 @@ QUEUE_LOCK_TIMEOUT_S = 30.0
 
 
 def _queue_lock(paths: StatePaths):
-    from filelock import FileLock
-
     return FileLock(str(paths.queue_lock), timeout=QUEUE_LOCK_TIMEOUT_S)
 
 

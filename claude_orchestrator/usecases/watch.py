@@ -23,7 +23,15 @@ import os
 import threading
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
 
 #: watchdog event types that mean a file changed (not opened, read or closed).
 CHANGE_EVENTS = frozenset({"created", "modified", "moved", "deleted"})
@@ -68,13 +76,11 @@ logging.getLogger("watchdog").addHandler(logging.NullHandler())
 
 def _native_observer():
     """watchdog's native observer (inotify on Linux)."""
-    from watchdog.observers import Observer
-
     return Observer()
 
 
 def _polling_observer(interval_s: float = POLL_INTERVAL_S):
-    from watchdog.observers.polling import PollingObserver
+    from watchdog.observers.polling import PollingObserver  # here: a watcher on inotify never loads it
 
     return PollingObserver(timeout=interval_s)
 
@@ -101,7 +107,7 @@ def network_fs_of(folder: Path) -> str | None:
     table, no mount found) gives None, i.e. "take it as local".
     """
     try:
-        import psutil  # here, not at the top: only waiters pay for it
+        import psutil  # here, in the try: no psutil means local; a forced native observer never loads it
 
         path = os.path.realpath(os.fspath(folder))
         best, best_len = None, -1
@@ -189,8 +195,6 @@ class DirWatcher:
         return self
 
     def _start(self, observer, mode: str) -> None:
-        from watchdog.events import FileCreatedEvent, FileDeletedEvent, FileModifiedEvent, FileMovedEvent
-
         # Filtered at the source too, so the observer thread does not even wake for opens and reads.
         kinds = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent]
         observer.schedule(self.handler, str(self.folder), recursive=False, event_filter=kinds)
