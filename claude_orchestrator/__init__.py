@@ -1,10 +1,14 @@
 """claude_orchestrator: run many background ``claude -p`` jobs, coordinated through files.
 
-The scripts in ``agents/`` are thin wrappers around :mod:`claude_orchestrator.cli`.
-Everything they share lives here: the state directory's paths (:mod:`.paths`),
-run states (:mod:`.states`), the status record and its atomic store
-(:mod:`.record`), the Claude CLI's argument vector (:mod:`.claude_cli`), the
-launcher (:mod:`.launcher`) and the detached supervisor (:mod:`.supervisor`).
+The package in layers, one folder each, each importing only those below it
+(``tests/test_layers.py``): :mod:`.core` (states, errors, paths, atomic
+writes, locks, processes, limits), :mod:`.claude` (the Claude CLI: its argument
+vector, features, stream-json), :mod:`.records` (the run's spec, the status
+record and its store, the one writer of its state), :mod:`.executors` (where a
+run's supervisor runs: local, Slurm), :mod:`.usecases` (launch, control,
+cleanup, ...), :mod:`.supervisor` (the detached process that owns a run),
+:mod:`.commands` (one module per script: ``agents/*.py`` and the console
+commands ``orch-*`` call their ``main``); :mod:`.devtools` serves the tests.
 """
 
 __version__ = "0.1.0"

@@ -182,21 +182,29 @@ class Lines:
             return list(self.seen)
 
 
-def _default_sigint() -> None:
-    """In a child before it runs its program: SIGINT back to its default action.
+#: Puts SIGINT back to its default action, then execs the rest of its argv (a default action survives exec).
+_SIGINT_DEFAULT_THEN_EXEC = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+
+
+def _with_default_sigint(argv: list[str]) -> list[str]:
+    """``argv``, run with SIGINT at its default action.
 
     A shell running the tests in the background (``make test &``) leaves SIGINT
     ignored, and an ignored signal stays ignored across fork and exec (POSIX), so a
-    script could not be interrupted as from a terminal.
+    script could not be interrupted as from a terminal.  Then a small interpreter
+    puts it back and execs ``argv`` (not ``preexec_fn``: Python code between fork and
+    exec may deadlock a child when the test process has threads, as the readers are).
     """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return argv
+    return [sys.executable, "-c", _SIGINT_DEFAULT_THEN_EXEC, *argv]
 
 
 class Background:
     """A script of agents/ running in the background (:meth:`Toolkit.start`), as ``python3 agents/<script>.py ARGS &``.
 
     It runs with the kit's environment, in the kit's root, with stdin from /dev/null and
-    SIGINT at its default action (:func:`_default_sigint`).  Its stdout and stderr are
+    SIGINT at its default action (:func:`_with_default_sigint`).  Its stdout and stderr are
     read by threads from the start (:class:`Lines`: :attr:`out`, :attr:`err`), so every
     read has a deadline and the script never blocks on a full pipe.  A test synchronises
     on what the script prints (``out.next()``, ``out.expect(...)``), never on a sleep.
@@ -213,9 +221,8 @@ class Background:
     def __init__(self, kit: Toolkit, script: str, *args: str) -> None:
         self.what = " ".join([f"{script}.py", *args])
         self.proc = subprocess.Popen(
-            [sys.executable, str(AGENTS / f"{script}.py"), *args], env=kit.env, cwd=str(kit.root),
+            _with_default_sigint([sys.executable, str(AGENTS / f"{script}.py"), *args]), env=kit.env, cwd=str(kit.root),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_default_sigint,
         )
         self.out = Lines(self.proc.stdout)
         self.err = Lines(self.proc.stderr)

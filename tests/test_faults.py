@@ -547,10 +547,9 @@ def test_odd_stream_lines_are_logged_and_skipped(fake_kit):
 #: Runs the supervisor with a fault injected once its CLI runs (the first RSS sample of the tree).
 SUPERVISOR_WITH_A_FAULT = r"""
 import sys
-from claude_orchestrator import supervisor
 from claude_orchestrator.core import locks
 from claude_orchestrator.core.paths import StatePaths
-from claude_orchestrator.supervisor import tree
+from claude_orchestrator.supervisor import entry, tree
 
 root, name, run_id = sys.argv[1:4]
 if not hasattr(tree.ProcessTree, "sample"):
@@ -563,7 +562,7 @@ def sample(self, *args, **kwargs):
 
 tree.ProcessTree.sample = sample
 alive = locks.try_lock(StatePaths(root).alive_lock(name))  # the life lock, as the launcher hands it over
-sys.exit(supervisor.main(["--root", root, "--alive-fd", str(alive), name, run_id]))
+sys.exit(entry.main(["--root", root, "--alive-fd", str(alive), name, run_id]))
 """
 
 

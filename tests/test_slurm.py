@@ -325,7 +325,7 @@ def test_slurms_time_limit_coming_first_ends_the_run_as_timeout(kit, slurm_clust
     assert waited.returncode == 1
     final = kit.record("capped")
     assert final["status"] == "timeout" and final["stop_reason"] == "timeout", final
-    assert "Slurm job's time limit" in final["error"]
+    assert "job's time limit" in final["error"] and "scheduler's limit" in final["error"]
     assert process_gone(rec["pid"], rec["pid_started"])
     assert wait_job_ended(slurm_cluster, job_id) == "COMPLETED"
 
@@ -342,6 +342,23 @@ def test_memory_limit_ends_the_run_as_memory_exceeded(kit, slurm_cluster):
     assert not psutil.pid_exists(hog) or psutil.Process(hog).status() == psutil.STATUS_ZOMBIE
     assert job(slurm_cluster, rec["slurm_job_id"], "%m") == ["381M"], "the job's --mem: 100 MiB x 1.25 + 256"
     assert wait_job_ended(slurm_cluster, rec["slurm_job_id"]) == "COMPLETED"
+
+
+def test_a_job_slurm_kills_for_its_memory_ends_memory_exceeded_in_slurms_words(kit, slurm_cluster):
+    """Slurm's own memory backstop comes first (the job's --mem, here the user's, is far below the run's
+    --memory-limit): Slurm kills the job, supervisor and all, before the supervisor's sampler sees the
+    limit.  The run ends memory_exceeded with slurmstepd's words, not lost (the test cluster has no cgroups:
+    Slurm reports the job FAILED, and says why only in the job's log)."""
+    options = ["--memory-limit", "4000", "--slurm-arg=--mem=300M"]
+    job_id = launch(kit, "oom", "[[fake: memhog:800]]", *options)["slurm_job_id"]
+    waited = kit.run("wait_agents", "oom")
+    assert waited.returncode == 1, waited.stderr
+    final = kit.record("oom")
+    assert final["status"] == "memory_exceeded", final
+    assert f"Slurm killed job {job_id} for its memory" in final["error"] and "exceeded memory limit" in final["error"]
+    assert final.get("stop_reason") is None, "the supervisor did not stop the tree: Slurm did"
+    assert wait_job_ended(slurm_cluster, job_id) in ("FAILED", "OUT_OF_MEMORY", "CANCELLED")
+    # nothing of the job outlives it: the state root's fixture fails the test on a leftover process
 
 
 def test_a_job_cancelled_behind_the_toolkits_back_is_killed(kit, slurm_cluster):

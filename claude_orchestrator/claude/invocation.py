@@ -12,7 +12,7 @@ Facts used here, from ``claude --help`` (versions 2.1.197 and 2.1.330) and DESIG
   argument is limited to 128 KiB on Linux); print mode reads the prompt from
   stdin when no prompt argument is given.
 - What differs between versions (``--system-prompt-snapshot``, the
-  permission modes) is detected from the CLI itself: :mod:`.cli_features`.
+  permission modes) is detected from the CLI itself: :mod:`.features`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ STRIPPED_ENV = (
 )
 #: Permission modes known from the CLI's ``--help`` (2.1.330 renamed ``default``
 #: to ``manual``), for help texts only: a mode is checked against the installed
-#: CLI's own list (:mod:`.cli_features`), so a newer CLI's modes are not refused.
+#: CLI's own list (:mod:`.features`), so a newer CLI's modes are not refused.
 KNOWN_PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "manual", "default", "dontAsk", "plan")
 _MODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
 
@@ -152,7 +152,7 @@ def build_argv(
             resume it must equal ``resume_id`` and is not passed.
         resume_id: a session to continue (``-r``), or None for a new one.
         fork: with ``resume_id``, continue under ``session_id`` (``--fork-session``).
-        features: what this CLI supports (:func:`.cli_features.detect_features`).  A
+        features: what this CLI supports (:func:`.features.detect_features`).  A
             resume or fork on a CLI with ``--system-prompt-snapshot`` gets ``off``,
             so that it has the system prompt its own options give, as on 2.1.197,
             not the one the conversation's first run recorded (unless

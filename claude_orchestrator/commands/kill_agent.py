@@ -58,7 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def select_all(store: RecordStore, recs: list[StatusRecord]) -> list[str]:
     """``--all``'s agents: every active run, and every lost run whose orphaned processes still live."""
-    from ..usecases.control import has_leftovers  # psutil: only kill --all of lost runs scans processes
+    from ..usecases.control import has_leftovers  # the use cases: off --help and usage errors
 
     return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and has_leftovers(store, r))]
 
@@ -69,14 +69,14 @@ def stop_together(
     """Stop the readable agents ``names`` and the unreadable ones ``bad``, all at once (one thread each, up to 16).
 
     Returns:
-        :func:`.control.stop`'s ``(action, record)`` per name, or ``("error", the
+        :func:`..usecases.control.stop`'s ``(action, record)`` per name, or ``("error", the
         OrchestratorError)`` for one that could not be stopped (e.g. scancel failed:
-        the others are still stopped), and :func:`.control.stop_unreadable`'s action
+        the others are still stopped), and :func:`..usecases.control.stop_unreadable`'s action
         per bad record (or its OrchestratorError).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor  # threads: only a stop of several agents
 
-    from ..usecases.control import stop, stop_unreadable
+    from ..usecases.control import stop, stop_unreadable  # the use cases: off --help and usage errors
 
     def stop_one(name: str) -> tuple[str, Any]:
         try:
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     Raises:
         NotFound: a named agent has no record, before anything is stopped (exit 4).
     """
-    from ..usecases.control import read_records
+    from ..usecases.control import read_records  # the use cases: off --help and usage errors
 
     store = RecordStore(StatePaths())
     bad: list[BadRecord] = []

@@ -2,7 +2,7 @@
 
 The groups (Claude CLI options, limits, run control) are added to a parser
 by :func:`add_run_options`; :func:`run_spec` turns the parsed options
-and a profile into a :class:`.spec.RunSpec`: the one place a run's
+and a profile into a :class:`..records.spec.RunSpec`: the one place a run's
 request is built from the command line.
 """
 
@@ -121,7 +121,7 @@ def choose_profile(args: argparse.Namespace, role: str | None = None) -> tuple[s
     Raises:
         NotFound: ``--profile`` names no profile (exit 4; the message lists the known ones).
     """
-    from ..usecases.profiles import find_profile, get_profile, load_profiles
+    from ..usecases.profiles import find_profile, get_profile, load_profiles  # off --help and usage errors
 
     if role is not None:
         profiles = load_profiles()
@@ -282,10 +282,10 @@ def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
 def run_spec(
     args: argparse.Namespace, profile_name: str | None, profile: dict, budget_usd: float | None = None
 ) -> RunSpec:
-    """One run's request (:class:`.spec.RunSpec`) from the options, a profile and the environment.
+    """One run's request (:class:`..records.spec.RunSpec`) from the options, a profile and the environment.
 
     The one place the command line becomes a run's request; the launcher
-    completes it (:func:`.launcher.resolve_spec`).
+    completes it (:func:`..usecases.launch.resolve_spec`).
 
     Args:
         args: the parsed options (:func:`add_run_options`).

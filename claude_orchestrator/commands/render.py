@@ -384,7 +384,7 @@ def wait_summary(code: int, counts: dict[str, int], agents: dict[str, str]) -> d
 
 
 def kill_message(what: str, rec: StatusRecord | None) -> str:
-    """kill_agent.py's text for what :func:`.control.stop` did (``stopped``, ``orphans-stopped``, ``not-running``)."""
+    """kill_agent.py's text for what :func:`..usecases.control.stop` did (``stopped``, ``orphans-stopped``, ``not-running``)."""
     status = str(rec.status) if rec else "cleared"
     if what == "stopped":
         if rec is None or not rec.state.is_active:
@@ -396,7 +396,7 @@ def kill_message(what: str, rec: StatusRecord | None) -> str:
 
 
 def clear_lines(outcome: dict[str, Any], purge: bool) -> list[str]:
-    """clear_outputs.py's lines for :func:`.cleanup.clear`'s outcome (stopped, cleared, archive)."""
+    """clear_outputs.py's lines for :func:`..usecases.cleanup.clear`'s outcome (stopped, cleared, archive)."""
     lines = [] if outcome["cleared"] else ["nothing to clear"]
     lines += [f"{name}: stopped" for name in outcome["stopped"]]
     verb = "deleted" if purge else "archived"

@@ -17,8 +17,8 @@ differs is behind this interface (an ABC, as pipx's ``backends/_base.py``):
   the options a run gets from them, the profile and the environment.
 
 The record carries the executor's name (``options.executor``), an opaque
-reference the executor gave the run (:attr:`.StatusRecord.executor_ref`, e.g.
-a job ID) and the executor's options (:attr:`.RunSpec.executor_args`); only
+reference the executor gave the run (:attr:`..records.status_record.StatusRecord.executor_ref`, e.g.
+a job ID) and the executor's options (:attr:`..records.spec.RunSpec.executor_args`); only
 the executor reads them.  Executors are found by name in :mod:`.registry`.
 Standard library only: this module is on the launch path.
 """

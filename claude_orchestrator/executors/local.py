@@ -88,7 +88,7 @@ class LocalExecutor(Executor):
 
     def stop(self, rec: StatusRecord, grace_s: float, *, force: bool = False) -> bool:
         """Without ``force``: SIGTERM to the supervisor (PID and start time checked); it stops the tree
-        (SIGTERM, grace, SIGKILL).  With ``force``: :func:`.procs.stop_tree` on :func:`leftover_tree`
+        (SIGTERM, grace, SIGKILL).  With ``force``: :func:`..core.procs.stop_tree` on :func:`leftover_tree`
         and, if the CLI still runs (the supervisor is stuck), the supervisor too; the CLI's process
         group is signalled as well while the CLI runs."""
         import psutil  # only a stop pays for psutil (the launch path never loads it)

@@ -33,7 +33,7 @@ What differs from a local run, and why:
   waits; its supervisor still decides run-or-skip from the records.
 
 Slurm's commands themselves (sbatch, squeue, scancel, with their timeouts
-and what their answers mean) are in :mod:`.slurm_jobs`.  Standard library only.
+and what their answers mean) are in :mod:`.slurm_commands`.  Standard library only.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def _command(name: str) -> str:
     Raises:
         SlurmError: it is not on PATH.
     """
-    import shutil  # only a Slurm run asks for its commands: every launch imports this module (see .slurm)
+    import shutil  # here: a queued Slurm run's supervisor reaches this module, and the supervisor avoids shutil (its RSS)
 
     found = shutil.which(name)
     if found is None:

@@ -10,13 +10,13 @@ marks it ``killed``), and all of them call this module, the way Supervisor's
   ``starting``);
 - :func:`change_state` moves a stored run from one state to another under
   the lock: it checks that the record is still that run's, that the move is in
-  the table of moves (:data:`.states.TRANSITIONS`), stamps the times and
+  the table of moves (:data:`..core.states.TRANSITIONS`), stamps the times and
   writes the record atomically;
 - :func:`move` is that same checked move on a record in memory (a supervisor
   keeps its own copy of its record, which heals a damaged file).
 
 An illegal move is a bug in the toolkit, not bad input: it raises
-:class:`IllegalMove` (exit 70 through :func:`.errors.guarded`), never a usage error.
+:class:`IllegalMove` (exit 70 through :func:`..commands.guard.guarded`), never a usage error.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ INITIAL = frozenset({State.WAITING, State.QUEUED, State.STARTING})
 
 
 class IllegalMove(RuntimeError):
-    """A state change outside the table of moves (:data:`.states.TRANSITIONS`): a bug in the toolkit.
+    """A state change outside the table of moves (:data:`..core.states.TRANSITIONS`): a bug in the toolkit.
 
     Attributes:
         agent: the agent; source, target: the states of the refused move.
@@ -121,7 +121,7 @@ def change_state(
         edit: other changes to make in the same write (``edit(record)`` changes it in place).
         fallback: the caller's copy of the record, used when the file is
             unreadable (a supervisor heals its own record); a copy of it is changed.
-        durable: fsync the write (see :func:`.record.write_atomic`).
+        durable: fsync the write (see :func:`.status_record.write_atomic`).
         fields: record fields to set with the move (see :func:`move`).
 
     Returns:
@@ -190,7 +190,7 @@ def create(
     """Write the first record of a new run, in the initial state ``decide`` picks.
 
     Under the agent's lock, ``decide(current record or None)`` may refuse
-    (e.g. raise :class:`.errors.Conflict` if the agent is busy) or return the
+    (e.g. raise :class:`..core.errors.Conflict` if the agent is busy) or return the
     initial state; the record is stamped (``created`` if unset,
     ``status_changed``) and written without fsync: the supervisor rewrites it
     durably when it claims the run, and the fsync cost a loaded launch 38 ms.

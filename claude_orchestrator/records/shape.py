@@ -148,7 +148,7 @@ def check_shape(data: Any) -> None:
 
 
 def _check_options(options: dict[str, Any]) -> None:
-    """The launch request's parts that readers and the supervisor use (see :mod:`.launcher`)."""
+    """The launch request's parts that readers and the supervisor use (see :mod:`..usecases.launch`)."""
     for key in ("claude", "limits"):
         if not isinstance(options.get(key) or {}, dict):
             raise ValueError(f"'options.{key}' is not an object")

@@ -30,12 +30,12 @@ class RunSpec:
 
     Attributes:
         claude: the CLI options (``--model``, ``--allowedTools``, ...).
-        claude_bin: the CLI executable (:func:`.claude_cli.find_claude`); None until the launcher resolves it.
+        claude_bin: the CLI executable (:func:`..claude.invocation.find_claude`); None until the launcher resolves it.
         limits: timeout, memory limit, grace, slots, retries (default: from the
-            environment, :meth:`.limits.RunLimits.from_env`, as a script's default is).
+            environment, :meth:`..core.limits.RunLimits.from_env`, as a script's default is).
         cwd: the directory asked for (absolute once resolved); the record's
             ``cwd`` is where the CLI runs, which isolation may change.
-        isolation: ``none``, ``dir`` or ``worktree`` (:mod:`.isolation`).
+        isolation: ``none``, ``dir`` or ``worktree`` (:mod:`..usecases.isolation`).
         after: agents whose runs must end first (``--after``, in order, no repeats).
         after_any: start once they have ended however they ended (``--after-any``).
         context_from: an agent whose session is forked once it has ended (``--with-context-from``).
@@ -99,7 +99,7 @@ class RunSpec:
     def from_dict(cls, data: dict[str, Any] | None) -> RunSpec:
         """A spec from a record's ``options`` (schema 1 or 2; missing keys take their defaults).
 
-        The data is assumed checked (:func:`.record.check_shape`): types are not re-checked here.
+        The data is assumed checked (:func:`.status_record.check_shape`): types are not re-checked here.
         """
         data = data or {}
         on_complete = data.get("on_complete")

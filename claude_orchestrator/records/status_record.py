@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -106,7 +107,7 @@ class StatusRecord:
     log_file: str | None = None
     task_file: str | None = None  # the whole task, byte-exact; the CLI reads it on stdin
     spec: RunSpec = dataclasses.field(default_factory=RunSpec)  # the launch request, stored as "options"
-    stop_reason: str | None = None  # why the supervisor stopped the tree (:class:`.states.StopReason`)
+    stop_reason: str | None = None  # why the supervisor stopped the tree (:class:`..core.states.StopReason`)
     # Fields written only when set (schema 1 kept them among the unknown keys):
     isolation: str | None = None  # how the workspace was made (dir, worktree); kept by a resume
     worktree: dict[str, str] | None = None  # {"path", "branch", "repo"} of an isolated git worktree
@@ -199,8 +200,6 @@ class StatusRecord:
             return None
         end = parse_time(self.finished)
         if end is None:
-            import time
-
             end = now if now is not None else time.time()
         return max(0.0, end - start)
 
@@ -264,7 +263,7 @@ class RecordStore:
             OrchestratorError: the lock was not acquired within ``timeout`` seconds.
             StorageError: the lock file cannot be made (read-only or full state root) (exit 74).
         """
-        from filelock import FileLock, Timeout
+        from filelock import FileLock, Timeout  # a supervisor reads and writes records without loading filelock
 
         path = self.paths.lock(name)
         try:

@@ -45,18 +45,13 @@ The parts, each in its own module:
 - :mod:`.core`: :class:`Supervisor`, the order of a run's life;
 - :mod:`.tree`: the process tree (descendants, reaping, RSS and its warnings, signals, orphans);
 - :mod:`.attempt`: one CLI process (spawn, pump, the ``tick`` that decides a stop, the judgement);
-- :mod:`.events`, :mod:`.transcript`: the CLI's stdout, to events and to the transcript file;
-- :mod:`.waits`: the waits for dependencies and for a slot (with :mod:`..scheduling`);
+- :mod:`.events`, :mod:`.transcript_file`: the CLI's stdout, to events and to the transcript file;
+- :mod:`.waits`: the waits for dependencies and for a slot (with :mod:`..usecases.scheduling`);
 - :mod:`.writer`: the record and file writes that may fail, kept and retried;
 - :mod:`.report`: what goes into the record while the CLI runs and at the end;
 - :mod:`.hooks`: the ``--on-complete`` hook;
 - :mod:`.entry`: :func:`main`, run as ``python -m claude_orchestrator.supervisor
-  --root ROOT [--alive-fd N] [--slot-fd N] NAME RUN_ID``.
+  --root ROOT [--alive-fd N] [--slot-fd N] [--time-limit-signal SIG] [--ref-from-env VAR] NAME RUN_ID``.
+
+Empty of imports, as every subpackage's ``__init__``: ``python -m`` runs :mod:`.__main__`.
 """
-
-from __future__ import annotations
-
-from .core import Supervisor
-from .entry import main
-
-__all__ = ["Supervisor", "main"]

@@ -3,9 +3,9 @@
 :func:`spawn` starts the CLI (an argument vector, never a shell) in its own
 session and process group, the task file on its stdin.  :class:`Attempt`
 follows it: :meth:`Attempt.pump` copies its stdout to the transcript and its
-events to a :class:`.stream.RunProgress`, samples the tree's RSS once a
+events to a :class:`..claude.stream.RunProgress`, samples the tree's RSS once a
 second, keeps the record's progress, and calls :meth:`Attempt.tick`, which
-decides whether the tree must stop (a :class:`.states.StopReason`) and stops
+decides whether the tree must stop (a :class:`..core.states.StopReason`) and stops
 it: SIGTERM to the tree, the grace period, SIGKILL.  :func:`judge` says how
 the attempt ended, from that reason or else from the result event and the
 exit status.
@@ -69,7 +69,7 @@ def spawn(argv: list[str], task: Path, cwd: str | None, stderr: IO[bytes] | None
     """Start the CLI: ``argv``, its own session and process group, ``task``'s bytes on stdin, stdout a pipe.
 
     ``stderr``: the run's log (None: this process's stderr, which is the log
-    too).  The environment is :func:`..claude_cli.cli_env`'s; no descriptor
+    too).  The environment is :func:`..claude.invocation.cli_env`'s; no descriptor
     of ours (the life lock, a slot) is inherited.
 
     Raises:
@@ -153,7 +153,7 @@ def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, sto
     """How an attempt ended: ``(state, error)``.
 
     By why the supervisor stopped the tree (``reason``), else by the result
-    event and the exit status (:func:`..stream.classify`); a CLI stopped for
+    event and the exit status (:func:`..claude.stream.classify`); a CLI stopped for
     lingering after its result is judged by that result, the exit was ours.
     """
     if reason is StopReason.KILLED:

@@ -4,7 +4,7 @@
 (:mod:`.tree`), waits for its dependencies and a slot (:mod:`.waits`), runs
 the CLI once or again after a retryable API error (:mod:`.attempt`), and
 writes the end (:mod:`.writer`).  Every state change is made through
-:mod:`..lifecycle`, on the supervisor's own copy of its record first, so no
+:mod:`..records.lifecycle`, on the supervisor's own copy of its record first, so no
 decision here waits for a write.
 """
 
@@ -32,6 +32,7 @@ from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord, is_task_preview, read_session
 from . import report
 from .attempt import Attempt, AttemptEnd, CliNotStarted, StopRequest, spawn
+from .hooks import run_on_complete
 from .transcript_file import TranscriptFile
 from .tree import ProcessTree
 from .writer import (
@@ -213,7 +214,7 @@ class Supervisor:
         self.writer.change("orphans", note)
 
     def _detect_features(self, rec: StatusRecord) -> CliFeatures:
-        """What this run's CLI supports (:func:`..cli_features.detect_features`); unknown if that fails."""
+        """What this run's CLI supports (:func:`..claude.features.detect_features`); unknown if that fails."""
         try:
             return detect_features(self.paths, rec.spec.claude_bin, cli_env())
         except Exception as exc:  # noqa: BLE001 - e.g. its cache cannot be written or read: the run goes on without
@@ -244,7 +245,7 @@ class Supervisor:
 
         Then: skip the run if one did not complete (unless ``--after-any``),
         take ``--with-context-from``'s session to fork, and take a slot or
-        join the queue (:func:`..scheduling.take_slot_or_enqueue`).  Returns
+        join the queue (:func:`..usecases.scheduling.take_slot_or_enqueue`).  Returns
         the record, now ``starting`` or ``queued``, or None if the run ended
         here (``skipped`` or ``killed``).
         """
@@ -301,7 +302,7 @@ class Supervisor:
         came first (the record is then ``killed``).
         """
         self.log(f"queued: waiting for one of {self.limits.max_parallel} slots")
-        from . import waits
+        from . import waits  # only a queued run pays for the waits (and their watchdog)
 
         got = waits.await_slot(self.paths, self.name, self.limits.max_parallel, lambda: bool(self.stop_signal))
         if got is None:
@@ -475,7 +476,7 @@ class Supervisor:
         handled).  The record write is retried for
         :data:`.writer.SHORT_RETRY_LIMIT_S` seconds only.  Never raises.
         """
-        import traceback
+        import traceback  # only after a bug: the supervisor's memory is a bench figure
 
         self.log(f"supervisor internal error: {exc!r}\n{traceback.format_exc()}")
         proc = self.cli
@@ -495,6 +496,4 @@ class Supervisor:
 
     def run_on_complete(self) -> None:
         """Run the launch's ``--on-complete`` hook once, after the run ended (:func:`.hooks.run_on_complete`)."""
-        from .hooks import run_on_complete
-
         run_on_complete(self.paths, self.writer, self.log_file)

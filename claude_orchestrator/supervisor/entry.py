@@ -1,6 +1,6 @@
 """The supervisor process's entry point: ``python -m claude_orchestrator.supervisor``.
 
-Started by the launcher (:func:`..executor.supervisor_command`), not by
+Started by the launcher (:func:`..executors.local.supervisor_command`), not by
 hand, as ``python -S -m claude_orchestrator.supervisor --root ROOT
 [--alive-fd N] [--slot-fd N] NAME RUN_ID``.
 """
@@ -36,7 +36,7 @@ def _signal_number(name: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The supervisor's own command line, as :func:`..executor.supervisor_command` builds it."""
+    """The supervisor's own command line, as :func:`..executors.local.supervisor_command` builds it."""
     parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.supervisor", formatter_class=_formatter)
     parser.add_argument("--root", required=True, help="the state root")
     parser.add_argument("--alive-fd", type=int, help="an inherited descriptor holding the agent's life lock")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one run's supervisor to its end, then its ``--on-complete`` hook.
 
     Returns:
-        0, or 70 (:attr:`..states.ExitCode.INTERNAL`) after an internal error
+        0, or 70 (:attr:`..core.states.ExitCode.INTERNAL`) after an internal error
         (the run is then recorded ``failed``) or a failed hook.
     """
     args = _parser().parse_args(argv)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sup.run_on_complete()
     except Exception as exc:  # noqa: BLE001 - the run has ended; only the hook failed
-        import traceback
+        import traceback  # only after a failed hook
 
         sup.log(f"on-complete failed: {exc!r}\n{traceback.format_exc()}")
         code = ExitCode.INTERNAL

@@ -1,9 +1,9 @@
-"""The CLI's stdout, taken in as it arrives: bytes to the transcript, events to a :class:`.stream.RunProgress`.
+"""The CLI's stdout, taken in as it arrives: bytes to the transcript, events to a :class:`..claude.stream.RunProgress`.
 
 The stream is untrusted: a line that is not a JSON object, or an event of an
 odd shape, is logged (the first :data:`SKIPPED_LOGGED` of an attempt, with a
 preview) and skipped, never fatal; a line longer than
-:data:`..stream.MAX_LINE_BYTES` is never held whole (it goes to the
+:data:`..claude.stream.MAX_LINE_BYTES` is never held whole (it goes to the
 transcript and is counted as skipped).
 """
 
@@ -60,7 +60,7 @@ class EventReader:
     def _feed(self, lines: list[bytes | int]) -> bool:
         """Feed each complete line's event to :attr:`progress`; log the lines skipped.
 
-        ``lines`` as :meth:`..stream.LineBuffer.push` gives them (an int: the
+        ``lines`` as :meth:`..claude.stream.LineBuffer.push` gives them (an int: the
         length of a line too long to parse).  Returns True if the progress changed.
         """
         changed = False

@@ -69,7 +69,7 @@ def output_text(outcome: AttemptEnd) -> str:
 
 
 def final_fields(outcome: AttemptEnd, tree: ProcessTree, prior_cost: float) -> dict[str, Any]:
-    """The record fields set with the move to the run's end (:func:`..lifecycle.move`'s ``fields``)."""
+    """The record fields set with the move to the run's end (:func:`..records.lifecycle.move`'s ``fields``)."""
     result, progress, end = outcome.progress.result, outcome.progress, outcome.outcome
     fields: dict[str, Any] = dict(
         exit_code=end.exit_code, error=end.error, is_error=end.is_error, num_turns=progress.num_turns,

@@ -1,12 +1,12 @@
 """The supervisor's process tree: every descendant of the supervisor, measured and stopped.
 
-The supervisor is a child subreaper (:func:`.procs.become_subreaper`), so a
+The supervisor is a child subreaper (:func:`..core.procs.become_subreaper`), so a
 descendant that called setsid and lost its parent is reparented to it and
 stays in this tree.  :class:`ProcessTree` finds the descendants, reaps those
 that exited, samples their summed RSS once a second (keeping the peak and the
 50 % / 80 % warnings), signals the whole tree, and stops what a run or a lost
 earlier run left behind.  Processes named by a file are trusted only with
-their start time (:func:`.procs.find_entries`).
+their start time (:func:`..core.procs.find_entries`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class ProcessTree:
         """Every live (not zombie) descendant: the CLI's tree and any orphan reparented to us.
 
         ``thorough=False`` (the once-a-second sample) finds them through
-        :func:`.procs.descendant_pids`, whose cost grows with the tree rather
+        :func:`..core.procs.descendant_pids`, whose cost grows with the tree rather
         than with every process on the machine, and keeps their
         ``psutil.Process`` objects between samples; stopping a tree uses
         psutil's full scan, which misses nothing.  Each one found is added to

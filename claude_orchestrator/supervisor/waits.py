@@ -1,6 +1,6 @@
 """A supervisor's waits before its CLI may start: for its dependencies (``waiting``), then for a slot (``queued``).
 
-The slot-or-queue decision itself is :mod:`..scheduling`'s, shared with the
+The slot-or-queue decision itself is :mod:`..usecases.scheduling`'s, shared with the
 launcher; here are the loops that wait, each ended early by a stop request.
 """
 
@@ -28,7 +28,7 @@ _ACTIVE_NAMES = frozenset(s.value for s in ACTIVE)
 def dependency_states(store: RecordStore, deps: list[str], judge_local: bool = True) -> dict[str, str]:
     """Each ``--after`` agent's state: ``{agent: state}``.
 
-    A state as :class:`..states.State`'s value, reconciled (a run whose
+    A state as :class:`..core.states.State`'s value, reconciled (a run whose
     supervisor is gone is ``lost``), or ``gone`` (no record) or
     ``unreadable`` (a bad record file).  Without ``judge_local`` (a supervisor
     on another host than the launcher's, as a cluster job's), a run of a
@@ -86,14 +86,14 @@ def unmet(states: dict[str, str], after_any: bool) -> str | None:
 
 
 def await_slot(paths: StatePaths, name: str, max_parallel: int, stopped: Callable[[], bool]) -> tuple[int, float] | None:
-    """Wait in the FIFO queue until ``name`` is at its head and a slot is free (:func:`..scheduling.take_turn`).
+    """Wait in the FIFO queue until ``name`` is at its head and a slot is free (:func:`..usecases.scheduling.take_turn`).
 
     Returns:
         ``(descriptor holding the slot, time.time() it was granted)``, or
         None if a stop request came first (the queue entry is then removed).
 
     Raises:
-        filelock.Timeout, OSError: as :func:`..scheduling.take_turn`.
+        filelock.Timeout, OSError: as :func:`..usecases.scheduling.take_turn`.
     """
     while not stopped():
         fd, granted = take_turn(paths, name, max_parallel)

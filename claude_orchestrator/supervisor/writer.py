@@ -6,8 +6,8 @@ heals a damaged file), applies each change to that copy at once and writes
 it when it can: a change that cannot be written now waits and goes with the
 next write that succeeds; the final writes are retried with backoff for up
 to :data:`RECORD_RETRY_LIMIT_S`.  Every state change goes through
-:mod:`..lifecycle`: :func:`..lifecycle.move_from` (a move on a copy, for changes that
-wait) and :meth:`RecordWriter.end` (:func:`..lifecycle.change_state`).
+:mod:`..records.lifecycle`: :func:`..records.lifecycle.move_from` (a move on a copy, for changes that
+wait) and :meth:`RecordWriter.end` (:func:`..records.lifecycle.change_state`).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class RecordWriter:
 
         ``change(rec)`` edits ``rec`` in place and must be idempotent (it may
         be applied to a record that has it already; a move is made with
-        :func:`..lifecycle.move_from`).  It is applied to :attr:`record` at once, so the
+        :func:`..records.lifecycle.move_from`).  It is applied to :attr:`record` at once, so the
         supervisor's decisions never wait for the write; a later change with
         the same ``key`` replaces one that is still waiting.
 
@@ -123,7 +123,7 @@ class RecordWriter:
     def end(self, target: State, *, edit: Change | None = None, **fields: Any) -> bool:
         """Write the waiting changes, ``edit`` and the move to terminal ``target`` in one write.
 
-        Through :func:`..lifecycle.change_state`, with :attr:`record` as the
+        Through :func:`..records.lifecycle.change_state`, with :attr:`record` as the
         fallback for a damaged file.  If the run has ended already (the first
         end wins) the waiting changes are written all the same.
 
@@ -158,7 +158,7 @@ class RecordWriter:
         return True
 
     def write_file(self, path: Path, text: str) -> bool:
-        """:func:`..record.write_atomic`, but a failure is logged and returns False instead of raising."""
+        """:func:`..records.status_record.write_atomic`, but a failure is logged and returns False instead of raising."""
         try:
             write_atomic(path, text)
         except (OrchestratorError, OSError) as exc:

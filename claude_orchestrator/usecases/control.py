@@ -322,7 +322,7 @@ def wait_for(
     Raises:
         NotFound: a named agent has no record (exit 4).
     """
-    from .watch import DirWatcher
+    from .watch import DirWatcher  # watchdog: only a follow loads it, never a reader or a launch
 
     deadline = None if timeout is None else time.monotonic() + timeout
     seen: dict[str, tuple[str, str]] = {}
@@ -424,7 +424,7 @@ def follow(
         recheck_s: seconds between periodic passes.
         on_ready: called once the starting point is read: every change after it is reported.
     """
-    from .watch import DirWatcher
+    from .watch import DirWatcher  # watchdog: only a wait loads it, never a reader or a launch
 
     def settled(name: str) -> bool:
         # an ended record changes only by a write, and a write wakes us

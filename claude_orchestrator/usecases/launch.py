@@ -2,12 +2,12 @@
 
 This is the launch path, so it stays cheap: no psutil (a local run's liveness
 is a lock probe, :meth:`..executors.local.LocalExecutor.probe`).  The launch never waits for
-the CLI; the supervisor (:mod:`.supervisor`) owns the run.
+the CLI; the supervisor (:mod:`..supervisor`) owns the run.
 
 A launch, in order: :func:`resolve_spec` completes the caller's
-:class:`.spec.RunSpec` (cwd, CLI, dependencies); the task file and the log are
+:class:`..records.spec.RunSpec` (cwd, CLI, dependencies); the task file and the log are
 written; :func:`_claim_run` writes the first record in its initial state
-(:func:`.lifecycle.create`); the executor starts the supervisor.  Whatever
+(:func:`..records.lifecycle.create`); the executor starts the supervisor.  Whatever
 fails first undoes what was made: no half-made run is left.
 """
 
@@ -32,6 +32,8 @@ from ..records import lifecycle
 from ..records.spec import RunSpec
 from ..records.status_record import RecordStore, StatusRecord, read_session, task_preview
 from .control import is_alive, liveness, reconcile
+from .isolation import prepare, remove_worktree
+from .scheduling import take_slot_or_enqueue
 
 #: Seconds a launch waits for a previous supervisor of the agent that is still exiting.
 PREVIOUS_SUPERVISOR_WAIT_S = 5.0
@@ -120,7 +122,7 @@ def resolve_spec(paths: StatePaths, name: str, spec: RunSpec) -> RunSpec:
         raise BadInput(f"--cwd {str(workdir)!r} is not a directory")
     claude_bin = find_claude()
     if spec.claude.permission_mode:  # refused now if this CLI's modes are known; else its supervisor checks
-        from ..claude.features import cached_features
+        from ..claude.features import cached_features  # asks the CLI (cached): only with --permission-mode
 
         known = cached_features(paths, claude_bin)
         refused = known.refuse_permission_mode(spec.claude.permission_mode) if known else None
@@ -202,7 +204,7 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         name: the agent (checked by :func:`validate_name` before any file is touched).
         task: the prompt (UTF-8 text without NUL bytes, any size): written
             byte-exact to ``outputs/<name>/<run_id>.task``, which the CLI reads on
-            stdin; the record keeps it whole up to :data:`.record.TASK_IN_RECORD_CHARS`.
+            stdin; the record keeps it whole up to :data:`..records.status_record.TASK_IN_RECORD_CHARS`.
         spec: what to run (default: a plain run in the caller's cwd); completed by :func:`resolve_spec`.
         inherit: record fields a resumed run keeps from the run before (``isolation``, ``worktree``).
 
@@ -256,7 +258,7 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
 
 
 def _new_record(paths: StatePaths, name: str, run_id: str, task: str, spec: RunSpec, workdir: str) -> StatusRecord:
-    """The first record of a run (its state is decided when it is written: :func:`.lifecycle.create`)."""
+    """The first record of a run (its state is decided when it is written: :func:`..records.lifecycle.create`)."""
     return StatusRecord(
         agent=name,
         run_id=run_id,
@@ -295,8 +297,6 @@ def _claim_run(
     workdir, worktree = spec.cwd, None
     if spec.isolation != "none":
         refuse_busy(store, [name])  # before making a workspace for nothing
-        from .isolation import prepare
-
         made_dir, worktree = prepare(paths, name, run_id, spec.isolation, Path(spec.cwd))
         workdir = str(made_dir)
     record = _new_record(paths, name, run_id, task, spec, workdir)
@@ -324,8 +324,6 @@ def _claim_run(
         if record.status is State.QUEUED:
             locks.remove_from_queue(paths, name)
         if worktree:
-            from .isolation import remove_worktree
-
             remove_worktree(worktree)
         raise
     return record, held
@@ -342,8 +340,6 @@ def _initial_state(paths: StatePaths, record: StatusRecord, executor: Executor, 
         return State.QUEUED  # in the cluster's queue; its supervisor moves it on when the scheduler starts it
     if not limits.max_parallel:
         return State.STARTING
-    from .scheduling import take_slot_or_enqueue
-
     slot_fd, granted = take_slot_or_enqueue(paths, record.agent, record.run_id, int(limits.max_parallel))
     if slot_fd is None:
         return State.QUEUED

@@ -72,7 +72,7 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
             column), or a profile has an unknown key or a value of the wrong type.
     """
     if sys.version_info >= (3, 11):
-        import tomllib
+        import tomllib  # only a launch with a profile reads TOML
     else:  # pragma: no cover
         import tomli as tomllib
 
