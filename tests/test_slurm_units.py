@@ -313,3 +313,12 @@ def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypat
     )
     assert RecordStore(paths).read("a1").executor_ref == "4711"
     assert json.loads(paths.status("a1").read_text())["slurm_job_id"] == "4711", "stored under the executor's name"
+
+
+def test_a_stop_that_rechecks_a_job_often_asks_slurm_once_a_second(monkeypatch, tmp_path):
+    """A stop probes its run every 50 ms while it waits for the supervisor: answers under a second old are reused."""
+    rec = record("a1", State.RUNNING, spec=RunSpec(executor="slurm"), executor_ref="11")
+    calls = stub_run(monkeypatch, [done(out="11|RUNNING|None|Unknown\n")])
+    answers = [slurm.SlurmExecutor().probe(StatePaths(tmp_path), [rec], deep=True)[0] for _ in range(10)]
+    assert len(calls) == 1, calls
+    assert all(a.verdict is Verdict.ALIVE and a.supervisor_running and a.cli_running for a in answers)

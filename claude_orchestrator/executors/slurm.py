@@ -222,7 +222,8 @@ class SlurmExecutor(Executor):
             jobs.cancel_quietly(job_id)  # stopped (or replaced) before its supervisor claimed it: the job has nothing to do
 
     def probe(self, paths: StatePaths, recs: Sequence[StatusRecord], *, deep: bool = False) -> list[Liveness]:
-        """One ``squeue`` for the jobs of ``recs`` (:func:`.slurm_commands.query`), then for each run:
+        """One ``squeue`` for the jobs of ``recs`` (:func:`.slurm_commands.refresh`: none for answers under
+        a second old), then for each run:
 
         - ALIVE: Slurm has the job pending or running, or it ended less than
           :func:`.slurm_commands.settle_s` seconds ago (its supervisor's last write may still
@@ -237,7 +238,7 @@ class SlurmExecutor(Executor):
         (the CLI cannot be seen from another host); leftovers are the job, or processes
         of the run's recorded tree on this host (PIDs checked by start time).
         """
-        jobs.query([r.executor_ref for r in recs if r.executor_ref and (r.state.is_active or r.state is State.LOST)])
+        jobs.refresh([r.executor_ref for r in recs if r.executor_ref and (r.state.is_active or r.state is State.LOST)])
         out = []
         for rec in recs:
             info = jobs.job_info(rec.executor_ref) if rec.executor_ref else None

@@ -164,6 +164,16 @@ def query(job_ids: list[str]) -> dict[str, JobInfo] | None:
     return found
 
 
+def refresh(job_ids: list[str]) -> None:
+    """Ask ``squeue`` once (:func:`query`) about those of ``job_ids`` whose answer is older than
+    :data:`CACHE_S` seconds (or missing), so that :func:`job_info` then answers each from memory:
+    one question for a reader's many records, none for a stop that re-checks a job every 50 ms."""
+    now = time.monotonic()
+    stale = [j for j in job_ids if (seen := _cache.get(j)) is None or now - seen[0] >= CACHE_S]
+    if stale:
+        query(stale)
+
+
 def _end_time(text: str) -> float | None:
     """squeue's ``%e`` (``2026-11-22T10:55:19``, local time; ``Unknown`` or ``N/A`` before the end) in seconds since the epoch."""
     try:
