@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import subprocess
 import time
 
@@ -322,3 +323,17 @@ def test_a_stop_that_rechecks_a_job_often_asks_slurm_once_a_second(monkeypatch, 
     answers = [slurm.SlurmExecutor().probe(StatePaths(tmp_path), [rec], deep=True)[0] for _ in range(10)]
     assert len(calls) == 1, calls
     assert all(a.verdict is Verdict.ALIVE and a.supervisor_running and a.cli_running for a in answers)
+
+
+def test_the_supervisor_is_told_the_time_limit_signal_and_where_its_job_id_is():
+    """Not which scheduler runs it; and a batch script of an earlier release (``--slurm-job``), still
+    pending across an upgrade, means the same."""
+    from claude_orchestrator.supervisor import entry
+
+    told = entry._parser().parse_args(["--root", "/s", "--time-limit-signal", "USR1", "--ref-from-env", "SLURM_JOB_ID", "a1", "r1"])
+    earlier = entry._parser().parse_args(["--root", "/s", "--slurm-job", "a1", "r1"])
+    local = entry._parser().parse_args(["--root", "/s", "a1", "r1"])
+    assert entry.executor_flags(told) == entry.executor_flags(earlier) == (signal.SIGUSR1, "SLURM_JOB_ID")
+    assert entry.executor_flags(local) == (None, None)
+    with pytest.raises(SystemExit):
+        entry._parser().parse_args(["--root", "/s", "--time-limit-signal", "NOSUCH", "a1", "r1"])

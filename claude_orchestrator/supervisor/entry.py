@@ -45,9 +45,20 @@ def _parser() -> argparse.ArgumentParser:
                         help="the signal that means the job's time limit is near (e.g. USR1): the run ends as timeout")
     parser.add_argument("--ref-from-env", metavar="VAR",
                         help="the environment variable holding the executor's reference for the run (e.g. a job ID)")
+    # The batch script of a job submitted by an earlier release (still pending across an upgrade) says
+    # --slurm-job, which meant both of the above: SIGUSR1 and SLURM_JOB_ID.
+    parser.add_argument("--slurm-job", dest="earlier_batch_job", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("name")
     parser.add_argument("run_id")
     return parser
+
+
+def executor_flags(args: argparse.Namespace) -> tuple[int | None, str | None]:
+    """``(time-limit signal, variable of the executor's reference)`` from the supervisor's options
+    (``--slurm-job``, an earlier release's batch script, means SIGUSR1 and ``SLURM_JOB_ID``)."""
+    if args.earlier_batch_job:
+        return args.time_limit_signal or int(signal.SIGUSR1), args.ref_from_env or "SLURM_JOB_ID"
+    return args.time_limit_signal, args.ref_from_env
 
 
 def _restore_pythonpath() -> None:
@@ -71,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     _restore_pythonpath()
     sup = Supervisor(StatePaths(args.root), args.name, args.run_id)
     sup.slot_fd = args.slot_fd
-    sup.time_limit_signal = args.time_limit_signal
-    sup.ref_from_env = args.ref_from_env
+    sup.time_limit_signal, sup.ref_from_env = executor_flags(args)
     # The life lock is held through args.alive_fd until this process exits; it
     # must not be inherited further (Popen(close_fds=True) sees to that).
     code = ExitCode.OK
