@@ -79,7 +79,7 @@ def test_a_run_of_an_unknown_executor_is_never_judged_stopped_or_rewritten(state
     code, _, err = run_cli("launch_agent", "k1", "another task")
     assert code == ExitCode.CONFLICT, err
     code, _, err = run_cli("resume_agent", "k1", "more")
-    assert code in (ExitCode.CONFLICT, ExitCode.USAGE), err
+    assert code == ExitCode.CONFLICT, err
     assert path.read_bytes() == before, "the record was rewritten"
 
 
@@ -93,3 +93,43 @@ def test_a_resume_of_an_ended_unknown_executors_run_asks_where_to_run(state_root
     code, _, err = run_cli("resume_agent", "k2", "more")
     assert code == ExitCode.USAGE, err
     assert "last ran with executor 'k8s'" in err and "--executor" in err
+
+
+def test_an_ended_unknown_executors_run_is_cleared_and_not_stopped(state_root):
+    """Its run has ended: clear archives it as any ended run, kill has nothing of it to stop."""
+    path = _newer_toolkits_run(state_root, "k3")
+    data = json.loads(path.read_text())
+    data["status"] = "lost"
+    path.write_text(json.dumps(data))
+    code, out, err = run_cli("kill_agent", "--all")
+    assert code == ExitCode.OK, (out, err)
+    code, out, err = run_cli("kill_agent", "k3")
+    assert code == ExitCode.OK and "not running" in out + err, (out, err)
+    assert json.loads(path.read_text()) == data, "the record was rewritten"
+    code, out, err = run_cli("clear_outputs", "--all")
+    assert code == ExitCode.OK, (out, err)
+    assert not path.exists(), "an ended run is cleared, whatever its executor"
+
+
+def test_an_unknown_executors_own_options_are_its_own_to_read(state_root):
+    """``options.<executor>_args`` of an executor this toolkit does not know need not be a list: the record
+    stays readable (never judged unreadable, so never cleared by a plain clear) and the value is kept."""
+    path = _newer_toolkits_run(state_root, "k4")
+    data = json.loads(path.read_text())
+    data["options"]["k8s_args"] = {"namespace": "ci", "image": "x"}
+    path.write_text(json.dumps(data))
+    code, out, err = run_cli("check_status", "--json", "k4")
+    assert code == 0 and json.loads(out)[0]["status"] == "running", (out, err)
+    code, out, err = run_cli("clear_outputs", "--all")
+    assert path.exists(), "a newer toolkit's running record was cleared"
+    rec = StatusRecord.from_dict(json.loads(path.read_text()))
+    assert rec.spec.executor_args == () and rec.to_dict()["options"]["k8s_args"] == {"namespace": "ci", "image": "x"}
+
+
+def test_a_wait_for_every_active_agent_leaves_out_an_unknown_executors_run(state_root):
+    """It could never tell that run's end: waiting on it would never return."""
+    _newer_toolkits_run(state_root, "k5")
+    code, out, err = run_cli("wait_agents", timeout=30)
+    assert code == ExitCode.OK, (out, err)
+    assert "not waiting for k5" in err and "not one this toolkit knows" in err
+    assert "no active agents to wait for" in out

@@ -253,3 +253,16 @@ def test_a_broken_venv_is_recreated_and_a_working_one_kept(kit, tmp_path):
     assert subprocess.run([str(broken), "-c", "import pip"], timeout=60).returncode == 0
     again = _make(kit, "venv", f"BASE_PYTHON={base}")
     assert (again.returncode, again.stdout) == (0, "")
+
+
+def test_a_console_command_an_earlier_install_generated_still_runs(tmp_path):
+    """An ``orch-status`` wrapper of the previous release (``from claude_orchestrator.cli import check_status_main``)
+    keeps working after a pull, until make install writes the new one."""
+    old = tmp_path / "orch-status"
+    old.write_text(
+        f"#!{sys.executable}\nimport re, sys\nfrom claude_orchestrator.cli import check_status_main\n"
+        "sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\nsys.exit(check_status_main())\n"
+    )
+    old.chmod(0o755)
+    done = subprocess.run([str(old), "--nosuch"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "usage: orch-status" in done.stderr, done.stderr

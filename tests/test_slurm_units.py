@@ -45,6 +45,7 @@ def record(name: str = "a1", status: State = State.QUEUED, **fields) -> StatusRe
 def _fresh_cache(monkeypatch):
     slurm_commands._cache.clear()
     monkeypatch.setattr(slurm_commands, "_down_until", 0.0)
+    monkeypatch.setattr(slurm_commands, "CACHE_S", 3600.0)  # an answer stays fresh for the whole test, however loaded the machine
     yield
     slurm_commands._cache.clear()
 
@@ -226,7 +227,8 @@ def test_a_job_slurm_killed_for_its_memory_ends_memory_exceeded(monkeypatch, tmp
     monkeypatch.setenv("ORCHESTRATOR_SLURM_SETTLE", "0")
     store = RecordStore(StatePaths(tmp_path))
     store.paths.ensure()
-    log = tmp_path / "r.log"
+    log = store.paths.log("a1", "r-a1")  # where sbatch --output puts the job's output: the run's log
+    log.parent.mkdir(parents=True)
     log.write_text("supervisor: CLI started, pid 77\nslurmstepd: error: Job 11 exceeded memory limit (1258291 > 1158144), being killed\n")
     rec = record("a1", State.RUNNING, spec=RunSpec(executor="slurm"), executor_ref="11", log_file=str(log))
     store.write(rec)
@@ -235,6 +237,11 @@ def test_a_job_slurm_killed_for_its_memory_ends_memory_exceeded(monkeypatch, tmp
     ended = control.reconcile(store, store.read("a1"))
     assert ended.status is State.MEMORY_EXCEEDED, ended.error
     assert "exceeded memory limit (1258291 > 1158144)" in ended.error and "Slurm killed job 11" in ended.error
+    # a record naming another file as its log (records are untrusted) is not read: the run is lost
+    elsewhere = tmp_path / "other.log"
+    elsewhere.write_text(log.read_text())
+    store.write(record("a1", State.RUNNING, spec=RunSpec(executor="slurm"), executor_ref="11", log_file=str(elsewhere)))
+    assert control.reconcile(store, store.read("a1")).status is State.LOST
     # with cgroups Slurm says so in the job's state
     store.write(record("b1", State.RUNNING, spec=RunSpec(executor="slurm"), executor_ref="12"))
     monkeypatch.setattr(slurm_commands, "job_info", lambda _j: slurm_commands.JobInfo("OUT_OF_MEMORY", "OutOfMemory", time.time() - 5))
@@ -277,9 +284,11 @@ def test_readers_ask_slurm_once_per_pass_not_once_per_record(monkeypatch, tmp_pa
     names = [f"a{i}" for i in range(30)]
     for i, name in enumerate(names):
         store.write(record(name, State.RUNNING if i % 2 else State.LOST, executor_ref=str(100 + i), spec=RunSpec(executor="slurm")))
+    for i in range(20):  # ended runs: Slurm is never asked about their jobs (a stub with no answer left would fail)
+        store.write(record(f"done{i}", State.COMPLETED, executor_ref=str(500 + i), spec=RunSpec(executor="slurm")))
     listing = "".join(f"{100 + i}|RUNNING|None|Unknown\n" for i in range(30))
     calls = stub_run(monkeypatch, [done(out=listing) for _ in range(3)])
-    assert len(control.read_records(store)) == 30
+    assert len(control.read_records(store)) == 50
     slurm_commands._cache.clear()
     assert len(control._read_all_quietly(store, names)) == 30  # wait_agents --follow's pass
     slurm_commands._cache.clear()

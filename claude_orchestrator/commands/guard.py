@@ -2,7 +2,7 @@
 
 :func:`guarded` runs a command's body; :func:`log_traceback` keeps the
 traceback of a bug in a file under the state root.  Every command's
-``main(argv=None)`` parses and runs inside the guard (:func:`run_command`), so a
+``main(argv=None)`` parses and runs inside the guard (:func:`guarded`), so a
 failure while the arguments are parsed is caught too.
 """
 

@@ -101,7 +101,7 @@ def _add_where(p: argparse.ArgumentParser) -> None:
         "slurm: a Slurm job runs the supervisor (see README, Running on a Slurm cluster)",
     )
     for name in registry.NAMES:  # each executor adds its own options (as a pytest plugin does)
-        registry.executor_class(name).add_arguments(w)
+        registry.executor_class(name).add_arguments(_Recording(w, name))
 
 
 # -- what the options mean -----------------------------------------------------
@@ -191,18 +191,26 @@ def dependencies(args: argparse.Namespace) -> dict[str, Any]:
     return {"after": after, "after_any": bool(args.after_any), "context_from": args.with_context_from}
 
 
-def _asked_by_options(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """``(executor, option)`` for each executor one of whose own options was given on the command line.
+class _Recording:
+    """An argument group that notes which executor added each option (:data:`_OWNERS`)."""
 
-    An executor's options are those it adds (:meth:`..executors.base.Executor.add_arguments`),
-    whose ``dest`` starts with its name and ``_`` (``--slurm-arg``: ``slurm_arg``).
-    """
-    asked = []
-    for name in registry.NAMES:
-        for dest, value in vars(args).items():
-            if dest.startswith(f"{name}_") and value not in (None, False, [], ()):
-                asked.append((name, "--" + dest.replace("_", "-")))
-    return asked
+    def __init__(self, group: Any, executor: str) -> None:
+        self.group, self.executor = group, executor
+
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+        action = self.group.add_argument(*names, **kwargs)
+        _OWNERS[action.dest] = (self.executor, action.option_strings[0] if action.option_strings else action.dest)
+        return action
+
+
+#: An executor's own option, by its ``dest``: ``(executor, option string)`` (e.g. ``slurm_arg``: ``slurm``, ``--slurm-arg``).
+_OWNERS: dict[str, tuple[str, str]] = {}
+
+
+def _asked_by_options(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(executor, option)`` for each executor one of whose own options was given on the command line
+    (those it added, :meth:`..executors.base.Executor.add_arguments`, noted as the parser was built)."""
+    return [_OWNERS[dest] for dest, value in vars(args).items() if dest in _OWNERS and value not in (None, False, [], ())]
 
 
 def executor_options(args: argparse.Namespace, profile: dict | None = None) -> dict[str, Any]:
@@ -249,8 +257,8 @@ def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: 
         previous = RecordStore(paths).read(name)
     except OrchestratorError:
         return spec
-    if previous is None or previous.spec.executor == spec.executor:
-        return spec
+    if previous is None or previous.spec.executor == spec.executor or previous.state.is_active:
+        return spec  # an active run: the resume is refused as busy (exit 3), wherever it runs
     if previous.spec.executor not in registry.NAMES:
         raise BadInput(
             f"{name} last ran with executor {previous.spec.executor[:40]!r}, which this toolkit does not know; "

@@ -105,13 +105,20 @@ def wait_exit_code(timed_out: bool, unreadable: bool, recs: list[StatusRecord]) 
 
 
 def _awaited(store: RecordStore, args: argparse.Namespace) -> list[str]:
-    """The NAMEs (without repeats), else every active agent (stderr: the unreadable ones not waited for)."""
+    """The NAMEs (without repeats), else every active agent (stderr: the unreadable ones not waited for, and
+    the runs of an executor this toolkit does not know, which it cannot tell the end of)."""
+    from ..executors.registry import EXECUTORS, UnknownExecutor  # here: --help and usage errors load no executor
     from ..usecases.control import read_records  # here: --help and usage errors load no use case
 
     if args.names:
         return list(dict.fromkeys(args.names))
     skipped: list[BadRecord] = []
-    names = [r.agent for r in read_records(store, unreadable=skipped) if r.state.is_active]
+    names = []
+    for r in read_records(store, unreadable=skipped):
+        if r.state.is_active and r.spec.executor not in EXECUTORS:
+            print(f"{program_name(SCRIPT)}: not waiting for {r.agent}: {UnknownExecutor(r.spec.executor).why}", file=sys.stderr)
+        elif r.state.is_active:
+            names.append(r.agent)
     for b in skipped:
         print(f"{program_name(SCRIPT)}: not waiting for {b.name}: {b}", file=sys.stderr)
     return names

@@ -78,10 +78,11 @@ class LocalExecutor(Executor):
         for rec in recs:
             alive = rec.state.is_active and locks.is_held(paths.alive_lock(rec.agent))
             verdict = Liveness(Verdict.ALIVE) if alive else Liveness(Verdict.GONE, gone_reason(rec) if rec.state.is_active else None)
-            if deep:
-                cli = cli_process(rec) is not None
+            if deep:  # a stop asks every 50 ms: the recorded tree is looked at only once the supervisor is gone
+                running = supervisor_process(rec) is not None
                 verdict = verdict._replace(
-                    supervisor_running=supervisor_process(rec) is not None, cli_running=cli, leftovers=bool(leftover_tree(rec))
+                    supervisor_running=running, cli_running=cli_process(rec) is not None,
+                    leftovers=False if running else bool(leftover_tree(rec)),
                 )
             out.append(verdict)
         return out
@@ -123,10 +124,10 @@ class LocalExecutor(Executor):
 
         if not locks.is_held(paths.alive_lock(name)):
             return []
+        if stop_grace_s is None:  # found: the lock says so, no process scan needed
+            return [f"the supervisor holding {paths.alive_lock(name).name}"]
         sups = supervisors_by_name(paths, name)
         found = [f"pid {p.pid}" for p in sups] or ["a supervisor whose process was not found"]
-        if stop_grace_s is None:
-            return found
         tree: dict[int, psutil.Process] = {}
         for p in sups:  # its CLI is its child (it is a subreaper): known now, before anything exits
             try:

@@ -1,6 +1,6 @@
 """The ``slurm`` executor: a Slurm batch job runs the run's supervisor.
 
-The launcher writes the record, then :meth:`SlurmExecutor.start` writes a
+The launcher writes the record, then :meth:`SlurmExecutor.submit` writes a
 batch script (``outputs/<agent>/<run_id>.sbatch``) that ``exec``\\ s the same
 supervisor a local run has, in the foreground so that Slurm tracks it, and
 submits it with ``sbatch --parsable``; the launch returns when sbatch has
@@ -238,10 +238,12 @@ class SlurmExecutor(Executor):
         (the CLI cannot be seen from another host); leftovers are the job, or processes
         of the run's recorded tree on this host (PIDs checked by start time).
         """
-        jobs.refresh([r.executor_ref for r in recs if r.executor_ref and (r.state.is_active or r.state is State.LOST)])
+        asked = {id(r): r.executor_ref for r in recs if r.executor_ref and (deep or r.state.is_active or r.state is State.LOST)}
+        jobs.refresh(list(asked.values()))
         out = []
         for rec in recs:
-            info = jobs.job_info(rec.executor_ref) if rec.executor_ref else None
+            ref = asked.get(id(rec))  # an ended run's job is not asked about: GONE whatever Slurm says
+            info = jobs.job_info(ref) if ref else None
             there = info is not None and (info is jobs.UNKNOWN or info.alive)
             answer = self._liveness(paths, rec, info)
             if deep:
@@ -268,7 +270,7 @@ class SlurmExecutor(Executor):
             )
         if info.alive or (info.ended_at is not None and time.time() - info.ended_at < jobs.settle_s()):
             return Liveness(Verdict.ALIVE)
-        killed_for_memory = memory_kill_words(rec) if info.state != "OUT_OF_MEMORY" else f"state {info.state}"
+        killed_for_memory = memory_kill_words(paths, rec) if info.state != "OUT_OF_MEMORY" else f"state {info.state}"
         if killed_for_memory:
             return Liveness(
                 Verdict.GONE,
@@ -373,13 +375,14 @@ def _refuse_other_jobs(sbatch_args: tuple[str, ...]) -> None:
             )
 
 
-def memory_kill_words(rec: StatusRecord) -> str | None:
+def memory_kill_words(paths: StatePaths, rec: StatusRecord) -> str | None:
     """Slurm's line in the job's log (the run's ``log_file``, sbatch ``--output``) saying it killed the
     job for its memory, or None.  Only the log's last :data:`_LOG_TAIL_BYTES` bytes are read."""
-    if not rec.log_file:
+    log = paths.log(rec.agent, rec.run_id)
+    if rec.log_file != str(log):  # the record is untrusted: read only the run's own log, where sbatch --output put it
         return None
     try:
-        with open(rec.log_file, "rb") as f:
+        with open(log, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - _LOG_TAIL_BYTES))
             tail = f.read().decode("utf-8", "replace")

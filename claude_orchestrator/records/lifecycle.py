@@ -121,7 +121,7 @@ def change_state(
         edit: other changes to make in the same write (``edit(record)`` changes it in place).
         fallback: the caller's copy of the record, used when the file is
             unreadable (a supervisor heals its own record); a copy of it is changed.
-        durable: fsync the write (see :func:`.status_record.write_atomic`).
+        durable: fsync the write (see :func:`..core.files.write_atomic`).
         fields: record fields to set with the move (see :func:`move`).
 
     Returns:

@@ -38,6 +38,16 @@ def parse_time(value: str | None) -> float | None:
 _EXECUTOR_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
 
 
+def executor_args(options: dict[str, Any], executor: str) -> tuple[str, ...] | None:
+    """The executor's own options stored in ``options`` (``<executor>_args``), or None if there are
+    none or they are not a list of strings (kept then among the unknown keys, not trusted)."""
+    key = executor_args_key(executor)
+    value = options.get(key) if key else None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
 def executor_args_key(executor: str) -> str | None:
     """The ``options`` key of an executor's own options: ``<executor>_args`` (``slurm_args``), or None
     for a name that is not a plain lower-case word (a record is untrusted input)."""
@@ -54,7 +64,7 @@ _STR = (str,)
 _NUM = (int, float)
 #: Optional fields written only when set, with their types.  Schema 1 kept them
 #: among the unknown keys unchecked, so one of the wrong type is not an error:
-#: it stays an unknown key (:meth:`StatusRecord.from_dict`).
+#: it stays an unknown key (:meth:`.status_record.StatusRecord.from_dict`).
 SPARSE: dict[str, tuple[type, ...]] = {
     "stop_reason": _STR, "isolation": _STR, "worktree": (dict,), "slot_granted_at": _NUM, "tree": (list,),
     "orphans": (list,), "orphans_stopped": (list,), "stop_grace_s": _NUM, "api_error_status": (int,),
@@ -158,9 +168,9 @@ def _check_options(options: dict[str, Any]) -> None:
     claude = options.get("claude") or {}
     if claude.get("max_budget_usd") is not None and not is_type(claude["max_budget_usd"], _NUM):
         raise ValueError("'options.claude.max_budget_usd' is not a number")
-    args_key = executor_args_key(options.get("executor") or "local") if isinstance(options.get("executor") or "", str) else None
-    listed = [("after", options), ("on_complete", options), ("claude_args", claude)] + ([(args_key, options)] if args_key else [])
-    for key, holder in listed:
+    # not ``<executor>_args``: an executor's own options are its own to read (a newer toolkit's may not be
+    # a list); one that is not a list of strings is kept among the unknown keys (:meth:`.spec.RunSpec.from_dict`)
+    for key, holder in (("after", options), ("on_complete", options), ("claude_args", claude)):
         value = holder.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{key!r} is not a list of strings")

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from ..claude.invocation import ClaudeOptions
 from ..core.limits import RunLimits
 from ..core.states import State, StopReason
-from .shape import executor_args_key
+from .shape import executor_args, executor_args_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,12 +99,11 @@ class RunSpec:
     def from_dict(cls, data: dict[str, Any] | None) -> RunSpec:
         """A spec from a record's ``options`` (schema 1 or 2; missing keys take their defaults).
 
-        The data is assumed checked (:func:`.status_record.check_shape`): types are not re-checked here.
+        The data is assumed checked (:func:`.shape.check_shape`): types are not re-checked here.
         """
         data = data or {}
         on_complete = data.get("on_complete")
         executor = data.get("executor") or "local"
-        key = executor_args_key(executor)
         return cls(
             claude=ClaudeOptions.from_dict(data.get("claude") or {}),
             claude_bin=data.get("claude_bin"),
@@ -120,7 +119,7 @@ class RunSpec:
             on_complete=tuple(on_complete) if on_complete else None,
             profile=data.get("profile"),
             executor=executor,
-            executor_args=tuple(data.get(key) or ()) if key else (),
+            executor_args=executor_args(data, executor) or (),
         )
 
     @property

@@ -21,7 +21,7 @@ from ..core.errors import BadRecord, OrchestratorError, storage_error
 from ..core.files import write_atomic
 from ..core.paths import StatePaths
 from ..core.states import State
-from .shape import SPARSE, check_shape, executor_args_key, executor_ref_key, is_type, parse_time
+from .shape import SPARSE, check_shape, executor_args, executor_args_key, executor_ref_key, is_type, parse_time
 from .spec import RunSpec
 
 __all__ = ["SCHEMA", "RecordStore", "StatusRecord", "read_session"]
@@ -170,7 +170,7 @@ class StatusRecord:
         known["schema"] = max(SCHEMA, data.get("schema", 1))  # written back in this schema, or a newer one's
         if data.get("schema", 1) < 2 and spec.resume_id is None and known.get("resumed_from") and not spec.context_from:
             spec = spec.replace(resume_id=known["resumed_from"])  # schema 1 kept the resumed session only at top level
-        args_key = executor_args_key(spec.executor)
+        args_key = executor_args_key(spec.executor) if executor_args(options, spec.executor) is not None else None
         spec_extra = {k: v for k, v in options.items() if k not in SPEC_KEYS and k != args_key}
         return cls(**known, spec=spec, spec_extra=spec_extra, extra=extra)
 

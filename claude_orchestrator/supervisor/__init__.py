@@ -42,7 +42,7 @@ the supervisor itself stops the tree the same way, records the run ``failed``
 
 The parts, each in its own module:
 
-- :mod:`.core`: :class:`Supervisor`, the order of a run's life;
+- :mod:`.core`: :class:`.core.Supervisor`, the order of a run's life;
 - :mod:`.tree`: the process tree (descendants, reaping, RSS and its warnings, signals, orphans);
 - :mod:`.attempt`: one CLI process (spawn, pump, the ``tick`` that decides a stop, the judgement);
 - :mod:`.events`, :mod:`.transcript_file`: the CLI's stdout, to events and to the transcript file;
@@ -50,7 +50,7 @@ The parts, each in its own module:
 - :mod:`.writer`: the record and file writes that may fail, kept and retried;
 - :mod:`.report`: what goes into the record while the CLI runs and at the end;
 - :mod:`.hooks`: the ``--on-complete`` hook;
-- :mod:`.entry`: :func:`main`, run as ``python -m claude_orchestrator.supervisor
+- :mod:`.entry`: :func:`.entry.main`, run as ``python -m claude_orchestrator.supervisor
   --root ROOT [--alive-fd N] [--slot-fd N] [--time-limit-signal SIG] [--ref-from-env VAR] NAME RUN_ID``.
 
 Empty of imports, as every subpackage's ``__init__``: ``python -m`` runs :mod:`.__main__`.

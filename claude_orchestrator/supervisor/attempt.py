@@ -144,8 +144,14 @@ class StopRequest(NamedTuple):
 
     @property
     def words(self) -> str:
-        """Who asked, in words: ``signal 15``, or ``the job's time limit (signal 10)``."""
-        return f"the job's time limit (signal {self.signum})" if self.time_limit else f"signal {self.signum}"
+        """Who asked, in words: ``signal 15``, or ``the job's time limit (SIGUSR1)``."""
+        if not self.time_limit:
+            return f"signal {self.signum}"
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        return f"the job's time limit ({name})"
 
 
 def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, stop: StopRequest | None,

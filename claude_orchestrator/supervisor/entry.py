@@ -2,7 +2,7 @@
 
 Started by the launcher (:func:`..executors.local.supervisor_command`), not by
 hand, as ``python -S -m claude_orchestrator.supervisor --root ROOT
-[--alive-fd N] [--slot-fd N] NAME RUN_ID``.
+[--alive-fd N] [--slot-fd N] [--time-limit-signal SIG] [--ref-from-env VAR] NAME RUN_ID``.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ class RecordWriter:
         return True
 
     def write_file(self, path: Path, text: str) -> bool:
-        """:func:`..records.status_record.write_atomic`, but a failure is logged and returns False instead of raising."""
+        """:func:`..core.files.write_atomic`, but a failure is logged and returns False instead of raising."""
         try:
             write_atomic(path, text)
         except (OrchestratorError, OSError) as exc:

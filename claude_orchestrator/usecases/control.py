@@ -174,8 +174,10 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     rec = reconcile(store, rec)
     grace = grace_s if grace_s is not None else float(rec.spec.limits.kill_grace_s)
     executor = executor_of(rec)
-    if isinstance(executor, UnknownExecutor) and (rec.state.is_active or rec.state is State.LOST):
-        executor.stop(rec, grace)  # raises: never stopped, never rewritten
+    if isinstance(executor, UnknownExecutor):
+        if rec.state.is_active:
+            executor.stop(rec, grace)  # raises: never stopped, never rewritten
+        return "not-running", rec  # an ended run: nothing of it is this toolkit's to stop
     if rec.state is State.LOST:
         return ("orphans-stopped" if executor.stop(rec, grace, force=True) else "not-running"), rec
     if not rec.state.is_active:

@@ -26,6 +26,7 @@ from ..core.files import write_atomic
 from ..core.paths import StatePaths, refuse_symlink, validate_name
 from ..core.programs import command
 from ..core.states import State
+from ..executors import registry
 from ..executors.base import Executor, Handoff
 from ..executors.registry import get_executor
 from ..records import lifecycle
@@ -307,7 +308,8 @@ def _claim_run(
     def decide(current: StatusRecord | None) -> State:
         if current is not None and is_alive(store, current):  # under the lock: no reconcile here
             raise busy_error(current)
-        if current is not None and (current.state is State.LOST or current.state.is_active):  # its supervisor is gone
+        gone = current is not None and (current.state is State.LOST or current.state.is_active)  # its supervisor is gone
+        if gone and current.spec.executor in registry.EXECUTORS:  # an unknown executor's processes are not ours to stop
             record.orphans = orphan_entries(current) or None
         # A previous supervisor may still be exiting after writing its final record.
         alive_fd = locks.lock_within(paths.alive_lock(name), timeout_s=PREVIOUS_SUPERVISOR_WAIT_S)
