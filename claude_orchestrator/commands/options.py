@@ -257,9 +257,11 @@ def where_it_ran(spec: RunSpec, args: argparse.Namespace, profile: dict, paths: 
         previous = RecordStore(paths).read(name)
     except OrchestratorError:
         return spec
-    if previous is None or previous.spec.executor == spec.executor or previous.state.is_active:
-        return spec  # an active run: the resume is refused as busy (exit 3), wherever it runs
+    if previous is None or previous.spec.executor == spec.executor:
+        return spec
     if previous.spec.executor not in registry.NAMES:
+        if previous.state.is_active:
+            return spec  # never judged: the resume is refused as busy (exit 3)
         raise BadInput(
             f"{name} last ran with executor {previous.spec.executor[:40]!r}, which this toolkit does not know; "
             f"choose where to resume it with --executor ({', '.join(registry.NAMES)})"
