@@ -132,9 +132,12 @@ def test_the_license_count_holds_jobs_back(slurm_cluster, tmp_path):
         def pending_reason() -> str:
             return slurm_cluster.run("squeue", "-h", "-t", "PD", "-o", "%r", "-j", ",".join(jobs)).stdout.strip()
 
-        # a pending job's reason is None until the scheduler has looked at it
+        # A pending job's reason is None until the scheduler has looked at it; then Licenses, or Priority
+        # when the scheduler stopped at another pending job ahead of it (the session's cluster is shared by
+        # a worker's tests: seen once in 13 runs).  That the node runs four and holds the fifth back is
+        # the proof either way: without the license it would run all five (OverSubscribe=FORCE:50).
         wait_until(lambda: pending_reason() != "None", what="the scheduler to give the pending job a reason")
-        assert pending_reason() == "Licenses"
+        assert pending_reason() in ("Licenses", "Priority")
         assert sorted(job_state(slurm_cluster, j) for j in jobs) == ["PENDING"] + ["RUNNING"] * 4, "still held back"
     finally:
         slurm_cluster.run("scancel", *jobs)
