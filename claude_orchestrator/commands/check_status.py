@@ -130,7 +130,7 @@ def watch(store: RecordStore, names: list[str] | None, summary: bool) -> ExitCod
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run check_status.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+    """Run check_status.py with ``argv``, parsed and run inside the one guard (:func:`.guard.guarded`); its exit status.
 
     The console command ``orch-status`` and ``agents/check_status.py`` both call it.
     """

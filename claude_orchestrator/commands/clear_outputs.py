@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run clear_outputs.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+    """Run clear_outputs.py with ``argv``, parsed and run inside the one guard (:func:`.guard.guarded`); its exit status.
 
     The console command ``orch-clear`` and ``agents/clear_outputs.py`` both call it.
     """

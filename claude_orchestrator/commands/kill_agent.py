@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run kill_agent.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+    """Run kill_agent.py with ``argv``, parsed and run inside the one guard (:func:`.guard.guarded`); its exit status.
 
     The console command ``orch-kill`` and ``agents/kill_agent.py`` both call it.
     """

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run launch_agent.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+    """Run launch_agent.py with ``argv``, parsed and run inside the one guard (:func:`.guard.guarded`); its exit status.
 
     The console command ``orch-launch`` and ``agents/launch_agent.py`` both call it.
     """

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run launch_parallel.py with ``argv``; its exit status, parsed and run inside the one guard (:func:`.guard.guarded`).
+    """Run launch_parallel.py with ``argv``, parsed and run inside the one guard (:func:`.guard.guarded`); its exit status.
 
     The console command ``orch-parallel`` and ``agents/launch_parallel.py`` both call it.
     """

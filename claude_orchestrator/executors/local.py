@@ -91,26 +91,19 @@ class LocalExecutor(Executor):
         """Without ``force``: SIGTERM to the supervisor (PID and start time checked); it stops the tree
         (SIGTERM, grace, SIGKILL).  With ``force``: :func:`..core.procs.stop_tree` on :func:`leftover_tree`
         and, if the CLI still runs (the supervisor is stuck), the supervisor too; the CLI's process
-        group is signalled as well while the CLI runs."""
+        group is signalled as well while the CLI runs (:func:`stop_remains`)."""
         import psutil  # only a stop pays for psutil (the launch path never loads it)
 
-        from ..core import procs
-
-        if not force:
-            sup = supervisor_process(rec)
-            if sup is None:
-                return False
-            try:
-                sup.terminate()
-            except psutil.Error:
-                return False
-            return True
-        cli = cli_process(rec)
-        stuck = supervisor_process(rec) if cli is not None else None
-        left = leftover_tree(rec) + ([stuck] if stuck else [])
-        if left:
-            procs.stop_tree(left, grace_s=grace_s, pgid=rec.pid if cli is not None else None)
-        return bool(left)
+        if force:
+            return stop_remains(rec, grace_s)
+        sup = supervisor_process(rec)
+        if sup is None:
+            return False
+        try:
+            sup.terminate()
+        except psutil.Error:
+            return False
+        return True
 
     def unreadable_runs(self, paths: StatePaths, name: str, *, stop_grace_s: float | None = None) -> list[str]:
         """``pid N`` of each live supervisor of ``name`` (the life lock is held; found by :func:`supervisors_by_name`).
@@ -141,6 +134,20 @@ class LocalExecutor(Executor):
         if locks.is_held(paths.alive_lock(name)):  # stuck: stop it and its whole tree ourselves
             procs.stop_tree([*sups, *tree.values()], grace_s=0.0)
         return found if sups else []
+
+
+def stop_remains(rec: StatusRecord, grace_s: float) -> bool:
+    """Stop what of run ``rec`` still runs on this host without a working supervisor: :func:`leftover_tree`
+    and, if the CLI still runs (its supervisor is stuck), that supervisor; SIGTERM, ``grace_s`` seconds,
+    SIGKILL (:func:`..core.procs.stop_tree`).  True if anything was found to stop."""
+    from ..core import procs  # psutil: off the launch path
+
+    cli = cli_process(rec)
+    stuck = supervisor_process(rec) if cli is not None else None
+    left = leftover_tree(rec) + ([stuck] if stuck else [])
+    if left:
+        procs.stop_tree(left, grace_s=grace_s, pgid=rec.pid if cli is not None else None)
+    return bool(left)
 
 
 def gone_reason(rec: StatusRecord) -> str:

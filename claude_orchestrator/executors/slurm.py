@@ -54,7 +54,7 @@ from ..records import lifecycle
 from ..records.status_record import RecordStore, StatusRecord
 from . import slurm_commands as jobs
 from .base import Executor, Handoff, Liveness, Verdict
-from .local import LocalExecutor, leftover_tree, supervisor_command
+from .local import leftover_tree, stop_remains, supervisor_command
 from .slurm_commands import SlurmError
 
 __all__ = ["SlurmError", "SlurmExecutor", "batch_script", "dependency_args", "limit_args", "time_limit_lead_s"]
@@ -244,7 +244,7 @@ class SlurmExecutor(Executor):
         for rec in recs:
             ref = asked.get(id(rec))  # an ended run's job is not asked about: GONE whatever Slurm says
             info = jobs.job_info(ref) if ref else None
-            there = info is not None and (info is jobs.UNKNOWN or info.alive)
+            there = _still_there(info)
             answer = self._liveness(paths, rec, info)
             if deep:
                 answer = answer._replace(
@@ -297,9 +297,8 @@ class SlurmExecutor(Executor):
         info = jobs.job_info(job) if job else None
         if not force:
             return info is not None and info is not jobs.UNKNOWN and info.state == "RUNNING" and jobs.cancel(job or "", batch_term=True)
-        there = info is not None and (info is jobs.UNKNOWN or info.alive)
-        cancelled = there and jobs.cancel(job or "")
-        return LocalExecutor().stop(rec, grace_s, force=True) or bool(cancelled)
+        cancelled = _still_there(info) and jobs.cancel(job or "")
+        return stop_remains(rec, grace_s) or bool(cancelled)
 
     def unreadable_runs(self, paths: StatePaths, name: str, *, stop_grace_s: float | None = None) -> list[str]:
         """The agent's live jobs (:func:`.slurm_commands.jobs_of`: by job name and batch script), as ``job N``.
@@ -373,6 +372,11 @@ def _refuse_other_jobs(sbatch_args: tuple[str, ...]) -> None:
                 f"sbatch option {arg!r}: one run is one job on the default cluster; give the tasks to "
                 "launch_parallel.py instead of --array, and set SLURM_CONF for another cluster instead of --clusters"
             )
+
+
+def _still_there(info: jobs.JobInfo | None) -> bool:
+    """Slurm still has the job (pending, running, ...) or cannot be asked (then it may: nothing is judged)."""
+    return info is not None and (info is jobs.UNKNOWN or info.alive)
 
 
 def memory_kill_words(paths: StatePaths, rec: StatusRecord) -> str | None:

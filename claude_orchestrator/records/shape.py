@@ -33,7 +33,6 @@ def parse_time(value: str | None) -> float | None:
         return None
 
 
-
 #: An executor name whose stored keys (``<name>_args``, ``<name>_job_id``) may be derived from it.
 _EXECUTOR_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
 

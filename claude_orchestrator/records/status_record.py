@@ -204,10 +204,12 @@ class StatusRecord:
         return max(0.0, end - start)
 
 
-#: The record's fields read from a key of the same name (the spec is read from ``options``).
 #: Fields not stored under their own name: the unknown keys, the spec (``options``), the executor's reference.
 _NOT_STORED_AS_NAMED = frozenset({"extra", "spec", "spec_extra", "executor_ref"})
+#: The record's fields read from a key of the same name.
 _STORED_FIELDS = frozenset(StatusRecord.__dataclass_fields__) - _NOT_STORED_AS_NAMED
+
+
 class RecordStore:
     """Reads and writes the status records of one state root.
 

@@ -65,7 +65,7 @@ class Supervisor:
         self.store = RecordStore(paths)
         self.name = name
         self.run_id = run_id
-        self.stop_signal: StopRequest | None = None  # the first signal that asked it to stop
+        self.stop_request: StopRequest | None = None  # the first signal that asked it to stop
         try:
             self.log_file = open(paths.log(name, run_id), "ab", buffering=0)
         except OSError:
@@ -95,23 +95,23 @@ class Supervisor:
             pass
 
     def _on_signal(self, signum: int, _frame) -> None:
-        if self.stop_signal is None:  # the first cause is the one recorded (a scheduler's SIGTERM may follow its time-limit signal)
-            self.stop_signal = StopRequest(signum, signum == self.time_limit_signal)
+        if self.stop_request is None:  # the first cause is the one recorded (a scheduler's SIGTERM may follow its time-limit signal)
+            self.stop_request = StopRequest(signum, signum == self.time_limit_signal)
 
     @property
     def stopped_by(self) -> str:
         """Who asked this supervisor to stop, in words (:attr:`.attempt.StopRequest.words`)."""
-        return self.stop_signal.words if self.stop_signal else "nobody"
+        return self.stop_request.words if self.stop_request else "nobody"
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake early for a stop request."""
         deadline = time.monotonic() + seconds
-        while not self.stop_signal and time.monotonic() < deadline:
+        while not self.stop_request and time.monotonic() < deadline:
             time.sleep(min(SLEEP_STEP_S, max(0.0, deadline - time.monotonic())))
 
     def _grace(self) -> float:
         """The grace period in seconds: the run's, or a shorter one a stop request asked for (``stop_grace_s``)."""
-        if self.stop_signal:
+        if self.stop_request:
             try:
                 rec = self.store.read(self.name)
             except OrchestratorError:
@@ -139,7 +139,7 @@ class Supervisor:
         if rec is None:
             return 0
         self.features = self._detect_features(rec)
-        if self.stop_signal:  # asked to stop while the CLI was being asked what it supports
+        if self.stop_request:  # asked to stop while the CLI was being asked what it supports
             self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} before the CLI started", None)
             return 0
         mode = rec.spec.claude.permission_mode
@@ -188,7 +188,7 @@ class Supervisor:
                 return None
             except (OrchestratorError, OSError) as exc:
                 self.writer.failed("the record", exc)
-                if self.stop_signal or time.monotonic() + wait > deadline:
+                if self.stop_request or time.monotonic() + wait > deadline:
                     self.log("could not claim the run; nothing started (the record will be shown lost)")
                     return None
                 time.sleep(wait)
@@ -235,7 +235,7 @@ class Supervisor:
                 return None
         if rec.state is State.QUEUED and not self._leave_queue(rec):
             return None
-        if self.stop_signal:
+        if self.stop_request:
             self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} before the CLI started", None)
             return None
         return self.writer.record or rec
@@ -256,8 +256,8 @@ class Supervisor:
         from . import waits  # only a run that waits pays for these (a supervisor's memory is a bench figure)
 
         judge_local = executor_of(rec).host_bound  # a cluster job's host is not the launcher's: host-bound runs are read as they are
-        states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_signal), judge_local)
-        if self.stop_signal:
+        states = waits.await_dependencies(self.paths, self.store, deps, lambda: bool(self.stop_request), judge_local)
+        if self.stop_request:
             self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} while waiting", None)
             return None
         why = waits.unmet(states, rec.spec.after_any)
@@ -304,7 +304,7 @@ class Supervisor:
         self.log(f"queued: waiting for one of {self.limits.max_parallel} slots")
         from . import waits  # only a queued run pays for the waits (and their watchdog)
 
-        got = waits.await_slot(self.paths, self.name, self.limits.max_parallel, lambda: bool(self.stop_signal))
+        got = waits.await_slot(self.paths, self.name, self.limits.max_parallel, lambda: bool(self.stop_request))
         if got is None:
             self._finish_without_cli(State.KILLED, f"stopped by {self.stopped_by} while queued", None)
             return False
@@ -337,7 +337,7 @@ class Supervisor:
                 backoff = self.limits.retry_backoff_s * 2 ** (attempt - 2)
                 self.log(f"attempt {attempt - 1} failed with a retryable error ({outcome.error}); retrying in {backoff:.1f} s")
                 self._sleep(backoff)
-                if self.stop_signal:
+                if self.stop_request:
                     break
                 if not rec.resumed_from or self._fork(rec):
                     session_id = str(uuid.uuid4())  # the failed attempt's session stays as it is
@@ -353,7 +353,7 @@ class Supervisor:
                 return None
             retry = (
                 outcome.state is State.FAILED
-                and not self.stop_signal
+                and not self.stop_request
                 and is_retryable((outcome.progress.result or {}).get("api_error_status"), outcome.error)
             )
             if not retry:
@@ -410,7 +410,7 @@ class Supervisor:
         # Opened before the record says running, so that a reader of a running record finds the file it names.
         transcript = TranscriptFile(self.paths.transcript(self.name, self.run_id), self.log)
         attempt = Attempt(proc, tree=self.tree, limits=self.limits, transcript=transcript, log=self.log,
-                          stop_request=lambda: self.stop_signal, grace=self._grace)
+                          stop_request=lambda: self.stop_request, grace=self._grace)
         written = self._write_progress(attempt.progress)  # running, with the CLI's pid
         # The session ID is ours (--session-id) or the resumed one, so it is known now (the final writes retry it).
         self.writer.write_file(self.paths.session(self.name), session_id + "\n")

@@ -43,15 +43,14 @@ def liveness(store: RecordStore, recs: list[StatusRecord], *, deep: bool = False
 
     ``deep`` also asks whether the supervisor, the CLI and leftovers run (a process scan locally).
     """
-    out: list[Liveness | None] = [None] * len(recs)
-    groups: dict[str, list[int]] = {}
-    for i, rec in enumerate(recs):
-        groups.setdefault(rec.spec.executor, []).append(i)
-    for indexes in groups.values():
-        answers = executor_of(recs[indexes[0]]).probe(store.paths, [recs[i] for i in indexes], deep=deep)
-        for i, answer in zip(indexes, answers, strict=True):
-            out[i] = answer
-    return [a if a is not None else Liveness(Verdict.UNKNOWN) for a in out]
+    groups: dict[str, list[StatusRecord]] = {}
+    for rec in recs:
+        groups.setdefault(rec.spec.executor, []).append(rec)
+    answers: dict[int, Liveness] = {}
+    for group in groups.values():
+        probed = executor_of(group[0]).probe(store.paths, group, deep=deep)
+        answers.update({id(rec): answer for rec, answer in zip(group, probed, strict=True)})
+    return [answers[id(rec)] for rec in recs]
 
 
 def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
@@ -189,7 +188,6 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
         if cur is None or cur.run_id != rec.run_id or cur.state.is_terminal:
             return "stopped", cur
         rec = cur
-    executor = executor_of(rec)
     cur, done = _await_supervisor(store, rec, grace) if executor.stop(rec, grace) else (rec, False)
     if done:
         return "stopped", cur
