@@ -23,7 +23,16 @@ What the model "does" is scripted by directives in the latest user prompt:
     answer the first N requests carrying this prompt with status CODE, then
     as if the directive were not there (a transient error, for retries).
 
-Run it as ``python -m claude_orchestrator.devtools.fake_api [--port 0] [--port-file F]``;
+Directives can also come from outside the prompt: a *replies* table maps a
+text found in the prompt to the directives that prompt gets (the docs' tests
+use one, so that a task written as a user would write it gets a scripted
+answer).  ``--replies FILE`` reads it from TOML::
+
+    [[reply]]
+    task = "Which file did you write before?"   # found anywhere in the prompt
+    directives = "[[reply: I wrote alpha.txt earlier in this session.]]"
+
+Run it as ``python -m claude_orchestrator.devtools.fake_api [--port 0] [--port-file F] [--replies FILE]``;
 it prints ``http://127.0.0.1:PORT`` on its first line of stdout.
 """
 
@@ -36,6 +45,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -100,13 +110,24 @@ def directives(prompt: str) -> dict[str, str]:
     return found
 
 
-def plan_reply(body: dict) -> dict:
-    """Decide the answer to one request.
+def scripted_prompt(body: dict, replies: Sequence[tuple[str, str]] = ()) -> str:
+    """The latest user prompt (:func:`user_prompt`) with the directives of the
+    first *replies* entry ``(task, directives)`` whose task it contains
+    appended; the prompt alone if none does."""
+    prompt = user_prompt(body)
+    for task, extra in replies:
+        if task and task in prompt:
+            return prompt + "\n" + extra
+    return prompt
+
+
+def plan_reply(body: dict, replies: Sequence[tuple[str, str]] = ()) -> dict:
+    """Decide the answer to one request (directives from the prompt and *replies*).
 
     Returns a dict: ``{"status": int, "delay": float, "slow": float,
     "blocks": [content blocks], "stop_reason": str}``.
     """
-    prompt = user_prompt(body)
+    prompt = scripted_prompt(body, replies)
     d = directives(prompt)
     plan: dict[str, Any] = {
         "status": 200,
@@ -133,7 +154,7 @@ def plan_reply(body: dict) -> dict:
         ]
         plan["stop_reason"] = "tool_use"
         return plan
-    text = d["reply"] if "reply" in d else "OK: " + prompt
+    text = d["reply"] if "reply" in d else "OK: " + user_prompt(body)
     plan["blocks"] = [{"type": "text", "text": text}]
     return plan
 
@@ -202,15 +223,16 @@ class FakeAPIServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", replies: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__((host, port), _Handler)
+        self.replies = list(replies)  # [(text found in a prompt, directives it gets)], first match wins
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.flaky_counts: dict[str, int] = {}  # prompt -> [[flaky]] errors served so far
 
     def flaky_status(self, body: dict) -> int | None:
         """The status a ``[[flaky: CODE N]]`` prompt gets now, or None once N were served."""
-        prompt = user_prompt(body)
+        prompt = scripted_prompt(body, self.replies)
         spec = directives(prompt).get("flaky")
         if not spec or last_tool_result(body) is not None:
             return None
@@ -278,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/v1/messages/count_tokens"):
             self._send_json(200, {"input_tokens": _usage(body, 0)["input_tokens"]})
             return
-        plan = plan_reply(body)
+        plan = plan_reply(body, self.replies)
         flaky = self.server.flaky_status(body)
         if flaky is not None:
             plan["status"] = flaky
@@ -320,12 +342,35 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-def serve_in_thread(port: int = 0) -> FakeAPIServer:
+def load_replies(path: str) -> list[tuple[str, str]]:
+    """Read a replies table: TOML with ``[[reply]]`` tables of strings ``task``
+    and ``directives``.  Raises OSError if unreadable, ValueError if malformed."""
+    try:  # only --replies reads TOML
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the tomli backport, a dependency there
+        import tomli as tomllib
+
+    with open(path, "rb") as f:
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML: {e}") from None
+    out = []
+    for i, entry in enumerate(data.get("reply", [])):
+        task, extra = (entry.get("task"), entry.get("directives")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(task, str) or not task or not isinstance(extra, str):
+            raise ValueError(f"{path}: [[reply]] number {i + 1} needs a non-empty string task and a string directives")
+        out.append((task, extra))
+    return out
+
+
+def serve_in_thread(port: int = 0, replies: Sequence[tuple[str, str]] = ()) -> FakeAPIServer:
     """Start a server on 127.0.0.1 in a daemon thread and return it.
 
-    Stop it with ``server.shutdown(); server.server_close()``.
+    *replies*: ``[(text found in a prompt, directives it gets)]``.  Stop it
+    with ``server.shutdown(); server.server_close()``.
     """
-    server = FakeAPIServer(port)
+    server = FakeAPIServer(port, replies=replies)
     threading.Thread(target=server.serve_forever, name="fake-api", daemon=True).start()
     return server
 
@@ -338,8 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
     parser.add_argument("--port-file", help="also write the base URL to this file once listening")
+    parser.add_argument("--replies", metavar="FILE", help="a TOML table of [[reply]] task = ..., directives = ...: prompts holding a task get its directives")
     args = parser.parse_args(argv)
-    server = FakeAPIServer(args.port)
+    try:
+        replies = load_replies(args.replies) if args.replies else []
+    except (OSError, ValueError) as e:
+        parser.exit(2, f"fake_api: {e}\n")
+    server = FakeAPIServer(args.port, replies=replies)
     print(server.url, flush=True)
     if args.port_file:
         with open(args.port_file, "w") as f:
