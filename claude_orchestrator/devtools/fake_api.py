@@ -300,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/v1/messages/count_tokens"):
             self._send_json(200, {"input_tokens": _usage(body, 0)["input_tokens"]})
             return
-        plan = plan_reply(body, self.replies)
+        plan = plan_reply(body, self.server.replies)
         flaky = self.server.flaky_status(body)
         if flaky is not None:
             plan["status"] = flaky
