@@ -11,8 +11,9 @@ What the model "does" is scripted by directives in the latest user prompt:
 ``[[reply: TEXT]]``
     answer with TEXT (default: ``OK: `` followed by the prompt itself).
 ``[[bash: COMMAND]]``
-    answer with a ``tool_use`` block for the ``Bash`` tool; when the CLI sends
-    the ``tool_result`` back, answer ``Tool said: <output>``.
+    answer with a ``tool_use`` block for the ``Bash`` tool; once the CLI has
+    sent a ``tool_result`` back (anywhere after the prompt: a budget message
+    may follow it), answer ``Tool said: <output>``, so the tool runs once.
 ``[[delay: SECONDS]]``
     wait before answering (on every request of the conversation's turn).
 ``[[slow: SECONDS]]``
@@ -22,6 +23,9 @@ What the model "does" is scripted by directives in the latest user prompt:
 ``[[flaky: CODE N]]``
     answer the first N requests carrying this prompt with status CODE, then
     as if the directive were not there (a transient error, for retries).
+
+A value may hold brackets, balanced: ``[[bash: sh -c 'echo [[reply: hi]]']]``
+runs that whole command (the inner ``[[reply: hi]]`` is part of it).
 
 Directives can also come from outside the prompt: a *replies* table maps a
 text found in the prompt to the directives that prompt gets (the docs' tests
@@ -49,7 +53,8 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DIRECTIVE_RE = re.compile(r"\[\[(reply|bash|delay|slow|status|flaky):\s?(.*?)\]\]", re.S)
+#: Where a directive starts: ``[[``, its name, a colon (its value runs to the matching ``]]``: :func:`directives`).
+DIRECTIVE_START_RE = re.compile(r"\[\[(reply|bash|delay|slow|status|flaky):\s?")
 MODEL = "claude-fake-1"
 
 ERROR_TYPES = {
@@ -75,38 +80,106 @@ def _text_of(content: Any) -> list[str]:
     return out
 
 
+def _is_prompt(msg: Any) -> bool:
+    """Whether a message is a plain user prompt: role ``user``, at least one text
+    block that is not a ``<system-reminder>``, and no ``tool_result`` block (a
+    message carrying tool results belongs to the turn its prompt started)."""
+    if not isinstance(msg, dict) or msg.get("role") != "user":
+        return False
+    content = msg.get("content")
+    if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+        return False
+    return any(not t.lstrip().startswith("<system-reminder>") for t in _text_of(content))
+
+
+def _prompt_index(messages: list) -> int | None:
+    """The index in *messages* of the last plain user prompt (:func:`_is_prompt`), or None."""
+    for i in range(len(messages) - 1, -1, -1):
+        if _is_prompt(messages[i]):
+            return i
+    return None
+
+
 def user_prompt(body: dict) -> str:
-    """The latest user prompt in a Messages request: its last user message's
-    text blocks, without the CLI's ``<system-reminder>`` blocks, joined by
-    newlines (the empty string if none)."""
-    for msg in reversed(body.get("messages", [])):
-        if msg.get("role") != "user":
+    """The latest user prompt in a Messages request: the text blocks of its
+    last plain user prompt (a user message with text and no ``tool_result``),
+    without the CLI's ``<system-reminder>`` blocks, joined by newlines (the
+    empty string if none)."""
+    msgs = body.get("messages") or []
+    i = _prompt_index(msgs)
+    if i is None:
+        return ""
+    return "\n".join(t for t in _text_of(msgs[i].get("content")) if not t.lstrip().startswith("<system-reminder>"))
+
+
+def turn_tool_result(body: dict) -> str | None:
+    """The text of the last ``tool_result`` block sent after the latest plain
+    user prompt, or None if the tool has not run in this turn.
+
+    Not only the last message: after the tool result the CLI may send more.
+    Seen on 2.1.197 and 2.1.332 with ``--max-budget-usd``: a message
+    ``{"role": "system", "content": "USD budget: $0.0094/$0.5; $0.4906 remaining"}``
+    (2.1.332: the last one's content is a list of one text block with
+    ``cache_control``) follows each ``tool_result`` message.  A result given as
+    a list of blocks is its text blocks joined by newlines.
+    """
+    msgs = body.get("messages") or []
+    start = _prompt_index(msgs)
+    found = None
+    for msg in msgs[(start + 1 if start is not None else 0):]:
+        if not isinstance(msg, dict) or msg.get("role") != "user" or not isinstance(msg.get("content"), list):
             continue
-        texts = [t for t in _text_of(msg.get("content")) if not t.lstrip().startswith("<system-reminder>")]
-        if texts:
-            return "\n".join(texts)
-    return ""
-
-
-def last_tool_result(body: dict) -> str | None:
-    """The text of a ``tool_result`` block in the last message, or None."""
-    msgs = body.get("messages", [])
-    if not msgs or msgs[-1].get("role") != "user" or isinstance(msgs[-1].get("content"), str):
+        for block in msg["content"]:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                found = block
+    if found is None:
         return None
-    for block in msgs[-1].get("content") or []:
-        if isinstance(block, dict) and block.get("type") == "tool_result":
-            c = block.get("content")
-            if isinstance(c, list):
-                return "\n".join(_text_of(c))
-            return str(c if c is not None else "")
+    c = found.get("content")
+    if isinstance(c, list):
+        return "\n".join(_text_of(c))
+    return str(c if c is not None else "")
+
+
+def _directive_end(text: str, start: int) -> int | None:
+    """Where the ``]]`` that closes a directive whose value starts at *start* begins.
+
+    Brackets in the value nest: each ``[`` needs its ``]`` before a ``]]`` can
+    close the directive, so ``[[bash: sh -c 'echo [[reply: hi]]']]`` and
+    ``[[bash: test [ -f x ]]]`` keep their whole command.  A ``]`` with no
+    ``[`` open that is not followed by ``]`` is plain text.  None if no ``]]``
+    closes it with the brackets balanced.
+    """
+    depth = 0
+    for i in range(start, len(text)):
+        ch = text[i]
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            if depth:
+                depth -= 1
+            elif text.startswith("]]", i):
+                return i
     return None
 
 
 def directives(prompt: str) -> dict[str, str]:
-    """The ``[[name: value]]`` directives of a prompt, the first of each name."""
+    """The ``[[name: value]]`` directives of a prompt, the first of each name
+    (values stripped).
+
+    A value may hold brackets, nested directives included (:func:`_directive_end`):
+    those are part of the value, not directives of the prompt.  A directive
+    whose brackets never balance ends at its first ``]]``.
+    """
     found: dict[str, str] = {}
-    for m in DIRECTIVE_RE.finditer(prompt):
-        found.setdefault(m.group(1), m.group(2).strip())
+    pos = 0
+    while m := DIRECTIVE_START_RE.search(prompt, pos):
+        end = _directive_end(prompt, m.end())
+        if end is None:
+            end = prompt.find("]]", m.end())
+            if end < 0:
+                break
+        found.setdefault(m.group(1), prompt[m.end() : end].strip())
+        pos = end + 2
     return found
 
 
@@ -136,7 +209,7 @@ def plan_reply(body: dict, replies: Sequence[tuple[str, str]] = ()) -> dict:
         "blocks": [],
         "stop_reason": "end_turn",
     }
-    tool_out = last_tool_result(body)
+    tool_out = turn_tool_result(body)
     if tool_out is not None:
         plan["blocks"] = [{"type": "text", "text": "Tool said: " + tool_out.strip()}]
         return plan
@@ -234,7 +307,7 @@ class FakeAPIServer(ThreadingHTTPServer):
         """The status a ``[[flaky: CODE N]]`` prompt gets now, or None once N were served."""
         prompt = scripted_prompt(body, self.replies)
         spec = directives(prompt).get("flaky")
-        if not spec or last_tool_result(body) is not None:
+        if not spec or turn_tool_result(body) is not None:
             return None
         code, _, times = spec.partition(" ")
         with self.lock:
