@@ -40,7 +40,7 @@ export ORCH_NAME := $(value NAME)
 export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
 
-.PHONY: help venv install install-slurm test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume kill clear bench
+.PHONY: help venv install install-cli test-deps install-slurm test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -63,17 +63,41 @@ install_cli = v=$$($(1)/node_modules/.bin/claude --version 2>/dev/null); \
 	case "$$v" in "$(2) "*) ;; *) \
 	  npm install --prefix $(1) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(2) >/dev/null || exit 1; \
 	  v=$$($(1)/node_modules/.bin/claude --version) || exit 1;; esac; \
-	echo "make install: $(1)/node_modules/.bin/claude is $$v"
+	echo "make: $(1)/node_modules/.bin/claude is $$v"
 
-install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## install the package (editable, with test extras) into .venv/ (or PYTHON=, or the active venv) and the Claude CLIs into .claude-cli/
+install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## what running needs: the package (editable) into .venv/ (or PYTHON=, or the active venv), and a Claude CLI into .claude-cli/ only if none is on PATH
 	@# a venv made without pip (uv's, --without-pip) gets it from the standard library's ensurepip
 	@$(PYTHON) -c 'import pip' 2>/dev/null || $(PYTHON) -m ensurepip --default-pip >/dev/null || { \
 	  echo "make install: $(PYTHON) has no pip and ensurepip failed: install pip into it, or deactivate it to use .venv/" >&2; exit 2; }
 	# editable_mode=compat: a plain path entry, cheaper at start-up than an import hook
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e . --config-settings editable_mode=compat
 	# bytecode now: with PYTHONDONTWRITEBYTECODE set, every launch would compile the package again
 	$(PYTHON) -m compileall -q claude_orchestrator agents/_bootstrap.py
 	@$(PYTHON) agents/_bootstrap.py --record
+	@$(MAKE) --no-print-directory install-cli
+
+# The scripts run $$CLAUDE_BIN, else `claude` on PATH, else .claude-cli/'s (claude/invocation.py, find_claude):
+# fetch one only when there is none to run.
+install-cli: ## a Claude CLI (@anthropic-ai/claude-code CLAUDE_VERSION, npm) into .claude-cli/, unless CLAUDE_BIN or a claude on PATH runs
+	@if [ -n "$$CLAUDE_BIN" ] && command -v "$$CLAUDE_BIN" >/dev/null; then \
+	  echo "make install: the scripts will run CLAUDE_BIN=$$CLAUDE_BIN; no CLI fetched"; \
+	elif found=$$(command -v claude); then \
+	  echo "make install: the scripts will run $$found ($$("$$found" --version 2>/dev/null || echo "its --version failed")); no CLI fetched"; \
+	else \
+	  command -v npm >/dev/null || { echo "make install: no claude on PATH and no npm to fetch one: install Node.js and npm, or put claude on PATH, or set CLAUDE_BIN" >&2; exit 2; }; \
+	  $(call install_cli,.claude-cli,$(CLAUDE_VERSION)); \
+	fi
+
+# What the tests need beyond running: the test extras (pytest, pytest-xdist, Sybil, ruff; again only when
+# pyproject.toml or the python changed: .test-deps records for which) and the pinned CLIs they run.
+TEST_DEPS_KEY = $(shell cksum < pyproject.toml | cut -d' ' -f1) $(PYTHON)
+test-deps: ## the test extras into the python, and the pinned Claude CLIs (CLAUDE_VERSION and CLAUDE_TEST_VERSIONS) into .claude-cli/; make test and make lint run it
+	$(CHECK_PYTHON)
+	@if [ "$$(cat .test-deps 2>/dev/null)" != "$(TEST_DEPS_KEY)" ]; then \
+	  echo "$(PYTHON) -m pip install -e '.[test]'"; \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat || exit 1; \
+	  echo "$(TEST_DEPS_KEY)" > .test-deps; fi
+	@command -v npm >/dev/null || { echo "make test: the tests run pinned Claude CLIs, fetched with npm: install Node.js and npm" >&2; exit 2; }
 	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))
 	@$(foreach v,$(CLAUDE_TEST_VERSIONS),$(call install_cli,.claude-cli/versions/$(v),$(v));) :
 
@@ -92,13 +116,11 @@ install-slurm: ## install Slurm (apt-get: slurmctld slurmd slurm-client munge) f
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null
 
-test: ## run the whole test suite (real-CLI tests included)
-	$(CHECK_PYTHON)
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+test: test-deps ## run the whole test suite: the package's tests (real-CLI tests included) and every command the docs show
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-lint: ## ruff over the package, scripts and tests
-	$(CHECK_PYTHON)
-	$(PYTHON) -m ruff check claude_orchestrator agents tests bench
+lint: test-deps ## ruff over the package, scripts and tests
+	$(PYTHON) -m ruff check claude_orchestrator agents tests bench conftest.py
 
 demo: ## offline demo: fake API, three parallel agents on the real CLI, a resume
 	$(CHECK_PYTHON)
