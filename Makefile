@@ -90,13 +90,13 @@ install-cli: ## a Claude CLI (@anthropic-ai/claude-code CLAUDE_VERSION, npm) int
 
 # What the tests need beyond running: the test extras (pytest, pytest-xdist, Sybil, ruff; again only when
 # pyproject.toml or the python changed: .test-deps records for which) and the pinned CLIs they run.
-TEST_DEPS_KEY = $(shell cksum < pyproject.toml | cut -d' ' -f1) $(PYTHON)
 test-deps: ## the test extras into the python, and the pinned Claude CLIs (CLAUDE_VERSION and CLAUDE_TEST_VERSIONS) into .claude-cli/; make test and make lint run it
 	$(CHECK_PYTHON)
-	@if [ "$$(cat .test-deps 2>/dev/null)" != "$(TEST_DEPS_KEY)" ]; then \
+	@key="$$(cksum < pyproject.toml | cut -d' ' -f1) $(PYTHON)"; \
+	if [ "$$(cat .test-deps 2>/dev/null)" != "$$key" ]; then \
 	  echo "$(PYTHON) -m pip install -e '.[test]'"; \
 	  $(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat || exit 1; \
-	  echo "$(TEST_DEPS_KEY)" > .test-deps; fi
+	  echo "$$key" > .test-deps; fi
 	@command -v npm >/dev/null || { echo "make test: the tests run pinned Claude CLIs, fetched with npm: install Node.js and npm" >&2; exit 2; }
 	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))
 	@$(foreach v,$(CLAUDE_TEST_VERSIONS),$(call install_cli,.claude-cli/versions/$(v),$(v));) :
