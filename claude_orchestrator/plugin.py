@@ -1,7 +1,6 @@
 """The toolkit as a Claude Code plugin: render it for this checkout, install it.
 
-The plugin's source is ``plugin/`` in the repository (DESIGN.md, "Claude Code
-packaging")::
+The plugin's source is ``plugin/`` in the repository (docs/plugin.md)::
 
     plugin/.claude-plugin/plugin.json            {"name": "orchestrator", "version", "description", "author"}
     plugin/skills/background-agents/SKILL.md     the skill: front matter (name, description) + a short manual

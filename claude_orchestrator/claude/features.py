@@ -2,7 +2,7 @@
 
 Users run whatever CLI they have; the toolkit must neither pass a flag an
 older CLI rejects nor refuse a value a newer CLI accepts.  Facts verified
-offline (DESIGN.md, "Today's CLI"):
+offline (docs/how-it-works.md):
 
 - 2.1.330 records a conversation's system prompt once and reuses it on every
   resume and fork (``--system-prompt-snapshot on``, its default), whatever

@@ -1,6 +1,6 @@
 """The Claude Code CLI: where to find it, its argument vector, its environment.
 
-Facts used here, from ``claude --help`` (versions 2.1.197 and 2.1.330) and DESIGN.md:
+Facts used here, from ``claude --help`` (versions 2.1.197, 2.1.330 and 2.1.332; docs/how-it-works.md):
 
 - ``-p`` is print mode; ``--output-format stream-json`` needs ``--verbose``
   in print mode and emits one JSON event per line (``system``/``init``,

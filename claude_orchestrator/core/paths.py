@@ -4,7 +4,7 @@ The state root is ``$ORCHESTRATOR_HOME`` if set, else the toolkit's own root
 (the folder that holds ``agents/``).  Tests point the whole toolkit elsewhere
 by setting that one variable.
 
-Layout (DESIGN.md, "The state directory")::
+Layout (docs/files.md)::
 
     status/<agent>.json              the agent's current record
     status/<agent>.json.lock         its lock file (kept, never deleted)
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .errors import BadInput
 
-#: An agent's name (DESIGN.md): a letter or digit, then up to 63 of ``[A-Za-z0-9_.-]``.
+#: An agent's name (docs/files.md): a letter or digit, then up to 63 of ``[A-Za-z0-9_.-]``.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Names that would collide with the layout itself (outputs/archive/ holds archives).
 RESERVED_NAMES = frozenset({"archive"})

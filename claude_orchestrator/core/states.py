@@ -11,7 +11,7 @@ import enum
 
 
 class State(str, enum.Enum):
-    """Where a run is in its life (DESIGN.md, "Life of a run").
+    """Where a run is in its life (docs/files.md).
 
     ``[waiting ->] queued -> starting -> running -> completed | failed | timeout | memory_exceeded | killed | lost``
 
@@ -71,7 +71,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 
 class ExitCode(enum.IntEnum):
-    """Exit statuses of every script (DESIGN.md, "Exit codes")."""
+    """Exit statuses of every script (docs/files.md)."""
 
     OK = 0
     AGENT_FAILED = 1

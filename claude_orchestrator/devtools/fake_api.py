@@ -1,7 +1,7 @@
 """A fake Anthropic Messages API on loopback, scripted by the prompt.
 
 The real Claude Code CLI talks to whatever ``ANTHROPIC_BASE_URL`` names; this
-server lets it run offline (DESIGN.md, "Testing without the internet").  It
+server lets it run offline (docs/testing-offline.md).  It
 answers ``POST /v1/messages`` with the usual SSE event sequence (or one JSON
 message when ``"stream"`` is false) and records every request it got, so a test
 can see the message history the CLI sent.

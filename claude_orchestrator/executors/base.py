@@ -1,6 +1,6 @@
 """The executor interface: where a run's supervisor runs, behind six methods.
 
-DESIGN.md ("Executors"): the file contract is the same for every executor
+docs/how-it-works.md: the file contract is the same for every executor
 (records, sessions, outputs and transcripts under the state root); what
 differs is behind this interface (an ABC, as pipx's ``backends/_base.py``):
 

@@ -1,6 +1,6 @@
 """The status record and its store: one JSON file per agent, written atomically.
 
-A record is DESIGN.md's status record (a superset of the seed's ``agent``,
+A record is the status record of docs/files.md (a superset of the seed's ``agent``,
 ``task``, ``status``, ``started``, ``output_file``).  Writes go to a temp file
 in the same folder, are fsynced and then ``os.replace``d over the record, all
 under ``status/<agent>.json.lock`` (filelock), so readers never see half a
