@@ -57,3 +57,27 @@ def test_the_documented_claude_arg_form_reaches_the_cli(fake_kit, tmp_path):
     argv = json.loads(dump.read_text())["argv"]
     assert "--system-prompt-snapshot=on" in argv
     assert argv[argv.index("--effort") + 1] == "high"
+
+
+# -- 7: a task that begins with '-' ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("script", "words", "example"), [
+    ("launch_agent", ["x", "-v"], 'launch_agent.py x -- "-v"'),
+    ("resume_agent", ["x", "-v"], 'resume_agent.py x -- "-v"'),
+    ("launch_parallel", ["-v"], 'launch_parallel.py -- "-v"'),
+])
+def test_a_task_that_begins_with_a_dash_gets_one_line_saying_to_put_it_after_double_dash(script, words, example):
+    code, out, err = run_cli(script, *words)
+    assert (code, out) == (2, "")
+    assert err == f"{script}.py: error: unknown option -v; a task that begins with '-' goes after '--': {example}\n"
+
+
+def test_the_hinted_form_of_a_dash_task_is_accepted():
+    args = launch_agent.parse_args(["x", "--", "-v"])
+    assert (args.name, args.task) == ("x", ["-v"])
+
+
+def test_a_script_without_tasks_keeps_argparses_usage_error():
+    code, out, err = run_cli("check_status", "-v")
+    assert code == 2 and err.startswith("usage: check_status.py") and "unrecognized arguments: -v" in err

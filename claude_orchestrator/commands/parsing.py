@@ -34,21 +34,67 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: st
     (``--claude-arg``, ``--slurm-arg``) takes the next word even if it begins
     with ``-`` (:func:`join_verbatim_values`).
 
+    Args:
+        p: the script's parser.
+        argv: the words (default ``sys.argv[1:]``).
+        positional: the list positional the tail after ``--`` joins: ``task`` or
+            ``tasks`` (a launcher's), ``names`` (the others').
+
     Raises:
         SystemExit: bad usage (argparse prints it; exit 2), or ``--help`` (exit 0).
+            A launcher given a word that looks like an option it does not have
+            (``launch_agent.py x -v``) exits 2 with one line saying that a task
+            that begins with ``-`` goes after ``--`` (:func:`task_after_double_dash`).
     """
     words = list(sys.argv[1:] if argv is None else argv)
     tail: list[str] = []
     if "--" in words:
         cut = words.index("--")
         words, tail = words[:cut], words[cut + 1 :]
-    args = p.parse_intermixed_args(join_verbatim_values(p, words))
+    words = join_verbatim_values(p, words)
+    if positional in TASK_POSITIONALS:
+        args, unknown = p.parse_known_intermixed_args(words)
+        if unknown:
+            p.exit(2, task_after_double_dash(p.prog, getattr(args, "name", None), unknown, positional == "task"))
+    else:
+        args = p.parse_intermixed_args(words)
     if tail and hasattr(args, "name") and args.name is None:
         args.name = tail.pop(0)
     setattr(args, positional, list(getattr(args, positional) or []) + tail)
     if hasattr(args, "name") and args.name is None:
         p.error("the agent NAME is required")
     return args
+
+
+#: The launchers' list positionals: a word there that begins with ``-`` is most likely a task.
+TASK_POSITIONALS = ("task", "tasks")
+
+
+def task_after_double_dash(prog: str, name: str | None, unknown: list[str], has_name: bool) -> str:
+    """The one line (newline-ended) for a launcher's words that argparse did not recognise.
+
+    argparse's own error would print the whole usage and "unrecognized
+    arguments", and never say that a task beginning with ``-`` goes after
+    ``--``; this names the options it does not know and shows the command with
+    the words moved after ``--``:
+    ``launch_agent.py: error: unknown option -v; a task that begins with '-' goes after '--': launch_agent.py x -- "-v"``.
+
+    Args:
+        prog: the script's name as run.
+        name: the agent's name if one was given (shown in the example), else ``NAME``.
+        unknown: the words argparse did not recognise, in order (an unknown option and the words after it).
+        has_name: the script takes an agent NAME before the task (launch_agent, resume_agent).
+    """
+    import shlex  # here: only a usage error needs it
+
+    options = [w for w in unknown if w.startswith("-")] or unknown
+    task = " ".join(unknown)
+    quoted = shlex.quote(task) if any(c in task for c in '"$`\\!') else f'"{task}"'
+    example = " ".join([prog, *([name or "NAME"] if has_name else []), "--", quoted])
+    return (
+        f"{prog}: error: unknown option{'s' if len(options) > 1 else ''} {', '.join(options)}; "
+        f"a task that begins with '-' goes after '--': {example}\n"
+    )
 
 
 def join_verbatim_values(p: argparse.ArgumentParser, words: list[str]) -> list[str]:
