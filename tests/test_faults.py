@@ -505,7 +505,7 @@ def test_a_supervisor_on_a_full_disk_finishes_its_run_when_space_returns(tmpfs_k
     gate.touch()
     final = _record_after_space_returns(kit, rec, filler, "the CLI to exit on a full disk")
     assert final["status"] == "completed", final
-    assert (root / "outputs" / "full_latest.txt").read_text() == "FAKE: " + task
+    assert (root / "outputs" / "full_latest.txt").read_text() == "FAKE: " + task + "\n"
 
 
 def test_a_timeout_stops_the_cli_on_a_full_disk(tmpfs_kit, tmp_path):
@@ -531,7 +531,7 @@ def test_odd_stream_lines_are_logged_and_skipped(fake_kit):
     rec = fake_kit.record("odd")
     assert out.returncode == 0, f"{out.stdout}{out.stderr}\nlog:\n{Path(rec['log_file']).read_text()[-3000:] if rec else ''}"
     assert rec["status"] == "completed" and rec["result"] == "FAKE: " + task, rec
-    assert (fake_kit.root / "outputs" / "odd_latest.txt").read_text() == "FAKE: " + task
+    assert (fake_kit.root / "outputs" / "odd_latest.txt").read_text() == "FAKE: " + task + "\n"
     assert rec["num_turns"] == 1 and rec["tokens"] == {"input": 10, "output": 5}
     assert isinstance(rec["session_id"], str) and rec["model"] == "fake-model", "odd init fields are not taken"
     assert (fake_kit.root / "sessions" / "odd_session.txt").read_text().strip() == rec["session_id"]
@@ -749,7 +749,7 @@ def test_a_launch_never_writes_through_a_symlinked_entry(fake_kit, tmp_path):
     assert out.returncode in (0, 2), out.stdout + out.stderr
     if out.returncode == 0:
         latest = root / "outputs" / "sneaky_latest.txt"
-        assert not latest.is_symlink() and latest.read_text() == "FAKE: [[fake: ok]] x"
+        assert not latest.is_symlink() and latest.read_text() == "FAKE: [[fake: ok]] x\n"
         assert not (root / "sessions" / "sneaky_session.txt").is_symlink()
     assert _snapshot(outside) == before, "a write went through a symlink out of the state root"
 

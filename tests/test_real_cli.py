@@ -58,7 +58,7 @@ def test_three_parallel_agents_write_files_and_complete(real_kit, tmp_path):
         result = _result_event(rec["transcript_file"])
         latest = (real_kit.root / "outputs" / f"{agent}_latest.txt").read_text()
         session = (real_kit.root / "sessions" / f"{agent}_session.txt").read_text().strip()
-        assert latest == result["result"] == rec["result"]
+        assert latest == result["result"] + "\n" == rec["result"] + "\n"
         assert session == rec["session_id"] == result["session_id"] == launched[i - 1]["session_id"]
         assert rec["num_turns"] == result["num_turns"] == 2
         assert rec["cost_usd"] == result["total_cost_usd"] and rec["usage"] == result["usage"]
@@ -109,7 +109,7 @@ def test_task_text_reaches_the_model_byte_exact_and_runs_nothing(real_kit, tmp_p
     body = _first_request_with_prompt(real_kit.api, task)
     assert body["messages"]
     assert real_kit.record("a1")["task"] == task
-    assert (real_kit.root / "outputs" / "a1_latest.txt").read_text() == "OK: " + task
+    assert (real_kit.root / "outputs" / "a1_latest.txt").read_text() == "OK: " + task + "\n"
     for place in (work, real_kit.root, AGENTS.parent):
         assert not list(place.glob("pwned*")), f"something ran in {place}"
 
@@ -149,7 +149,7 @@ def test_clear_archives_a_real_run(real_kit):
     stamp = Path(archive)
     assert json.loads((stamp / "status" / "a1.json").read_text())["run_id"] == rec["run_id"]
     assert (stamp / "outputs" / "a1" / f"{rec['run_id']}.jsonl").exists()
-    assert (stamp / "outputs" / "a1_latest.txt").read_text() == "OK: hello"
+    assert (stamp / "outputs" / "a1_latest.txt").read_text() == "OK: hello\n"
     assert real_kit.run("resume_agent", "a1", "again").returncode == 4
 
 

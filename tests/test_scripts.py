@@ -57,7 +57,7 @@ def test_launch_returns_running_and_completes(fake_kit):
     rec = fake_kit.wait_terminal("a1")
     assert rec["status"] == "completed" and rec["exit_code"] == 0
     assert rec["session_id"] == launched["session_id"]
-    assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: hello [[fake: slow:1]]"
+    assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: hello [[fake: slow:1]]\n"
     assert (fake_kit.root / "sessions" / "a1_session.txt").read_text().strip() == launched["session_id"]
     lines = (fake_kit.root / "outputs" / "a1" / f"{launched['run_id']}.jsonl").read_text().splitlines()
     assert [json.loads(line)["type"] for line in lines] == ["system", "assistant", "result"]
@@ -77,7 +77,7 @@ def test_cli_gets_argv_cwd_and_a_clean_env(fake_kit, tmp_path):
     seen = json.loads(dump.read_text())
     argv = seen["argv"]
     assert "-x task" not in argv and "--" not in argv, "the task goes to the CLI on stdin, never as an argument"
-    assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: -x task"
+    assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: -x task\n"
     assert argv[argv.index("--model") + 1] == "sonnet"
     assert argv[argv.index("--allowedTools") + 1] == "Bash,Read"
     assert argv[argv.index("--max-turns") + 1] == "3"
@@ -255,7 +255,7 @@ def test_clear_archives_and_refuses_running(fake_kit):
     assert outcome["archive"] == str(stamp)
     assert (stamp / "status" / "done1.json").exists()
     assert (stamp / "sessions" / "done1_session.txt").exists()
-    assert (stamp / "outputs" / "done1_latest.txt").read_text() == "FAKE: x"
+    assert (stamp / "outputs" / "done1_latest.txt").read_text() == "FAKE: x\n"
     assert list((stamp / "outputs" / "done1").glob("*.jsonl"))
     assert fake_kit.record("done1") is None
 

@@ -216,7 +216,7 @@ def test_parallel_jobs_of_the_real_cli_write_files_with_tool_calls_and_complete(
         assert (kit.work / f"{name}.txt").read_text() == name, "the Bash tool ran in the job, in --cwd"
         assert rec["num_turns"] == 2 and "Tool said" in rec["result"]
         assert rec["options"]["executor"] == "slurm" and rec["slurm_job_id"] == jobs[i - 1]
-        assert (kit.root / "outputs" / f"agent{i}_latest.txt").read_text() == rec["result"]
+        assert (kit.root / "outputs" / f"agent{i}_latest.txt").read_text() == rec["result"] + "\n"
     for job_id in jobs:
         assert wait_job_ended(slurm_cluster, job_id) == "COMPLETED"
 

@@ -104,8 +104,10 @@ def check_fake_run(kit, name: str, task: str) -> None:
     ``"FAKE: " + task`` byte for byte) and the record keeps the task (:func:`check_task_kept`)."""
     rec = kit.record(name)
     assert rec and rec["status"] == "completed", summary(rec)
-    latest = kit.root / "outputs" / f"{name}_latest.txt"
-    assert_same(latest.read_bytes(), ("FAKE: " + task).encode(), f"outputs/{name}_latest.txt")
+    result = json.loads([line for line in Path(rec["transcript_file"]).read_bytes().split(b"\n") if line][-1])["result"]
+    assert_same(result, "FAKE: " + task, f"{name}'s result event")
+    latest = kit.root / "outputs" / f"{name}_latest.txt"  # the answer, ending in one newline
+    assert_same(latest.read_bytes(), ("FAKE: " + task).rstrip("\n").encode() + b"\n", f"outputs/{name}_latest.txt")
     check_task_kept(kit, name, task)
 
 
@@ -307,7 +309,7 @@ def test_real_cli_sends_a_200_kib_task_to_the_api_byte_exact(real_kit, tmp_path)
     task, rec = launch_real(real_kit, tmp_path, 200 * KIB)
     assert rec["status"] == "completed", summary(rec)
     assert api_got(real_kit.api, task), [len(user_prompt(b)) for b in real_kit.api.messages_requests()]
-    assert (real_kit.root / "outputs" / "big_latest.txt").read_text() == REPLY
+    assert (real_kit.root / "outputs" / "big_latest.txt").read_text() == REPLY + "\n"
     check_task_kept(real_kit, "big", task)
 
 

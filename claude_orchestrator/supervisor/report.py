@@ -62,10 +62,19 @@ def progress_change(progress: RunProgress, tree: ProcessTree, *, cli: tuple[int,
 
 
 def output_text(outcome: AttemptEnd) -> str:
-    """The result file's text: the result event's ``result``, else ``[state] error``."""
+    """The result file's text: the result event's ``result``, else ``[state] error``.
+
+    It ends in exactly one newline (the answer's own trailing newlines are
+    dropped), so that ``cat a_latest.txt b_latest.txt`` keeps the answers
+    apart; an empty result stays empty.  The record's ``result`` is the
+    event's text as it came.
+    """
     result = outcome.progress.result
     text = result.get("result") if result else None
-    return text if text is not None else f"[{outcome.state}] {outcome.error}\n"
+    if text is None:
+        return f"[{outcome.state}] {outcome.error}\n"
+    text = text.rstrip("\n")
+    return text + "\n" if text else ""
 
 
 def final_fields(outcome: AttemptEnd, tree: ProcessTree, prior_cost: float) -> dict[str, Any]:
