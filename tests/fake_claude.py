@@ -13,6 +13,9 @@ and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
 - ``no_result``: init and one turn, then exit status 3 with no result event;
 - ``crash``: exit status 2 at once, a message on stderr;
 - ``crash_after:SECONDS``: as ``crash``, after a while;
+- ``noisy_crash``: exit status 1 at once after stderr lines (:data:`NOISY_STDERR`): a first
+  line, then one with terminal escapes, control and format characters and 400 more
+  characters, then blank ones;
 - ``ignore_term``: init, then hang with SIGTERM ignored (only SIGKILL ends it);
 - ``result_hang``: init, a success result, then hang instead of exiting;
 - ``setsid_grandchild``: start a grandchild that calls setsid (so it leaves the
@@ -64,6 +67,10 @@ with open("memhog.pid", "w") as f:
 while True:
     time.sleep(3600)
 """
+
+
+#: What mode ``noisy_crash`` writes to stderr.
+NOISY_STDERR = "an earlier line\n\x1b[31mError:\x1b[0m bad\x07 \u202ething\x00 here " + "x" * 400 + "\n\n   \n"
 
 
 def hang():
@@ -164,6 +171,9 @@ def main():
     if mode.startswith("crash_after:"):
         time.sleep(float(mode.split(":", 1)[1]))
         mode = "crash"
+    if mode == "noisy_crash":
+        sys.stderr.write(NOISY_STDERR)
+        return 1
     if mode == "crash":
         print("fake claude: crashing as asked", file=sys.stderr)
         return 2

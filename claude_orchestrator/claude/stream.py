@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 from ..core.states import State
@@ -405,12 +406,45 @@ def _tool_call(block: dict[str, Any]) -> dict[str, str]:
     return {"name": name[:NAME_MAX_CHARS] if isinstance(name, str) else str(name)[:NAME_MAX_CHARS], "input": preview}
 
 
-def classify(result: dict[str, Any] | None, exit_code: int | None) -> tuple[State, str | None]:
+#: Characters of the CLI's last stderr line kept in an error.
+STDERR_LINE_CHARS = 300
+#: Escape sequences a terminal would act on (CSI, OSC, and any other ESC + one character).
+_ESCAPES_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?", re.DOTALL)
+#: Hints for stderr lines the CLI prints when it refuses to start: (text found in the line, what to do).
+STDERR_HINTS = (
+    ("--dangerously-skip-permissions cannot be used with root/sudo privileges",
+     "set IS_SANDBOX=1 if this runs in a sandbox, or run as a user other than root"),
+)
+
+
+def plain_line(text: str, limit: int = STDERR_LINE_CHARS) -> str:
+    """``text`` (untrusted) made one printable line: escape sequences and control and format
+    characters removed, runs of whitespace made one space, cut to ``limit`` characters (ending in "…")."""
+    text = _ESCAPES_RE.sub("", text)
+    text = "".join(" " if ch.isspace() else ch for ch in text if ch.isspace() or not unicodedata.category(ch).startswith("C"))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def last_stderr_line(lines: list[str]) -> str | None:
+    """The last of ``lines`` (the CLI's stderr, untrusted) that is not empty once made plain
+    (:func:`plain_line`), with a hint appended if it is a refusal whose fix is known
+    (:data:`STDERR_HINTS`); None if there is none."""
+    for line in reversed(lines):
+        plain = plain_line(line)
+        if plain:
+            hints = [hint for found, hint in STDERR_HINTS if found in plain]
+            return f"{plain} ({hints[0]})" if hints else plain
+    return None
+
+
+def classify(result: dict[str, Any] | None, exit_code: int | None, stderr_line: str | None = None) -> tuple[State, str | None]:
     """How a run ended, from its final result event and the CLI's exit status.
 
     - a result event with ``is_error`` false, subtype ``success`` and exit 0: completed;
     - exit 0 with ``is_error`` true: failed (the CLI reports some API errors so);
-    - no result event: failed, whatever the exit status;
+    - no result event: failed, whatever the exit status; the error ends with
+      ``stderr_line`` (the CLI's last stderr line, :func:`last_stderr_line`), which says why;
     - any other exit status: failed.
 
     ``result`` may be the event as parsed or as :func:`clean_result` left it;
@@ -418,11 +452,13 @@ def classify(result: dict[str, Any] | None, exit_code: int | None) -> tuple[Stat
 
     Returns:
         ``(state, error)``: ``error`` is None for completed, else one line of at
-        most :data:`ERROR_LINE_CHARS` characters.
+        most :data:`ERROR_LINE_CHARS` characters, e.g. "the CLI exited with status 1
+        without a result event: --dangerously-skip-permissions cannot be used ...".
     """
     if not isinstance(result, dict):
         how = f"exited with status {exit_code}" if exit_code is not None and exit_code >= 0 else f"was killed by signal {-(exit_code or 0)}"
-        return State.FAILED, f"the CLI {how} without a result event"
+        why = f": {plain_line(stderr_line, ERROR_LINE_CHARS)}" if stderr_line else ""
+        return State.FAILED, f"the CLI {how} without a result event{why}"[:ERROR_LINE_CHARS]
     r = clean_result(result)
     is_error = bool(r["is_error"])
     subtype = r["subtype"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from ..claude.invocation import cli_env
-from ..claude.stream import RunProgress, classify
+from ..claude.stream import RunProgress, classify, last_stderr_line
 from ..core.limits import RunLimits
 from ..core.states import ExitCode, State, StopReason
 from ..records.shape import utc_now
@@ -155,12 +155,14 @@ class StopRequest(NamedTuple):
 
 
 def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, stop: StopRequest | None,
-          limits: RunLimits, peak_mb: float) -> tuple[State, str | None]:
+          limits: RunLimits, peak_mb: float, stderr: Callable[[], list[str]] | None = None) -> tuple[State, str | None]:
     """How an attempt ended: ``(state, error)``.
 
     By why the supervisor stopped the tree (``reason``), else by the result
     event and the exit status (:func:`..claude.stream.classify`); a CLI stopped for
     lingering after its result is judged by that result, the exit was ours.
+    A CLI that ended by itself without a result event is judged with its last
+    stderr line (``stderr()``: the lines it wrote there, asked only then), which says why.
     """
     if reason is StopReason.KILLED:
         return State.KILLED, f"stopped by request (signal {stop.signum if stop else None})"
@@ -172,7 +174,8 @@ def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, sto
         return State.MEMORY_EXCEEDED, f"the process tree's RSS reached the {limits.memory_limit_mb:g} MiB limit (peak {peak_mb:.0f} MiB)"
     if reason is StopReason.LINGERED:
         return classify(result, 0)
-    return classify(result, exit_code)
+    said = last_stderr_line(stderr()) if result is None and stderr is not None else None
+    return classify(result, exit_code, said)
 
 
 class Attempt:
@@ -332,17 +335,18 @@ class Attempt:
             return True
         return False
 
-    def end(self, session_id: str) -> AttemptEnd:
+    def end(self, session_id: str, stderr: Callable[[], list[str]] | None = None) -> AttemptEnd:
         """After :meth:`pump`: reap the CLI, stop what it left behind, and judge how the attempt ended.
 
-        ``session_id``: the attempt's, unless its events named another.
+        ``session_id``: the attempt's, unless its events named another.  ``stderr``: the
+        lines the CLI wrote to its stderr (the run's log), read only if it ended without a result (:func:`judge`).
         """
         exit_code = self.proc.wait()
         self.log(f"CLI exited with status {exit_code}; {self.progress.events} events")
         self.events.log_totals()
         self.tree.stop_leftovers(self.proc.pid, self.grace())
         state, error = judge(self.reason, self.progress.result, exit_code, stop=self.stop_request(),
-                             limits=self.limits, peak_mb=self.tree.peak_mb)
+                             limits=self.limits, peak_mb=self.tree.peak_mb, stderr=stderr)
         return AttemptEnd(
             state, error, exit_code, self.progress, self.progress.session_id or session_id, self.reason,
             skipped_lines=self.events.skipped, transcript_dropped=self.events.transcript.dropped,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import time
@@ -48,6 +49,10 @@ from .writer import (
 CLAIMABLE = lifecycle.INITIAL
 #: Seconds between looks at a stop request during a sleep.
 SLEEP_STEP_S = 0.05
+#: Bytes at the end of what the CLI's attempt added to the log that are searched for its last stderr line.
+STDERR_TAIL_BYTES = 64 * 1024
+#: The supervisor's own lines in the log (:meth:`Supervisor.log`), left out of the CLI's stderr.
+OWN_LOG_LINE = re.compile(r"\S+ supervisor\[\d+\]: ")
 
 
 class Supervisor:
@@ -402,8 +407,29 @@ class Supervisor:
         self.cli_pid, self.cli_pid_started, self.cli_started_at = proc.pid, procs.start_time(proc.pid), utc_now()
         return proc
 
+    def _log_size(self) -> int:
+        """The run log's size in bytes now (0 if it cannot be read): where what comes next starts."""
+        try:
+            return os.stat(self.paths.log(self.name, self.run_id)).st_size
+        except OSError:
+            return 0
+
+    def _stderr_since(self, offset: int) -> list[str]:
+        """The lines the CLI wrote to its stderr (the run's log) since ``offset``, at most the last
+        :data:`STDERR_TAIL_BYTES` of them, the supervisor's own lines left out; [] if the log cannot be read.
+        Untrusted text: :func:`..claude.stream.last_stderr_line` makes it plain."""
+        try:
+            with open(self.paths.log(self.name, self.run_id), "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(max(offset, size - STDERR_TAIL_BYTES))
+                data = f.read(STDERR_TAIL_BYTES)
+        except OSError:
+            return []
+        return [line for line in data.decode("utf-8", "replace").split("\n") if not OWN_LOG_LINE.match(line)]
+
     def _run_attempt(self, rec: StatusRecord, session_id: str) -> AttemptEnd | None:
         """Start the CLI once and follow it to its end.  None if it could not be started (recorded)."""
+        log_start = self._log_size()  # what the CLI writes to its stderr (the log) comes after this
         proc = self._start_cli(rec, session_id)
         if proc is None:
             return None
@@ -419,7 +445,7 @@ class Supervisor:
             attempt.pump(lambda: self._write_progress(attempt.progress), lambda: self.writer.failing("the record"), dirty=not written)
         finally:
             transcript.close()
-        outcome = attempt.end(session_id)
+        outcome = attempt.end(session_id, lambda: self._stderr_since(log_start))
         self.cli = None
         return outcome
 
