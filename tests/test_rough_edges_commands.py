@@ -81,3 +81,37 @@ def test_the_hinted_form_of_a_dash_task_is_accepted():
 def test_a_script_without_tasks_keeps_argparses_usage_error():
     code, out, err = run_cli("check_status", "-v")
     assert code == 2 and err.startswith("usage: check_status.py") and "unrecognized arguments: -v" in err
+
+
+# -- 8: the option named is the one typed ----------------------------------------------------------------
+
+
+def test_with_context_from_an_unknown_agent_names_with_context_from(fake_kit):
+    code, out, err = run_cli("launch_agent", "b", "--with-context-from", "nobody", "go on", env=fake_kit.env)
+    assert (code, out) == (4, "")
+    assert "--with-context-from nobody: no such agent" in err and "--after" not in err
+    code, _, err = run_cli("launch_agent", "b", "--after", "nobody", "go on", env=fake_kit.env)
+    assert code == 4 and "--after nobody: no such agent" in err
+
+
+# -- 9: $ORCHESTRATOR_PROFILES naming a missing file ------------------------------------------------------
+
+
+def test_a_missing_profiles_file_named_by_the_environment_is_said_so(fake_kit, tmp_path):
+    """Exit 2: a bad profiles file is bad input in the exit-code table; 4 is a --profile the file lacks."""
+    missing = tmp_path / "nowhere" / "profiles.toml"
+    fake_kit.env["ORCHESTRATOR_PROFILES"] = str(missing)
+    code, out, err = run_cli("launch_agent", "p1", "--profile", "reviewer", "x", env=fake_kit.env)
+    assert (code, out) == (2, "")
+    assert f"ORCHESTRATOR_PROFILES names {missing}, which does not exist" in err and "known: none" not in err
+    out = fake_kit.run("launch_parallel", "--from-delegations", "-", "--dry-run", input="**QA**: check it\n")
+    assert out.returncode == 2 and "which does not exist" in out.stderr, "a role's profile is looked up in that file too"
+    assert fake_kit.record("p1") is None
+
+
+def test_a_profile_missing_from_an_existing_file_is_still_not_found(fake_kit, tmp_path):
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('[profiles.tester]\nmodel = "sonnet"\n')
+    fake_kit.env["ORCHESTRATOR_PROFILES"] = str(profiles)
+    code, _, err = run_cli("launch_agent", "p1", "--profile", "reviewer", "x", env=fake_kit.env)
+    assert code == 4 and "no profile 'reviewer'" in err and "known: tester" in err

@@ -100,21 +100,24 @@ def resolve_spec(paths: StatePaths, name: str, spec: RunSpec) -> RunSpec:
     Raises:
         BadInput: a bad option or name, a cwd that is not a directory, a
             permission mode this CLI refuses (exit 2).
-        NotFound: an ``after`` agent has no record (exit 4).
+        NotFound: an ``after`` or ``context_from`` agent has no record (exit 4), named
+            with the option that was given (``--after`` or ``--with-context-from``).
         CliMissing: no Claude CLI (exit 127).
     """
     after = list(dict.fromkeys(spec.after))
+    option = {dep: "--after" for dep in after}
     cwd = spec.cwd
     if spec.context_from:
         cwd = _context_cwd(paths, spec)
         if spec.context_from not in after:
             after.append(spec.context_from)
+            option[spec.context_from] = "--with-context-from"
     for dep in after:
         validate_name(dep)
         if dep == name:
             raise BadInput(f"agent {name!r} cannot wait for itself")
         if not paths.status(dep).exists():
-            raise NotFound(f"--after {dep}: no such agent; launch it first (see {command('check_status')})")
+            raise NotFound(f"{option[dep]} {dep}: no such agent; launch it first (see {command('check_status')})")
     spec.claude.validate()
     spec.limits.validate()
     get_executor(spec.executor)
