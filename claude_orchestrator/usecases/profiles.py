@@ -65,21 +65,32 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
     """All profiles of the file, validated: ``{name: {key: value}}``.
 
     ``append_system_prompt_file`` is read (relative to the TOML file) into
-    ``append_system_prompt``.  A missing file means no profiles.
+    ``append_system_prompt``.  A missing default file (``agents/profiles.toml``)
+    or ``path`` means no profiles; a missing file that ``$ORCHESTRATOR_PROFILES``
+    names is an error (the user asked for that file).
 
     Raises:
-        BadInput: the file is not valid TOML (with the parser's line and
-            column), or a profile has an unknown key or a value of the wrong type.
+        BadInput: the file ``$ORCHESTRATOR_PROFILES`` names does not exist; the file
+            cannot be read, is not valid TOML (with the parser's line and column), or a
+            profile has an unknown key or a value of the wrong type (exit 2: a bad
+            profiles file is bad input, as the exit-code table says; 4 is for a
+            ``--profile`` that the file does not have).
     """
     if sys.version_info >= (3, 11):
         import tomllib  # only a launch with a profile reads TOML
     else:  # pragma: no cover
         import tomli as tomllib
 
+    from_env = path is None and bool(os.environ.get("ORCHESTRATOR_PROFILES"))
     path = path or profiles_file()
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
+        if from_env:
+            raise BadInput(
+                f"ORCHESTRATOR_PROFILES names {path}, which does not exist; fix the path, "
+                f"or unset it to use {DEFAULT_FILE}"
+            ) from None
         return {}
     except OSError as exc:
         raise BadInput(f"cannot read the profiles file {path}: {exc.strerror or exc}; fix it or set ORCHESTRATOR_PROFILES") from None
