@@ -76,7 +76,8 @@ def test_resume_carries_the_earlier_messages(real_kit, tmp_path):
     sid = real_kit.record("a1")["session_id"]
     out = real_kit.run("resume_agent", "a1", "what was the code?", "--wait", "--json")
     assert out.returncode == 0, out.stderr
-    rec = json.loads(out.stdout)
+    assert json.loads(out.stdout)["session_id"] == sid
+    rec = real_kit.record("a1")  # --json --wait prints the short form; the record has the rest
     assert rec["session_id"] == sid and rec["resumed_from"] == sid
     body = _first_request_with_prompt(real_kit.api, "what was the code?")
     history = json.dumps(body["messages"])
@@ -88,7 +89,8 @@ def test_session_from_forks_and_leaves_the_source_alone(real_kit):
     source_session = real_kit.record("analyst")["session_id"]
     out = real_kit.run("resume_agent", "impl", "--session-from", "analyst", "implement the plan", "--wait", "--json")
     assert out.returncode == 0, out.stderr
-    impl = json.loads(out.stdout)
+    assert json.loads(out.stdout)["status"] == "completed"
+    impl = real_kit.record("impl")  # --json --wait prints the short form; the record has the rest
     assert impl["forked_from"] == "analyst" and impl["resumed_from"] == source_session
     assert impl["session_id"] != source_session
     assert (real_kit.root / "sessions" / "impl_session.txt").read_text().strip() == impl["session_id"]
@@ -134,7 +136,8 @@ def test_launch_piped_to_cat_returns_while_the_agent_runs(real_kit, tmp_path):
 def test_api_error_is_a_failed_run(real_kit):
     out = real_kit.run("launch_agent", "bad", "[[status: 400]] refused", "--wait", "--json", timeout=120)
     assert out.returncode == 1
-    rec = json.loads(out.stdout)
+    assert json.loads(out.stdout)["status"] == "failed"
+    rec = real_kit.record("bad")  # --json --wait prints the short form; the record has the rest
     assert rec["status"] == "failed" and rec["is_error"] is True and rec["error"]
 
 

@@ -9,11 +9,15 @@ short form), 15 (a worktree's path and branch are shown), 16 (the summary's spee
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from claude_orchestrator.commands import launch_agent, launch_parallel, resume_agent
 from conftest import run_cli
+
+#: What ``--json --wait`` prints for an ended local run: check_status.py --json's short keys (render.brief).
+SHORT_KEYS = {"agent", "status", "run_id", "result", "num_turns", "cost_usd", "duration_s", "session_id", "output_file", "executor"}
 
 # -- 3: --claude-arg and --slurm-arg take a word that begins with '-' -----------------------------------
 
@@ -115,3 +119,83 @@ def test_a_profile_missing_from_an_existing_file_is_still_not_found(fake_kit, tm
     fake_kit.env["ORCHESTRATOR_PROFILES"] = str(profiles)
     code, _, err = run_cli("launch_agent", "p1", "--profile", "reviewer", "x", env=fake_kit.env)
     assert code == 4 and "no profile 'reviewer'" in err and "known: tester" in err
+
+
+# -- 13: --json --wait prints the short form ------------------------------------------------------------
+
+
+def test_json_wait_prints_the_short_form_of_check_status_json(fake_kit):
+    out = fake_kit.run("launch_agent", "a1", "--json", "--wait", "[[fake: ok]] hello")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("\n") == 1, "one object on one line"
+    short = json.loads(out.stdout)
+    assert set(short) == SHORT_KEYS, "not the whole record (about 3 KB)"
+    assert len(out.stdout) < 600
+    listed = json.loads(fake_kit.run("check_status", "--json", "a1").stdout)
+    assert short == listed[0]
+    whole = json.loads(fake_kit.run("check_status", "--full", "a1").stdout)[0]
+    assert whole["options"] and whole["transcript_file"], "the whole record stays reachable"
+
+    again = fake_kit.run("resume_agent", "a1", "--json", "--wait", "[[fake: ok]] more")
+    assert again.returncode == 0, again.stderr
+    assert set(json.loads(again.stdout)) == SHORT_KEYS
+
+    failed = fake_kit.run("launch_agent", "f1", "--json", "--wait", "[[fake: crash]]")
+    assert failed.returncode == 1
+    short = json.loads(failed.stdout)
+    assert short["status"] == "failed" and short["error"] and "exit_code" not in short
+
+    many = fake_kit.run("launch_parallel", "--json", "--wait", "--names", "p1,p2", "[[fake: ok]] one", "[[fake: ok]] two")
+    assert many.returncode == 0, many.stderr
+    assert [set(item) for item in json.loads(many.stdout)] == [SHORT_KEYS, SHORT_KEYS]
+
+
+# -- 15: a worktree's path and branch are shown -----------------------------------------------------------
+
+
+@pytest.fixture
+def repo(tmp_path):
+    r = tmp_path / "repo"
+    r.mkdir()
+    for args in (["init", "-q", "-b", "main"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "base"]):
+        subprocess.run(["git", *args], cwd=r, check=True, capture_output=True)
+    return r
+
+
+def test_a_worktree_launch_shows_its_path_and_branch(fake_kit, repo):
+    out = fake_kit.run("launch_agent", "w1", "--cwd", str(repo), "--isolation", "worktree", "[[fake: ok]] x")
+    assert out.returncode == 0, out.stderr
+    rec = fake_kit.wait_terminal("w1")
+    path, branch = rec["worktree"]["path"], rec["worktree"]["branch"]
+    assert branch == f"orchestrator/w1/{rec['run_id']}"
+    assert f"  worktree:   {path} (branch {branch})" in out.stdout.splitlines()
+
+    listed = json.loads(fake_kit.run("check_status", "--json", "w1").stdout)[0]
+    assert listed["worktree"] == {"path": path, "branch": branch}
+    plain = json.loads(fake_kit.run("check_status", "--json").stdout)
+    assert "worktree" in plain[0]
+
+    launched = fake_kit.run("launch_agent", "w2", "--cwd", str(repo), "--isolation", "worktree", "--json", "[[fake: ok]] x")
+    assert launched.returncode == 0, launched.stderr
+    first = json.loads(launched.stdout)
+    wt = fake_kit.wait_terminal("w2")["worktree"]
+    assert first["worktree"] == {"path": wt["path"], "branch": wt["branch"]}
+
+    waited = fake_kit.run("launch_agent", "w3", "--cwd", str(repo), "--isolation", "worktree", "--wait", "[[fake: ok]] x")
+    assert waited.returncode == 0, waited.stderr
+    wt = fake_kit.record("w3")["worktree"]
+    assert waited.stdout.splitlines()[1] == f"  worktree:   {wt['path']} (branch {wt['branch']})"
+    assert json.loads(fake_kit.run("launch_agent", "w4", "--cwd", str(repo), "--isolation", "worktree", "--json", "--wait",
+                                   "[[fake: ok]] x").stdout)["worktree"]["branch"].startswith("orchestrator/w4/")
+
+    many = fake_kit.run("launch_parallel", "--names", "w5,w6", "--cwd", str(repo), "--isolation", "worktree", "[[fake: ok]] a", "[[fake: ok]] b")
+    assert many.returncode == 0, many.stderr
+    for name in ("w5", "w6"):
+        wt = fake_kit.wait_terminal(name)["worktree"]
+        assert f"  worktree:   {wt['path']} (branch {wt['branch']})" in many.stdout.splitlines()
+
+
+def test_a_run_without_a_worktree_shows_none(fake_kit):
+    out = fake_kit.run("launch_agent", "n1", "--wait", "[[fake: ok]] x")
+    assert out.returncode == 0 and "worktree" not in out.stdout
+    assert "worktree" not in json.loads(fake_kit.run("check_status", "--json").stdout)[0]

@@ -107,7 +107,8 @@ def test_the_cli_sees_the_callers_pythonpath_not_the_supervisors(fake_kit, tmp_p
 def test_failures_are_classified_failed(fake_kit, mode):
     out = fake_kit.run("launch_agent", "a1", f"[[fake: {mode}]]", "--wait", "--json")
     assert out.returncode == 1
-    rec = json.loads(out.stdout)
+    assert json.loads(out.stdout)["status"] == "failed"  # --json --wait: the short form; the record has the rest
+    rec = fake_kit.record("a1")
     assert rec["status"] == "failed" and rec["error"]
     assert rec["exit_code"] == {"is_error": 0, "no_result": 3, "crash": 2}[mode]
     assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text()

@@ -24,7 +24,7 @@ from claude_orchestrator.records.shape import parse_time
 def test_a_hanging_cli_times_out(fake_kit):
     out = fake_kit.run("launch_agent", "a1", "[[fake: hang]]", "--timeout", "1", "--kill-grace", "1", "--wait", "--json")
     assert out.returncode == 1
-    rec = json.loads(out.stdout)
+    rec = fake_kit.record("a1")  # --json --wait prints the short form
     assert rec["status"] == "timeout" and "timeout" in rec["error"]
     assert rec["duration_s"] >= 1
     assert process_gone(rec["pid"], rec["pid_started"])
@@ -87,7 +87,7 @@ def test_memory_past_the_limit_in_a_child_stops_the_run(fake_kit, tmp_path):
         "[[fake: memhog:200]]",
     )
     assert out.returncode == 1
-    rec = json.loads(out.stdout)
+    rec = fake_kit.record("a1")  # --json --wait prints the short form
     assert rec["status"] == "memory_exceeded"
     assert rec["peak_rss_mb"] >= 120
     assert [w["level"] for w in rec["memory_warnings"]] == ["warning", "critical"]
@@ -99,14 +99,14 @@ def test_memory_past_the_limit_in_a_child_stops_the_run(fake_kit, tmp_path):
 
 def test_peak_rss_is_recorded_for_every_run(fake_kit):
     out = fake_kit.run("launch_agent", "a1", "[[fake: slow:1]]", "--wait", "--json")
-    rec = json.loads(out.stdout)
+    rec = fake_kit.record("a1")  # --json --wait prints the short form
     assert rec["status"] == "completed" and rec["peak_rss_mb"] > 1 and rec["memory_warnings"] == []
 
 
 def test_a_cli_lingering_after_its_result_is_stopped_and_judged_by_it(fake_kit):
     out = fake_kit.run("launch_agent", "a1", "[[fake: result_hang]] done", "--kill-grace", "1", "--timeout", "30", "--wait", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
-    rec = json.loads(out.stdout)
+    rec = fake_kit.record("a1")  # --json --wait prints the short form
     assert rec["status"] == "completed" and rec["stopped_after_result"] is True
     assert rec["exit_code"] == -signal.SIGTERM  # stopped after its result, not by the --timeout (status would be timeout)
 
@@ -271,7 +271,7 @@ def test_twenty_simultaneous_launches_of_one_name_run_once(fake_kit, tmp_path):
 
 def test_real_cli_401_hangs_and_ends_as_timeout(real_kit):
     out = real_kit.run("launch_agent", "auth", "[[status: 401]] hello", "--timeout", "3", "--kill-grace", "2", "--wait", "--json")
-    rec = json.loads(out.stdout)
+    rec = real_kit.record("auth")  # --json --wait prints the short form
     assert out.returncode == 1
     # the configured deadline, not the CLI's own retries, ends the run
     assert rec["status"] == "timeout" and rec["duration_s"] >= 3
@@ -283,7 +283,7 @@ def test_real_cli_529_then_success_is_retried(real_kit):
     real_kit.env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # the CLI's own retries would hide the error
     out = real_kit.run("launch_agent", "busy", "[[flaky: 529 1]] try again", "--retries", "2", "--retry-backoff", "0.2", "--wait", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
-    rec = json.loads(out.stdout)
+    rec = real_kit.record("busy")  # --json --wait prints the short form
     assert rec["status"] == "completed" and rec["attempt"] == 2
     assert rec["result"] == "OK: [[flaky: 529 1]] try again"
     events = [json.loads(line) for line in open(rec["transcript_file"])]
@@ -294,5 +294,5 @@ def test_real_cli_529_then_success_is_retried(real_kit):
 def test_non_retryable_failures_are_not_retried(real_kit):
     real_kit.env["CLAUDE_CODE_MAX_RETRIES"] = "0"
     out = real_kit.run("launch_agent", "bad", "[[status: 400]] no", "--retries", "2", "--retry-backoff", "0.1", "--wait", "--json")
-    rec = json.loads(out.stdout)
+    rec = real_kit.record("bad")  # --json --wait prints the short form
     assert rec["status"] == "failed" and rec["attempt"] == 1

@@ -91,7 +91,7 @@ def test_profile_applies_and_flags_override(fake_kit, tmp_path):
     fake_kit.env["ORCHESTRATOR_PROFILES"] = str(prof)
     out = fake_kit.run("launch_agent", "t1", "--profile", "tester", "--model", "sonnet", "--wait", "--json", "go")
     assert out.returncode == 0, out.stderr
-    rec = json.loads(out.stdout)
+    rec = fake_kit.record("t1")  # --json --wait prints the short form; the record has the rest
     assert rec["options"]["profile"] == "tester" and rec["options"]["limits"]["timeout_s"] == 99
     (dump,) = (tmp_path / "argv").glob("*.json")
     argv = json.loads(dump.read_text())["argv"]
@@ -152,7 +152,7 @@ def repo(tmp_path):
 def test_dir_isolation_works_in_its_own_folder(fake_kit):
     out = fake_kit.run("launch_agent", "d1", "--isolation", "dir", "x", "--wait", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["cwd"] == str((fake_kit.root / "workspaces" / "d1").resolve())
+    assert fake_kit.record("d1")["cwd"] == str((fake_kit.root / "workspaces" / "d1").resolve())
     assert fake_kit.run("clear_outputs", "d1").returncode == 0
     assert not (fake_kit.root / "workspaces" / "d1").exists()
 

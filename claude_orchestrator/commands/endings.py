@@ -31,16 +31,19 @@ def finish_launch(paths: StatePaths, rec: StatusRecord, args: argparse.Namespace
 def finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: bool = False) -> ExitCode:
     """Wait for ``names`` to end, print them, return OK if all completed else AGENT_FAILED.
 
-    JSON: one whole record object, or with ``as_list`` (launch_parallel) a
-    list of :func:`.render.brief` objects; text: one :func:`.render.ended_line` each.
+    JSON: the short form ``check_status.py --json`` gives (:func:`.render.brief`: agent,
+    status, run_id, error, a result preview, turns, cost, duration, session_id,
+    output_file, ...), one object on one line, or with ``as_list`` (launch_parallel) a
+    list of them; the whole record is ``check_status.py --full NAME``'s.  Text: one
+    :func:`.render.ended_line` each, and a git worktree's path and branch under it.
     """
     from ..usecases.control import wait_for  # here: control (executors, watchdog) is off the launch path without --wait
 
     recs = wait_for(RecordStore(paths), names)
     assert recs is not None  # no timeout given
     if as_json:
-        print(render.json_list([render.brief(r) for r in recs]) if as_list else json.dumps(recs[0].to_dict(), indent=2))
+        print(render.json_list([render.brief(r) for r in recs]) if as_list else render.compact(render.brief(recs[0])))
     else:
         for r in recs:
-            print(render.ended_line(r))
+            print("\n".join([render.ended_line(r), *render.worktree_lines(r)]))
     return ExitCode.AGENT_FAILED if any(r.state in UNSUCCESSFUL for r in recs) else ExitCode.OK

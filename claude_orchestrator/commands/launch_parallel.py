@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     if args.json:
         print(render.json_list([render.launched_brief(r) for r in recs]))
     else:
-        print("\n".join([render.launched_line(r) for r in recs] + [render.layout_line(paths)]))
+        print("\n".join([line for r in recs for line in (render.launched_line(r), *render.worktree_lines(r))] + [render.layout_line(paths)]))
     return ExitCode.OK
 
 

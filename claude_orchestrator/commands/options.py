@@ -94,7 +94,12 @@ def _add_run_control(p: argparse.ArgumentParser) -> None:
     )
     r.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 if completed, else 1")
     r.add_argument("--background", action="store_true", help="run in the background (the default; accepted for the seed's commands)")
-    r.add_argument("--json", action="store_true", help="print JSON only")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON only (with --wait: per agent the short form check_status.py --json gives; "
+        "the whole record: check_status.py --full NAME)",
+    )
 
 
 def _add_where(p: argparse.ArgumentParser) -> None:

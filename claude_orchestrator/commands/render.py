@@ -95,7 +95,10 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
     Keys: agent, status, run_id, [queue_position], [error], [result] (a preview),
     num_turns, cost_usd, duration_s (so far, while active, to ``now``), session_id, output_file,
     executor (``local`` or ``slurm``), [``<executor>_job_id``: the executor's reference, e.g. ``slurm_job_id``],
+    [worktree: ``{"path", "branch"}`` of a run in a git worktree, :func:`worktree_brief`],
     [executor_unknown: why a run of an executor this toolkit does not know is shown as it was recorded].
+    The same object is what ``launch_agent.py``/``resume_agent.py --json --wait`` print (one line),
+    and ``launch_parallel.py --json --wait`` one per agent; the whole record is ``check_status.py --full``'s.
     """
     d: dict[str, Any] = {"agent": r.agent, "status": str(r.status), "run_id": r.run_id}
     if positions and r.agent in positions:
@@ -110,6 +113,7 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
         session_id=r.session_id, output_file=r.output_file, executor=r.spec.executor,
     )
     d.update(executor_ref(r))
+    d.update(worktree_brief(r))
     if r.spec.executor not in registry.EXECUTORS:
         d["executor_unknown"] = registry.UnknownExecutor(r.spec.executor).why
     return d
@@ -119,6 +123,21 @@ def executor_ref(r: StatusRecord) -> dict[str, str]:
     """``{"<executor>_job_id": ref}`` (e.g. ``slurm_job_id``) if the run's executor gave it a reference, else ``{}``."""
     key = executor_ref_key(r.spec.executor)
     return {key: r.executor_ref} if key and r.executor_ref else {}
+
+
+def worktree_brief(r: StatusRecord) -> dict[str, Any]:
+    """``{"worktree": {"path": ..., "branch": ...}}`` for a run in a git worktree (``--isolation worktree``,
+    the record's ``worktree``), else ``{}``: where the agent's work is, and the branch to merge."""
+    wt = r.worktree or {}
+    if not isinstance(wt.get("path"), str) or not isinstance(wt.get("branch"), str):  # a record is untrusted input
+        return {}
+    return {"worktree": {"path": wt["path"], "branch": wt["branch"]}}
+
+
+def worktree_lines(r: StatusRecord) -> list[str]:
+    """``["  worktree:   PATH (branch BRANCH)"]`` for a run in a git worktree, else ``[]``."""
+    wt = worktree_brief(r).get("worktree")
+    return [f"  worktree:   {wt['path']} (branch {wt['branch']})"] if wt else []
 
 
 def full(r: StatusRecord, positions: dict[str, int]) -> dict[str, Any]:
@@ -138,7 +157,8 @@ def unreadable_item(bad: BadRecord) -> dict[str, Any]:
 
 
 def launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
-    """``launch_agent.py --json``: the new run, where its files are, and where it runs (executor, [``<executor>_job_id``])."""
+    """``launch_agent.py --json``: the new run, where its files are, and where it runs (executor, [``<executor>_job_id``],
+    [worktree ``{"path", "branch"}``, :func:`worktree_brief`])."""
     return {
         "agent": rec.agent,
         "run_id": rec.run_id,
@@ -152,6 +172,7 @@ def launch_summary(paths: StatePaths, rec: StatusRecord) -> dict[str, Any]:
         "log_file": rec.log_file,
         "executor": rec.spec.executor,
         **executor_ref(rec),
+        **worktree_brief(rec),
     }
 
 
@@ -161,21 +182,24 @@ def launched_line(rec: StatusRecord) -> str:
 
 
 def launched(paths: StatePaths, rec: StatusRecord) -> str:
-    """The launched line and the run's files, one a line (no trailing newline); the executor's job ID last (``  slurm job:  N``)."""
+    """The launched line and the run's files, one a line (no trailing newline); a git worktree's path and branch
+    (``  worktree:   PATH (branch B)``); the executor's job ID last (``  slurm job:  N``)."""
     return "\n".join([
         launched_line(rec),
         f"  status:     {paths.status(rec.agent)}",
         f"  output:     {rec.output_file}",
         f"  transcript: {rec.transcript_file}",
         f"  log:        {rec.log_file}",
+        *worktree_lines(rec),
         *([f"  {rec.spec.executor} job:  {rec.executor_ref}"] if rec.executor_ref else []),
     ])
 
 
 def launched_brief(rec: StatusRecord) -> dict[str, Any]:
-    """One agent of ``launch_parallel.py --json``: agent, status, run_id, session_id, output_file, [``<executor>_job_id``]."""
+    """One agent of ``launch_parallel.py --json``: agent, status, run_id, session_id, output_file, [``<executor>_job_id``],
+    [worktree ``{"path", "branch"}``]."""
     return {"agent": rec.agent, "status": str(rec.status), "run_id": rec.run_id, "session_id": rec.session_id,
-            "output_file": rec.output_file, **executor_ref(rec)}
+            "output_file": rec.output_file, **executor_ref(rec), **worktree_brief(rec)}
 
 
 def layout_line(paths: StatePaths) -> str:
@@ -384,7 +408,7 @@ def wait_summary(code: int, counts: dict[str, int], agents: dict[str, str]) -> d
 
 
 def kill_message(what: str, rec: StatusRecord | None) -> str:
-    """kill_agent.py's text for what :func:`..usecases.control.stop` did (``stopped``, ``orphans-stopped``, ``not-running``)."""
+    """kill_agent.py's text for what :func:`..usecases.control.stop` did (``stopped``, ``orphans-stopped``, ``hook-stopped``, ``not-running``)."""
     status = str(rec.status) if rec else "cleared"
     if what == "stopped":
         if rec is None or not rec.state.is_active:
@@ -392,6 +416,8 @@ def kill_message(what: str, rec: StatusRecord | None) -> str:
         return f"stopped its process tree; its supervisor records it when it can write (status {status} until then)"
     if what == "orphans-stopped":
         return "its supervisor was gone (lost); stopped its orphaned processes"
+    if what == "hook-stopped":
+        return f"the run had ended ({status}); stopped its --on-complete hook"
     return f"not running (status {status}); nothing to stop"
 
 
