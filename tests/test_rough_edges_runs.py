@@ -68,7 +68,7 @@ def test_the_last_stderr_line_is_made_plain_and_short():
 
 def test_a_fake_cli_that_exits_without_a_result_has_its_stderr_in_the_error(fake_kit):
     out = fake_kit.run("launch_agent", "n1", "[[fake: noisy_crash]]", "--wait", "--json")
-    rec = json.loads(out.stdout)
+    rec = fake_kit.record("n1")  # --json --wait prints the short form (its error a 200-character preview)
     assert out.returncode == 1 and rec["status"] == "failed" and rec["exit_code"] == 1
     prefix = "the CLI exited with status 1 without a result event: "
     assert rec["error"].startswith(prefix)
@@ -85,7 +85,7 @@ def test_the_real_cli_refusing_root_says_why_and_what_to_do(real_kit, version):
     real_kit.env["CLAUDE_BIN"] = str(cli_path(version))
     real_kit.env.pop("IS_SANDBOX", None)
     out = real_kit.run("launch_agent", "root1", "hello", "--dangerously-skip-permissions", "--wait", "--json")
-    rec = json.loads(out.stdout)
+    rec = real_kit.record("root1")  # --json --wait prints the short form (its error a 200-character preview)
     assert out.returncode == 1 and rec["status"] == "failed"
     assert rec["error"] == (
         "the CLI exited with status 1 without a result event: --dangerously-skip-permissions cannot be used "
