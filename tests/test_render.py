@@ -156,7 +156,7 @@ def test_summary_totals_speed_up_and_budget():
     out = render.summary([a, b, c], now=NOW)
     assert out.splitlines() == [
         "3 agent(s): 1 completed, 1 failed, 1 running",
-        "wall time 2m05s; sum of run times 2m37s; parallel speed-up 1.3x",
+        "wall time 2m05s while any ran; sum of run times 2m37s; parallel speed-up 1.3x (sum of run times / wall time while any ran)",
         "budget $1.0000 over 2 agent(s): spent $0.1123 (11%)",
         "",
         "AGENT  STATUS     DURATION  TURNS  PEAK MiB  EXIT  COST",
@@ -170,13 +170,14 @@ def test_summary_totals_speed_up_and_budget():
 def test_summary_figures():
     a = done("a", options={"claude": {"max_budget_usd": 2}})
     f = render.summary_figures([a, done("b", cost_usd=None)], now=NOW)
-    assert f == {"counts": {"completed": 2}, "wall_s": 42.0, "total_s": 84.0, "budgets": [2], "spent": 0.0123,
+    assert f == {"counts": {"completed": 2}, "busy_s": 42.0, "span_s": 42.0, "total_s": 84.0, "budgets": [2], "spent": 0.0123,
                  "cost": 0.0123, "turns": 6, "peak_mb": 0.0}
 
 
 def test_summary_of_runs_not_yet_started_has_no_speed_up():
     out = render.summary([rec("q", "queued")], now=NOW)
-    assert out.splitlines()[:2] == ["1 agent(s): 1 queued", "wall time 0.0s; sum of run times 0.0s"]
+    assert out.splitlines()[:2] == ["1 agent(s): 1 queued", "wall time 0.0s while any ran; sum of run times 0.0s"]
+    assert out.splitlines()[-2].split()[:3] == ["q", "queued", "-"], "queued time is not run time"
 
 
 # -- change lines --------------------------------------------------------------

@@ -13,7 +13,9 @@ import subprocess
 
 import pytest
 
-from claude_orchestrator.commands import launch_agent, launch_parallel, resume_agent
+from claude_orchestrator.commands import launch_agent, launch_parallel, render, resume_agent
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 from conftest import run_cli
 
 #: What ``--json --wait`` prints for an ended local run: check_status.py --json's short keys (render.brief).
@@ -199,3 +201,51 @@ def test_a_run_without_a_worktree_shows_none(fake_kit):
     out = fake_kit.run("launch_agent", "n1", "--wait", "[[fake: ok]] x")
     assert out.returncode == 0 and "worktree" not in out.stdout
     assert "worktree" not in json.loads(fake_kit.run("check_status", "--json").stdout)[0]
+
+
+# -- 16: the summary's speed-up over batches separated by idle time ---------------------------------------
+
+T0 = "2026-11-20T10:00:00.000Z"
+
+
+def _ended(agent: str, start: str, end: str, **fields) -> StatusRecord:
+    return StatusRecord.from_dict({"agent": agent, "run_id": f"r-{agent}", "task": "t", "status": "completed",
+                                   "created": start, "started": start, "finished": end, **fields})
+
+
+def test_busy_seconds_is_the_union_of_the_intervals():
+    assert render.busy_seconds([]) == 0.0
+    assert render.busy_seconds([(0, 10), (5, 12), (20, 30), (21, 22), (30, 31)]) == 23.0
+
+
+def test_the_speed_up_counts_only_time_when_a_shown_run_was_running(fake_kit):
+    """Two unrelated batches an hour apart, two parallel runs each: 2.0x, not the 0.05x that first start to last end gives;
+    a run that was queued, then killed before it started, adds no run time."""
+    store = RecordStore(StatePaths(fake_kit.root))
+    for rec in (
+        _ended("a1", "2026-11-20T10:00:00.000Z", "2026-11-20T10:01:00.000Z"),
+        _ended("a2", "2026-11-20T10:00:00.000Z", "2026-11-20T10:01:00.000Z"),
+        _ended("b1", "2026-11-20T11:00:00.000Z", "2026-11-20T11:00:30.000Z"),
+        _ended("b2", "2026-11-20T11:00:00.000Z", "2026-11-20T11:00:30.000Z"),
+        StatusRecord.from_dict({"agent": "q1", "run_id": "r-q1", "task": "t", "status": "killed", "created": T0,
+                                "finished": "2026-11-20T11:00:30.000Z"}),
+    ):
+        store.write(rec)
+    code, out, err = run_cli("check_status", "--summary", env=fake_kit.env)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1] == (
+        "wall time 1m30s while any ran (idle gaps left out of the 1h00m from first start to last end); "
+        "sum of run times 3m00s; parallel speed-up 2.0x (sum of run times / wall time while any ran)"
+    )
+    rows = {line.split()[0]: line.split() for line in lines[lines.index(next(x for x in lines if x.startswith("AGENT"))) + 1:]}
+    assert rows["q1"][2] == "-" and rows["a1"][2] == "1m00s" and rows["TOTAL"][1] == "3m00s"
+
+
+def test_the_speed_up_is_never_below_one():
+    """One run alone, and runs one after another with no gap: 1.0x; overlapping runs more."""
+    one = [_ended("a", "2026-11-20T10:00:00.000Z", "2026-11-20T10:00:10.000Z")]
+    chain = one + [_ended("b", "2026-11-20T10:00:10.000Z", "2026-11-20T10:00:20.000Z")]
+    for recs in (one, chain):
+        f = render.summary_figures(recs, now=0.0)
+        assert f["total_s"] == f["busy_s"] and "parallel speed-up 1.0x" in render.summary(recs, now=0.0)

@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to show (default: all)")
     p.add_argument("--json", action="store_true", help="a JSON list: per agent the fields to act on (status, error, result preview, ...)")
     p.add_argument("--full", action="store_true", help="with --json (implied): the whole records")
-    p.add_argument("--summary", action="store_true", help="an execution summary: totals, parallel speed-up, per-agent figures")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="an execution summary: totals, parallel speed-up (sum of run times / wall time while any ran), per-agent figures",
+    )
     p.add_argument("--watch", action="store_true", help="redraw whenever a record changes (Ctrl-C to stop)")
     return p
 

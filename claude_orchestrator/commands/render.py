@@ -288,23 +288,58 @@ def _budget(r: StatusRecord) -> float | None:
     return r.spec.claude.max_budget_usd
 
 
+def run_interval(r: StatusRecord, now: float | None = None) -> tuple[float, float] | None:
+    """When the run's CLI ran: ``(started, finished)`` in seconds since the epoch, to ``now`` while it is active.
+
+    None for a run whose CLI never started (waiting, queued, skipped, or stopped
+    before it ran): time spent waiting or queued is not run time.  From the
+    record's ``started`` and ``finished``; an ended run without ``finished`` ends
+    ``duration_s`` after its start.
+    """
+    start = parse_time(r.started)
+    if start is None:
+        return None
+    end = parse_time(r.finished)
+    if end is None:
+        end = (time.time() if now is None else now) if r.state.is_active else start + (r.duration_s or 0.0)
+    return start, max(start, end)
+
+
+def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of ``intervals``: the time at least one of them covers."""
+    busy, reach = 0.0, None
+    for start, end in sorted(intervals):
+        if reach is None or start > reach:
+            busy, reach = busy + (end - start), end
+        elif end > reach:
+            busy, reach = busy + (end - reach), end
+    return busy
+
+
 def summary_figures(recs: list[StatusRecord], now: float | None = None) -> dict[str, Any]:
-    """The summary's arithmetic: counts, wall time, sum of run times, budgets and spend.
+    """The summary's arithmetic: counts, run times, the time any ran, budgets and spend.
+
+    Run times come from :func:`run_interval` (the CLI's start to its end, or
+    to ``now``); a run that never started counts none, however long it waited
+    or queued.
 
     Returns:
-        ``counts`` (by status), ``wall_s`` (first start to last end, or to
-        ``now`` for active runs; 0 with no start), ``total_s`` (sum of each
-        run's time), ``budgets`` (each budgeted run's ``--max-budget-usd``),
-        ``spent`` (the cost of the budgeted runs), ``cost`` (of all),
-        ``turns`` and ``peak_mb`` (the largest peak RSS).
+        ``counts`` (by status), ``busy_s`` (the wall time during which at least
+        one of the runs was running: the union of their run intervals, so idle
+        time between batches is left out; 0 with no start), ``span_s`` (first
+        start to last end, idle time included), ``total_s`` (the sum of the run
+        times, so ``total_s / busy_s``, the parallel speed-up, is at least 1),
+        ``budgets`` (each budgeted run's ``--max-budget-usd``), ``spent`` (the
+        cost of the budgeted runs), ``cost`` (of all), ``turns`` and ``peak_mb``
+        (the largest peak RSS).
     """
     now = time.time() if now is None else now
-    starts = [t for r in recs if (t := parse_time(r.started) or parse_time(r.created)) is not None]
-    ends = [parse_time(r.finished) or now for r in recs]
+    intervals = [iv for r in recs if (iv := run_interval(r, now)) is not None]
     return {
         "counts": state_counts(str(r.status) for r in recs),
-        "wall_s": (max(ends) - min(starts)) if starts else 0.0,
-        "total_s": sum(r.elapsed_s(now) or 0.0 for r in recs),
+        "busy_s": busy_seconds(intervals),
+        "span_s": (max(e for _, e in intervals) - min(s for s, _ in intervals)) if intervals else 0.0,
+        "total_s": sum(e - s for s, e in intervals),
         "budgets": [b for r in recs if (b := _budget(r)) is not None],
         "spent": sum(r.cost_usd or 0.0 for r in recs if _budget(r) is not None),
         "cost": sum(r.cost_usd or 0.0 for r in recs),
@@ -313,22 +348,38 @@ def summary_figures(recs: list[StatusRecord], now: float | None = None) -> dict[
     }
 
 
+#: Idle seconds between runs below which the summary does not mention the span from first start to last end.
+SPAN_SHOWN_FROM_S = 1.0
+
+
 def summary(recs: list[StatusRecord], now: float | None = None) -> str:
-    """The execution summary (``check_status.py --summary``): totals, the parallel speed-up, one line per agent."""
+    """The execution summary (``check_status.py --summary``): totals, the parallel speed-up, one line per agent.
+
+    The speed-up is the sum of the shown runs' run times over the wall time
+    during which at least one of them ran (:func:`summary_figures`' ``busy_s``),
+    so runs of unrelated batches hours apart never read below 1.0x; when idle
+    gaps were left out, the line says how long the whole span was.  DURATION is
+    each run's run time (``-``: it never started; queued time is not run time).
+    """
+    now = time.time() if now is None else now  # one instant for the figures and the rows
     f = summary_figures(recs, now)
-    wall, total, budgets = f["wall_s"], f["total_s"], f["budgets"]
+    busy, span, total, budgets = f["busy_s"], f["span_s"], f["total_s"], f["budgets"]
+    wall = f"wall time {fmt_duration(busy)} while any ran"
+    if span - busy >= SPAN_SHOWN_FROM_S:
+        wall += f" (idle gaps left out of the {fmt_duration(span)} from first start to last end)"
     lines = [
         f"{len(recs)} agent(s): {counts_text(f['counts'])}",
-        f"wall time {fmt_duration(wall)}; sum of run times {fmt_duration(total)}"
-        + (f"; parallel speed-up {total / wall:.1f}x" if wall > 0 else ""),
+        f"{wall}; sum of run times {fmt_duration(total)}"
+        + (f"; parallel speed-up {total / busy:.1f}x (sum of run times / wall time while any ran)" if busy > 0 else ""),
     ]
     if budgets:
         lines.append(f"budget {fmt_cost(sum(budgets))} over {len(budgets)} agent(s): spent {fmt_cost(f['spent'])} ({f['spent'] / sum(budgets):.0%})")
     lines.append("")
     rows = [("AGENT", "STATUS", "DURATION", "TURNS", "PEAK MiB", "EXIT", "COST")]
     for r in recs:
+        ran = run_interval(r, now)
         rows.append((
-            r.agent, str(r.status), fmt_duration(r.elapsed_s(now)), str(r.num_turns),
+            r.agent, str(r.status), fmt_duration(ran[1] - ran[0] if ran else None), str(r.num_turns),
             "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
             "-" if r.exit_code is None else str(r.exit_code), fmt_cost(r.cost_usd),
         ))
