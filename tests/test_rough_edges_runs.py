@@ -6,14 +6,19 @@ Each test names its item of the issue.  They synchronise on files and records, n
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import signal
 import subprocess
+import sys
 
 import pytest
-from conftest import cli_path
+from conftest import cli_path, process_gone, wait_until
 
 from claude_orchestrator.claude.stream import RunProgress, last_stderr_line, plain_line
 from claude_orchestrator.core.states import State
 from claude_orchestrator.supervisor.attempt import AttemptEnd
+from claude_orchestrator.usecases.control import HOOK_ORPHANED
 from claude_orchestrator.supervisor.report import output_text
 
 
@@ -92,3 +97,88 @@ def test_the_real_cli_refusing_root_says_why_and_what_to_do(real_kit, version):
         "with root/sudo privileges for security reasons (set IS_SANDBOX=1 if this runs in a sandbox, "
         "or run as a user other than root)"
     )
+
+
+# -- 1: a running --on-complete hook holds the name ------------------------------------------
+
+
+def _gated_hook(tmp_path, tag: str) -> tuple[str, dict]:
+    """A hook command that touches ``<tag>-started``, runs until ``<tag>-gate`` exists, then touches ``<tag>-ended``."""
+    files = {k: tmp_path / f"{tag}-{k}" for k in ("started", "gate", "ended")}
+    script = (f"import os,time; open({str(files['started'])!r},'w').close()\n"
+              f"while not os.path.exists({str(files['gate'])!r}): time.sleep(0.05)\n"
+              f"open({str(files['ended'])!r},'w').close()")
+    return f"{sys.executable} -c {shlex.quote(script)}", files
+
+
+def test_a_running_on_complete_hook_holds_the_name_until_its_outcome_is_recorded(fake_kit, tmp_path):
+    hook, files = _gated_hook(tmp_path, "h1")
+    try:
+        assert fake_kit.run("launch_agent", "a1", "x", "--on-complete", hook).returncode == 0
+        wait_until(files["started"].exists, what="the on-complete hook running")
+        rec = fake_kit.record("a1")
+        assert rec["status"] == "completed" and rec["on_complete"] == {"argv": shlex.split(hook), "running": True}
+        for script, args in (("launch_agent", ("a1", "y")), ("resume_agent", ("a1", "y")),
+                             ("launch_parallel", ("--names", "a1,b1", "y", "z"))):
+            again = fake_kit.run(script, *args)
+            assert again.returncode == 3, (script, again.stdout, again.stderr)
+            assert "--on-complete hook" in again.stderr, (script, again.stderr)
+        assert fake_kit.record("b1") is None and fake_kit.record("a1")["run_id"] == rec["run_id"]
+        assert "still running its --on-complete hook" in fake_kit.run("launch_agent", "a1", "y").stderr
+        # a wait waits for the hook too: with the gate shut it cannot end
+        assert fake_kit.run("wait_agents", "a1", "--timeout", "0.5").returncode == 124
+        waiter = fake_kit.start("wait_agents", "a1", "--json")
+        waiter.expect('"status":"completed"')
+    finally:
+        files["gate"].touch()
+    code, lines, _ = waiter.finish()
+    assert code == 0 and json.loads(lines[-1])["event"] == "summary"
+    assert files["ended"].exists(), "the wait ended before the hook"
+    assert fake_kit.record("a1")["on_complete"] == {"argv": shlex.split(hook), "exit_code": 0}
+    again = fake_kit.run("launch_agent", "a1", "y", "--wait")
+    assert again.returncode == 0, again.stderr
+
+
+def test_kill_agent_stops_a_running_hook_and_frees_the_name(fake_kit, tmp_path):
+    hook, files = _gated_hook(tmp_path, "h2")  # its gate never opens: only a stop ends it
+    assert fake_kit.run("launch_agent", "a2", "x", "--on-complete", hook, "--kill-grace", "1").returncode == 0
+    wait_until(files["started"].exists, what="the on-complete hook running")
+    out = fake_kit.run("kill_agent", "a2")
+    assert out.returncode == 0 and out.stdout.strip() == "a2: the run had ended (completed); stopped its --on-complete hook", out
+    rec = fake_kit.record("a2")
+    assert rec["status"] == "completed"
+    assert rec["on_complete"] == {"argv": shlex.split(hook), "exit_code": None, "error": "stopped by request (signal 15)"}
+    assert not files["ended"].exists()
+    again = fake_kit.run("launch_agent", "a2", "y", "--wait")
+    assert again.returncode == 0, again.stderr
+    assert fake_kit.run("kill_agent", "a2").stdout.strip() == "a2: not running (status completed); nothing to stop"
+
+
+def test_a_hook_still_runs_after_the_run_was_killed(fake_kit, tmp_path):
+    done = tmp_path / "hook-ran"
+    script = f"import os; open({str(done)!r}, 'w').write(os.environ['ORCHESTRATOR_STATUS'])"
+    hook = f"{sys.executable} -c {shlex.quote(script)}"
+    assert fake_kit.run("launch_agent", "a3", "[[fake: hang]]", "--on-complete", hook).returncode == 0
+    fake_kit.wait_running("a3")
+    assert fake_kit.run("kill_agent", "a3", "--grace", "1").returncode == 0
+    assert fake_kit.run("wait_agents", "a3").returncode == 1
+    assert done.read_text() == "killed"
+    assert fake_kit.record("a3")["on_complete"]["exit_code"] == 0
+
+
+def test_a_hook_whose_supervisor_died_is_recorded_as_unknown_and_holds_nothing(fake_kit, tmp_path):
+    hook, files = _gated_hook(tmp_path, "h4")
+    try:
+        assert fake_kit.run("launch_agent", "a4", "x", "--on-complete", hook).returncode == 0
+        wait_until(files["started"].exists, what="the on-complete hook running")
+        rec = fake_kit.record("a4")
+        os.kill(rec["supervisor_pid"], signal.SIGKILL)
+        wait_until(lambda: process_gone(rec["supervisor_pid"], rec["supervisor_started"]), what="the supervisor gone")
+        shown = json.loads(fake_kit.run("check_status", "--full", "a4").stdout)[0]
+        assert shown["status"] == "completed"
+        assert shown["on_complete"] == {"argv": shlex.split(hook), "exit_code": None, "error": HOOK_ORPHANED}
+        assert fake_kit.record("a4")["on_complete"] == shown["on_complete"], "written back"
+        assert fake_kit.run("launch_agent", "a4", "y", "--wait").returncode == 0
+    finally:
+        files["gate"].touch()
+    wait_until(files["ended"].exists, what="the orphaned hook to end")

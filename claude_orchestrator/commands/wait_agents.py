@@ -30,7 +30,8 @@ examples:
 It sleeps until a status record changes (inotify via watchdog; polling where
 inotify is unavailable, and every 1 s on a network filesystem such as NFS, where
 other hosts' writes raise no inotify event; ORCHESTRATOR_WATCH=poll forces it), prints one line per state change as it happens and a
-summary at the end. An agent that has already ended counts at once.
+summary at the end. An agent that has already ended counts at once, once its
+--on-complete hook (if any) has ended and its outcome is in the record.
 --follow never ends by itself: it reports every agent's changes, agents launched
 later included (a Claude Code plugin monitor or a Bash run_in_background runs it).
 exit status: 0 every awaited agent completed, 1 one failed, timed out, ran out
@@ -105,10 +106,11 @@ def wait_exit_code(timed_out: bool, unreadable: bool, recs: list[StatusRecord]) 
 
 
 def _awaited(store: RecordStore, args: argparse.Namespace) -> list[str]:
-    """The NAMEs (without repeats), else every active agent (stderr: the unreadable ones not waited for, and
+    """The NAMEs (without repeats), else every active agent and every one whose ended run's ``--on-complete``
+    hook runs (stderr: the unreadable ones not waited for, and
     the runs of an executor this toolkit does not know, which it cannot tell the end of)."""
     from ..executors.registry import EXECUTORS, UnknownExecutor  # here: --help and usage errors load no executor
-    from ..usecases.control import read_records  # here: --help and usage errors load no use case
+    from ..usecases.control import hook_running, read_records  # here: --help and usage errors load no use case
 
     if args.names:
         return list(dict.fromkeys(args.names))
@@ -117,7 +119,7 @@ def _awaited(store: RecordStore, args: argparse.Namespace) -> list[str]:
     for r in read_records(store, unreadable=skipped):
         if r.state.is_active and r.spec.executor not in EXECUTORS:
             print(f"{program_name(SCRIPT)}: not waiting for {r.agent}: {UnknownExecutor(r.spec.executor).why}", file=sys.stderr)
-        elif r.state.is_active:
+        elif r.state.is_active or hook_running(store, r):  # an ended run whose --on-complete hook runs holds its name
             names.append(r.agent)
     for b in skipped:
         print(f"{program_name(SCRIPT)}: not waiting for {b.name}: {b}", file=sys.stderr)

@@ -49,7 +49,10 @@ class Liveness(NamedTuple):
     """One run's answer of :meth:`Executor.probe`.
 
     Attributes:
-        verdict: :class:`Verdict` of the run's supervisor.  An ended record is always GONE.
+        verdict: :class:`Verdict` of the run's supervisor.  An ended record is GONE, unless
+            its ``--on-complete`` hook has not recorded its outcome
+            (:attr:`..records.status_record.StatusRecord.hook_unfinished`): then ALIVE while
+            its supervisor may still run the hook (it holds the agent's name until then).
         reason: for GONE (of an active record) and UNKNOWN, why, in one sentence (the
             record's ``error`` if the run is ended by a reader).
         ended: for GONE, the terminal state the executor knows the run came to

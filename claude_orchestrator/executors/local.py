@@ -73,10 +73,12 @@ class LocalExecutor(Executor):
 
     def probe(self, paths: StatePaths, recs: Sequence[StatusRecord], *, deep: bool = False) -> list[Liveness]:
         """ALIVE while the agent's life lock is held (a read-only probe: works on a read-only or full state
-        root); with ``deep``, the recorded supervisor and CLI PIDs are checked with their start times."""
+        root), of an active run or of an ended one whose supervisor runs its ``--on-complete`` hook
+        (it keeps the lock until the hook's outcome is written); with ``deep``, the recorded
+        supervisor and CLI PIDs are checked with their start times."""
         out = []
         for rec in recs:
-            alive = rec.state.is_active and locks.is_held(paths.alive_lock(rec.agent))
+            alive = (rec.state.is_active or rec.hook_unfinished) and locks.is_held(paths.alive_lock(rec.agent))
             verdict = Liveness(Verdict.ALIVE) if alive else Liveness(Verdict.GONE, gone_reason(rec) if rec.state.is_active else None)
             if deep:  # a stop asks every 50 ms: the recorded tree is looked at only once the supervisor is gone
                 running = supervisor_process(rec) is not None

@@ -234,11 +234,15 @@ class SlurmExecutor(Executor):
           ``memory_exceeded`` if Slurm killed the job for its memory (state
           OUT_OF_MEMORY with cgroups; slurmstepd's words in the job's log without).
 
+        An ended run is GONE, unless its ``--on-complete`` hook has not recorded its
+        outcome: then as above (its supervisor runs the hook in the job).
+
         With ``deep``: the job still there is both the supervisor and the CLI
         (the CLI cannot be seen from another host); leftovers are the job, or processes
         of the run's recorded tree on this host (PIDs checked by start time).
         """
-        asked = {id(r): r.executor_ref for r in recs if r.executor_ref and (deep or r.state.is_active or r.state is State.LOST)}
+        asked = {id(r): r.executor_ref for r in recs
+                 if r.executor_ref and (deep or r.state.is_active or r.state is State.LOST or r.hook_unfinished)}
         jobs.refresh(list(asked.values()))
         out = []
         for rec in recs:
@@ -255,8 +259,13 @@ class SlurmExecutor(Executor):
 
     def _liveness(self, paths: StatePaths, rec: StatusRecord, info: jobs.JobInfo | None) -> Liveness:
         """:meth:`probe`'s answer for one run, Slurm's word on its job (``info``) known."""
-        if not rec.state.is_active:
+        if not rec.state.is_active and not rec.hook_unfinished:
             return Liveness(Verdict.GONE)
+        if not rec.state.is_active:  # its supervisor may still run the --on-complete hook in the job
+            if info is jobs.UNKNOWN:
+                return Liveness(Verdict.UNKNOWN, f"Slurm could not be asked about job {rec.executor_ref}")
+            recent = info is not None and info.ended_at is not None and time.time() - info.ended_at < jobs.settle_s()
+            return Liveness(Verdict.ALIVE if rec.executor_ref and (_still_there(info) or recent) else Verdict.GONE)
         if not rec.executor_ref:
             if locks.is_held(paths.alive_lock(rec.agent)):
                 return Liveness(Verdict.ALIVE)

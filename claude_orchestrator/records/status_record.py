@@ -118,7 +118,7 @@ class StatusRecord:
     stop_grace_s: float | None = None  # a stop request's grace period (kill_agent.py --grace)
     api_error_status: int | None = None  # the HTTP status of the API error the run ended on
     stopped_after_result: bool | None = None  # the CLI lingered after its result event and was stopped
-    on_complete: dict[str, Any] | None = None  # what the --on-complete command returned: {"argv", "exit_code", ["error"]}
+    on_complete: dict[str, Any] | None = None  # the --on-complete hook: {"argv", "running": true} while it runs, then {"argv", "exit_code", ["error"]}
     stream_lines_skipped: int | None = None  # stream lines the supervisor could not read
     transcript_bytes_lost: int | None = None  # output bytes the transcript could not take (full disk)
     # The reference the run's executor gave it (a job ID), opaque here; stored as ``<executor>_job_id``
@@ -177,6 +177,18 @@ class StatusRecord:
     @property
     def state(self) -> State:
         return State(self.status)
+
+    @property
+    def hook_unfinished(self) -> bool:
+        """True if the run has ended, has an ``--on-complete`` hook, and the hook's outcome is not in
+        ``on_complete`` yet (it is about to run, or runs: ``{"argv", "running": true}``).
+
+        Whether its supervisor is still there to run it is the executor's to tell
+        (:meth:`..executors.base.Executor.probe`); :func:`..usecases.control.hook_running` asks both.
+        """
+        if not self.state.is_terminal or not self.spec.on_complete:
+            return False
+        return self.on_complete is None or self.on_complete.get("running") is True
 
     def changed_at(self) -> str | None:
         """When the run entered its current state (ISO-8601 UTC).

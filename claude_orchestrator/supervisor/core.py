@@ -521,5 +521,11 @@ class Supervisor:
             self.log(f"could not record the internal error: {again!r}")
 
     def run_on_complete(self) -> None:
-        """Run the launch's ``--on-complete`` hook once, after the run ended (:func:`.hooks.run_on_complete`)."""
-        run_on_complete(self.paths, self.writer, self.log_file)
+        """Run the launch's ``--on-complete`` hook once, after the run ended (:func:`.hooks.run_on_complete`).
+
+        A stop request that came before is the run's, already obeyed: only a new one
+        (SIGTERM, SIGINT or SIGHUP, e.g. ``kill_agent.py``) stops the hook, with the run's grace.
+        """
+        self.stop_request = None
+        run_on_complete(self.paths, self.writer, self.log_file,
+                        stop=lambda: self.stopped_by if self.stop_request else None, grace=self._grace)

@@ -72,7 +72,7 @@ def _restore_pythonpath() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one run's supervisor to its end, then its ``--on-complete`` hook.
+    """Run one run's supervisor to its end, then its ``--on-complete`` hook; the life lock is held until both are done.
 
     Returns:
         0, or 70 (:attr:`..core.states.ExitCode.INTERNAL`) after an internal error
@@ -91,10 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: the CLI must not outlive its supervision, nor the record stay active
         sup.internal_error(exc)
         code = ExitCode.INTERNAL
-    if args.alive_fd is not None:
-        # The run is over: free the name now, so that a slow hook does not hold
-        # up the next launch of this agent.
-        os.close(args.alive_fd)
     try:
         sup.run_on_complete()
     except Exception as exc:  # noqa: BLE001 - the run has ended; only the hook failed
@@ -102,4 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sup.log(f"on-complete failed: {exc!r}\n{traceback.format_exc()}")
         code = ExitCode.INTERNAL
+    if args.alive_fd is not None:
+        # The name is free once the hook's outcome is in the record (a launch meanwhile: exit 3).
+        os.close(args.alive_fd)
     return int(code)

@@ -13,7 +13,7 @@ from ..core.paths import NAME_RE, StatePaths, validate_name
 from ..core.programs import command
 from ..core.states import State
 from ..records.status_record import RecordStore
-from .control import read_records, stop, stop_unreadable, unreadable_alive
+from .control import hook_running, read_records, stop, stop_unreadable, unreadable_alive
 from .isolation import remove_worktree, worktree_state
 
 
@@ -112,7 +112,8 @@ def _targets(paths: StatePaths, names: list[str] | None) -> list[str]:
 
 
 def _stop_active(store: RecordStore, records: list, unreadable: list[BadRecord], *, force: bool, grace_s: float | None) -> list[str]:
-    """Stop the active runs among ``records`` (and the live supervisors of unreadable records) if ``force``.
+    """Stop the active runs among ``records`` (and the live supervisors of unreadable records, and
+    the running ``--on-complete`` hooks of ended runs) if ``force``.
 
     A lost run's orphaned processes are stopped too: once its record is gone
     nothing would know they belong to a run.  Returns the names stopped.
@@ -122,13 +123,15 @@ def _stop_active(store: RecordStore, records: list, unreadable: list[BadRecord],
     """
     # An unreadable record tells nothing; its executor may still know a supervisor runs it.
     running_bad = [b for b in unreadable if unreadable_alive(store, b)]
+    hooked = {r.agent for r in records if hook_running(store, r)}  # an ended run whose --on-complete hook runs
     active = [f"{r.agent} ({r.status})" for r in records if r.state.is_active]
+    active += [f"{r.agent} ({r.status}, its --on-complete hook running)" for r in records if r.agent in hooked]
     active += [f"{b.name} (unreadable record, supervisor alive)" for b in running_bad]
     if active and not force:
         raise Conflict(f"refusing to clear active agent(s): {', '.join(active)}; wait for them, or add --force to stop them first")
     stopped = [b.name for b in running_bad if stop_unreadable(store, b, grace_s=grace_s) == "stopped"]
     for r in records:
-        if r.state.is_active or r.state is State.LOST:
+        if r.state.is_active or r.state is State.LOST or r.agent in hooked:
             what, _ = stop(store, r.agent, grace_s=grace_s)
             if what != "not-running":
                 stopped.append(r.agent)

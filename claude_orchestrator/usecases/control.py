@@ -63,6 +63,21 @@ def is_alive(store: RecordStore, rec: StatusRecord) -> bool:
     return rec.state.is_active and liveness(store, [rec])[0].verdict is not Verdict.GONE
 
 
+def hook_running(store: RecordStore, rec: StatusRecord, known: Liveness | None = None) -> bool:
+    """True if ``rec``'s run has ended but its ``--on-complete`` hook has not recorded its outcome
+    and the run's supervisor may still be running it (its executor's :meth:`..executors.base.Executor.probe`
+    does not say GONE; locally, the life lock is held).
+
+    While it is true the name is held: a launch or resume is refused (exit 3), a wait goes on.
+
+    Args:
+        known: ``rec``'s liveness if already asked (:func:`liveness`).
+    """
+    if not rec.hook_unfinished:
+        return False
+    return (known or liveness(store, [rec])[0]).verdict is not Verdict.GONE
+
+
 def reconcile(store: RecordStore, rec: StatusRecord, known: Liveness | None = None) -> StatusRecord:
     """End an active record whose supervisor is gone, and return it.
 
@@ -74,6 +89,10 @@ def reconcile(store: RecordStore, rec: StatusRecord, known: Liveness | None = No
     full), the record is returned ended without being stored: a reader
     reports the truth without needing to write it.
 
+    An ended record that still says its ``--on-complete`` hook runs while its
+    supervisor is gone (:func:`hook_running` is false) gets the hook's outcome
+    as unknown (:func:`_hook_orphaned`).
+
     Args:
         known: ``rec``'s liveness if already asked (:func:`liveness`, for many records at once).
 
@@ -81,7 +100,7 @@ def reconcile(store: RecordStore, rec: StatusRecord, known: Liveness | None = No
         BadRecord: the record became unreadable meanwhile.
     """
     if not rec.state.is_active:
-        return rec
+        return _hook_orphaned(store, rec, known)
     answer = known or liveness(store, [rec])[0]
     if answer.verdict is not Verdict.GONE:
         return rec
@@ -96,6 +115,33 @@ def reconcile(store: RecordStore, rec: StatusRecord, known: Liveness | None = No
         shown = copy.deepcopy(rec)
         lifecycle.move(shown, end, error=error)
         return shown
+
+
+#: ``on_complete``'s error when the supervisor ended while its hook ran.
+HOOK_ORPHANED = "the supervisor ended before the hook's outcome was written; the outcome is unknown"
+
+
+def _hook_orphaned(store: RecordStore, rec: StatusRecord, known: Liveness | None = None) -> StatusRecord:
+    """``rec`` (ended), or, if it says its hook runs (``{"argv", "running": true}``) but its supervisor
+    is gone, the record with ``on_complete`` = ``{"argv", "exit_code": None, "error": HOOK_ORPHANED}``
+    (written under the lock if the file still says so; shown unwritten if the state root cannot be written)."""
+
+    def says_running(r: StatusRecord) -> bool:
+        return isinstance(r.on_complete, dict) and r.on_complete.get("running") is True
+
+    if not says_running(rec) or hook_running(store, rec, known):
+        return rec
+
+    def note(cur: StatusRecord) -> StatusRecord | None:
+        if not says_running(cur):
+            return None
+        cur.on_complete = {"argv": cur.on_complete.get("argv"), "exit_code": None, "error": HOOK_ORPHANED}
+        return cur
+
+    try:
+        return lifecycle.update_run(store, rec.agent, rec.run_id, note) or rec
+    except StorageError:
+        return note(copy.deepcopy(rec)) or rec
 
 
 def read_records(
@@ -156,11 +202,16 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     overrides the run's own grace period.  If the supervisor is gone or does
     not finish in time, what is left of the tree is stopped here and the
     record is marked ``killed``.  A ``lost`` run's orphaned tree is stopped;
-    its record stays ``lost``.  Any other ended run is left alone.
+    its record stays ``lost``.  An ended run whose ``--on-complete`` hook
+    runs (:func:`hook_running`): its supervisor is asked to stop the hook (the
+    same way, with the same grace), and this waits for its outcome in the
+    record (the grace plus 5 s at most).  Any other ended run is left alone.
 
     Returns:
-        ``(what, record)``: ``what`` is ``stopped``, ``orphans-stopped`` or
-        ``not-running``.
+        ``(what, record)``: ``what`` is ``stopped``, ``orphans-stopped``,
+        ``hook-stopped`` (the run had ended; its ``--on-complete`` hook was
+        running and is stopped: its supervisor records ``on_complete`` with the
+        error "stopped by request (signal 15)") or ``not-running``.
 
     Raises:
         NotFound: the agent has no record (exit 4).
@@ -179,6 +230,8 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
         return "not-running", rec  # an ended run: nothing of it is this toolkit's to stop
     if rec.state is State.LOST:
         return ("orphans-stopped" if executor.stop(rec, grace, force=True) else "not-running"), rec
+    if hook_running(store, rec):
+        return _stop_hook(store, rec, grace, grace_s)
     if not rec.state.is_active:
         return "not-running", rec
     if grace_s is not None:
@@ -199,6 +252,33 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     executor.stop(cur, grace, force=True)
     ended = lifecycle.change_state(store, name, rec.run_id, State.KILLED, error="stopped by request (the supervisor did not respond)")
     return "stopped", ended or store.read(name)
+
+
+def _stop_hook(store: RecordStore, rec: StatusRecord, grace: float, grace_s: float | None) -> tuple[str, StatusRecord | None]:
+    """Ask the supervisor of ended run ``rec`` to stop its ``--on-complete`` hook (SIGTERM, as a stop of
+    the run), and wait (the grace plus 5 s at most) until the hook's outcome is in the record or
+    the supervisor is gone.  Returns ``("hook-stopped", record as last read)``, or ``not-running``
+    if the hook ended meanwhile.
+
+    Raises:
+        OrchestratorError: the executor could not be asked (exit 69).
+    """
+    if grace_s is not None:
+        _ask_grace(store, rec, grace_s)
+    executor = executor_of(rec)
+    if not executor.stop(rec, grace):
+        return "not-running", rec
+    deadline = time.monotonic() + grace + 5.0
+    cur: StatusRecord | None = rec
+    while time.monotonic() < deadline:
+        try:
+            cur = store.read(rec.agent)
+        except BadRecord:
+            pass  # damaged meanwhile: the supervisor rewrites it from its copy
+        if cur is None or cur.run_id != rec.run_id or not hook_running(store, cur):
+            break
+        time.sleep(0.05)
+    return "hook-stopped", cur
 
 
 def _ask_grace(store: RecordStore, rec: StatusRecord, grace_s: float) -> None:
@@ -297,7 +377,8 @@ def wait_for(
     unreadable: dict[str, BadRecord] | None = None,
     on_unreadable: Callable[[BadRecord], None] | None = None,
 ) -> list[StatusRecord] | None:
-    """Block until every named agent's record is terminal (with ``any_``: one of them).
+    """Block until every named agent's record is terminal and its ``--on-complete`` hook, if any,
+    has recorded its outcome (:func:`hook_running`: the name is free again); with ``any_``: one of them.
 
     A watchdog observer on ``status/`` is started *before* the first read, so
     a record that turns terminal in between is never missed; every wake, and a
@@ -339,7 +420,7 @@ def wait_for(
                     on_unreadable(b)
             bad_now.clear()
             bad_now.update({b.name: b for b in bad})
-            ended = len([r for r in recs if r.state.is_terminal]) + len(bad)
+            ended = len([r for r in recs if r.state.is_terminal and not hook_running(store, r)]) + len(bad)
             if (any_ and ended) or ended == len(recs) + len(bad):
                 return recs
             wait = recheck_s

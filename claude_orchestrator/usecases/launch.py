@@ -32,7 +32,7 @@ from ..executors.registry import get_executor
 from ..records import lifecycle
 from ..records.spec import RunSpec
 from ..records.status_record import RecordStore, StatusRecord, read_session, task_preview
-from .control import is_alive, liveness, reconcile
+from .control import hook_running, is_alive, liveness, reconcile
 from .isolation import prepare, remove_worktree
 from .scheduling import take_slot_or_enqueue
 
@@ -61,20 +61,34 @@ def busy_error(rec: StatusRecord, advice: str = "wait for it, stop it, or pick a
     return Conflict(f"agent {rec.agent!r} is already {rec.status} (run {rec.run_id}); {advice}")
 
 
-def refuse_busy(store: RecordStore, names: list[str], advice: str | None = None) -> None:
-    """Raise :class:`Conflict` (exit 3) if a run of one of ``names`` is active.
+def hook_busy_error(rec: StatusRecord) -> Conflict:
+    """The message for an agent whose ended run's ``--on-complete`` hook still runs (exit 3)."""
+    return Conflict(
+        f"agent {rec.agent!r} is still running its --on-complete hook (run {rec.run_id}, {rec.status}); "
+        f"wait for it ({command('wait_agents')} {rec.agent}), or stop it ({command('kill_agent')} {rec.agent})"
+    )
 
-    Asked of one name, the message is :func:`busy_error`'s; of several, one
-    line lists them: "already active: a (running), b (queued); ADVICE".
+
+def refuse_busy(store: RecordStore, names: list[str], advice: str | None = None) -> None:
+    """Raise :class:`Conflict` (exit 3) if a run of one of ``names`` is active, or has ended
+    but still runs its ``--on-complete`` hook (:func:`..usecases.control.hook_running`).
+
+    Asked of one name, the message is :func:`busy_error`'s (:func:`hook_busy_error`'s for
+    a hook); of several, one line lists them: "already active: a (running), b (completed, its
+    --on-complete hook running); ADVICE".
 
     Raises:
         Conflict: one or more are active.  BadRecord: a record is unreadable (exit 2).
     """
     active = active_runs(store, names)
+    hooked = [rec for rec in (store.read(n) for n in names) if rec is not None and hook_running(store, rec)]
+    if hooked and not active and len(names) == 1:
+        raise hook_busy_error(hooked[0])
+    active += hooked
     if active and len(names) == 1:
         raise busy_error(active[0], *([advice] if advice else []))
     if active:
-        listed = ", ".join(f"{r.agent} ({r.status})" for r in active)
+        listed = ", ".join(f"{r.agent} ({r.status}{', its --on-complete hook running' if r.state.is_terminal else ''})" for r in active)
         raise Conflict(f"already active: {listed}; {advice or 'wait for them, stop them, or use --names'}")
 
 
@@ -219,7 +233,8 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         BadInput: bad name, empty task, missing cwd, bad option, an unreadable
             record, ``outputs/<name>`` is a symlink (exit 2).
         CliMissing: no Claude CLI (exit 127); nothing is written.
-        Conflict: the agent is waiting, queued, starting or running (exit 3).
+        Conflict: the agent is waiting, queued, starting or running, or its ended run's
+            ``--on-complete`` hook still runs (exit 3).
         StorageError: the state root cannot be written (exit 74); nothing is left half-written.
         OrchestratorError: the executor could not start the run, e.g. a ``SlurmError``
             (sbatch refused the job, exit 69; its message names the agent); the run is recorded ``failed``.
@@ -311,6 +326,8 @@ def _claim_run(
     def decide(current: StatusRecord | None) -> State:
         if current is not None and is_alive(store, current):  # under the lock: no reconcile here
             raise busy_error(current)
+        if current is not None and hook_running(store, current):  # ended, but its supervisor runs the hook
+            raise hook_busy_error(current)
         gone = current is not None and (current.state is State.LOST or current.state.is_active)  # its supervisor is gone
         if gone and current.spec.executor in registry.EXECUTORS:  # an unknown executor's processes are not ours to stop
             record.orphans = orphan_entries(current) or None
