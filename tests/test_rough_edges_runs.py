@@ -17,6 +17,7 @@ from conftest import cli_path, process_gone, wait_until
 
 from claude_orchestrator.claude.stream import RunProgress, last_stderr_line, plain_line
 from claude_orchestrator.core.states import State
+from claude_orchestrator.devtools.fake_api import user_prompt
 from claude_orchestrator.supervisor.attempt import AttemptEnd
 from claude_orchestrator.usecases.control import HOOK_ORPHANED
 from claude_orchestrator.supervisor.report import output_text
@@ -182,3 +183,70 @@ def test_a_hook_whose_supervisor_died_is_recorded_as_unknown_and_holds_nothing(f
     finally:
         files["gate"].touch()
     wait_until(files["ended"].exists, what="the orphaned hook to end")
+
+
+# -- 5: a stopped run's exit_code is what the CLI's exit was -----------------------------------
+
+
+@pytest.mark.parametrize("version", ["2.1.332", "2.1.197"])
+def test_the_real_cli_catches_sigterm_and_exits_143_itself(real_kit, version):
+    """Both pinned CLIs, once started (they have asked the API), handle SIGTERM and exit with status 143
+    (128 + 15) on their own: the record keeps that status (not -15, which means the signal ended the
+    process, as it does a CLI still starting up); SIGKILL after the grace would give -9."""
+    real_kit.env["CLAUDE_BIN"] = str(cli_path(version))
+
+    def asked(name: str) -> bool:
+        return any(f"{name} hello" in user_prompt(body) for body in real_kit.api.messages_requests())
+
+    assert real_kit.run("launch_agent", "t1", "[[delay: 60]] t1 hello", "--timeout", "3", "--kill-grace", "20").returncode == 0
+    assert real_kit.run("launch_agent", "k1", "[[delay: 60]] k1 hello", "--timeout", "0", "--kill-grace", "20").returncode == 0
+    wait_until(lambda: asked("k1"), what="k1's CLI asking the API")
+    assert real_kit.run("kill_agent", "k1").returncode == 0
+    assert real_kit.run("wait_agents", "t1", "k1").returncode == 1
+    assert asked("t1"), "t1's CLI had started when its timeout came"
+    for name, status in (("t1", "timeout"), ("k1", "killed")):
+        rec = real_kit.record(name)
+        assert (rec["status"], rec["stop_reason"], rec["exit_code"]) == (status, status, 143), rec
+        assert "grace period over" not in open(rec["log_file"]).read(), "it exited within the grace: no SIGKILL"
+
+
+def test_a_cli_killed_by_a_signal_records_the_negative_signal(fake_kit):
+    """The fake CLI (Python) does not catch SIGTERM: the signal ends it (-15); one that ignores SIGTERM
+    is ended by SIGKILL after the grace (-9)."""
+    assert fake_kit.run("launch_agent", "s1", "[[fake: hang]]", "--timeout", "1", "--kill-grace", "20").returncode == 0
+    assert fake_kit.run("launch_agent", "s2", "[[fake: ignore_term]]", "--timeout", "1", "--kill-grace", "0.5").returncode == 0
+    assert fake_kit.run("wait_agents", "s1", "s2").returncode == 1
+    assert [fake_kit.record(n)["exit_code"] for n in ("s1", "s2")] == [-15, -9]
+    assert all(fake_kit.record(n)["status"] == "timeout" for n in ("s1", "s2"))
+
+
+# -- 12: a retry's session ID ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["2.1.332", "2.1.197"])
+def test_a_retry_runs_in_a_new_session_that_the_record_and_the_session_file_name(real_kit, version, tmp_path):
+    """The CLI refuses to reuse the session ID of a failed attempt ("Session ID ... is already in use"), so a
+    retry gets a new one: the record, the session file and a resume follow it; the launch printed the first."""
+    real_kit.env["CLAUDE_BIN"] = str(cli_path(version))
+    real_kit.env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # the CLI's own retries would hide the error
+    work = tmp_path / "work"
+    work.mkdir()
+    task = "[[flaky: 529 1]] remember the word teal"
+    out = real_kit.run("launch_agent", "r1", task, "--cwd", str(work), "--retries", "1", "--retry-backoff", "0.1", "--json")
+    printed = json.loads(out.stdout)["session_id"]
+    assert real_kit.run("wait_agents", "r1").returncode == 0
+    rec = real_kit.record("r1")
+    assert rec["status"] == "completed" and rec["attempt"] == 2
+    inits = [e["session_id"] for e in map(json.loads, open(rec["transcript_file"])) if e.get("subtype") == "init"]
+    assert inits[0] == printed and len(inits) == 2 and inits[1] != printed
+    assert rec["session_id"] == inits[1] == (real_kit.root / "sessions" / "r1_session.txt").read_text().strip()
+    # why: the first attempt's session file exists, and the CLI will not start a session with its ID again
+    again = subprocess.run([str(cli_path(version)), "-p", "--session-id", printed], input="x", capture_output=True, text=True,
+                           cwd=work, env={k: v for k, v in real_kit.env.items() if k not in ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")},
+                           timeout=60)
+    assert again.returncode == 1 and f"Session ID {printed} is already in use" in again.stderr
+    resumed = real_kit.run("resume_agent", "r1", "--wait", "which word?")
+    assert resumed.returncode == 0, resumed.stderr
+    assert real_kit.record("r1")["session_id"] == inits[1]
+    history = [m for m in real_kit.api.messages_requests()[-1]["messages"] if m["role"] == "user"]
+    assert any("remember the word teal" in json.dumps(m) for m in history[:-1]), "the resume has the retry's history"
