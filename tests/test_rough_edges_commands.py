@@ -15,11 +15,86 @@ import pytest
 
 from claude_orchestrator.commands import launch_agent, launch_parallel, render, resume_agent
 from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.devtools.fake_api import user_prompt
 from claude_orchestrator.records.status_record import RecordStore, StatusRecord
-from conftest import run_cli
+from claude_orchestrator.usecases.launch import session_folder
+from conftest import cli_path, run_cli, version_tuple
 
 #: What ``--json --wait`` prints for an ended local run: check_status.py --json's short keys (render.brief).
 SHORT_KEYS = {"agent", "status", "run_id", "result", "num_turns", "cost_usd", "duration_s", "session_id", "output_file", "executor"}
+
+# -- 2: a resume from another folder that fails does not move the agent's folder -----------------------
+
+
+@pytest.fixture
+def real_cli(cli_version):
+    """This module's real-CLI tests run on each pinned CLI version (overrides conftest's)."""
+    return cli_path(cli_version)
+
+
+def _history(api, prompt: str) -> str:
+    """The messages of the first request whose latest prompt is ``prompt``, as JSON text."""
+    for body in api.messages_requests():
+        if user_prompt(body) == prompt:
+            return json.dumps(body["messages"])
+    raise AssertionError(f"no request with prompt {prompt!r}")
+
+
+def test_a_resume_from_another_folder_that_fails_leaves_the_agent_where_its_session_is(real_kit, cli_version, tmp_path):
+    """2.1.330 and later find a session from any folder: the resume completes with the history, and the agent
+    works there from then on.  Older CLIs (2.1.197) fail with "No conversation found"; that run used to store
+    the other folder as the agent's, so every later plain resume failed too.  Now the plain resume goes back."""
+    home, other = (tmp_path / "home-dir").resolve(), (tmp_path / "other-dir").resolve()
+    home.mkdir()
+    other.mkdir()
+    assert real_kit.run("launch_agent", "a1", "--cwd", str(home), "--wait", "remember [[reply: the code is 4417]]").returncode == 0
+    elsewhere = real_kit.run("resume_agent", "a1", "--cwd", str(other), "--wait", "from the other folder: the code?")
+    rec = real_kit.record("a1")
+    assert rec["cwd"] == str(other)
+    if version_tuple(cli_version) >= (2, 1, 330):
+        assert elsewhere.returncode == 0 and rec["status"] == "completed", elsewhere.stdout + elsewhere.stderr
+        assert "the code is 4417" in _history(real_kit.api, "from the other folder: the code?")
+    if version_tuple(cli_version) <= (2, 1, 197):
+        assert elsewhere.returncode == 1 and "No conversation found" in rec["error"], rec
+    moved = rec["status"] == "completed"  # the rest follows the outcome, whatever the version
+
+    plain = real_kit.run("resume_agent", "a1", "--wait", "and the code again?")
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    rec = real_kit.record("a1")
+    assert rec["status"] == "completed" and rec["cwd"] == str(other if moved else home)
+    assert "the code is 4417" in _history(real_kit.api, "and the code again?")
+
+
+def test_the_agents_folder_is_where_its_session_is():
+    """session_folder, which resume, --session-from and --with-context-from use for an agent's folder."""
+    def resumed(status: str, **options) -> StatusRecord:
+        return StatusRecord.from_dict({"agent": "a1", "run_id": "r", "task": "t", "status": status, "cwd": "/b",
+                                       "options": {"resume_id": "s-1", "session_cwd": "/a", **options}})
+
+    assert session_folder(resumed("failed")) == "/a"
+    assert session_folder(resumed("killed")) == "/a"
+    assert session_folder(resumed("running")) == "/a", "not known to have worked there yet"
+    assert session_folder(resumed("completed")) == "/b", "a resume that completed elsewhere moves the agent"
+    assert session_folder(resumed("failed", fork=True)) == "/b", "a fork's session is a new one, made where it ran"
+    assert session_folder(StatusRecord.from_dict({"agent": "a1", "run_id": "r", "task": "t", "status": "failed", "cwd": "/b"})) == "/b"
+
+
+def test_a_failed_resume_elsewhere_leaves_forks_and_context_in_the_agents_folder(fake_kit, tmp_path):
+    """--session-from and --with-context-from run where the source's session is, not where its failed resume ran."""
+    home, other = (tmp_path / "home-dir").resolve(), (tmp_path / "other-dir").resolve()
+    home.mkdir()
+    other.mkdir()
+    assert fake_kit.run("launch_agent", "src", "--cwd", str(home), "--wait", "[[fake: ok]] x").returncode == 0
+    assert fake_kit.run("resume_agent", "src", "--cwd", str(other), "--wait", "[[fake: crash]] y").returncode == 1
+    assert fake_kit.record("src")["cwd"] == str(other)
+    assert fake_kit.record("src")["options"]["session_cwd"] == str(home)
+    assert fake_kit.run("resume_agent", "fork", "--session-from", "src", "--wait", "[[fake: ok]] z").returncode == 0
+    assert fake_kit.record("fork")["cwd"] == str(home)
+    assert fake_kit.run("launch_agent", "ctx", "--with-context-from", "src", "--after-any", "--wait", "[[fake: ok]] w").returncode == 0
+    assert fake_kit.record("ctx")["cwd"] == str(home)
+    assert fake_kit.run("resume_agent", "src", "--wait", "[[fake: ok]] v").returncode == 0
+    assert fake_kit.record("src")["cwd"] == str(home)
+
 
 # -- 3: --claude-arg and --slurm-arg take a word that begins with '-' -----------------------------------
 

@@ -53,6 +53,7 @@ def full_spec() -> RunSpec:
         after_any=True,
         context_from="c",
         resume_id="5f1c0de0-0000-4000-8000-000000000000",
+        session_cwd="/work/before",
         fork=True,
         forked_from="d",
         on_complete=("notify-send", "done"),
@@ -87,8 +88,8 @@ def test_runspec_keys_are_schema1_keys_plus_new_ones():
     keys = set(RunSpec().to_dict())
     assert set(schema1_options) <= keys
     assert keys - set(schema1_options) == {"cwd", "isolation", "resume_id", "forked_from", "executor"}
-    # an executor's own options are stored under its name, only when it has some
-    assert set(full_spec().to_dict()) - keys == {"slurm_args"}
+    # an executor's own options are stored under its name, only when it has some; a resume's session_cwd only when set
+    assert set(full_spec().to_dict()) - keys == {"slurm_args", "session_cwd"}
     assert full_spec().to_dict()["slurm_args"] == ["--partition=gpu", "--hold"]
 
 

@@ -173,6 +173,6 @@ def _check_options(options: dict[str, Any]) -> None:
         value = holder.get(key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{key!r} is not a list of strings")
-    for key in ("claude_bin", "context_from", "profile", "cwd", "isolation", "resume_id", "forked_from", "executor"):
+    for key in ("claude_bin", "context_from", "profile", "cwd", "isolation", "resume_id", "session_cwd", "forked_from", "executor"):
         if options.get(key) is not None and not isinstance(options[key], str):
             raise ValueError(f"'options.{key}' is not a string")

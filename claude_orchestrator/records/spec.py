@@ -40,6 +40,9 @@ class RunSpec:
         after_any: start once they have ended however they ended (``--after-any``).
         context_from: an agent whose session is forked once it has ended (``--with-context-from``).
         resume_id: a session ID to continue (``-r``), or None for a new conversation.
+        session_cwd: with ``resume_id`` (not a fork), the agent's folder before this run: where its
+            session is kept.  A resume that does not complete leaves the agent there, even if it
+            ran elsewhere (``--cwd``): :func:`..usecases.launch.session_folder`.
         fork: with ``resume_id``, fork it into a new session (``--fork-session``).
         forked_from: the agent whose session is forked (``resume_agent.py --session-from``).
         on_complete: an argument vector run once the run has ended (``--on-complete``).
@@ -59,6 +62,7 @@ class RunSpec:
     after_any: bool = False
     context_from: str | None = None
     resume_id: str | None = None
+    session_cwd: str | None = None
     fork: bool = False
     forked_from: str | None = None
     on_complete: tuple[str, ...] | None = None
@@ -73,7 +77,7 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data, stored as the record's ``options`` (schema 1's keys plus
         ``cwd``, ``isolation``, ``resume_id``, ``forked_from``, ``executor`` and, when given,
-        ``<executor>_args``)."""
+        ``session_cwd`` and ``<executor>_args``)."""
         data = {
             "claude": self.claude.to_dict(),
             "claude_bin": self.claude_bin,
@@ -90,6 +94,8 @@ class RunSpec:
             "forked_from": self.forked_from,
             "executor": self.executor,
         }
+        if self.session_cwd:
+            data["session_cwd"] = self.session_cwd
         key = executor_args_key(self.executor)
         if key and self.executor_args:
             data[key] = list(self.executor_args)
@@ -114,6 +120,7 @@ class RunSpec:
             after_any=bool(data.get("after_any")),
             context_from=data.get("context_from"),
             resume_id=data.get("resume_id"),
+            session_cwd=data.get("session_cwd"),
             fork=bool(data.get("fork")),
             forked_from=data.get("forked_from"),
             on_complete=tuple(on_complete) if on_complete else None,

@@ -158,13 +158,32 @@ def _context_cwd(paths: StatePaths, spec: RunSpec) -> str | None:
     if spec.isolation != "none":
         raise BadInput("--with-context-from runs where NAME's session was made (the CLI keeps sessions per directory); drop --isolation")
     rec = RecordStore(paths).read(source)
-    if rec is None or not rec.cwd:
+    folder = session_folder(rec) if rec is not None else None
+    if not folder:
         return spec.cwd
-    if spec.cwd is not None and Path(spec.cwd).expanduser().resolve() != Path(rec.cwd).resolve():
+    if spec.cwd is not None and Path(spec.cwd).expanduser().resolve() != Path(folder).resolve():
         raise BadInput(
-            f"--with-context-from {source}: its session lives in {rec.cwd} (the CLI keeps sessions "
+            f"--with-context-from {source}: its session lives in {folder} (the CLI keeps sessions "
             "per directory); drop --cwd or give that one"
         )
+    return folder
+
+
+def session_folder(rec: StatusRecord) -> str | None:
+    """The folder where the CLI keeps agent ``rec.agent``'s session: where a resume without ``--cwd`` runs.
+
+    The run's ``cwd``; but a resume that ran in another folder (``--cwd``) and did
+    not complete leaves the agent in the folder it had before (the spec's
+    ``session_cwd``).  Measured: a CLI before 2.1.330 (2.1.197) looks a session up
+    only in the folder it runs in, so such a resume fails with "No conversation
+    found", and had it moved the agent's folder, every later resume would fail
+    too; 2.1.330 and later find the session from any folder (and keep writing it
+    where it was made), so going back is right on both.  A resume that completed
+    elsewhere moves the agent there (it could only complete on a CLI that finds
+    the session from that folder).  None if the record has no cwd.
+    """
+    if rec.spec.session_cwd and rec.spec.resume_id and not rec.spec.fork and rec.state is not State.COMPLETED:
+        return rec.spec.session_cwd
     return rec.cwd
 
 
@@ -374,9 +393,13 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     """Continue agent ``name``'s session with a new task, or fork ``session_from``'s into it.
 
     Without ``session_from`` the run resumes ``sessions/<name>_session.txt``
-    (``-r``); its cwd defaults to the agent's previous cwd, where the CLI keeps
-    the session.  With it, ``name`` starts from a fork of that agent's session
-    (``-r <id> --fork-session``) and the other agent is left untouched.
+    (``-r``); its cwd defaults to the agent's folder (:func:`session_folder`:
+    its previous run's cwd, unless that run was a resume elsewhere that did not
+    complete), where the CLI keeps the session; the run's spec records that
+    folder as ``session_cwd``, so a resume of it given another ``--cwd`` that
+    fails does not move the agent.  With ``session_from``, ``name`` starts from
+    a fork of that agent's session (``-r <id> --fork-session``), in that
+    agent's folder, and the other agent is left untouched.
 
     Raises:
         NotFound: there is no session to resume (exit 4).
@@ -396,11 +419,14 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         )
     spec = spec or RunSpec()
     previous = current if source == name else store.read(source)
+    folder = session_folder(previous) if previous is not None else None
     inherit = {}
-    if spec.cwd is None and previous is not None and previous.cwd and Path(previous.cwd).is_dir():
-        spec = spec.replace(cwd=previous.cwd)
-        if source == name:  # the same workspace: keep knowing it is a worktree, for clear_outputs
+    if spec.cwd is None and folder and Path(folder).is_dir():
+        spec = spec.replace(cwd=folder)
+        if source == name and folder == previous.cwd:  # the same workspace: keep knowing it is a worktree, for clear_outputs
             inherit = {"isolation": previous.isolation, "worktree": previous.worktree}
+    if source == name and folder:
+        spec = spec.replace(session_cwd=folder)
     spec = spec.replace(resume_id=session, fork=session_from is not None, forked_from=session_from)
     return launch(paths, name, task, spec, inherit=inherit)
 
