@@ -23,6 +23,9 @@ examples:
 
 Without --session-from, NAME continues its own session (claude -r). With it, NAME
 starts from a fork of OTHER's session (--fork-session); OTHER is left untouched.
+It runs in the folder where the session is (NAME's, or OTHER's), unless --cwd:
+CLIs from 2.1.330 find a session from any folder; older ones (2.1.197) fail with
+"No conversation found", and a resume elsewhere that fails leaves NAME's folder as it was.
 exit status: 0 launched (--wait: completed), 1 failed (--wait), 2 bad input,
 3 NAME is running, 4 no session to resume, 69 sbatch refused the job (--executor
 slurm), 74 the state root cannot be written, 127 no CLI, 70 an internal error.
