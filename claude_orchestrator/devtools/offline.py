@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--trust", metavar="DIR", action="append",
-                        help="a folder the CLI trusts without asking (repeatable; default: the current folder)")
-    parser.add_argument("--permission-mode", default="default",
+                        help="a folder the CLI trusts without asking (repeatable; default: the current folder, subfolders included)")
+    parser.add_argument("--permission-mode", metavar="MODE", default="default",
                         help="the CLI's starting permission mode (default: default, which asks before a tool runs; "
                              "auto needs Anthropic's servers)")
     parser.add_argument("--replies", metavar="FILE", help="the fake API's replies table (see fake_api --replies)")
