@@ -99,6 +99,7 @@ def test_memory_past_the_limit_in_a_child_stops_the_run(fake_kit, tmp_path):
 
 def test_peak_rss_is_recorded_for_every_run(fake_kit):
     out = fake_kit.run("launch_agent", "a1", "[[fake: slow:1]]", "--wait", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
     rec = fake_kit.record("a1")  # --json --wait prints the short form
     assert rec["status"] == "completed" and rec["peak_rss_mb"] > 1 and rec["memory_warnings"] == []
 
@@ -294,5 +295,6 @@ def test_real_cli_529_then_success_is_retried(real_kit):
 def test_non_retryable_failures_are_not_retried(real_kit):
     real_kit.env["CLAUDE_CODE_MAX_RETRIES"] = "0"
     out = real_kit.run("launch_agent", "bad", "[[status: 400]] no", "--retries", "2", "--retry-backoff", "0.1", "--wait", "--json")
+    assert out.returncode == 1 and json.loads(out.stdout)["status"] == "failed", out.stdout + out.stderr
     rec = real_kit.record("bad")  # --json --wait prints the short form
     assert rec["status"] == "failed" and rec["attempt"] == 1
