@@ -16,9 +16,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, Lines, wait_until
 
 from claude_orchestrator.devtools.offline import export_lines, first_run_state, offline_env, offline_settings
-from conftest import ROOT, Lines, wait_until
 
 OFFLINE = [sys.executable, "-m", "claude_orchestrator.devtools.offline"]
 

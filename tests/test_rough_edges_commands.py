@@ -12,13 +12,13 @@ import json
 import subprocess
 
 import pytest
+from conftest import cli_path, run_cli, version_tuple
 
 from claude_orchestrator.commands import launch_agent, launch_parallel, render, resume_agent
 from claude_orchestrator.core.paths import StatePaths
 from claude_orchestrator.devtools.fake_api import user_prompt
 from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 from claude_orchestrator.usecases.launch import session_folder
-from conftest import cli_path, run_cli, version_tuple
 
 #: What ``--json --wait`` prints for an ended local run: check_status.py --json's short keys (render.brief).
 SHORT_KEYS = {"agent", "status", "run_id", "result", "num_turns", "cost_usd", "duration_s", "session_id", "output_file", "executor"}
