@@ -19,8 +19,8 @@ from claude_orchestrator.claude.stream import RunProgress, last_stderr_line, pla
 from claude_orchestrator.core.states import State
 from claude_orchestrator.devtools.fake_api import user_prompt
 from claude_orchestrator.supervisor.attempt import AttemptEnd
-from claude_orchestrator.usecases.control import HOOK_ORPHANED
 from claude_orchestrator.supervisor.report import output_text
+from claude_orchestrator.usecases.control import HOOK_ORPHANED
 
 
 def _cat(*paths) -> str:
