@@ -155,6 +155,16 @@ def test_kill_agent_stops_a_running_hook_and_frees_the_name(fake_kit, tmp_path):
     assert fake_kit.run("kill_agent", "a2").stdout.strip() == "a2: not running (status completed); nothing to stop"
 
 
+def test_kill_all_stops_running_hooks_too(fake_kit, tmp_path):
+    hook, files = _gated_hook(tmp_path, "h4")  # its gate never opens: only a stop ends it
+    assert fake_kit.run("launch_agent", "a4", "x", "--on-complete", hook, "--kill-grace", "1").returncode == 0
+    wait_until(files["started"].exists, what="the on-complete hook running")
+    out = fake_kit.run("kill_agent", "--all", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [(r["agent"], r["action"]) for r in json.loads(out.stdout)] == [("a4", "hook-stopped")]
+    assert fake_kit.record("a4")["on_complete"]["error"] == "stopped by request (signal 15)"
+
+
 def test_a_hook_still_runs_after_the_run_was_killed(fake_kit, tmp_path):
     done = tmp_path / "hook-ran"
     script = f"import os; open({str(done)!r}, 'w').write(os.environ['ORCHESTRATOR_STATUS'])"

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     """kill_agent.py's parser: NAMEs or ``--all``, ``--grace``, ``--json``."""
     p = parsing.new_parser(program_name(SCRIPT), "Stop background Claude Code agents and their whole process trees.", EPILOG)
     p.add_argument("names", metavar="NAME", nargs="*", help="agents to stop")
-    p.add_argument("--all", action="store_true", help="stop every active agent (and lost agents' orphaned processes)")
+    p.add_argument("--all", action="store_true", help="stop every active agent, every --on-complete hook still running, and lost agents' orphaned processes")
     p.add_argument("--grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL (default: the run's --kill-grace)")
     p.add_argument("--json", action="store_true", help="print JSON only")
     return p
@@ -57,10 +57,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def select_all(store: RecordStore, recs: list[StatusRecord]) -> list[str]:
-    """``--all``'s agents: every active run, and every lost run whose orphaned processes still live."""
-    from ..usecases.control import has_leftovers  # the use cases: off --help and usage errors
+    """``--all``'s agents: every active run, every ended run whose ``--on-complete`` hook still runs, and
+    every lost run whose orphaned processes still live."""
+    from ..usecases.control import has_leftovers, hook_running  # the use cases: off --help and usage errors
 
-    return [r.agent for r in recs if r.state.is_active or (r.state is State.LOST and has_leftovers(store, r))]
+    return [
+        r.agent
+        for r in recs
+        if r.state.is_active
+        or (r.state is State.LOST and has_leftovers(store, r))
+        or (r.state.is_terminal and r.state is not State.LOST and hook_running(store, r))
+    ]
 
 
 def stop_together(
