@@ -27,7 +27,7 @@ examples:
   python3 agents/launch_agent.py big --executor slurm --slurm-arg=--partition=cpu "..."   a Slurm job
 
 It returns at once; a detached supervisor owns the run (with --executor slurm,
-a Slurm batch job runs it: README, "Running on a Slurm cluster"). Read back:
+a Slurm batch job runs it: docs/slurm.md). Read back:
   status/NAME.json   outputs/NAME_latest.txt   sessions/NAME_session.txt
 exit status: 0 launched (with --wait: completed), 1 failed (--wait), 2 bad input,
 3 NAME is already running, 69 sbatch refused the job (its message is shown),

@@ -108,7 +108,7 @@ def _add_where(p: argparse.ArgumentParser) -> None:
         "--executor",
         choices=registry.NAMES,
         help="local: a supervisor on this machine (default, or $ORCHESTRATOR_EXECUTOR); "
-        "slurm: a Slurm job runs the supervisor (see README, Running on a Slurm cluster)",
+        "slurm: a Slurm job runs the supervisor (see docs/slurm.md)",
     )
     for name in registry.NAMES:  # each executor adds its own options (as a pytest plugin does)
         registry.executor_class(name).add_arguments(_Recording(w, name))

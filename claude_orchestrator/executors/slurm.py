@@ -355,8 +355,8 @@ class SlurmExecutor(Executor):
         if getattr(args, "max_parallel", None) is not None:
             raise BadInput(
                 "--max-parallel limits the runs of this machine; on Slurm the cluster schedules them: limit them "
-                "with a license your site defines (--slurm-arg=--licenses=NAME:1) or your QOS (see README, "
-                "Running on a Slurm cluster)"
+                "with a license your site defines (--slurm-arg=--licenses=NAME:1) or your QOS (see docs/slurm.md, "
+                "How the concepts map\")"
             )
         given = list(getattr(args, "slurm_arg", None) or [])
         from_env_text = os.environ.get(ARGS_ENV, "")
