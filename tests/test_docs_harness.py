@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -108,3 +109,70 @@ def test_claude_bin_counts_as_a_cli(kit, tmp_path):
     _tool(tmp_path, "npm", "exit 1")
     done = _install_cli(kit, tmp_path, PATH=f"{tmp_path / 'bin'}:/usr/bin:/bin", CLAUDE_BIN=sys.executable)
     assert done.returncode == 0 and "no CLI fetched" in done.stdout, done.stderr
+
+
+# -- the documents themselves ---------------------------------------------------
+
+DOC_FILES = sorted([ROOT / "README.md", ROOT / "ORCHESTRATOR_README.md", *(ROOT / "docs").glob("*.md"),
+                    *(ROOT / "plugin" / "skills").glob("*/SKILL.md")])
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def github_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped, blanks as ``-``,
+    a repeated one numbered (``x``, ``x-1``)."""
+    anchors: set[str] = set()
+    in_code = False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+        if in_code or not re.match(r"#{1,6} ", line):
+            continue
+        title = re.sub(r"`|\*\*", "", line.lstrip("#").strip())
+        anchor = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        candidate, n = anchor, 0
+        while candidate in anchors:
+            n += 1
+            candidate = f"{anchor}-{n}"
+        anchors.add(candidate)
+    return anchors
+
+
+def test_the_readme_is_a_front_door_and_the_reference_is_in_docs():
+    assert (ROOT / "README.md").stat().st_size <= 15_000, "README.md is the front door: at most 15 KB; move reference text to docs/"
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    assert len(pages) >= 5, pages
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"docs/{page}" in readme for page in pages), "the README links every page of docs/"
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_between_the_documents_resolves(doc):
+    broken = []
+    for target in LINK.findall(doc.read_text()):
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md" and anchor not in github_anchors(file.read_text()):
+            broken.append(f"{target}: no heading with that anchor in {file.relative_to(ROOT)}")
+    assert not broken, f"{doc.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def test_the_code_points_at_pages_that_exist():
+    """Docstrings and messages cite docs/PAGE.md (and a "Section" of it); DESIGN.md is not in the repository."""
+    wrong = []
+    for py in sorted([*(ROOT / "claude_orchestrator").rglob("*.py"), *(ROOT / "agents").glob("*.py"), *(ROOT / "bench").glob("*.py")]):
+        text = py.read_text()
+        where = py.relative_to(ROOT)
+        if "DESIGN.md" in text:
+            wrong.append(f"{where}: cites DESIGN.md, which is not in the repository")
+        for page, section in re.findall(r"docs/([\w-]+\.md)(?:,? \"([^\"\n]+)\")?", text):
+            file = ROOT / "docs" / page
+            if not file.exists():
+                wrong.append(f"{where}: docs/{page} does not exist")
+            elif section and not any(line.lstrip("#").strip() == section for line in file.read_text().splitlines() if line.startswith("#")):
+                wrong.append(f"{where}: docs/{page} has no heading {section!r}")
+    assert not wrong, "\n".join(wrong)
