@@ -251,7 +251,7 @@ class Background:
 
     def finish(self, timeout: float = 30) -> tuple[int, list[str], str]:
         """Wait for it to end (:meth:`wait`): ``(exit status, every stdout line, stderr)``.  A traceback on stderr
-        fails the test: a script reports every failure in one line (DESIGN.md)."""
+        fails the test: a script reports every failure in one line (docs/files.md, the exit codes)."""
         code = self.wait(timeout)
         out, err = self.out.all(), "\n".join(self.err.all())
         assert "Traceback" not in err, f"{self.what} printed a traceback:\n{err}"
