@@ -117,7 +117,7 @@ install-slurm: ## install Slurm (apt-get: slurmctld slurmd slurm-client munge) f
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null
 
 test: test-deps ## run the whole test suite: the package's tests (real-CLI tests included) and every command the docs show
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: test-deps ## ruff over the package, scripts and tests
 	$(PYTHON) -m ruff check claude_orchestrator agents tests bench conftest.py

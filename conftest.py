@@ -26,8 +26,19 @@ pytest_collect_file = Sybil(
 ).pytest()
 
 
-def pytest_collection_modifyitems(items):
-    """A document's examples run in order in one process (make test runs pytest-xdist with --dist loadgroup)."""
-    for item in items:
-        if item.nodeid.endswith(".md") or ".md::" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: only when make test runs it (-n N)
+def pytest_xdist_make_scheduler(config, log):
+    """Schedule a document's examples as one unit, in order, on one worker (they share its world, and a
+    skip marker acts on the next example); every other test is a unit of its own, as with ``--dist load``.
+
+    (``--dist loadgroup`` with an ``xdist_group`` mark would say the same, but pytest-xdist 3.8 renames the
+    items through ``_nodeid``, which pytest 9 no longer reads, so the groups are lost.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DocumentScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.partition("::")[0]
+            return path if path.endswith(".md") else nodeid
+
+    return DocumentScheduling(config, log)
