@@ -133,7 +133,10 @@ class World:
             (root / name).symlink_to(ROOT / name)
         (home / ".gitconfig").write_text("[user]\n\tname = Doc Reader\n\temail = reader@example.invalid\n[init]\n\tdefaultBranch = main\n")
         self.api = serve_in_thread(replies=load_replies(str(REPLIES)) if REPLIES.exists() else ())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE", "ORCHESTRATOR_", "SLURM_"))}
+        # a reader's shell: none of the CLI's, the toolkit's or Slurm's settings, and not inside make (make test's
+        # MAKELEVEL would make the docs' make commands print "make[1]: Entering directory")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("ANTHROPIC_", "CLAUDE", "ORCHESTRATOR_", "SLURM_", "MAKE")) and k not in ("MFLAGS",)}
         env.update(
             ORCHESTRATOR_HOME=str(root),
             HOME=str(home),
