@@ -154,6 +154,13 @@ def test_a_task_that_begins_with_a_dash_gets_one_line_saying_to_put_it_after_dou
     assert err == f"{script}.py: error: unknown option -v; a task that begins with '-' goes after '--': {example}\n"
 
 
+@pytest.mark.parametrize("script", ["launch_agent", "resume_agent", "launch_parallel"])
+def test_a_misspelt_option_is_named_with_the_option_meant_not_taken_for_a_task(script):
+    code, out, err = run_cli(script, *(["x"] if script != "launch_parallel" else []), "--tiemout", "5", "task")
+    assert (code, out) == (2, "")
+    assert err == f"{script}.py: error: unknown option --tiemout; did you mean --timeout? ({script}.py --help lists them)\n"
+
+
 def test_the_hinted_form_of_a_dash_task_is_accepted():
     args = launch_agent.parse_args(["x", "--", "-v"])
     assert (args.name, args.task) == ("x", ["-v"])

@@ -55,6 +55,9 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: st
     if positional in TASK_POSITIONALS:
         args, unknown = p.parse_known_intermixed_args(words)
         if unknown:
+            typo = misspelt_option(p, unknown)
+            if typo:
+                p.exit(2, typo)
             p.exit(2, task_after_double_dash(p.prog, getattr(args, "name", None), unknown, positional == "task"))
     else:
         args = p.parse_intermixed_args(words)
@@ -68,6 +71,25 @@ def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None, positional: st
 
 #: The launchers' list positionals: a word there that begins with ``-`` is most likely a task.
 TASK_POSITIONALS = ("task", "tasks")
+
+
+def misspelt_option(p: argparse.ArgumentParser, unknown: list[str]) -> str | None:
+    """The one line (newline-ended) for an unknown long option that is close to one the parser has
+    (``--tiemout`` -> ``did you mean --timeout?``), else None: a typo is no task that begins with ``-``.
+
+    Args:
+        p: the script's parser.
+        unknown: the words argparse did not recognise.
+    """
+    import difflib  # here: only a usage error needs it
+
+    known = [s for a in p._actions for s in a.option_strings if s.startswith("--")]  # argparse keeps no public list
+    for word in unknown:
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.partition("=")[0], known, n=1, cutoff=0.75)
+            if close:
+                return f"{p.prog}: error: unknown option {word.partition('=')[0]}; did you mean {close[0]}? ({p.prog} --help lists them)\n"
+    return None
 
 
 def task_after_double_dash(prog: str, name: str | None, unknown: list[str], has_name: bool) -> str:
