@@ -30,7 +30,9 @@ one; volatile values (IDs, times, durations, costs, sizes, ratios, numbers of
 two or more digits) match any value of their kind (:func:`normalise`); ``...``
 in a line matches any text, and a line that is only ``...`` any lines.
 
-``sh`` blocks run as one bash script; output is not checked.  In both, a
+``<!-- output: any order -->`` on the line before a console block lets each
+command's output lines come in any order (agents that end at about the same
+time).  ``sh`` blocks run as one bash script; output is not checked.  In both, a
 command must exit 0 unless its line ends in ``# exits N``.
 
 ``<!-- skip: next "reason" -->`` (Sybil's skip, with a reason required) marks a
@@ -69,6 +71,9 @@ RUN_LANGUAGES = ("console", "sh", "bash", "shell")
 SHOWN_LANGUAGES = ("text", "json", "jsonl", "toml", "python", "diff", "markdown", "yaml", "ini", "makefile")
 COMMAND_TIMEOUT = 120.0
 EXITS = re.compile(r"\s#\s*exits\s+(\d+)\s*$")
+#: Written on the line before a console block whose commands' output lines may come in any order
+#: (agents that end at about the same time): each shown line must match a line of its own.
+ANY_ORDER = "<!-- output: any order -->"
 
 #: (pattern, placeholder), applied in order to expected and actual output alike.
 VOLATILE = [
@@ -281,7 +286,27 @@ def parse_console(source: str) -> list[tuple[str, list[str]]]:
     return items
 
 
-def evaluate_console(example: Example) -> str | None:
+def lines_match_any_order(expected: list[str], actual: list[str]) -> bool:
+    """Whether each ``expected`` line matches an ``actual`` line of its own, in any order; the other actual
+    lines are allowed only if a line of ``expected`` is ``...``."""
+    left = list(actual)
+    for e in expected:
+        if e.strip() == "...":
+            continue
+        pattern = re.compile(".*".join(re.escape(p) for p in e.split("...")))
+        found = next((i for i, a in enumerate(left) if pattern.fullmatch(a)), None)
+        if found is None:
+            return False
+        del left[found]
+    return not left or any(e.strip() == "..." for e in expected)
+
+
+def evaluate_console_any_order(example: Example) -> str | None:
+    """:func:`evaluate_console` with each command's output lines compared in any order (:data:`ANY_ORDER`)."""
+    return evaluate_console(example, lines_match_any_order)
+
+
+def evaluate_console(example: Example, match=lines_match) -> str | None:
     """Run each ``$`` command of a console block; fail on an unexpected exit status or output."""
     world = world_of(example)
     for command, expected in parse_console(example.parsed):
@@ -296,7 +321,7 @@ def evaluate_console(example: Example) -> str | None:
         problems = []
         if status != want:
             problems.append(f"exit status {status}, the doc wants {want}")
-        if shown and not lines_match(shown, actual):
+        if shown and not match(shown, actual):
             problems.append("its output differs from the doc's")
         if problems:
             return (
@@ -381,7 +406,8 @@ class BlockParser:
             language = lexed.lexemes["language"]
             source = str(lexed.lexemes["source"])
             if language == "console":
-                yield Region(lexed.start, lexed.end, source, evaluate_console)
+                any_order = document.text[: lexed.start].rstrip().endswith(ANY_ORDER)
+                yield Region(lexed.start, lexed.end, source, evaluate_console_any_order if any_order else evaluate_console)
             elif language in RUN_LANGUAGES:
                 yield Region(lexed.start, lexed.end, source, evaluate_script)
             elif language == "toml" and re.search(r"^\[profiles\.", source, re.M):

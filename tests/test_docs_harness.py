@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from docs_harness import expected_status, lines_match, logical_commands, normalise, parse_console
+from docs_harness import expected_status, lines_match, lines_match_any_order, logical_commands, normalise, parse_console
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,16 @@ def test_ellipsis_in_a_line_and_as_a_line():
     assert _match("first\n...\nlast", "first\na\nb\nlast")
     assert not _match("first\n...\nlast", "first\na\nb")
     assert not _match("only", "only\nmore")
+
+
+def test_any_order_matches_each_shown_line_to_a_line_of_its_own():
+    def any_order(expected: str, actual: str) -> bool:
+        return lines_match_any_order([normalise(x) for x in expected.splitlines()], [normalise(x) for x in actual.splitlines()])
+
+    assert any_order("b done\na done", "a done\nb done")
+    assert not any_order("a done\na done", "a done\nb done")  # one line cannot match two
+    assert not any_order("a done", "a done\nb done")  # an extra line needs a ... line
+    assert any_order("...\na done", "b done\na done")
 
 
 def test_blanks_collapse_but_text_does_not():
