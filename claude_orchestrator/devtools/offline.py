@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(command, env)
         print(f"# offline: the fake Messages API at {server.url}; state and CLI config in {tmp}.\n"
               "# Paste these lines into another shell, then run the toolkit there (e.g. make orchestrator);\n"
+              f"# the agents' files (outputs/, status/) are then under {settings['ORCHESTRATOR_HOME']}, not the toolkit's root;\n"
               f"# Ctrl-C here stops the fake API{'' if args.keep else ' and deletes the folder'}.")
         print("\n".join(export_lines(settings, dropped(os.environ))), flush=True)
         _serve_until_stopped(server)
