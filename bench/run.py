@@ -13,7 +13,7 @@ from pathlib import Path
   8 slurm_fan_out  launch_parallel.py of 50 tasks on a private Slurm cluster against local (skipped without Slurm)
 
 The table is Markdown; it is also written, with the machine line, to
-bench/results/latest.md (or --out), ready for the README's Performance section.
+bench/results/latest.md (or --out), ready for docs/performance.md.
 Nothing here is part of make test: figures on a shared machine are noisy, so
 they are medians of alternated rounds, never pass/fail assertions.
 
