@@ -96,6 +96,24 @@ def test_a_failed_resume_elsewhere_leaves_forks_and_context_in_the_agents_folder
     assert fake_kit.record("src")["cwd"] == str(home)
 
 
+def test_a_worktree_agent_keeps_its_worktree_across_a_failed_resume_elsewhere(fake_kit, tmp_path):
+    """The worktree stays the agent's (for clear_outputs.py) when a resume ran in another folder and failed:
+    the plain resume after it goes back into the worktree and still knows it is one."""
+    repo, other = (tmp_path / "repo").resolve(), (tmp_path / "other-dir").resolve()
+    other.mkdir()
+    repo.mkdir()
+    for argv in (["init", "-q", "-b", "main"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
+                                                 "--allow-empty", "-m", "base"]):
+        subprocess.run(["git", *argv], cwd=repo, check=True, capture_output=True, timeout=60)
+    assert fake_kit.run("launch_agent", "wt", "--cwd", str(repo), "--isolation", "worktree", "--wait", "[[fake: ok]] x").returncode == 0
+    worktree = fake_kit.record("wt")["worktree"]
+    assert fake_kit.run("resume_agent", "wt", "--cwd", str(other), "--wait", "[[fake: crash]] y").returncode == 1
+    assert fake_kit.record("wt")["worktree"] == worktree, "the agent still owns its worktree"
+    assert fake_kit.run("resume_agent", "wt", "--wait", "[[fake: ok]] z").returncode == 0
+    rec = fake_kit.record("wt")
+    assert rec["cwd"] == worktree["path"] and rec["worktree"] == worktree and rec["isolation"] == "worktree"
+
+
 # -- 3: --claude-arg and --slurm-arg take a word that begins with '-' -----------------------------------
 
 LAUNCHERS = {

@@ -423,8 +423,10 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     inherit = {}
     if spec.cwd is None and folder and Path(folder).is_dir():
         spec = spec.replace(cwd=folder)
-        if source == name and folder == previous.cwd:  # the same workspace: keep knowing it is a worktree, for clear_outputs
-            inherit = {"isolation": previous.isolation, "worktree": previous.worktree}
+    if source == name and previous is not None and previous.worktree:
+        # the worktree stays the agent's, wherever this run works (a resume given another --cwd, which may fail
+        # and leave the next one back in the worktree): clear_outputs.py keeps guarding its work and removes it
+        inherit = {"isolation": previous.isolation, "worktree": previous.worktree}
     if source == name and folder:
         spec = spec.replace(session_cwd=folder)
     spec = spec.replace(resume_id=session, fork=session_from is not None, forked_from=session_from)
