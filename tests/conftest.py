@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from unittest import mock
 
-import psutil
 import pytest
+from processes import kill_if_ours, process_gone, stop_leftovers  # noqa: F401 (the tests import them from here)
 
 from claude_orchestrator.claude.invocation import LOCAL_CLI, PINNED_CLIS
 from claude_orchestrator.core import states
@@ -317,67 +317,6 @@ def run_cli(script: str, *args: str, env: Mapping[str, str] | None = None, timeo
             raise AssertionError(f"{script}.py {' '.join(args)} did not end within {timeout} s; "
                                  f"stdout {out.getvalue()!r}, stderr {err.getvalue()!r}") from None
     return code, out.getvalue(), err.getvalue()
-
-
-def process_gone(pid: int, started: float) -> bool:
-    """Whether the process ``pid`` started at ``started`` has ended (or is a zombie)."""
-    try:
-        p = psutil.Process(pid)
-        return abs(p.create_time() - started) > 0.05 or p.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def kill_if_ours(pid: int | None, started: float | None) -> None:
-    """SIGKILL a process of ours if it still runs (PID checked with its start time)."""
-    if pid and started is not None and not process_gone(pid, started):
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).kill()
-
-
-def _live_processes(root: Path) -> list[psutil.Process]:
-    found = []
-    status = root / "status"
-    if not status.is_dir():
-        return found
-    for f in status.glob("*.json"):
-        try:
-            rec = json.loads(f.read_bytes())
-        except (ValueError, RecursionError, OSError):
-            continue
-        if not isinstance(rec, dict):
-            continue
-        for pid_key, start_key in (("supervisor_pid", "supervisor_started"), ("pid", "pid_started")):
-            pid, started = rec.get(pid_key), rec.get(start_key)
-            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(started, (int, float)):
-                continue
-            try:
-                p = psutil.Process(pid)
-                if abs(p.create_time() - started) < 0.05 and p.status() != psutil.STATUS_ZOMBIE:
-                    found.append(p)
-            except psutil.Error:
-                pass
-    return found
-
-
-def stop_leftovers(root: Path, timeout: float = 5) -> list[psutil.Process]:
-    """Wait up to ``timeout`` s for the runs' processes under ``root`` to exit; kill and return those left.
-
-    A supervisor writes the final record a moment before it exits: this gives it that moment.
-    (Not psutil.wait_procs: an exited supervisor stays a zombie until init reaps it, which
-    wait_procs counts as alive; _live_processes leaves zombies out.)
-    """
-    deadline = time.monotonic() + timeout
-    leaked = _live_processes(root)
-    while leaked and time.monotonic() < deadline:
-        time.sleep(0.05)
-        leaked = _live_processes(root)
-    for p in leaked:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    return leaked
 
 
 @pytest.fixture

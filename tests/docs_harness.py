@@ -44,15 +44,13 @@ block without a language is an error, and a ``toml`` block with
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -60,12 +58,13 @@ from sybil import Document, Example, Region
 from sybil.parsers.markdown import SkipParser
 from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
 
+from claude_orchestrator.claude.invocation import LOCAL_CLI
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = ("README.md", "ORCHESTRATOR_README.md", "docs/*.md", "plugin/skills/*/SKILL.md")
 REPLIES = ROOT / "tests" / "docs_replies.toml"
 #: What the world links to, so that commands written "from the toolkit root" work in it.
 LINKED = ("agents", "Makefile", ".orchestrator-python", "bench", "plugin", "docs", "tests", "README.md", "ORCHESTRATOR_README.md")
-CURRENT_CLI = ROOT / ".claude-cli" / "node_modules" / ".bin" / "claude"
 RUN_LANGUAGES = ("console", "sh", "bash", "shell")
 #: Languages that are shown, never run (output, files, code).
 SHOWN_LANGUAGES = ("text", "json", "jsonl", "toml", "python", "diff", "markdown", "yaml", "ini", "makefile")
@@ -97,9 +96,14 @@ def normalise(line: str) -> str:
     return re.sub(r"[ \t]+", " ", line).rstrip()
 
 
+def _pattern(expected: str) -> re.Pattern | None:
+    """An expected line as a pattern (``...`` in it: any text); None for a line that is only ``...``."""
+    return None if expected.strip() == "..." else re.compile(".*".join(re.escape(p) for p in expected.split("...")))
+
+
 def lines_match(expected: list[str], actual: list[str]) -> bool:
     """Whether ``actual`` matches ``expected`` (both normalised): ``...`` in a line is any text, a ``...`` line any lines."""
-    patterns = [None if e.strip() == "..." else re.compile(".*".join(re.escape(p) for p in e.split("..."))) for e in expected]
+    patterns = [_pattern(e) for e in expected]
     memo: dict[tuple[int, int], bool] = {}
 
     def match(i: int, j: int) -> bool:
@@ -146,7 +150,7 @@ class World:
             ORCHESTRATOR_HOME=str(root),
             HOME=str(home),
             CLAUDE_CONFIG_DIR=str(home / ".claude"),
-            CLAUDE_BIN=str(CURRENT_CLI),
+            CLAUDE_BIN=str(LOCAL_CLI),
             ANTHROPIC_BASE_URL=self.api.url,
             ANTHROPIC_API_KEY="doc-test-key",
             CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
@@ -155,6 +159,9 @@ class World:
             TMPDIR=str(root / "tmp"),
         )
         self.env = env
+        #: the docs' placeholder paths -> this world's
+        self.places = {"/abs/project": str(self.project), "/abs/repo": str(self.project), "/abs/toolkit": str(ROOT),
+                       "/tmp/": str(root / "tmp") + "/"}
         self._make_project()
 
     def _make_project(self) -> None:
@@ -174,8 +181,7 @@ class World:
 
     def substitute(self, command: str) -> str:
         """The command as it runs here: the docs' placeholder paths made this world's (in one pass)."""
-        places = self._places()
-        return re.sub(r"/abs/project|/abs/repo|/abs/toolkit|(?<![\w./-])/tmp/", lambda m: places[m.group()], command)
+        return re.sub(r"/abs/project|/abs/repo|/abs/toolkit|(?<![\w./-])/tmp/", lambda m: self.places[m.group()], command)
 
     def unsubstitute(self, output: str) -> str:
         """Output with this world's paths written back as the docs' placeholders (the state root as ``...``)."""
@@ -183,15 +189,7 @@ class World:
             output = output.replace(real, placeholder)
         return output
 
-    def _places(self) -> dict[str, str]:
-        return {
-            "/abs/project": str(self.project),
-            "/abs/repo": str(self.project),
-            "/abs/toolkit": str(ROOT),
-            "/tmp/": str(self.root / "tmp") + "/",
-        }
-
-    def run(self, script: str, status_file: Path | None = None) -> tuple[int, str]:
+    def run(self, script: str) -> tuple[int, str]:
         """Run ``script`` with bash here; return its exit status and output (stdout and stderr together).
 
         Raises:
@@ -219,39 +217,11 @@ class World:
         """Stop every agent still active here, then the fake API."""
         with contextlib.suppress(AssertionError):
             self.run("python3 agents/kill_agent.py --all --grace 1 >/dev/null 2>&1")
-        _kill_recorded_processes(self.root)
+        from tests.processes import stop_leftovers  # psutil: only once a document's tests end
+
+        stop_leftovers(self.root)
         self.api.shutdown()
         self.api.server_close()
-
-
-def _kill_recorded_processes(root: Path, timeout: float = 5) -> None:
-    """SIGKILL the supervisors and CLIs the records under ``root`` name that still run (checked by start time)."""
-    import psutil  # a test dependency of the package
-
-    def alive() -> list[psutil.Process]:
-        found = []
-        for f in (root / "status").glob("*.json"):
-            try:
-                rec = json.loads(f.read_bytes())
-            except (ValueError, OSError):
-                continue
-            if not isinstance(rec, dict):
-                continue
-            for pid_key, start_key in (("supervisor_pid", "supervisor_started"), ("pid", "pid_started")):
-                pid, started = rec.get(pid_key), rec.get(start_key)
-                if isinstance(pid, int) and pid > 0 and isinstance(started, (int, float)):
-                    with contextlib.suppress(psutil.Error):
-                        p = psutil.Process(pid)
-                        if abs(p.create_time() - started) < 0.05 and p.status() != psutil.STATUS_ZOMBIE:
-                            found.append(p)
-        return found
-
-    deadline = time.monotonic() + timeout
-    while (left := alive()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for p in left:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
 
 
 def world_of(example: Example) -> World:
@@ -290,20 +260,12 @@ def lines_match_any_order(expected: list[str], actual: list[str]) -> bool:
     """Whether each ``expected`` line matches an ``actual`` line of its own, in any order; the other actual
     lines are allowed only if a line of ``expected`` is ``...``."""
     left = list(actual)
-    for e in expected:
-        if e.strip() == "...":
-            continue
-        pattern = re.compile(".*".join(re.escape(p) for p in e.split("...")))
+    for pattern in filter(None, map(_pattern, expected)):
         found = next((i for i, a in enumerate(left) if pattern.fullmatch(a)), None)
         if found is None:
             return False
         del left[found]
     return not left or any(e.strip() == "..." for e in expected)
-
-
-def evaluate_console_any_order(example: Example) -> str | None:
-    """:func:`evaluate_console` with each command's output lines compared in any order (:data:`ANY_ORDER`)."""
-    return evaluate_console(example, lines_match_any_order)
 
 
 def evaluate_console(example: Example, match=lines_match) -> str | None:
@@ -331,6 +293,10 @@ def evaluate_console(example: Example, match=lines_match) -> str | None:
     return None
 
 
+#: :func:`evaluate_console` with each command's output lines compared in any order (:data:`ANY_ORDER`).
+evaluate_console_any_order = functools.partial(evaluate_console, match=lines_match_any_order)
+
+
 def logical_commands(source: str) -> list[tuple[int, int]]:
     """The (first, last) line numbers (1-based) of each command line of a script, continuations joined."""
     spans = []
@@ -349,8 +315,8 @@ def evaluate_script(example: Example) -> str | None:
     """Run an sh block as one bash script; every command must exit 0 or what its ``# exits N`` says."""
     world = world_of(example)
     source = world.substitute(example.parsed)
-    with tempfile.NamedTemporaryFile("r", dir=world.root / "tmp", suffix=".status", delete=False) as f:
-        status_file = Path(f.name)
+    status_file = world.root / "tmp" / f"status-{example.line}"  # the ERR trap's "LINE STATUS" lines
+    status_file.write_text("")
     prologue = f"trap '__doc_status=$?; echo \"$LINENO $__doc_status\" >> {shlex.quote(str(status_file))}' ERR\n"
     try:
         _, output = world.run(prologue + source)
@@ -374,7 +340,6 @@ def evaluate_script(example: Example) -> str | None:
 
 def evaluate_profiles(example: Example) -> str | None:
     """Load a toml block holding ``[profiles.X]`` tables as a profiles file."""
-    from claude_orchestrator.core.errors import OrchestratorError  # noqa: F401 (the loader's errors)
     from claude_orchestrator.usecases.profiles import load_profiles
 
     world = world_of(example)
