@@ -66,7 +66,7 @@ def select_all(store: RecordStore, recs: list[StatusRecord]) -> list[str]:
         for r in recs
         if r.state.is_active
         or (r.state is State.LOST and has_leftovers(store, r))
-        or (r.state.is_terminal and r.state is not State.LOST and hook_running(store, r))
+        or (r.state is not State.LOST and hook_running(store, r))  # ended, its hook still running
     ]
 
 

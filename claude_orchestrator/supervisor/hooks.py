@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from ..core.errors import OrchestratorError
 from ..core.paths import StatePaths
+from ..core.procs import signal_group
 from ..records.status_record import StatusRecord
 from .writer import SHORT_RETRY_LIMIT_S, RecordWriter
 
@@ -41,7 +42,7 @@ def hook_env(paths: StatePaths, rec: StatusRecord) -> dict[str, str]:
 
 def run_hook(
     argv: list[str], env: dict[str, str], cwd: str | None, output: IO[bytes] | None, *,
-    stop: Callable[[], str | None] = lambda: None, grace: Callable[[], float] = lambda: 10.0,
+    stop: Callable[[], str | None], grace: Callable[[], float],
 ) -> dict[str, Any]:
     """Run ``argv`` in its own session, stdin from /dev/null, stdout and stderr to ``output`` (the run's log).
 
@@ -80,10 +81,7 @@ def run_hook(
 def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
     """SIGTERM to ``proc``'s process group (it leads its own session), ``grace_s`` seconds, then SIGKILL; reaps it."""
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except OSError:  # the group is gone
-            pass
+        signal_group(proc.pid, sig)  # False once the group is gone: the wait below returns at once
         try:
             proc.wait(timeout=wait)
             return
@@ -93,7 +91,7 @@ def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
 
 def run_on_complete(
     paths: StatePaths, writer: RecordWriter, output: IO[bytes] | None, *,
-    stop: Callable[[], str | None] = lambda: None, grace: Callable[[], float] = lambda: 10.0,
+    stop: Callable[[], str | None], grace: Callable[[], float],
 ) -> None:
     """Run the launch's ``--on-complete`` hook once, if the run has ended, and note what it returned.
 
