@@ -23,6 +23,12 @@ from claude_orchestrator.supervisor.report import output_text
 from claude_orchestrator.usecases.control import HOOK_ORPHANED
 
 
+@pytest.fixture
+def real_cli(cli_version):
+    """This module's real-CLI tests run on each pinned CLI version (overrides conftest's)."""
+    return cli_path(cli_version)
+
+
 def _cat(*paths) -> str:
     return subprocess.run(["cat", *map(str, paths)], capture_output=True, text=True, check=True).stdout
 
@@ -86,9 +92,7 @@ def test_a_fake_cli_that_exits_without_a_result_has_its_stderr_in_the_error(fake
     assert json.loads(out.stdout)["error"] == "the CLI exited with status 3 without a result event"
 
 
-@pytest.mark.parametrize("version", ["2.1.332", "2.1.197"])
-def test_the_real_cli_refusing_root_says_why_and_what_to_do(real_kit, version):
-    real_kit.env["CLAUDE_BIN"] = str(cli_path(version))
+def test_the_real_cli_refusing_root_says_why_and_what_to_do(real_kit):
     real_kit.env.pop("IS_SANDBOX", None)
     out = real_kit.run("launch_agent", "root1", "hello", "--dangerously-skip-permissions", "--wait", "--json")
     rec = real_kit.record("root1")  # --json --wait prints the short form (its error a 200-character preview)
@@ -198,12 +202,10 @@ def test_a_hook_whose_supervisor_died_is_recorded_as_unknown_and_holds_nothing(f
 # -- 5: a stopped run's exit_code is what the CLI's exit was -----------------------------------
 
 
-@pytest.mark.parametrize("version", ["2.1.332", "2.1.197"])
-def test_the_real_cli_catches_sigterm_and_exits_143_itself(real_kit, version):
+def test_the_real_cli_catches_sigterm_and_exits_143_itself(real_kit):
     """Both pinned CLIs, once started (they have asked the API), handle SIGTERM and exit with status 143
     (128 + 15) on their own: the record keeps that status (not -15, which means the signal ended the
     process, as it does a CLI still starting up); SIGKILL after the grace would give -9."""
-    real_kit.env["CLAUDE_BIN"] = str(cli_path(version))
 
     def asked(name: str) -> bool:
         return any(f"{name} hello" in user_prompt(body) for body in real_kit.api.messages_requests())
@@ -233,11 +235,9 @@ def test_a_cli_killed_by_a_signal_records_the_negative_signal(fake_kit):
 # -- 12: a retry's session ID ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["2.1.332", "2.1.197"])
-def test_a_retry_runs_in_a_new_session_that_the_record_and_the_session_file_name(real_kit, version, tmp_path):
+def test_a_retry_runs_in_a_new_session_that_the_record_and_the_session_file_name(real_kit, real_cli, tmp_path):
     """The CLI refuses to reuse the session ID of a failed attempt ("Session ID ... is already in use"), so a
     retry gets a new one: the record, the session file and a resume follow it; the launch printed the first."""
-    real_kit.env["CLAUDE_BIN"] = str(cli_path(version))
     real_kit.env["CLAUDE_CODE_MAX_RETRIES"] = "0"  # the CLI's own retries would hide the error
     work = tmp_path / "work"
     work.mkdir()
@@ -251,7 +251,7 @@ def test_a_retry_runs_in_a_new_session_that_the_record_and_the_session_file_name
     assert inits[0] == printed and len(inits) == 2 and inits[1] != printed
     assert rec["session_id"] == inits[1] == (real_kit.root / "sessions" / "r1_session.txt").read_text().strip()
     # why: the first attempt's session file exists, and the CLI will not start a session with its ID again
-    again = subprocess.run([str(cli_path(version)), "-p", "--session-id", printed], input="x", capture_output=True, text=True,
+    again = subprocess.run([str(real_cli), "-p", "--session-id", printed], input="x", capture_output=True, text=True,
                            cwd=work, env={k: v for k, v in real_kit.env.items() if k not in ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")},
                            timeout=60)
     assert again.returncode == 1 and f"Session ID {printed} is already in use" in again.stderr
