@@ -58,6 +58,10 @@ venv: ## create .venv/ from BASE_PYTHON (again, --clear, if its python does not 
 	echo "make install: $$what $(VENV)/ with $(BASE_PYTHON) (Python $$v)"; \
 	$(BASE_PYTHON) -m venv --clear $(VENV)
 
+# $(call pip_install_e,WHAT): WHAT (the project, with extras) into PYTHON, editable; editable_mode=compat: a plain
+# path entry, cheaper at start-up than an import hook
+pip_install_e = $(PYTHON) -m pip install --quiet --disable-pip-version-check -e $(1) --config-settings editable_mode=compat
+
 # $(call install_cli,DIR,VERSION): @anthropic-ai/claude-code@VERSION from npm into DIR/node_modules,
 # unless DIR's claude already prints that version (so a re-run is fast); then print its version.
 install_cli = v=$$($(1)/node_modules/.bin/claude --version 2>/dev/null); \
@@ -70,8 +74,7 @@ install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## what runni
 	@# a venv made without pip (uv's, --without-pip) gets it from the standard library's ensurepip
 	@$(PYTHON) -c 'import pip' 2>/dev/null || $(PYTHON) -m ensurepip --default-pip >/dev/null || { \
 	  echo "make install: $(PYTHON) has no pip and ensurepip failed: install pip into it, or deactivate it to use .venv/" >&2; exit 2; }
-	# editable_mode=compat: a plain path entry, cheaper at start-up than an import hook
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e . --config-settings editable_mode=compat
+	$(call pip_install_e,.)
 	# bytecode now: with PYTHONDONTWRITEBYTECODE set, every launch would compile the package again
 	$(PYTHON) -m compileall -q claude_orchestrator agents/_bootstrap.py
 	@$(PYTHON) agents/_bootstrap.py --record
@@ -96,7 +99,7 @@ test-deps: ## the test extras into the python, and the pinned Claude CLIs (CLAUD
 	@key="$$(cksum < pyproject.toml | cut -d' ' -f1) $(PYTHON)"; \
 	if [ "$$(cat .test-deps 2>/dev/null)" != "$$key" ]; then \
 	  echo "$(PYTHON) -m pip install -e '.[test]'"; \
-	  $(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat || exit 1; \
+	  $(call pip_install_e,'.[test]') || exit 1; \
 	  echo "$$key" > .test-deps; fi
 	@command -v npm >/dev/null || { echo "make test: the tests run pinned Claude CLIs, fetched with npm: install Node.js and npm" >&2; exit 2; }
 	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))
