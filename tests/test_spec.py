@@ -60,6 +60,10 @@ def full_spec() -> RunSpec:
         profile="reviewer",
         executor="slurm",
         executor_args=("--partition=gpu", "--hold"),
+        keep_open_s=30.0,
+        ask_permission=True,
+        question_timeout_s=120.0,
+        on_question=("notify-send", "a question"),
     )
 
 
@@ -89,7 +93,8 @@ def test_runspec_keys_are_schema1_keys_plus_new_ones():
     assert set(schema1_options) <= keys
     assert keys - set(schema1_options) == {"cwd", "isolation", "resume_id", "forked_from", "executor"}
     # an executor's own options are stored under its name, only when it has some; a resume's session_cwd only when set
-    assert set(full_spec().to_dict()) - keys == {"slurm_args", "session_cwd"}
+    # and the ways to talk to a run only when asked for
+    assert set(full_spec().to_dict()) - keys == {"slurm_args", "session_cwd", "keep_open_s", "ask_permission", "question_timeout_s", "on_question"}
     assert full_spec().to_dict()["slurm_args"] == ["--partition=gpu", "--hold"]
 
 
@@ -169,6 +174,12 @@ SPARSE_VALUES = {
     "on_complete": {"argv": ["true"], "exit_code": 0},
     "stream_lines_skipped": 3,
     "transcript_bytes_lost": 4096,
+    "messages": {"received": 2, "delivered": 2, "answered": 1, "skipped": 0,
+                 "last_received_at": "2026-11-22T08:07:12.000Z", "last_delivered_at": "2026-11-22T08:07:12.010Z"},
+    "keep_open_until": "2026-11-22T08:07:20.000Z",
+    "waiting_for": {"id": "q0123456789ab", "tool_name": "Bash", "input": {"command": "ls"},
+                    "asked_at": "2026-11-22T08:07:13.000Z", "timeout_at": "2026-11-22T08:17:13.000Z"},
+    "questions": {"asked": 1, "allowed": 0, "denied": 0, "timed_out": 0},
 }
 
 

@@ -18,7 +18,8 @@ Layout (docs/files.md)::
     outputs/<agent>_latest.txt       the result text of the latest run
     outputs/<agent>/<run_id>.jsonl   the run's stream-json transcript
     outputs/<agent>/<run_id>.log     the CLI's stderr and the supervisor's log
-    outputs/<agent>/<run_id>.task    the run's task, byte-exact (the CLI's stdin)
+    outputs/<agent>/<run_id>.task    the run's task, byte-exact (the CLI's first message)
+    outputs/<agent>/<run_id>.channel/  messages in, permission questions out (records/channel.py)
     outputs/archive/<timestamp>/     what clear_outputs moved aside
 """
 
@@ -148,6 +149,19 @@ class StatePaths:
     def task_file(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.task``: the run's task, byte-exact; the CLI reads it on stdin."""
         return self.run_dir(name) / f"{run_id}.task"
+
+    def channel(self, name: str, run_id: str) -> Path:
+        """``outputs/<name>/<run_id>.channel/``: the run's inbox and permission questions (:mod:`..records.channel`).
+
+        ``run_id`` must be a run ID's shape (letters, digits, ``-``): it names a folder.
+        """
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", run_id):
+            raise BadInput(f"invalid run ID {run_id!r}")
+        return self.run_dir(name) / f"{run_id}.channel"
+
+    def inbox(self, name: str, run_id: str) -> Path:
+        """``outputs/<name>/<run_id>.channel/inbox.jsonl``: the messages sent to that run."""
+        return self.channel(name, run_id) / "inbox.jsonl"
 
     def log(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.log``: the CLI's stderr and the supervisor's log."""

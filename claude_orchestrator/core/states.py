@@ -78,6 +78,8 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # argparse's own convention for bad usage
     CONFLICT = 3
     NOT_FOUND = 4
+    QUESTION = 5  # wait_agents.py: an awaited agent asks a permission question (answer_agent.py answers it)
+    NOT_RUNNING = 6  # message_agent.py --no-resume: the agent's run has ended, the message was not sent
     UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: the cluster's scheduler refused the job or could not be asked
     INTERNAL = 70  # sysexits.h EX_SOFTWARE: an unexpected error inside the toolkit (a bug)
     IO_ERROR = 74  # sysexits.h EX_IOERR: the state root cannot be written (read-only, full, not a folder)

@@ -20,6 +20,16 @@ from ..core.limits import RunLimits
 from ..core.states import State, StopReason
 from .shape import executor_args, executor_args_key
 
+#: Seconds an unanswered permission question waits before it is denied (``--question-timeout``'s default).
+DEFAULT_QUESTION_TIMEOUT_S = 600.0
+
+
+def _seconds(value: Any, default: float) -> float:
+    """A stored duration: ``value`` if it is a finite number >= 0 (not a boolean), else ``default``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < float("inf")):
+        return default
+    return float(value)
+
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -51,6 +61,12 @@ class RunSpec:
             (a record may name one this release does not know).
         executor_args: the executor's own options, opaque here (:meth:`..executors.base.Executor.options_from`);
             stored as ``options.<executor>_args`` (:func:`executor_args_key`).
+        keep_open_s: seconds a finished turn waits for another message before the CLI's stdin is
+            closed (``--keep-open``); 0: closed as soon as a turn ends with no message pending.
+        ask_permission: a tool outside the allowed tools is asked about (``--ask-permission``: the
+            CLI's ``--permission-prompt-tool``, answered with ``answer_agent.py``) instead of denied.
+        question_timeout_s: seconds an unanswered permission question waits before it is denied (``--question-timeout``).
+        on_question: an argument vector run (not waited for) each time the run asks a permission question (``--on-question``).
     """
 
     claude: ClaudeOptions = dataclasses.field(default_factory=ClaudeOptions)
@@ -69,6 +85,10 @@ class RunSpec:
     profile: str | None = None
     executor: str = "local"
     executor_args: tuple[str, ...] = ()
+    keep_open_s: float = 0.0
+    ask_permission: bool = False
+    question_timeout_s: float = DEFAULT_QUESTION_TIMEOUT_S
+    on_question: tuple[str, ...] | None = None
 
     def replace(self, **changes: Any) -> RunSpec:
         """A copy with ``changes`` (the spec itself never changes)."""
@@ -96,6 +116,13 @@ class RunSpec:
         }
         if self.session_cwd:
             data["session_cwd"] = self.session_cwd
+        if self.keep_open_s:
+            data["keep_open_s"] = self.keep_open_s
+        if self.ask_permission:
+            data["ask_permission"] = True
+            data["question_timeout_s"] = self.question_timeout_s
+        if self.on_question:
+            data["on_question"] = list(self.on_question)
         key = executor_args_key(self.executor)
         if key and self.executor_args:
             data[key] = list(self.executor_args)
@@ -108,7 +135,7 @@ class RunSpec:
         The data is assumed checked (:func:`.shape.check_shape`): types are not re-checked here.
         """
         data = data or {}
-        on_complete = data.get("on_complete")
+        on_complete, on_question = data.get("on_complete"), data.get("on_question")
         executor = data.get("executor") or "local"
         return cls(
             claude=ClaudeOptions.from_dict(data.get("claude") or {}),
@@ -127,6 +154,10 @@ class RunSpec:
             profile=data.get("profile"),
             executor=executor,
             executor_args=executor_args(data, executor) or (),
+            keep_open_s=_seconds(data.get("keep_open_s"), 0.0),
+            ask_permission=data.get("ask_permission") is True,
+            question_timeout_s=_seconds(data.get("question_timeout_s"), DEFAULT_QUESTION_TIMEOUT_S),
+            on_question=tuple(on_question) if isinstance(on_question, list) and on_question and all(isinstance(a, str) for a in on_question) else None,
         )
 
     @property

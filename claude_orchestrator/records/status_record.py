@@ -124,6 +124,11 @@ class StatusRecord:
     # The reference the run's executor gave it (a job ID), opaque here; stored as ``<executor>_job_id``
     # (:func:`.shape.executor_ref_key`, e.g. ``slurm_job_id``), written only when set.
     executor_ref: str | None = None
+    # Talking to the run (records/channel.py):
+    messages: dict[str, Any] | None = None  # {"received", "delivered", "answered", "skipped", "last_received_at", "last_delivered_at", ["undelivered", "continued_in"]}
+    keep_open_until: str | None = None  # a finished turn waits for another message until then (--keep-open)
+    waiting_for: dict[str, Any] | None = None  # the permission question asked now: {"id", "tool_name", "input", "asked_at", "timeout_at"}
+    questions: dict[str, int] | None = None  # {"asked", "allowed", "denied", "timed_out"} over the run
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys, kept and written back
     spec_extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys of "options" (a newer toolkit's)
 
