@@ -1,9 +1,11 @@
 """A fake `claude` executable for process-level tests (not the real CLI).
 
-It accepts the argument vector the supervisor builds (``-p --output-format
-stream-json --verbose --session-id ID | -r ID [--fork-session] ...``, the task on
-stdin; or the task as the last argument after ``--``)
-and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
+It accepts the argument vector the supervisor builds (``-p --input-format
+stream-json --output-format stream-json --verbose --replay-user-messages
+--session-id ID | -r ID [--fork-session] ...``, the task as the first stream-json
+user message on stdin; or plain text on stdin without ``--input-format``; or the
+task as the last argument after ``--``) and behaves as the task asks, through one
+``[[fake: MODE]]`` directive:
 
 - ``ok`` (default): init, one assistant turn echoing the task, a success result;
 - ``hang``: init, then sleep forever (until signalled);
@@ -31,6 +33,11 @@ and behaves as the task asks, through one ``[[fake: MODE]]`` directive:
   bytes that are not UTF-8, a JSON array nested 100000 deep, a 20 MiB line that
   is not JSON and a ``result`` event whose fields have the wrong types; then as
   ``ok`` (one assistant turn, a success result ``"FAKE: " + task``).
+
+With ``--input-format stream-json``, once the task's turn has ended it reads
+further messages from stdin, each a turn of its own (an assistant event
+``"FAKE: " + message`` and a success result), until stdin ends (exit 0); with
+``--replay-user-messages`` it echoes each message it takes, as the CLI does.
 
 It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set.
 ``--version`` and ``--help`` answer as 2.1.197 does (abridged), without a record,
@@ -158,7 +165,17 @@ def main():
         with open(os.path.join(os.environ["FAKE_CLAUDE_ARGV_DIR"], f"{os.getpid()}.json"), "w") as f:
             json.dump({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}, f)
     # The supervisor gives the task on stdin (print mode reads the prompt there); an older one gave it after "--".
-    task = argv[argv.index("--") + 1] if "--" in argv else sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    streaming = "--input-format" in argv and argv[argv.index("--input-format") + 1] == "stream-json"
+    replay = "--replay-user-messages" in argv
+    if "--" in argv:
+        task = argv[argv.index("--") + 1]
+    elif streaming:
+        task = read_message()
+        if task is None:
+            print("fake claude: no message on stdin", file=sys.stderr)
+            return 1
+    else:
+        task = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     sid = None
     for flag in ("--session-id", "-r"):
         if flag in argv:
@@ -180,6 +197,8 @@ def main():
     if mode == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     emit({"type": "system", "subtype": "init", "session_id": sid, "model": "fake-model", "cwd": os.getcwd()})
+    if replay and streaming:
+        emit_replay(task, sid)
     if mode in ("hang", "ignore_term"):
         hang()
     if mode == "setsid_grandchild":
@@ -216,7 +235,43 @@ def main():
     )
     if result_only:
         hang()
+    turns = 1
+    while streaming:  # the next messages, each a turn, until stdin ends
+        text = read_message()
+        if text is None:
+            break
+        turns += 1
+        if replay:
+            emit_replay(text, sid)
+        m = re.search(r"\[\[fake:\s*slow:([0-9.]+)\]\]", text)
+        if m:
+            time.sleep(float(m.group(1)))
+        answer = "FAKE: " + text
+        emit({"type": "assistant", "message": {"id": f"msg_{turns}", "role": "assistant", "content": [{"type": "text", "text": answer}]}, "session_id": sid})
+        emit({"type": "result", "subtype": "success", "is_error": False, "api_error_status": None, "result": answer,
+              "num_turns": 1, "session_id": sid, "total_cost_usd": 0.001 * turns, "usage": {"input_tokens": 10, "output_tokens": 5}})
     return 0
+
+
+def read_message():
+    """The next stream-json user message's text from stdin (a string content, or its text blocks), or None at its end."""
+    while True:
+        line = sys.stdin.buffer.readline()
+        if not line:
+            return None
+        if not line.strip():
+            continue
+        event = json.loads(line)
+        content = event["message"]["content"]
+        if isinstance(content, list):
+            content = "".join(block.get("text", "") for block in content if isinstance(block, dict))
+        return content
+
+
+def emit_replay(text, sid):
+    """Echo a message taken from stdin, as ``--replay-user-messages`` does."""
+    emit({"type": "user", "message": {"role": "user", "content": text}, "session_id": sid, "parent_tool_use_id": None,
+          "uuid": str(uuid.uuid4()), "isReplay": True})
 
 
 if __name__ == "__main__":

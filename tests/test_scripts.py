@@ -60,7 +60,7 @@ def test_launch_returns_running_and_completes(fake_kit):
     assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: hello [[fake: slow:1]]\n"
     assert (fake_kit.root / "sessions" / "a1_session.txt").read_text().strip() == launched["session_id"]
     lines = (fake_kit.root / "outputs" / "a1" / f"{launched['run_id']}.jsonl").read_text().splitlines()
-    assert [json.loads(line)["type"] for line in lines] == ["system", "assistant", "result"]
+    assert [json.loads(line)["type"] for line in lines] == ["system", "user", "assistant", "result"], "the task is echoed where the CLI took it"
 
 
 def test_cli_gets_argv_cwd_and_a_clean_env(fake_kit, tmp_path):

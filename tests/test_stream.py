@@ -161,7 +161,7 @@ def test_a_good_run_after_odd_events_is_read_as_usual():
     progress.feed(result)
     assert progress.session_id == SID and progress.model == "claude-x"
     assert progress.last_tool == {"name": "Bash", "input": '{"command": "ls"}'}
-    assert progress.tokens == {"input": 15, "output": 7} and progress.num_turns == 2
+    assert progress.tokens == {"input": 15, "output": 7} and progress.num_turns == 2, "odd results count no turns"
     assert progress.result["usage"] == result["usage"], "a usage of the real shape is kept as it is"
     assert progress.result["total_cost_usd"] == 0.25 and progress.result["result"] == "done"
     assert classify(progress.result, 0) == (State.COMPLETED, None)
@@ -260,3 +260,21 @@ def test_usage_that_is_not_numbers_is_named_and_counted_as_zero():
     assert "'usage' is a JSON string" in progress.problem
     progress.feed({"type": "assistant", "message": {"id": "o", "usage": {"input_tokens": 1, "output_tokens": 0}}})
     assert progress.problem is None and progress.tokens == {"input": 1, "output": 2}
+
+
+def test_turns_tokens_and_cost_over_several_turns_of_one_process():
+    """stdin messages make more turns: each result's num_turns and usage are its turn's, its cost the process's
+    so far (seen on 2.1.197 and 2.1.332); echoed stdin messages are counted."""
+    progress = RunProgress()
+    for n, (cost, text) in enumerate(((0.01, "one"), (0.021, "two")), 1):
+        progress.feed({"type": "user", "isReplay": True, "message": {"role": "user", "content": f"message {n}"}})
+        progress.feed({"type": "assistant", "message": {"id": f"m{n}", "content": [{"type": "text", "text": text}],
+                                                        "usage": {"input_tokens": 100, "output_tokens": 1}}})
+        assert progress.num_turns == n and progress.tokens == {"input": 100 * n, "output": 8 * (n - 1) + 1}
+        progress.feed({"type": "result", "subtype": "success", "is_error": False, "num_turns": 1, "result": text,
+                       "total_cost_usd": cost, "usage": {"input_tokens": 100, "output_tokens": 8}})
+        assert progress.results == n and progress.replays == n
+        assert progress.num_turns == n and progress.tokens == {"input": 100 * n, "output": 8 * n}
+    assert progress.result["result"] == "two" and progress.result["total_cost_usd"] == 0.021
+    progress.feed({"type": "user", "message": {"role": "user", "content": [{"type": "tool_result"}]}})
+    assert progress.replays == 2, "a tool result is not a message taken from stdin"

@@ -124,14 +124,17 @@ def test_progress_counts_turns_once_per_message():
 def test_argv_has_the_options_and_no_task():
     opts = ClaudeOptions(model="sonnet", allowed_tools="Bash,Read", permission_mode="acceptEdits", claude_args=["--max-turns", "3"])
     argv = build_argv("/bin/claude", opts, session_id="SID")
-    assert argv[:5] == ["/bin/claude", "-p", "--output-format", "stream-json", "--verbose"]
+    head = ["/bin/claude", "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose", "--replay-user-messages"]
+    assert argv[:8] == head, "the task and any message go on stdin as stream-json, echoed back when taken"
     assert "--" not in argv and argv[-2:] == ["--max-turns", "3"], "the task goes on stdin"
-    assert ["--session-id", "SID"] == argv[5:7]
-    assert "--allowedTools" in argv and "--max-turns" in argv
+    assert ["--session-id", "SID"] == argv[8:10]
+    assert "--allowedTools" in argv and "--max-turns" in argv and "--permission-prompt-tool" not in argv
     resumed = build_argv("/bin/claude", ClaudeOptions(), session_id="OLD", resume_id="OLD")
-    assert ["-r", "OLD"] == resumed[5:7] and "--session-id" not in resumed
+    assert ["-r", "OLD"] == resumed[8:10] and "--session-id" not in resumed
     forked = build_argv("/bin/claude", ClaudeOptions(), session_id="NEW", resume_id="OLD", fork=True)
-    assert forked[5:10] == ["-r", "OLD", "--fork-session", "--session-id", "NEW"]
+    assert forked[8:13] == ["-r", "OLD", "--fork-session", "--session-id", "NEW"]
+    asking = build_argv("/bin/claude", ClaudeOptions(), session_id="SID", permission_prompt=("/s/mcp.json", "mcp__o__ask"))
+    assert asking[-4:] == ["--mcp-config", "/s/mcp.json", "--permission-prompt-tool", "mcp__o__ask"]
 
 
 def test_bad_options_are_refused():

@@ -138,12 +138,15 @@ def build_argv(
     resume_id: str | None = None,
     fork: bool = False,
     features: CliFeatures | None = None,
+    permission_prompt: tuple[str, str] | None = None,
 ) -> list[str]:
     """The CLI's argument vector for one run.  Never passed through a shell.
 
-    It holds no task: the task is given on stdin: print mode reads the prompt
-    from stdin when no prompt argument is given (verified on 2.1.197 and
-    2.1.330, byte-exact), and stdin has no 128 KiB limit as one argument has.
+    It holds no task: the task is the first user message on stdin
+    (``--input-format stream-json``: one JSON line per message, and stdin has
+    no 128 KiB limit as one argument has), followed by any message sent to the
+    run; the CLI echoes each message it takes (``--replay-user-messages``), which
+    tells the supervisor when a turn has taken them.  Both flags: 2.1.197 and 2.1.332.
 
     Args:
         claude: the executable (:func:`find_claude`).
@@ -159,8 +162,11 @@ def build_argv(
             ``claude_args`` set the flag); a new conversation keeps the CLI's
             default.  A permission mode is translated to the CLI's name for it
             (``manual``/``default``).
+        permission_prompt: ``(MCP configuration file, tool)``: before a tool outside the allowed
+            tools the CLI asks that tool (``--mcp-config FILE --permission-prompt-tool TOOL``,
+            ``--ask-permission``) instead of denying it.
     """
-    argv = [claude, "-p", "--output-format", "stream-json", "--verbose"]
+    argv = [claude, "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose", "--replay-user-messages"]
     if resume_id:
         argv += ["-r", resume_id]
         if fork:
@@ -182,6 +188,8 @@ def build_argv(
         argv += ["--max-turns", str(options.max_turns)]
     if options.max_budget_usd is not None:
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
+    if permission_prompt is not None:
+        argv += ["--mcp-config", permission_prompt[0], "--permission-prompt-tool", permission_prompt[1]]
     if resume_id and features is not None and features.system_prompt_snapshot:
         from .features import SNAPSHOT_FLAG  # here: .features (hashlib, subprocess) stays off the launch path
 

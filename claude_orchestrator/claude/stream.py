@@ -265,43 +265,52 @@ class RunProgress:
         session_id: the session's ID (a UUID's shape), or None.
         model: the model named by the init event, or None.
         last_tool: ``{"name": str, "input": str}`` of the latest tool call, or None.
-        result: the result event, cleaned (:func:`clean_result`), or None before it.
+        result: the latest result event, cleaned (:func:`clean_result`), or None before the first.
+        results: result events so far: one per turn of the conversation (a message on
+            stdin starts another turn, ``--input-format stream-json``).
+        replays: user messages the CLI took from its stdin and echoed back
+            (``--replay-user-messages``: ``{"type": "user", "isReplay": true, ...}``), the task included.
         events: events fed so far.
         problem: what was odd about the event just fed (a few words), or None.
+
+    Over several turns (verified on 2.1.197 and 2.1.332): each result's
+    ``num_turns`` and ``usage`` are that turn's, and its ``total_cost_usd`` is
+    the process's so far; so turns and tokens are summed over the results, and
+    the cost is the latest result's.
     """
 
     def __init__(self) -> None:
         self.session_id: str | None = None
         self.model: str | None = None
-        self.turn_ids: set[str] = set()
-        self.usage_by_message: dict[str, dict[str, int]] = {}  # message id -> its token counts
+        self.turn_ids: set[str] = set()  # assistant messages since the latest result event
+        self.usage_by_message: dict[str, dict[str, int]] = {}  # message id -> its token counts (since the latest result)
         self.last_tool: dict[str, str] | None = None
         self.result: dict[str, Any] | None = None
+        self.results = 0
+        self.replays = 0
+        self.results_at_replay = 0  # :attr:`results` when the latest replay came: a result after it ended its turn
         self.events = 0
         self.problem: str | None = None
         self.unknown_types: set[str] = set()
+        self._ended_turns = 0  # num_turns of the results so far
+        self._ended_tokens = {"input": 0, "output": 0}  # tokens of the results so far
 
     @property
     def num_turns(self) -> int:
-        """Assistant turns so far (the result event's ``num_turns`` once it came)."""
-        if self.result and self.result.get("num_turns") is not None:
-            return int(self.result["num_turns"])
-        return len(self.turn_ids)
+        """Assistant turns so far: those of the ended turns (their results' ``num_turns``), then those since."""
+        return self._ended_turns + len(self.turn_ids)
 
     @property
     def tokens(self) -> dict[str, int]:
         """Tokens so far: ``{"input": int, "output": int}`` (input counts cache reads and writes).
 
-        From each assistant message's ``usage`` (the last one seen per message);
-        once the result event came, from its ``usage``.  Values that are not
-        sane numbers count as 0.
+        The ended turns' from their result events' ``usage``; since the latest
+        result, from each assistant message's ``usage`` (the last one seen per
+        message).  Values that are not sane numbers count as 0.
         """
-        result_usage = self.result.get("usage") if self.result else None
-        usages = [result_usage] if isinstance(result_usage, dict) else self.usage_by_message.values()
-        tokens = {"input": 0, "output": 0}
-        for u in usages:
-            tokens["input"] += sum(_count(u.get(key)) for key in INPUT_TOKEN_KEYS)
-            tokens["output"] += _count(u.get(OUTPUT_TOKEN_KEY))
+        tokens = dict(self._ended_tokens)
+        for u in self.usage_by_message.values():
+            _add_usage(tokens, u)
         return tokens
 
     def feed(self, event: dict[str, Any]) -> bool:
@@ -325,8 +334,13 @@ class RunProgress:
             return self._system(event)
         if kind == "result":
             return self._result(event)
-        if kind != "user":  # (tool results: nothing to keep)
-            self._unknown(kind)
+        if kind == "user":  # tool results (nothing to keep), or a message taken from stdin, echoed back
+            if event.get("isReplay") is True:
+                self.replays += 1
+                self.results_at_replay = self.results
+                return True
+            return False
+        self._unknown(kind)
         return False
 
     def _system(self, event: dict[str, Any]) -> bool:
@@ -385,6 +399,14 @@ class RunProgress:
         if odd:
             self.problem = f"a result event with fields of unexpected types: {', '.join(odd)}"
         self.session_id = self.result["session_id"] or self.session_id
+        self.results += 1
+        turns = self.result.get("num_turns")
+        if turns is None:  # not a count: the turn's assistant messages stay counted as they are
+            return True
+        self._ended_turns += int(turns)
+        usage = self.result.get("usage")
+        _add_usage(self._ended_tokens, usage if isinstance(usage, dict) else {})
+        self.turn_ids, self.usage_by_message = set(), {}
         return True
 
     def _unknown(self, kind: Any) -> None:
@@ -394,6 +416,12 @@ class RunProgress:
         elif kind not in self.unknown_types and len(self.unknown_types) < UNKNOWN_TYPES_KEPT:
             self.unknown_types.add(kind)
             self.problem = f"an event of unknown type {kind[:NAME_MAX_CHARS]!r} (reported once per type)"
+
+
+def _add_usage(tokens: dict[str, int], usage: dict[str, Any]) -> None:
+    """Add one ``usage``'s token counts to ``tokens`` (``{"input", "output"}``) in place."""
+    tokens["input"] += sum(_count(usage.get(key)) for key in INPUT_TOKEN_KEYS)
+    tokens["output"] += _count(usage.get(OUTPUT_TOKEN_KEY))
 
 
 def _tool_call(block: dict[str, Any]) -> dict[str, str]:

@@ -30,6 +30,7 @@ from ..core.limits import RunLimits
 from ..core.states import ExitCode, State, StopReason
 from ..records.shape import utc_now
 from ..records.spec import Outcome
+from .conversation import Conversation
 from .events import EventReader
 from .transcript_file import TranscriptFile
 from .tree import ProcessTree
@@ -65,25 +66,36 @@ class CliNotStarted(Exception):
         self.error, self.exit_code = error, exit_code
 
 
-def spawn(argv: list[str], task: Path, cwd: str | None, stderr: IO[bytes] | None, log: Callable[[str], None]) -> subprocess.Popen:
-    """Start the CLI: ``argv``, its own session and process group, ``task``'s bytes on stdin, stdout a pipe.
+def read_task(task: Path) -> str:
+    """The run's task, from its task file (UTF-8, checked by the launcher).
 
+    Raises:
+        CliNotStarted: the file cannot be read.
+    """
+    try:
+        fd = os.open(task, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError as exc:
+        raise CliNotStarted(f"cannot read the task file {task}: {exc.strerror or exc}", None) from exc
+
+
+def spawn(argv: list[str], cwd: str | None, stderr: IO[bytes] | None, log: Callable[[str], None]) -> subprocess.Popen:
+    """Start the CLI: ``argv``, its own session and process group, stdin and stdout pipes.
+
+    The task and the messages go to its stdin (:class:`.conversation.Conversation`).
     ``stderr``: the run's log (None: this process's stderr, which is the log
     too).  The environment is :func:`..claude.invocation.cli_env`'s; no descriptor
     of ours (the life lock, a slot) is inherited.
 
     Raises:
-        CliNotStarted: the task file cannot be read, or the CLI cannot be started.
+        CliNotStarted: the CLI cannot be started.
     """
     try:
-        stdin = os.open(task, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # a fresh open per attempt
-    except OSError as exc:
-        raise CliNotStarted(f"cannot read the task file {task}: {exc.strerror or exc}", None) from exc
-    try:
-        log(f"starting the CLI in {cwd}: {argv}; the task ({os.fstat(stdin).st_size} bytes) on stdin from {task}")
+        log(f"starting the CLI in {cwd}: {argv}")
         return subprocess.Popen(
             argv,
-            stdin=stdin,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
             cwd=cwd,
@@ -94,8 +106,6 @@ def spawn(argv: list[str], task: Path, cwd: str | None, stderr: IO[bytes] | None
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError) and not os.path.exists(argv[0])
         raise CliNotStarted(f"could not start the CLI: {exc}", int(ExitCode.CLI_MISSING if missing else ExitCode.CANNOT_EXECUTE)) from exc
-    finally:
-        os.close(stdin)
 
 
 @dataclasses.dataclass
@@ -191,11 +201,15 @@ class Attempt:
         log: the supervisor's log.
         stop_request: the stop request so far (:class:`StopRequest`), or None.
         grace: the grace period now, in seconds (a stop request may shorten it).
+        talk: the run's conversation: what goes to the CLI's stdin (started by the caller).
+        record_talk: writes the conversation's news to the record (when :attr:`.conversation.Conversation.dirty`).
     """
 
     def __init__(self, proc: subprocess.Popen, *, tree: ProcessTree, limits: RunLimits, transcript: TranscriptFile,
-                 log: Callable[[str], None], stop_request: Callable[[], StopRequest | None], grace: Callable[[], float]) -> None:
+                 log: Callable[[str], None], stop_request: Callable[[], StopRequest | None], grace: Callable[[], float],
+                 talk: Conversation, record_talk: Callable[[], None]) -> None:
         self.proc, self.tree, self.limits, self.log = proc, tree, limits, log
+        self.talk, self.record_talk = talk, record_talk
         self.stop_request, self.grace = stop_request, grace
         self.events = EventReader(transcript, log)
         self.progress = self.events.progress
@@ -205,7 +219,6 @@ class Attempt:
         self.grace_s = 0.0  # seconds from SIGTERM to SIGKILL
         self.term_at: float | None = None  # when SIGTERM was sent
         self.killed = False  # SIGKILL sent
-        self.result_at: float | None = None  # when the result event came
         self.exited_at: float | None = None  # when the CLI was first seen exited
         self.eof = False  # its stdout has ended
         self.rss_mb = 0.0  # the tree's RSS at the last sample
@@ -229,6 +242,12 @@ class Attempt:
         while True:
             dirty = self._read() or dirty
             now = time.monotonic()
+            talk = self.talk
+            if talk.due(now):
+                talk.look(now)
+            talk.after_events(self.progress, now)
+            if talk.dirty:
+                self.record_talk()
             self.alive = self.proc.poll() is None
             dirty = self._sample(now) or dirty
             every = PROGRESS_RETRY_S if retrying() else PROGRESS_EVERY_S
@@ -279,31 +298,36 @@ class Attempt:
             self.log(f"timeout: {limits.timeout_s:g} s passed; stopping the tree")
             return StopReason.TIMEOUT
         linger = max(limits.kill_grace_s, LINGER_MIN_S)
-        if self.result_at is not None and self.alive and now - self.result_at >= linger:
-            self.log(f"the CLI did not exit within {linger:g} s of its result event; stopping it")
+        closed = self.talk.closed_at
+        if closed is not None and self.alive and now - closed >= linger:
+            self.log(f"the CLI did not exit within {linger:g} s of its last result and the end of its stdin; stopping it")
             return StopReason.LINGERED
         return None
 
     def _read(self) -> bool:
-        """Wait up to :data:`READ_WAIT_S` for the CLI's output and take in what came.  True if the progress changed."""
-        if self.eof:
-            time.sleep(EOF_PAUSE_S)
+        """Wait up to :data:`READ_WAIT_S` for the CLI's output, a change in the channel folder or room in
+        its stdin; take in what came, write what waits.  True if the progress changed."""
+        talk = self.talk
+        readers = [talk.wake_r] if self.eof else [self.proc.stdout.fileno(), talk.wake_r]
+        writers = [talk.fd] if talk.wants_write else []
+        try:
+            ready, can_write, _ = select.select(readers, writers, [], EOF_PAUSE_S if self.eof else READ_WAIT_S)
+        except (OSError, ValueError):  # a descriptor closed under us: looked at again next turn
             return False
-        fd = self.proc.stdout.fileno()
-        ready, _, _ = select.select([fd], [], [], READ_WAIT_S)
-        if not ready:
+        if can_write:
+            talk.write()
+        if talk.wake_r in ready:
+            talk.woken()
+        if self.eof or self.proc.stdout.fileno() not in ready:
             return False
         try:
-            chunk = os.read(fd, 1 << 16)
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
         except OSError:
             chunk = b""
         if not chunk:
             self.eof = True
             return False
-        changed = self.events.take(chunk)
-        if self.result_at is None and self.progress.result is not None:
-            self.result_at = time.monotonic()
-        return changed
+        return self.events.take(chunk)
 
     def _sample(self, now: float) -> bool:
         """Sample the tree's RSS and reap exited orphans, once every :data:`SAMPLE_EVERY_S`.

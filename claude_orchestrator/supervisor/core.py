@@ -10,13 +10,16 @@ decision here waits for a write.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ..claude.features import CliFeatures, detect_features
@@ -27,12 +30,13 @@ from ..core.errors import BadRecord, OrchestratorError
 from ..core.limits import RunLimits, is_retryable
 from ..core.paths import StatePaths
 from ..core.states import State
-from ..records import lifecycle
+from ..records import channel, lifecycle
 from ..records.lifecycle import move_from
 from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord, is_task_preview, read_session
 from . import report
-from .attempt import Attempt, AttemptEnd, CliNotStarted, StopRequest, spawn
+from .attempt import Attempt, AttemptEnd, CliNotStarted, StopRequest, read_task, spawn
+from .conversation import Conversation, question_env, start_hook
 from .hooks import run_on_complete
 from .transcript_file import TranscriptFile
 from .tree import ProcessTree
@@ -88,6 +92,9 @@ class Supervisor:
         self.cli_pid_started: float | None = None
         self.cli_started_at: str | None = None
         self.session_id: str | None = None  # of the current attempt
+        self.talk: Conversation | None = None  # the CLI's stdin and the run's channel, from the first attempt on
+        self.question_hooks: list[subprocess.Popen] = []  # --on-question commands started (reaped as they end)
+        self.undelivered: list[dict] = []  # messages the CLI never got, known once the run's end is written
 
     # -- helpers -------------------------------------------------------------
 
@@ -337,6 +344,9 @@ class Supervisor:
         """
         session_id = rec.session_id or str(uuid.uuid4())
         outcome: AttemptEnd | None = None
+        self.talk = Conversation(self.paths, self.name, self.run_id, keep_open_s=rec.spec.keep_open_s, log=self.log,
+                                 on_question=lambda q: self._on_question(rec, q))
+        self.talk.open()
         for attempt in range(1, 2 + int(self.limits.retries)):
             if outcome is not None:
                 backoff = self.limits.retry_backoff_s * 2 ** (attempt - 2)
@@ -386,26 +396,66 @@ class Supervisor:
         return path
 
     def _start_cli(self, rec: StatusRecord, session_id: str) -> subprocess.Popen | None:
-        """Start the CLI (:func:`.attempt.spawn`) in the run's cwd.
+        """Start the CLI (:func:`.attempt.spawn`) in the run's cwd, the task and any message received on its stdin.
 
         Returns the process, or None if it could not be started: the run is
         then recorded ``failed`` (exit code 127 if the executable is missing, else 126).
         """
-        task = self._task_path(rec)
-        if task is None:
+        task_path = self._task_path(rec)
+        if task_path is None:
             return None
-        argv = build_argv(
-            rec.spec.claude_bin, rec.spec.claude, session_id=session_id, resume_id=rec.resumed_from,
-            fork=self._fork(rec), features=self.features,
-        )
         try:
-            proc = spawn(argv, task, rec.cwd, self.log_file, self.log)
+            task = read_task(task_path)
+            prompt_tool = self._permission_prompt(rec) if rec.spec.ask_permission else None
         except CliNotStarted as exc:
             self._finish_without_cli(State.FAILED, exc.error, exc.exit_code)
             return None
+        argv = build_argv(
+            rec.spec.claude_bin, rec.spec.claude, session_id=session_id, resume_id=rec.resumed_from,
+            fork=self._fork(rec), features=self.features, permission_prompt=prompt_tool,
+        )
+        try:
+            proc = spawn(argv, rec.cwd, self.log_file, self.log)
+        except CliNotStarted as exc:
+            self._finish_without_cli(State.FAILED, exc.error, exc.exit_code)
+            return None
+        stdin = os.dup(proc.stdin.fileno())  # the conversation's own descriptor: it closes it when the last turn has ended
+        proc.stdin.close()
+        deadline = time.monotonic() + self.limits.timeout_s - max(self.limits.kill_grace_s, 1.0) if self.limits.timeout_s else None
+        self.talk.start(stdin, task, deadline)
+        self.log(f"the task ({len(task)} characters) and {self.talk.received} messages queued for the CLI's stdin")
         self.cli = proc
         self.cli_pid, self.cli_pid_started, self.cli_started_at = proc.pid, procs.start_time(proc.pid), utc_now()
         return proc
+
+    def _permission_prompt(self, rec: StatusRecord) -> tuple[str, str]:
+        """``--ask-permission``: write the channel's ``mcp.json`` (the toolkit's permission server,
+        :mod:`.permission_server`) and return ``(its path, the tool the CLI asks)``.
+
+        Raises:
+            CliNotStarted: the ``mcp`` package is missing, or the file cannot be written.
+        """
+        from . import permission_server  # only a run that asks pays for it
+
+        missing = permission_server.available()
+        if missing:
+            raise CliNotStarted(missing, None)
+        path = self.paths.channel(self.name, self.run_id) / channel.MCP_CONFIG
+        config = permission_server.mcp_config(path.parent, rec.spec.question_timeout_s, sys.executable)
+        if not self.writer.write_file(path, json.dumps(config, indent=1) + "\n"):
+            raise CliNotStarted(f"could not write {path}; see the log", None)
+        return str(path), channel.PERMISSION_TOOL
+
+    def _on_question(self, rec: StatusRecord, question: dict) -> None:
+        """A new permission question: start ``--on-question`` (not waited for), if the launch gave one."""
+        self.question_hooks = [p for p in self.question_hooks if p.poll() is None]
+        if not rec.spec.on_question:
+            return
+        env = question_env(cli_env(), question, self.name, self.run_id, self.paths.status(self.name))
+        proc = start_hook(list(rec.spec.on_question), env, rec.cwd, self.log_file)
+        self.log(f"on-question: {list(rec.spec.on_question)}" + ("" if proc else " could not be started"))
+        if proc is not None:
+            self.question_hooks.append(proc)
 
     def _log_size(self) -> int:
         """The run log's size in bytes now (0 if it cannot be read): where what comes next starts."""
@@ -436,7 +486,8 @@ class Supervisor:
         # Opened before the record says running, so that a reader of a running record finds the file it names.
         transcript = TranscriptFile(self.paths.transcript(self.name, self.run_id), self.log)
         attempt = Attempt(proc, tree=self.tree, limits=self.limits, transcript=transcript, log=self.log,
-                          stop_request=lambda: self.stop_request, grace=self._grace)
+                          stop_request=lambda: self.stop_request, grace=self._grace,
+                          talk=self.talk, record_talk=self._record_talk)
         written = self._write_progress(attempt.progress)  # running, with the CLI's pid
         # The session ID is ours (--session-id) or the resumed one, so it is known now (the final writes retry it).
         self.writer.write_file(self.paths.session(self.name), session_id + "\n")
@@ -448,6 +499,10 @@ class Supervisor:
         outcome = attempt.end(session_id, lambda: self._stderr_since(log_start))
         self.cli = None
         return outcome
+
+    def _record_talk(self) -> None:
+        """Write the conversation's news (messages, a question, a keep-open wait) to the record."""
+        self.writer.change("talk", self.talk.change())
 
     def _write_progress(self, progress: RunProgress) -> bool:
         """Write the run's progress to the record; the first time, that it runs (``running``, the CLI's pid).
@@ -465,12 +520,17 @@ class Supervisor:
         """Write the run's result, session and final record (retried while the state root cannot be written)."""
         output = report.output_text(outcome)
         fields = report.final_fields(outcome, self.tree, self.prior_cost)
-        edit = report.final_edit(outcome, self.tree)
+        edit, closing = report.final_edit(outcome, self.tree), self._closing()
+
+        def final(rec: StatusRecord) -> None:
+            edit(rec)
+            closing(rec)
+
         self.writer.persist(
             [
                 ("the result file", lambda: self.writer.write_file(self.paths.latest_output(self.name), output)),
                 ("the session file", lambda: self.writer.write_file(self.paths.session(self.name), outcome.session_id + "\n")),
-                ("the final record", lambda: self.writer.end(outcome.state, edit=edit, **fields)),
+                ("the final record", lambda: self.writer.end(outcome.state, edit=final, **fields)),
             ],
             RECORD_RETRY_LIMIT_S,
         )
@@ -488,12 +548,56 @@ class Supervisor:
             self.log(f"the run has ended already ({own.status}); not recording {state} ({error})")
             return
         ended = utc_now()
+        closing = self._closing()
         writes = [("the final record", lambda: self.writer.end(
-            state, error=error, exit_code=exit_code, is_error=True, last_activity=ended, finished=ended))]
+            state, edit=closing, error=error, exit_code=exit_code, is_error=True, last_activity=ended, finished=ended))]
         if own is not None:  # the run is known to be ours: its result file may be written
             writes.insert(0, ("the result file", lambda: self.writer.write_file(self.paths.latest_output(self.name), f"[{state}] {error}\n")))
         self.writer.persist(writes, limit_s)
         self.log(f"run ended: {state} ({error})")
+
+    def _closing(self) -> Callable[[StatusRecord], None]:
+        """The final write's last change: the conversation's end (no question pending, no keep-open wait)
+        and the messages the CLI never got (``messages.undelivered``), read under the record's lock:
+        a sender either appended before it, or sees the run ended and continues the session itself."""
+        talk = self.talk
+        if talk is not None:
+            talk.close()
+        ended = talk.change(final=True) if talk is not None else None
+
+        def closing(rec: StatusRecord) -> None:
+            if ended is not None:
+                ended(rec)
+                self.undelivered = talk.undelivered()
+            else:  # the CLI never started: every message sent while it waited is undelivered
+                self.undelivered, _, _ = channel.read_messages(self.paths.inbox(self.name, self.run_id))
+            if self.undelivered or rec.messages:
+                counts = rec.messages or {"received": len(self.undelivered), "delivered": 0, "answered": 0, "skipped": 0}
+                rec.messages = {**counts, "undelivered": len(self.undelivered)}
+
+        return closing
+
+    def continue_conversation(self) -> None:
+        """The supervisor's last step, once the agent's name is free: the messages the CLI never got
+        continue its session (:func:`..usecases.talk.send`), unless the run was killed or skipped
+        (they stay in its inbox, counted in ``messages.undelivered``).  Never raises."""
+        if not self.undelivered:
+            return
+        texts = [m["text"] for m in self.undelivered]
+        rec = self.writer.record
+        state = rec.state if rec is not None else None
+        inbox = self.paths.inbox(self.name, self.run_id)
+        from ..usecases import talk  # only a run that ends with messages pending pays for the launch path
+
+        if state not in talk.CONTINUED_AFTER:
+            self.log(f"{len(texts)} messages were never delivered; the run ended {state}, so they do not continue it (see {inbox})")
+            return
+        try:
+            sent = talk.send(self.paths, self.name, texts)
+        except Exception as exc:  # noqa: BLE001 - the run has ended; the messages stay in the inbox, counted
+            self.log(f"{len(texts)} messages never delivered could not continue the session: {exc}")
+            return
+        self.log(f"{len(texts)} messages never delivered continue the session: {sent.how} in run {sent.record.run_id}")
 
     def internal_error(self, exc: Exception) -> None:
         """After an unexpected exception (a bug): stop the CLI's tree, log the traceback, record ``failed``.

@@ -102,3 +102,4 @@ def main(argv: list[str] | None = None) -> int:
         # The name is free once the hook's outcome is in the record (a launch meanwhile: exit 3).
         os.close(args.alive_fd)
     return int(code)
+    sup.continue_conversation()  # messages the CLI never got: the session goes on with them

@@ -122,9 +122,10 @@ def network_fs_of(folder: Path) -> str | None:
 
 
 class _Wake(FileSystemEventHandler):
-    def __init__(self, wanted, event: threading.Event) -> None:
+    def __init__(self, wanted, event: threading.Event, wake_fd: int | None = None) -> None:
         self.wanted = wanted
         self.event = event
+        self.wake_fd = wake_fd  # a pipe's write end: a byte is written on each change, for a select() loop
         self.names: set[str] = set()  # basenames changed since the owner last took them
         self.lock = threading.Lock()
 
@@ -142,6 +143,11 @@ class _Wake(FileSystemEventHandler):
                 hit = True
         if hit:
             self.event.set()
+            if self.wake_fd is not None:
+                try:
+                    os.write(self.wake_fd, b"!")
+                except OSError:  # full (the owner will look anyway) or closed (it has stopped)
+                    pass
 
 
 def is_record_name(basename: str) -> bool:
@@ -158,6 +164,8 @@ class DirWatcher:
     Args:
         folder: the folder to watch (created if missing; not recursive).
         wanted: ``basename -> bool``: which files matter (default: records).
+        wake_fd: the write end of a non-blocking pipe: a byte is written to it on
+            each change, so that an owner sleeping in ``select()`` wakes (the supervisor's pump).
 
     Attributes:
         mode: ``"inotify"`` or ``"polling"``: which observer runs.
@@ -169,10 +177,10 @@ class DirWatcher:
             :data:`POLL_INTERVAL_S`); meaningful when ``mode`` is ``"polling"``.
     """
 
-    def __init__(self, folder: Path, wanted=is_record_name) -> None:
+    def __init__(self, folder: Path, wanted=is_record_name, wake_fd: int | None = None) -> None:
         self.folder = Path(folder)
         self.changed = threading.Event()
-        self.handler = _Wake(wanted, self.changed)
+        self.handler = _Wake(wanted, self.changed, wake_fd)
         self.observer = None
         self.mode = ""
         self.network_fs: str | None = None
