@@ -69,6 +69,10 @@ def render_event(event: dict[str, Any]) -> str | None:
     if kind == "user":
         parts = []
         content = (event.get("message") or {}).get("content")
+        if event.get("isReplay") is True:  # a message the CLI took from its stdin (the task first, then each message sent)
+            text = content if isinstance(content, str) else "\n".join(
+                b.get("text", "") for b in content if isinstance(b, dict)) if isinstance(content, list) else ""
+            return f"» message:\n{_indent(_shorten(text))}" if text.strip() else None
         for block in content if isinstance(content, list) else []:
             if isinstance(block, dict) and block.get("type") == "tool_result":
                 body = block.get("content")

@@ -29,6 +29,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     _add_claude_options(p)
     _add_limits(p)
     _add_run_control(p)
+    _add_talk(p)
     _add_where(p)
 
 
@@ -100,6 +101,19 @@ def _add_run_control(p: argparse.ArgumentParser) -> None:
         help="print JSON only (with --wait: per agent the short form check_status.py --json gives; "
         "the whole record: check_status.py --full NAME)",
     )
+
+
+def _add_talk(p: argparse.ArgumentParser) -> None:
+    t = p.add_argument_group("talking to the run (message_agent.py, answer_agent.py)")
+    t.add_argument("--keep-open", metavar="S", type=float,
+                   help="after a turn ends, wait S seconds for another message before the run ends (default 0)")
+    t.add_argument("--ask-permission", action="store_true", default=None,
+                   help="a tool outside --allowed-tools is asked about (answer_agent.py NAME allow|deny) instead of denied")
+    t.add_argument("--question-timeout", metavar="S", type=float,
+                   help="with --ask-permission: deny a question nobody answered after S seconds (default 600)")
+    t.add_argument("--on-question", metavar="CMD",
+                   help="run CMD (split into words like a shell, never through one) each time the run asks a question, "
+                   "not waited for; env: ORCHESTRATOR_AGENT, _RUN_ID, _RECORD, _QUESTION_ID, _TOOL")
 
 
 def _add_where(p: argparse.ArgumentParser) -> None:
@@ -296,6 +310,37 @@ def on_complete_argv(args: argparse.Namespace) -> list[str] | None:
     return argv
 
 
+def talk_options(args: argparse.Namespace, profile: dict | None = None) -> dict[str, Any]:
+    """``--keep-open``, ``--ask-permission``, ``--question-timeout`` and ``--on-question`` (else the profile's
+    ``keep_open``, ``ask_permission``, ``question_timeout``, ``on_question``) as the spec's fields.
+
+    Raises:
+        BadInput: a negative number, or an empty or unbalanced ``--on-question`` (exit 2).
+    """
+    prof = profile or {}
+
+    def pick(flag: str, key: str):
+        value = getattr(args, flag, None)
+        return value if value is not None else prof.get(key)
+
+    keep, timeout = pick("keep_open", "keep_open"), pick("question_timeout", "question_timeout")
+    for option, value in (("--keep-open", keep), ("--question-timeout", timeout)):
+        if value is not None and not 0 <= value < float("inf"):
+            raise BadInput(f"{option} must be a number of seconds, 0 or more")
+    ask = bool(pick("ask_permission", "ask_permission"))
+    if timeout is not None and not ask:
+        raise BadInput("--question-timeout is for --ask-permission runs; add --ask-permission")
+    command = pick("on_question", "on_question")
+    argv = split_words(command, "--on-question") if command is not None else None
+    if command is not None and not argv:
+        raise BadInput("--on-question is empty")
+    fields: dict[str, Any] = {"keep_open_s": float(keep or 0), "ask_permission": ask,
+                              "on_question": tuple(argv) if argv else None}
+    if timeout is not None:
+        fields["question_timeout_s"] = float(timeout)
+    return fields
+
+
 # -- the launcher's arguments --------------------------------------------------
 
 
@@ -326,4 +371,5 @@ def run_spec(
         on_complete=tuple(on_complete) if on_complete else None, profile=profile_name,
         isolation=isolation(args, profile), after=tuple(deps["after"]), after_any=deps["after_any"],
         context_from=deps["context_from"], executor=where["executor"], executor_args=where["executor_args"],
+        **talk_options(args, profile),
     )

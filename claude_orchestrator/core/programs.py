@@ -22,6 +22,8 @@ CONSOLE_COMMANDS = {
     "kill_agent": "orch-kill",
     "wait_agents": "orch-wait",
     "tail_agent": "orch-tail",
+    "message_agent": "orch-message",
+    "answer_agent": "orch-answer",
 }
 
 

@@ -203,13 +203,15 @@ class Attempt:
         grace: the grace period now, in seconds (a stop request may shorten it).
         talk: the run's conversation: what goes to the CLI's stdin (started by the caller).
         record_talk: writes the conversation's news to the record (when :attr:`.conversation.Conversation.dirty`).
+        turn_ended: called once per result event (a turn of the conversation has ended).
     """
 
     def __init__(self, proc: subprocess.Popen, *, tree: ProcessTree, limits: RunLimits, transcript: TranscriptFile,
                  log: Callable[[str], None], stop_request: Callable[[], StopRequest | None], grace: Callable[[], float],
-                 talk: Conversation, record_talk: Callable[[], None]) -> None:
+                 talk: Conversation, record_talk: Callable[[], None], turn_ended: Callable[[], None]) -> None:
         self.proc, self.tree, self.limits, self.log = proc, tree, limits, log
-        self.talk, self.record_talk = talk, record_talk
+        self.talk, self.record_talk, self.turn_ended = talk, record_talk, turn_ended
+        self._turns_seen = 0  # result events handed to turn_ended
         self.stop_request, self.grace = stop_request, grace
         self.events = EventReader(transcript, log)
         self.progress = self.events.progress
@@ -245,6 +247,9 @@ class Attempt:
             talk = self.talk
             if talk.due(now):
                 talk.look(now)
+            if self.progress.results > self._turns_seen:
+                self._turns_seen = self.progress.results
+                self.turn_ended()
             talk.after_events(self.progress, now)
             if talk.dirty:
                 self.record_talk()
@@ -318,6 +323,8 @@ class Attempt:
             talk.write()
         if talk.wake_r in ready:
             talk.woken()
+            if talk.wants_write:  # a message just came: to the CLI now, before anything else is done
+                talk.write()
         if self.eof or self.proc.stdout.fileno() not in ready:
             return False
         try:

@@ -487,7 +487,8 @@ class Supervisor:
         transcript = TranscriptFile(self.paths.transcript(self.name, self.run_id), self.log)
         attempt = Attempt(proc, tree=self.tree, limits=self.limits, transcript=transcript, log=self.log,
                           stop_request=lambda: self.stop_request, grace=self._grace,
-                          talk=self.talk, record_talk=self._record_talk)
+                          talk=self.talk, record_talk=self._record_talk,
+                          turn_ended=lambda: self._turn_ended(attempt.progress))
         written = self._write_progress(attempt.progress)  # running, with the CLI's pid
         # The session ID is ours (--session-id) or the resumed one, so it is known now (the final writes retry it).
         self.writer.write_file(self.paths.session(self.name), session_id + "\n")
@@ -499,6 +500,15 @@ class Supervisor:
         outcome = attempt.end(session_id, lambda: self._stderr_since(log_start))
         self.cli = None
         return outcome
+
+    def _turn_ended(self, progress: RunProgress) -> None:
+        """A turn has ended: its result becomes ``outputs/<agent>_latest.txt`` now (every turn's stays in
+        the transcript), so a sender waiting for an answer reads it while the run goes on."""
+        if progress.results > 1 or self.talk.received:  # a one-turn run writes it once, at its end
+            text = report.result_text(progress)
+            if text is not None:
+                self.writer.write_file(self.paths.latest_output(self.name), text)
+        self._write_progress(progress)
 
     def _record_talk(self) -> None:
         """Write the conversation's news (messages, a question, a keep-open wait) to the record."""

@@ -69,10 +69,17 @@ def output_text(outcome: AttemptEnd) -> str:
     apart; an empty result stays empty.  The record's ``result`` is the
     event's text as it came.
     """
-    result = outcome.progress.result
+    text = result_text(outcome.progress)
+    return f"[{outcome.state}] {outcome.error}\n" if text is None else text
+
+
+def result_text(progress: RunProgress) -> str | None:
+    """The latest result event's ``result`` as the result file holds it (one final newline; empty stays
+    empty), or None if there is no result event or it holds no text."""
+    result = progress.result
     text = result.get("result") if result else None
     if text is None:
-        return f"[{outcome.state}] {outcome.error}\n"
+        return None
     text = text.rstrip("\n")
     return text + "\n" if text else ""
 

@@ -47,6 +47,10 @@ KEYS: dict[str, tuple[type, ...]] = {
     "max_turns": (int,),
     "isolation": (str,),
     "executor": (str,),
+    "ask_permission": (bool,),
+    "question_timeout": (int, float),
+    "keep_open": (int, float),
+    "on_question": (str,),
     # one "<executor>_args" key per executor (e.g. slurm_args): that executor's options
     **{f"{name}_args": (list,) for name in EXECUTOR_NAMES if name != "local"},
     "claude_args": (list,),
@@ -114,7 +118,7 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
         for key, value in table.items():
             if key not in KEYS:
                 raise BadInput(f"{where}: unknown key {key!r}; known keys: {', '.join(KEYS)}")
-            if not isinstance(value, KEYS[key]) or isinstance(value, bool):
+            if not isinstance(value, KEYS[key]) or (isinstance(value, bool) and bool not in KEYS[key]):
                 raise BadInput(f"{where}: {key} must be {' or '.join(t.__name__ for t in KEYS[key])}, not {type(value).__name__}")
             if KEYS[key] == (list,) and not all(isinstance(v, str) for v in value):
                 raise BadInput(f"{where}: {key} must be a list of strings")

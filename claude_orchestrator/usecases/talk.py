@@ -56,12 +56,14 @@ class Sent(NamedTuple):
             the first message is the new run's task and has none.
         numbers: each message's number in that run's inbox (1, 2, ...), as the record's
             ``messages`` counts them; empty for a resume's task.
+        previous: for a resume, the record of the run that had ended.
     """
 
     how: str
     record: StatusRecord
     message_ids: list[str]
     numbers: list[int]
+    previous: StatusRecord | None = None
 
 
 def sender() -> str:
@@ -175,4 +177,51 @@ def _resume_with(paths: StatePaths, rec: StatusRecord, texts: list[str]) -> Sent
             channel.append_message(inbox, channel.message_line(text, at, who, mid))
             ids.append(mid)
             numbers.append(i)
-    return Sent("resumed", new, ids, numbers)
+    return Sent("resumed", new, ids, numbers, rec)
+
+
+#: Seconds a wait looks at the record again without a change event (a supervisor that died, a network filesystem).
+WAIT_RECHECK_S = 1.0
+#: Seconds a wait gives an ended run's supervisor to continue the session with messages its CLI never got.
+CONTINUATION_WAIT_S = 30.0
+
+
+def wait_answered(paths: StatePaths, name: str, run_id: str, number: int, timeout_s: float | None = None) -> tuple[StatusRecord | None, bool]:
+    """Sleep until message ``number`` of run ``run_id`` has been answered: a turn that took it has ended.
+
+    If the run ends first with the message undelivered, its supervisor continues the
+    session with it: then the new run's end is the answer.  Woken by changes in
+    ``status/`` (watchdog), with a look every :data:`WAIT_RECHECK_S`.
+
+    Returns:
+        ``(the record then, answered)``; ``(None, False)`` if the record is gone;
+        answered is False if the run ended without answering it (or ``timeout_s`` passed).
+    """
+    import time
+
+    from .watch import DirWatcher  # watchdog: only a waiting sender loads it
+
+    store = RecordStore(paths)
+    start = time.monotonic()
+    ended_at: float | None = None
+    with DirWatcher(paths.status_dir) as watcher:
+        while True:
+            rec = store.read(name)
+            if rec is None:
+                return None, False
+            if rec.state.is_active:
+                rec = reconcile(store, rec)
+            now = time.monotonic()
+            if rec.run_id == run_id:
+                if (rec.messages or {}).get("answered", 0) >= number:
+                    return rec, True
+                if rec.state.is_terminal:
+                    continues = (rec.messages or {}).get("undelivered") and rec.state in CONTINUED_AFTER
+                    ended_at = ended_at or now
+                    if not continues or now - ended_at > CONTINUATION_WAIT_S:
+                        return rec, False
+            elif rec.state.is_terminal:  # the run that continued the session with it has ended
+                return rec, rec.state is State.COMPLETED
+            if timeout_s is not None and now - start >= timeout_s:
+                return rec, False
+            watcher.wait(WAIT_RECHECK_S)
