@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from ..core.errors import OrchestratorError, storage_error
+from ..core.modes import adopt_private_umask
 from ..core.paths import StatePaths
 from ..core.states import ExitCode
 
@@ -61,12 +62,17 @@ def guarded(prog: str, body: Callable[[], int]) -> int:
       (:func:`log_traceback`), exit 70.  A traceback never reaches the terminal.
 
     Text that stdout's encoding cannot show (a lone surrogate from a JSON
-    escape in a record) is printed as a backslash escape.
+    escape in a record) is printed as a backslash escape.  The body runs with
+    the toolkit's umask (:func:`..core.modes.adopt_private_umask`: what it
+    makes under the state root is the owner's alone, or a group's with
+    ``ORCHESTRATOR_SHARE=group``); the caller's umask is put back afterwards.
     """
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    undo = None
     try:
+        undo = adopt_private_umask()
         return int(body())
     except OrchestratorError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -84,3 +90,6 @@ def guarded(prog: str, body: Callable[[], int]) -> int:
         where = log_traceback(prog)
         print(f"{prog}: internal error: {exc!r}; the traceback is in {where}", file=sys.stderr)
         return int(ExitCode.INTERNAL)
+    finally:
+        if undo is not None:
+            undo()

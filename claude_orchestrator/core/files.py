@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 
 from .errors import storage_error
+from .modes import file_mode
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:
-    """A new file ``.<name>.<random>.tmp`` beside ``path``, opened for writing (mode 0600, as ``tempfile.mkstemp`` makes it).
+    """A new file ``.<name>.<random>.tmp`` beside ``path``, opened for writing (mode 0600, or 0660 with
+    ``ORCHESTRATOR_SHARE=group``: :func:`.modes.file_mode`).
 
     Not :mod:`tempfile`: with the :mod:`shutil`, :mod:`random` and compression
     modules it imports, it cost every supervisor about 0.9 MiB of RSS.
@@ -29,7 +31,7 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     for _ in range(100):
         tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
         try:
-            return os.open(tmp, flags, 0o600), tmp
+            return os.open(tmp, flags, file_mode()), tmp
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))

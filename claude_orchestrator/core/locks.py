@@ -14,6 +14,7 @@ from pathlib import Path
 
 from filelock import lock_descriptor
 
+from .modes import file_mode
 from .paths import NAME_RE, StatePaths
 
 
@@ -25,7 +26,7 @@ def try_lock(path: Path) -> int | None:
         if another open file description holds it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, file_mode())  # a group shares a state root: it takes the locks too
     try:
         if lock_descriptor(fd, blocking=False):
             return fd

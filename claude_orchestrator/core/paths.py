@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 from .errors import BadInput
+from .modes import dir_mode
 
 #: An agent's name (docs/files.md): a letter or digit, then up to 63 of ``[A-Za-z0-9_.-]``.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -192,6 +193,6 @@ class StatePaths:
         return sorted(names)
 
     def ensure(self) -> None:
-        """Create the state folders if missing."""
+        """Create the state folders if missing (mode 0700, or 0770 for a group: :mod:`.modes`)."""
         for d in (self.status_dir, self.sessions_dir, self.outputs_dir, self.slots_dir, self.queue_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(mode=dir_mode(), parents=True, exist_ok=True)

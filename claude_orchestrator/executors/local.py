@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core import locks
+from ..core.modes import CALLER_UMASK_ENV, user_umask
 from ..core.paths import StatePaths
 from .base import Executor, Handoff, Liveness, Verdict
 
@@ -188,7 +189,9 @@ def supervisor_command(
     :data:`SUPERVISOR_PACKAGES` and the caller's own value kept in
     ``ORCHESTRATOR_CALLER_PYTHONPATH`` (the supervisor puts it back before it
     starts anything).  If a package's folder cannot be found the supervisor
-    starts with the site hooks, as any script would.
+    starts with the site hooks, as any script would.  ``ORCHESTRATOR_CALLER_UMASK``
+    is the caller's umask, which the supervisor gives back to the CLI and the hook
+    (:mod:`..core.modes`); ``ORCHESTRATOR_SHARE`` comes with the rest.
     """
     global _supervisor_path
     if _supervisor_path is None:
@@ -199,6 +202,7 @@ def supervisor_command(
     if len(held) > 1:
         argv += ["--slot-fd", str(held[1])]
     env = dict(os.environ)
+    env[CALLER_UMASK_ENV] = f"{user_umask():04o}"
     if _supervisor_path:
         argv.insert(1, "-S")
         env["ORCHESTRATOR_CALLER_PYTHONPATH"] = env.get("PYTHONPATH", "")

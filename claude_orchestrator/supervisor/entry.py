@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 
+from ..core.modes import adopt_private_umask
 from ..core.paths import StatePaths
 from ..core.states import ExitCode
 from .core import Supervisor
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     _restore_pythonpath()
+    # Its files are the owner's (or a group's): the launcher's setting and the caller's umask, which the
+    # CLI and the hook get back, come in the environment (a Slurm job's too: sbatch exports it).
+    adopt_private_umask(launched=True)
     sup = Supervisor(StatePaths(args.root), args.name, args.run_id)
     sup.slot_fd = args.slot_fd
     sup.time_limit_signal, sup.ref_from_env = executor_flags(args)
@@ -101,5 +105,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.alive_fd is not None:
         # The name is free once the hook's outcome is in the record (a launch meanwhile: exit 3).
         os.close(args.alive_fd)
-    return int(code)
     sup.continue_conversation()  # messages the CLI never got: the session goes on with them
+    return int(code)

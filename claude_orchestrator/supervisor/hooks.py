@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from ..core.errors import OrchestratorError
+from ..core.modes import user_umask
 from ..core.paths import StatePaths
 from ..core.procs import signal_group
 from ..records.status_record import StatusRecord
@@ -44,7 +45,8 @@ def run_hook(
     argv: list[str], env: dict[str, str], cwd: str | None, output: IO[bytes] | None, *,
     stop: Callable[[], str | None], grace: Callable[[], float],
 ) -> dict[str, Any]:
-    """Run ``argv`` in its own session, stdin from /dev/null, stdout and stderr to ``output`` (the run's log).
+    """Run ``argv`` in its own session, stdin from /dev/null, stdout and stderr to ``output`` (the run's log),
+    with the caller's umask (:func:`..core.modes.user_umask`: the hook is the user's, not the toolkit's).
 
     Its process group is stopped (SIGTERM, ``grace()`` seconds, SIGKILL) after
     :data:`ON_COMPLETE_TIMEOUT_S` seconds, or as soon as ``stop()`` says who asked (e.g. "signal 15").
@@ -56,7 +58,8 @@ def run_hook(
     """
     outcome: dict[str, Any] = {"argv": argv}
     try:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                start_new_session=True, umask=user_umask())
     except OSError as exc:
         return {**outcome, "exit_code": None, "error": str(exc)}
     deadline = time.monotonic() + ON_COMPLETE_TIMEOUT_S

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..core.modes import file_mode
+
 #: Seconds between tries to open a transcript that could not be opened.
 TRANSCRIPT_REOPEN_S = 1.0
 
@@ -44,7 +46,7 @@ class TranscriptFile:
 
     def _open(self) -> bool:
         try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, file_mode())
             return True
         except OSError as exc:
             self._next_open = time.monotonic() + TRANSCRIPT_REOPEN_S

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import BadInput
+from ..core.modes import user_umask
 from ..core.paths import StatePaths, refuse_symlink
 
 ISOLATIONS = ("none", "dir", "worktree")
@@ -22,7 +23,8 @@ ISOLATIONS = ("none", "dir", "worktree")
 
 def _git(*args: str, cwd: Path | str, check: bool = True) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run(["git", *args], cwd=str(cwd), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        done = subprocess.run(["git", *args], cwd=str(cwd), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+                              umask=user_umask())  # the worktree is the user's checkout: the user's modes
     except FileNotFoundError:
         raise BadInput("--isolation worktree needs git, which is not installed") from None
     if check and done.returncode != 0:

@@ -23,6 +23,7 @@ from ..claude.invocation import find_claude
 from ..core import locks
 from ..core.errors import BadInput, Conflict, NotFound, OrchestratorError, storage_error
 from ..core.files import write_atomic
+from ..core.modes import dir_mode, file_mode
 from ..core.paths import StatePaths, refuse_symlink, validate_name
 from ..core.programs import command
 from ..core.states import State
@@ -216,12 +217,12 @@ def _write_run_files(paths: StatePaths, name: str, run_id: str, task: str, made:
         raise storage_error(exc) from exc
     run_dir = refuse_symlink(paths.run_dir(name))
     try:
-        run_dir.mkdir(exist_ok=True)  # simultaneous launches of one name all get here
+        run_dir.mkdir(mode=dir_mode(), exist_ok=True)  # simultaneous launches of one name all get here
         task_file = paths.task_file(name, run_id)
         write_atomic(task_file, task.encode("utf-8"), durable=False)
         made.append(task_file)
         log_path = paths.log(name, run_id)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, file_mode())
         made.append(log_path)
     except OSError as exc:
         raise storage_error(exc) from exc
