@@ -6,7 +6,9 @@ The plugin's source is ``plugin/`` in the repository (docs/plugin.md)::
     plugin/skills/background-agents/SKILL.md     the skill: front matter (name, description) + a short manual
     plugin/monitors/monitors.json                [{"name", "command", "description", "when"}]
 
-Its commands are written as ``python3 ${CLAUDE_PLUGIN_ROOT}/../agents/X.py``.
+Its commands are written as ``python3 ${CLAUDE_PLUGIN_ROOT}/../agents/X.py``;
+the monitor's starts with ``ORCHESTRATOR_HOME=${CLAUDE_PLUGIN_ROOT}/..``, the
+state root it follows, which a render fills in (:data:`STATE_ROOT_PLACEHOLDER`).
 The CLI replaces ``${CLAUDE_PLUGIN_ROOT}`` with the plugin's directory, so
 the source is right as it is when loaded in place (``claude --plugin-dir
 plugin``), and where the CLI reads an installed plugin in place (a local
@@ -55,7 +57,7 @@ from typing import Any
 from .claude.invocation import cli_env, find_claude
 from .commands.guard import guarded
 from .core.errors import BadInput, OrchestratorError
-from .core.paths import TOOLKIT_ROOT
+from .core.paths import HOME_ENV, TOOLKIT_ROOT
 from .core.states import ExitCode
 
 #: The plugin's name (``plugin.json``); ``claude-``, ``anthropic-`` and ``cc-plugin-`` are reserved.
@@ -68,6 +70,8 @@ SOURCE_DIR = "plugin"
 BUILD_DIR = ".plugin-build"
 #: What the source writes for the toolkit root; replaced by :func:`render`.
 PLACEHOLDER = "${CLAUDE_PLUGIN_ROOT}/.."
+#: How the source's monitor names its state root; :func:`render` puts the state root it renders for in its place.
+STATE_ROOT_PLACEHOLDER = f"{HOME_ENV}={PLACEHOLDER}"
 #: The interpreter the source names before it; replaced when :func:`render` gets ``python``.
 SOURCE_PYTHON = "python3"
 #: Seconds one ``claude plugin`` command may take (each takes about 0.4 s offline).
@@ -76,7 +80,7 @@ CLI_TIMEOUT = 120.0
 RENDERED_SUFFIXES = (".md", ".json")
 
 
-def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) -> Path:
+def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None, state_root: Path | None = None) -> Path:
     """Write the plugin for ``toolkit`` into ``dest``, beside a local marketplace.
 
     Layout written (``dest`` is created if missing; nothing else in it is touched)::
@@ -100,6 +104,9 @@ def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) 
         toolkit: the toolkit root (with ``agents/`` and ``plugin/``); made absolute.
         python: the interpreter the commands should run (e.g. ``sys.executable``,
             the one that has this package); None keeps the source's ``python3``.
+        state_root: the state root the monitor follows, named in its command
+            (so it never depends on the session's environment); default
+            ``$ORCHESTRATOR_HOME`` if set, else ``toolkit`` (the scripts' own default).
 
     Returns:
         The rendered plugin's directory, ``dest/orchestrator`` (for ``claude --plugin-dir``).
@@ -112,6 +119,7 @@ def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) 
     """
     toolkit = Path(toolkit).expanduser().resolve()
     source, manifest = _check_toolkit(toolkit)
+    root = default_state_root(toolkit) if state_root is None else Path(state_root).expanduser().resolve()
     dest = Path(dest).expanduser().resolve()
     if dest == source or source in dest.parents:
         raise BadInput(f"cannot render into {dest}: it is inside the plugin's source {source}; choose another folder")
@@ -123,7 +131,7 @@ def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) 
     staging = Path(tempfile.mkdtemp(prefix=f".{PLUGIN_NAME}.", dir=dest))
     try:
         built = staging / PLUGIN_NAME
-        _build_plugin(source, built, _replacements(toolkit, python))
+        _build_plugin(source, built, _replacements(toolkit, python, root))
         _stamp_version(built, manifest)
         market_file.parent.mkdir(exist_ok=True)
         tmp_market = staging / "marketplace.json"
@@ -133,6 +141,12 @@ def render(dest: Path, toolkit: Path = TOOLKIT_ROOT, python: str | None = None) 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def default_state_root(toolkit: Path) -> Path:
+    """The state root a render names when given none: ``$ORCHESTRATOR_HOME`` if set (absolute), else ``toolkit``."""
+    home = os.environ.get(HOME_ENV, "").strip()
+    return Path(home).expanduser().resolve() if home else Path(toolkit).expanduser().resolve()
 
 
 @dataclasses.dataclass
@@ -188,6 +202,7 @@ def install(
     python: str | None = None,
     claude: str | None = None,
     env: dict[str, str] | None = None,
+    state_root: Path | None = None,
 ) -> Installed:
     """Render the plugin and install it (user scope) into the Claude config.
 
@@ -205,6 +220,7 @@ def install(
         python: the interpreter for the plugin's commands; default this one (``sys.executable``).
         claude: the CLI; default :func:`find_claude`.
         env: the CLI's environment; default this process's, less what marks a Claude session (:func:`cli_env`).
+        state_root: the state root the monitor follows (:func:`render`'s default when None).
 
     Returns:
         :class:`Installed`.
@@ -217,7 +233,7 @@ def install(
     toolkit = Path(toolkit).expanduser().resolve()
     build = Path(build) if build is not None else toolkit / BUILD_DIR
     claude = claude or find_claude()
-    plugin_dir = render(build, toolkit, python or sys.executable)
+    plugin_dir = render(build, toolkit, python or sys.executable, state_root)
     version = json.loads((plugin_dir / ".claude-plugin" / "plugin.json").read_text(encoding="utf-8"))["version"]
     plugin_id = f"{PLUGIN_NAME}@{LOCAL_MARKETPLACE}"
     run_env = cli_env(env)
@@ -245,7 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   python -m claude_orchestrator.plugin render /tmp/market   a marketplace folder to add by hand
 
 The commands in the rendered skill run the interpreter given by --python
-(default: this one, which has the package).  Installing uses the Claude CLI
+(default: this one, which has the package).  The monitor follows the state root
+given by --state-root (default: $ORCHESTRATOR_HOME, else the toolkit), named in
+its command: render again for another.  Installing uses the Claude CLI
 from $CLAUDE_BIN, PATH or .claude-cli/, and its config ($CLAUDE_CONFIG_DIR or ~/.claude).
 exit status: 0 ok, 1 a claude plugin command failed, 2 bad input, 127 no Claude CLI.
 """,
@@ -259,6 +277,12 @@ exit status: 0 ok, 1 a claude plugin command failed, 2 bad input, 127 no Claude 
         default=sys.executable,
         help="the interpreter the skill's commands run (default: %(default)s); 'python3' keeps the source's",
     )
+    common.add_argument(
+        "--state-root",
+        metavar="DIR",
+        type=Path,
+        help="the state root the monitor follows (default: $ORCHESTRATOR_HOME, else the toolkit)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p_install = sub.add_parser("install", parents=[common], help="render into <toolkit>/.plugin-build and install it with the Claude CLI")
     p_install.add_argument("--build", metavar="DIR", type=Path, help="render here instead (default: <toolkit>/.plugin-build)")
@@ -271,14 +295,14 @@ exit status: 0 ok, 1 a claude plugin command failed, 2 bad input, 127 no Claude 
     def body() -> int:
         try:
             if args.command == "install":
-                done = install(args.toolkit, args.build, python)
+                done = install(args.toolkit, args.build, python, state_root=args.state_root)
                 for step in done.steps:
                     print(f"{step.label}: {step.summary}")
                 print(f"{done.plugin_id} {done.version} from {done.plugin_dir}; new Claude Code sessions load it (or run /reload-plugins)")
             elif args.command == "render":
-                print(render(args.dest, args.toolkit, python))
+                print(render(args.dest, args.toolkit, python, args.state_root))
             else:
-                print(render(Path(args.toolkit).expanduser().resolve() / BUILD_DIR, args.toolkit, python))
+                print(render(Path(args.toolkit).expanduser().resolve() / BUILD_DIR, args.toolkit, python, args.state_root))
         except OSError as exc:
             raise OrchestratorError(f"{exc.filename or ''}: {exc.strerror or exc}", ExitCode.AGENT_FAILED) from exc
         return int(ExitCode.OK)
@@ -308,16 +332,17 @@ def _check_toolkit(toolkit: Path) -> tuple[Path, dict[str, Any]]:
     return source, manifest
 
 
-def _replacements(toolkit: Path, python: str | None) -> list[tuple[str, str]]:
+def _replacements(toolkit: Path, python: str | None, state_root: Path) -> list[tuple[str, str]]:
     """The ``(old, new)`` text replacements of a render, applied in order.
 
-    ``python3 ${CLAUDE_PLUGIN_ROOT}/..`` -> ``<python> <toolkit>`` first (only
+    ``ORCHESTRATOR_HOME=${CLAUDE_PLUGIN_ROOT}/..`` -> ``ORCHESTRATOR_HOME=<state_root>``
+    first, then ``python3 ${CLAUDE_PLUGIN_ROOT}/..`` -> ``<python> <toolkit>`` (only
     when ``python`` is given), then any other ``${CLAUDE_PLUGIN_ROOT}/..`` ->
     ``<toolkit>``; each path shell-quoted (shlex.quote) when it needs it.
     """
-    replacements = [(PLACEHOLDER, shlex.quote(str(toolkit)))]
+    replacements = [(STATE_ROOT_PLACEHOLDER, f"{HOME_ENV}={shlex.quote(str(state_root))}"), (PLACEHOLDER, shlex.quote(str(toolkit)))]
     if python is not None:
-        replacements.insert(0, (f"{SOURCE_PYTHON} {PLACEHOLDER}", f"{shlex.quote(python)} {shlex.quote(str(toolkit))}"))
+        replacements.insert(1, (f"{SOURCE_PYTHON} {PLACEHOLDER}", f"{shlex.quote(python)} {shlex.quote(str(toolkit))}"))
     return replacements
 
 

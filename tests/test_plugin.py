@@ -87,7 +87,8 @@ def test_the_source_is_a_valid_plugin_and_marketplace(real_cli, isolated_env, tm
     assert meta["name"] == SKILL and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", SKILL)
     assert "background" in meta["description"] and "parallel" in meta["description"]
     monitors = json.loads((SOURCE / "monitors" / "monitors.json").read_text())
-    assert [m["when"] for m in monitors] == [f"on-skill-invoke:{SKILL}"]
+    # the CLI compares the skill's name as invoked, plugin prefix included (2.1.332: `when === "on-skill-invoke:" + name`)
+    assert [m["when"] for m in monitors] == [f"on-skill-invoke:{plugin.PLUGIN_NAME}:{SKILL}"]
 
     for target in (SOURCE, ROOT):
         done = _claude(real_cli, isolated_env, "plugin", "validate", str(target), cwd=tmp_path)
@@ -141,20 +142,31 @@ def test_a_session_with_the_plugin_offers_the_skill_and_reads_the_rendered_body(
     assert f"{PREFIX}wait_agents.py NAME... --timeout" in prompt and "${CLAUDE_PLUGIN_ROOT}" not in prompt
 
 
-def test_the_monitor_runs_an_existing_script(rendered, tmp_path):
-    [monitor] = json.loads((rendered / "monitors" / "monitors.json").read_text())
-    assert monitor["when"] == f"on-skill-invoke:{SKILL}" and monitor["description"]
-    argv = shlex.split(monitor["command"])
-    assert argv == [sys.executable, str(ROOT / "agents" / "wait_agents.py"), "--follow"]
-    assert Path(argv[1]).is_file()
+#: What the monitor runs after its interpreter and script: the follow of what the model must act on.
+MONITOR_ARGS = ["--follow", "--only", "ends,questions", "--exit-with-parent"]
 
-    # A toolkit path with a space and a quote stays one shell word and valid JSON.
+
+def test_the_monitor_runs_an_existing_script_for_its_state_root(rendered, tmp_path, monkeypatch):
+    [monitor] = json.loads((rendered / "monitors" / "monitors.json").read_text())
+    assert monitor["when"] == f"on-skill-invoke:orchestrator:{SKILL}" and monitor["description"]
+    argv = shlex.split(monitor["command"])
+    root = plugin.default_state_root(ROOT)
+    assert argv == [f"ORCHESTRATOR_HOME={root}", sys.executable, str(ROOT / "agents" / "wait_agents.py"), *MONITOR_ARGS]
+    assert Path(argv[2]).is_file()
+
+    # A toolkit path with a space and a quote stays one shell word and valid JSON; the state root is named.
     odd = tmp_path / "my 'kit"
     shutil.copytree(SOURCE, odd / "plugin")
     (odd / "agents").mkdir()
+    monkeypatch.delenv("ORCHESTRATOR_HOME", raising=False)
     out = plugin.render(tmp_path / "odd-build", odd, python="/opt/py 3/bin/python")
     [monitor] = json.loads((out / "monitors" / "monitors.json").read_text())
-    assert shlex.split(monitor["command"]) == ["/opt/py 3/bin/python", str(odd / "agents" / "wait_agents.py"), "--follow"]
+    assert shlex.split(monitor["command"]) == [f"ORCHESTRATOR_HOME={odd}", "/opt/py 3/bin/python",
+                                               str(odd / "agents" / "wait_agents.py"), *MONITOR_ARGS]
+    state = tmp_path / "state $HOME"
+    out = plugin.render(tmp_path / "odd-build", odd, python="/opt/py 3/bin/python", state_root=state)
+    [monitor] = json.loads((out / "monitors" / "monitors.json").read_text())
+    assert shlex.split(monitor["command"])[0] == f"ORCHESTRATOR_HOME={state}"
 
 
 @pytest.mark.parametrize("version", CLI_VERSIONS)
@@ -204,3 +216,104 @@ def test_command_line_errors_are_one_line(tmp_path, isolated_env):
         assert done.returncode == code, done.stderr
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (SOURCE / "x").exists()
+
+
+#: The marker in the master's first prompt: a request whose messages hold it is the master's (an agent's never does).
+MASTER = "MASTER-SESSION-1"
+
+
+def _monitors(state: Path) -> list:
+    """The running monitors (wait_agents.py --follow ... --exit-with-parent) that follow ``state``."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            argv, environ = proc.info["cmdline"] or [], proc.info["environ"] or {}
+        except (psutil.Error, KeyError):
+            continue
+        if "--exit-with-parent" in argv and environ.get("ORCHESTRATOR_HOME") == str(state) and proc.status() != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed on this machine")
+def test_the_monitor_in_an_interactive_session_wakes_the_model_once_per_end(real_cli, fake_api, tmp_path):
+    """An interactive session (tmux) of today's CLI with the rendered plugin: the fake model uses the skill by the
+    name it is offered (``orchestrator:background-agents``, through the Skill tool), which starts the monitor; an
+    agent launched then causes one request to the master's session (its end), not one per state change; the
+    monitor ends with the session."""
+    from conftest import wait_until
+
+    from claude_orchestrator.devtools.offline import API_KEY, offline_env, offline_settings, seed_config
+
+    home, config, state, work = (tmp_path / d for d in ("home", "claude-config", "state", "work"))
+    for d in (home, state, work):
+        d.mkdir()
+    seed_config(config, API_KEY, [work])
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE", "TMUX", "ORCHESTRATOR_"))}
+    env = offline_env(dict(base, HOME=str(home), CLAUDE_BIN=str(real_cli)), offline_settings(fake_api.url, config, state))
+    rendered = plugin.render(tmp_path / "build", ROOT, python=sys.executable, state_root=state)
+    socket = f"orch-plugin-{os.getpid()}-{tmp_path.name[-12:]}"
+    status_file = tmp_path / "cli-exit-status"
+
+    def tmux(*args: str) -> str:
+        done = subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], env=env, capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "master")
+
+    def shows(text: str, timeout: float = 90) -> None:
+        try:
+            wait_until(lambda: text in screen(), timeout=timeout, interval=0.2, what=repr(text))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen:\n{screen()}") from None
+
+    def type_line(text: str) -> None:
+        tmux("send-keys", "-t", "master", "-l", text)
+        shows(text[-30:])  # typed in full before Enter (a quick Enter could land inside the typing)
+        tmux("send-keys", "-t", "master", "Enter")
+
+    def master_requests() -> list[dict]:
+        return [b for b in fake_api.messages_requests() if MASTER in json.dumps(b)]
+
+    command = f"{shlex.join([str(real_cli), '--plugin-dir', str(rendered)])}; echo $? > {shlex.quote(str(status_file))}"
+    try:
+        tmux("new-session", "-d", "-s", "master", "-x", "180", "-y", "50", "-c", str(work), "sh", "-c", command)
+        shows("manual mode on")  # the prompt, no first-run dialog
+        assert not _monitors(state)
+        type_line(f'[[tool: Skill {{"skill": "orchestrator:{SKILL}"}}]] {MASTER} use the skill')
+        shows(f"Skill(orchestrator:{SKILL})")
+        [monitor] = wait_until(lambda: _monitors(state), timeout=60, interval=0.2, what="the monitor to start")
+        assert monitor.cmdline()[-4:] == MONITOR_ARGS
+
+        before = len(master_requests())
+        launched = subprocess.run([sys.executable, str(ROOT / "agents" / "launch_agent.py"), "t1", "[[reply: child done]] go",
+                                   "--cwd", str(work)], env=env, capture_output=True, text=True, timeout=60)
+        assert launched.returncode == 0, launched.stderr
+        ended = subprocess.run([sys.executable, str(ROOT / "agents" / "wait_agents.py"), "t1"], env=env, capture_output=True,
+                               text=True, timeout=120)
+        assert ended.stdout.splitlines()[-1] == "all ended: 1 completed", ended.stdout
+        # The end's line reaches the model as a task notification: a request to the master's session.
+        woke = wait_until(lambda: [b for b in master_requests()[before:] if "<task-notification>" in json.dumps(b)],
+                          timeout=60, interval=0.2, what="the master to be told of t1's end")
+        assert "t1: running -&gt; completed in " in json.dumps(woke[0]["messages"][-1])  # the CLI escapes the line's ">"
+        # A prompt typed after that request: every request t1's run caused came before the prompt's own.
+        type_line(f"[[reply: second prompt answered]] {MASTER}-2")
+        shows("● second prompt answered")  # the reply, not the typed prompt
+        requests = master_requests()[before:]
+        mark = next(i for i, b in enumerate(requests) if f"{MASTER}-2" in user_prompt(b))
+        caused = requests[:mark]
+        assert len(caused) == 1, [json.dumps(b["messages"][-1])[:300] for b in caused]  # the end; no starting/running
+
+        type_line("/exit")
+        wait_until(lambda: status_file.exists() and status_file.read_text().endswith("\n"), timeout=60, interval=0.2,
+                   what="the CLI to exit")
+        wait_until(lambda: not _monitors(state), timeout=30, interval=0.2, what="the monitor to end with its session")
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], env=env, capture_output=True, timeout=30)
+        for proc in _monitors(state):
+            proc.kill()

@@ -29,6 +29,10 @@ examples:
 
 A record left queued/starting/running whose supervisor is gone is stored as `lost`.
 A queued agent shows its place in the queue: "queued #2".
+An agent waiting on a permission question (--ask-permission) shows as
+"running (asks)", and a line under the table says what it asks and how to
+answer: "NAME asks: Bash `rm -rf build` (question q...; answer:
+answer_agent.py NAME allow|deny)"; --json gives it as waiting_for.
 An agent whose status file cannot be read is shown as `unreadable` (stderr says why).
 exit status: 0 ok, 4 a named agent has no record, 70 an internal error.
 """
@@ -96,6 +100,8 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.OK
     if recs:
         print(render.summary(recs) if args.summary else render.table(recs, positions, bad, order))
+        for line in render.question_lines(sorted(recs, key=lambda r: order.get(r.agent, 0))):
+            print(line)
     elif not args.summary:
         print(render.table([], positions, bad, order))
     for r in newly_lost:
@@ -120,17 +126,23 @@ def watch(store: RecordStore, names: list[str] | None, summary: bool) -> ExitCod
                 recs = read_records(store, names, unreadable=bad)
                 positions = queue_positions(store.paths)
                 body = (render.summary(recs) if summary and recs else render.table(recs, positions, bad)) if recs or bad else "no agents yet"
+                body = "\n".join([body, *render.question_lines(recs)])
                 sys.stdout.write(f"{clear}{body}\n\nupdated {time.strftime('%H:%M:%S')}; Ctrl-C to stop\n")
                 sys.stdout.flush()
-                shown = [(r.agent, str(r.status)) for r in recs]
+                shown = _shown(recs)
                 # Redraw on a change; every few seconds re-check (without redrawing)
                 # for a supervisor that died without touching its record.
                 while not watcher.wait(WATCH_RECHECK_S):
-                    if [(r.agent, str(r.status)) for r in read_records(store, names, unreadable=[])] != shown:
+                    if _shown(read_records(store, names, unreadable=[])) != shown:
                         break
                 watcher.wait(0.05)  # let a burst of writes settle into one redraw
         except KeyboardInterrupt:
             return ExitCode.OK
+
+
+def _shown(recs: list[StatusRecord]) -> list[tuple[str, str, str | None]]:
+    """What a --watch redraw shows that a quiet re-check compares: each agent's status and pending question."""
+    return [(r.agent, str(r.status), (render.question(r) or {}).get("id")) for r in recs]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.errors import BadRecord, bad_record_advice
 from ..core.paths import StatePaths
+from ..core.programs import command
 from ..executors import registry
 from ..records.shape import executor_ref_key, parse_time
 from ..records.status_record import StatusRecord
@@ -28,6 +29,8 @@ UNREADABLE = "unreadable"
 BRIEF_RESULT_CHARS = 64
 #: Characters of an error kept in compact output; the whole one is in the record.
 BRIEF_ERROR_CHARS = 200
+#: Characters of a permission question's input shown with it; the whole input is in the record's ``waiting_for``.
+QUESTION_INPUT_CHARS = 80
 
 
 # -- figures -------------------------------------------------------------------
@@ -96,6 +99,7 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
     num_turns, cost_usd, duration_s (so far, while active, to ``now``), session_id, output_file,
     executor (``local`` or ``slurm``), [``<executor>_job_id``: the executor's reference, e.g. ``slurm_job_id``],
     [worktree: ``{"path", "branch"}`` of a run in a git worktree, :func:`worktree_brief`],
+    [waiting_for: the permission question it waits on, :func:`question_brief`],
     [executor_unknown: why a run of an executor this toolkit does not know is shown as it was recorded].
     The same object is what ``launch_agent.py``/``resume_agent.py --json --wait`` print (one line),
     and ``launch_parallel.py --json --wait`` one per agent; the whole record is ``check_status.py --full``'s.
@@ -114,6 +118,8 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
     )
     d.update(executor_ref(r))
     d.update(worktree_brief(r))
+    if (q := question_brief(r)) is not None:
+        d["waiting_for"] = q
     if r.spec.executor not in registry.EXECUTORS:
         d["executor_unknown"] = registry.UnknownExecutor(r.spec.executor).why
     return d
@@ -233,7 +239,8 @@ def columns(rows: list[tuple[str, ...]]) -> str:
 
 
 def status_text(r: StatusRecord, positions: dict[str, int]) -> str:
-    """The STATUS cell: ``queued #2``, ``waiting (a,b)``, ``running (try 2)``, ``running (executor k8s?)``."""
+    """The STATUS cell: ``queued #2``, ``waiting (a,b)``, ``running (try 2)``, ``running (executor k8s?)``,
+    ``running (asks)`` (a permission question waits: :func:`question_lines` says which)."""
     text = str(r.status)
     if r.state.is_active and r.spec.executor not in registry.EXECUTORS:  # never judged: shown as recorded
         text += f" (executor {r.spec.executor[:20]}?)"
@@ -243,6 +250,8 @@ def status_text(r: StatusRecord, positions: dict[str, int]) -> str:
         text += f" ({','.join(r.spec.after)})"
     if r.attempt > 1:
         text += f" (try {r.attempt})"
+    if question(r) is not None:
+        text += " (asks)"
     return text
 
 
@@ -282,6 +291,163 @@ def table(
     if order:
         rows.sort(key=lambda row: order.get(row[0], 0))
     return columns([head] + [row for _, row in rows])
+
+
+# -- permission questions and messages ----------------------------------------
+
+
+def answer_command(agent: str) -> str:
+    """How to answer ``agent``'s question: ``python3 agents/answer_agent.py NAME allow|deny`` (or ``orch-answer ...``)."""
+    try:
+        program = command("answer_agent")
+    except KeyError:  # not (yet) among the toolkit's commands
+        program = "python3 agents/answer_agent.py"
+    return f"{program} {agent} allow|deny"
+
+
+def question(r: StatusRecord) -> dict[str, Any] | None:
+    """The permission question ``r``'s run waits on now (the record's ``waiting_for``), or None.
+
+    None too for an ended run (nothing waits any more) and for a ``waiting_for``
+    that is not an object with a string ``id`` (a record is untrusted input).
+    """
+    q = r.waiting_for
+    if r.state.is_terminal or not isinstance(q, dict) or not isinstance(q.get("id"), str) or not q["id"]:
+        return None
+    return q
+
+
+def input_preview(tool_input: Any, width: int = QUESTION_INPUT_CHARS) -> str:
+    """A tool call's input on one line: its ``command``, ``file_path``, ``url`` or ``pattern`` if it has one
+    (``rm -rf build``), else its compact JSON; cut to ``width`` (:func:`preview`)."""
+    if isinstance(tool_input, dict):
+        for key in ("command", "file_path", "url", "pattern", "path"):
+            if isinstance(tool_input.get(key), str):
+                return preview(tool_input[key], width)
+    return preview(tool_input if isinstance(tool_input, str) else json.dumps(tool_input, ensure_ascii=False), width)
+
+
+def question_text(r: StatusRecord, q: dict[str, Any]) -> str:
+    """``NAME asks: TOOL `INPUT` (question ID; answer: python3 agents/answer_agent.py NAME allow|deny)``."""
+    tool = preview(str(q.get("tool_name") or "?"), 40)
+    shown = input_preview(q.get("input"))
+    return f"{r.agent} asks: {tool}{f' `{shown}`' if shown else ''} (question {preview(q['id'], 20)}; answer: {answer_command(r.agent)})"
+
+
+def question_brief(r: StatusRecord) -> dict[str, Any] | None:
+    """The question ``r`` waits on as ``check_status.py --json`` shows it: id, tool_name, input (a preview,
+    :func:`input_preview`), asked_at, timeout_at, answer (the command); None if none waits."""
+    q = question(r)
+    if q is None:
+        return None
+    return {"id": q["id"], "tool_name": q.get("tool_name"), "input": input_preview(q.get("input")),
+            "asked_at": q.get("asked_at"), "timeout_at": q.get("timeout_at"), "answer": answer_command(r.agent)}
+
+
+def question_lines(recs: Iterable[StatusRecord]) -> list[str]:
+    """One line per run that waits on a permission question (:func:`question_text`), for under the status table."""
+    return [question_text(r, q) for r in recs if (q := question(r)) is not None]
+
+
+def delivered(r: StatusRecord) -> tuple[int, int]:
+    """``(delivered, received)`` messages of ``r``'s run (the record's ``messages``; 0 for what is missing or not a count)."""
+    m = r.messages if isinstance(r.messages, dict) else {}
+
+    def count(key: str) -> int:
+        v = m.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
+
+    return count("delivered"), count("received")
+
+
+def question_outcome(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """How a question that is no longer pending ended, from the record's ``questions`` counts before and after:
+    ``allowed``, ``denied``, ``timed out`` (and so denied), else ``no longer pending`` (e.g. its run ended)."""
+    before, after = before if isinstance(before, dict) else {}, after if isinstance(after, dict) else {}
+    for key, word in (("allowed", "allowed"), ("denied", "denied"), ("timed_out", "timed out")):
+        old, new = before.get(key, 0), after.get(key, 0)
+        if isinstance(old, int) and isinstance(new, int) and new > old:
+            return word
+    return "no longer pending"
+
+
+#: What ``wait_agents.py --follow --only`` can keep: kinds of notices.
+NOTICE_KINDS = ("progress", "ends", "questions", "answers", "messages")
+
+
+class Notices:
+    """What changed in runs' records besides their state: questions asked and settled, messages delivered.
+
+    Keeps per agent ``(run_id, pending question id, delivered, questions counts)``
+    as last seen; :meth:`take` compares a record with it and returns what is new.
+    A record seen first through :meth:`prime` (the starting point) counts its
+    deliveries as known, but not a question pending then: a waiting question is
+    news to whoever starts looking.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[str, str | None, int, dict[str, Any] | None]] = {}
+
+    def prime(self, recs: Iterable[StatusRecord]) -> None:
+        """Take ``recs`` as known (their deliveries so far are not reported; a pending question still is)."""
+        for r in recs:
+            self.seen[r.agent] = (r.run_id, None, delivered(r)[0], r.questions)
+
+    def take(self, r: StatusRecord) -> list[tuple[str, dict[str, Any]]]:
+        """The notices of ``r`` since it was last seen, as ``(kind, data)``; ``kind`` is one of
+        ``questions`` (data: the question), ``answers`` (``{"id", "outcome"}``) or ``messages``
+        (``{"delivered", "received"}``).  A new run starts from nothing (its deliveries all count)."""
+        run_id, pending, count, counts = self.seen.get(r.agent, (None, None, 0, None))
+        if run_id != r.run_id:
+            pending, count, counts = None, 0, None
+        q = question(r)
+        now_id = q["id"] if q is not None else None
+        out: list[tuple[str, dict[str, Any]]] = []
+        if pending is not None and pending != now_id:
+            out.append(("answers", {"id": pending, "outcome": question_outcome(counts, r.questions)}))
+        if now_id is not None and now_id != pending:
+            out.append(("questions", q))
+        done, received = delivered(r)
+        if done > count:
+            out.append(("messages", {"delivered": done, "received": max(received, done)}))
+        self.seen[r.agent] = (r.run_id, now_id, max(done, count), r.questions)
+        return out
+
+
+def _stamp(at: str | None) -> str:
+    return (at or "")[11:19] or "--:--:--"
+
+
+def notice_line(r: StatusRecord, kind: str, data: dict[str, Any], at: str | None) -> str:
+    """A notice of :meth:`Notices.take` for people: ``HH:MM:SS NAME asks: ...``,
+    ``HH:MM:SS NAME: question ID allowed``, ``HH:MM:SS NAME: message delivered (2 of 2)``."""
+    if kind == "questions":
+        return f"{_stamp(at)} {question_text(r, data)}"
+    if kind == "answers":
+        return f"{_stamp(at)} {r.agent}: question {preview(data['id'], 20)} {data['outcome']}"
+    return f"{_stamp(at)} {r.agent}: message delivered ({data['delivered']} of {data['received']})"
+
+
+def notice_event(r: StatusRecord, kind: str, data: dict[str, Any], at: str | None) -> dict[str, Any]:
+    """A notice as a ``--json`` line: ``{"event": "question", "agent", "run_id", "id", "tool_name", "input"
+    (a preview), "asked_at", "timeout_at", "answer" (the command), "at"}``, ``{"event": "answered", "agent",
+    "run_id", "id", "outcome", "at"}`` or ``{"event": "message", "agent", "run_id", "delivered", "received", "at"}``."""
+    head = {"agent": r.agent, "run_id": r.run_id}
+    if kind == "questions":
+        return {"event": "question", **head, **(question_brief(r) or {"id": data["id"]}), "at": at}
+    if kind == "answers":
+        return {"event": "answered", **head, "id": data["id"], "outcome": data["outcome"], "at": at}
+    return {"event": "message", **head, "delivered": data["delivered"], "received": data["received"], "at": at}
+
+
+def notice_at(r: StatusRecord, kind: str, fallback: str | None) -> str | None:
+    """When a notice happened, as far as the record says: a question's ``asked_at``, the last delivery's
+    ``last_delivered_at``; else ``fallback`` (e.g. now)."""
+    if kind == "questions" and isinstance(r.waiting_for, dict) and isinstance(r.waiting_for.get("asked_at"), str):
+        return r.waiting_for["asked_at"]
+    if kind == "messages" and isinstance(r.messages, dict) and isinstance(r.messages.get("last_delivered_at"), str):
+        return r.messages["last_delivered_at"]
+    return fallback
 
 
 def _budget(r: StatusRecord) -> float | None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
-from ..core.errors import BadRecord
+from ..core.errors import BadRecord, OrchestratorError
 from ..core.paths import StatePaths
 from ..core.programs import program_name
 from ..core.states import UNSUCCESSFUL, ExitCode, State
@@ -26,6 +29,9 @@ examples:
   python3 agents/wait_agents.py --any a b c        the first of them to end
   python3 agents/wait_agents.py --timeout 300 --json
   python3 agents/wait_agents.py --follow           every change of any agent, until stopped
+  python3 agents/wait_agents.py --follow --only ends,questions --exit-with-parent
+                                                   what a plugin monitor runs: only what the
+                                                   model must act on, ending with its session
 
 It sleeps until a status record changes (inotify via watchdog; polling where
 inotify is unavailable, and every 1 s on a network filesystem such as NFS, where
@@ -34,15 +40,39 @@ summary at the end. An agent that has already ended counts at once, once its
 --on-complete hook (if any) has ended and its outcome is in the record.
 --follow never ends by itself: it reports every agent's changes, agents launched
 later included (a Claude Code plugin monitor or a Bash run_in_background runs it).
+An awaited agent that asks a permission question (--ask-permission) wakes the
+wait at once, one already waiting when it starts included: one line names the
+agent, the tool, its input and the question, with the command that answers it
+(answer_agent.py NAME allow|deny), and it exits 5; wait again after answering.
+--follow also reports questions, how they were settled and message deliveries
+("NAME: message delivered (2 of 2)"); --only KIND,... keeps some kinds: progress
+(queued, starting, running, ...), ends (completed, failed, ...), questions,
+answers, messages. --exit-with-parent ends the follow (exit 0) once the process
+that started it is gone or nothing reads its output.
 exit status: 0 every awaited agent completed, 1 one failed, timed out, ran out
-of memory, was killed or lost, 4 an unknown agent, 124 --timeout passed first;
---follow: 0 on SIGTERM, 130 on SIGINT (Ctrl-C). An agent whose status file cannot
-be read counts as ended unsuccessfully (`unreadable`); 70 an internal error.
+of memory, was killed or lost, 4 an unknown agent, 5 an awaited agent asks a
+permission question, 124 --timeout passed first; --follow: 0 on SIGTERM or once
+its parent is gone (--exit-with-parent), 130 on SIGINT (Ctrl-C). An agent whose
+status file cannot be read counts as ended unsuccessfully (`unreadable`); 70 an
+internal error.
 """
 
 #: States that ``wait_agents.py --json`` (not --follow) does not report: every run
 #: passes through them, and a master waiting for results acts on none of them.
 ROUTINE_STATES = frozenset({State.STARTING, State.RUNNING})
+#: Seconds between --exit-with-parent's looks at its parent and its stdout.
+PARENT_CHECK_S = 1.0
+
+
+def _kinds(text: str) -> frozenset[str]:
+    """``--only``'s value: comma-separated kinds of :data:`render.NOTICE_KINDS`."""
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(kinds - set(render.NOTICE_KINDS))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown kind {', '.join(unknown) or '(none)'}; choose from {', '.join(render.NOTICE_KINDS)}"
+        )
+    return kinds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--any", action="store_true", help="return when the first of them ends")
     p.add_argument("--timeout", metavar="S", type=float, help="give up after S seconds (exit 124)")
     p.add_argument("--follow", action="store_true", help="print every state change of any agent, agents launched later included, until stopped")
+    p.add_argument(
+        "--only",
+        metavar="KIND,...",
+        type=_kinds,
+        help=f"with --follow: report only these kinds ({', '.join(render.NOTICE_KINDS)}); "
+        "a plugin monitor uses ends,questions (default: all)",
+    )
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="with --follow: exit 0 once the process that started it is gone or nothing reads its output (a monitor's session)",
+    )
     p.add_argument(
         "--json",
         action="store_true",
@@ -66,6 +108,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parsing.parse(p, argv, "names")
     if args.follow and (args.names or args.any or args.timeout is not None):
         p.error("--follow reports every agent until it is stopped; it takes no NAME, --any or --timeout")
+    if not args.follow and (args.only is not None or args.exit_with_parent):
+        p.error("--only and --exit-with-parent go with --follow")
     return args
 
 
@@ -77,22 +121,126 @@ def _terminate(_signum, _frame) -> None:
     raise _Terminated
 
 
-def follow(store: RecordStore, as_json: bool) -> ExitCode:
-    """``--follow``: one line per state change of any agent until SIGTERM (OK) or SIGINT (the guard's 130)."""
-    # here: --help and usage errors load no use case (control brings executors, filelock)
-    from ..usecases.control import follow as follow_changes
+def session_gone(parent: int) -> bool:
+    """True once this process's parent is no longer ``parent`` (it died: we were re-parented), or once
+    nothing reads our stdout (a pipe's or socket's reader closed it: poll() says POLLERR or POLLHUP)."""
+    if os.getppid() != parent:
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced (a test's capture) or closed: no pipe to look at
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked: POLLERR, POLLHUP and POLLNVAL are always reported
+    return any(ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, ev in poller.poll(0))
 
-    clock = render.ChangeClock()
+
+class _Printer:
+    """Prints the follow's lines; a reader that went away (EPIPE) ends the follow quietly."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def __call__(self, line: str) -> None:
+        if self.broken:
+            return
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            self.broken = True
+            try:  # Python would report the unflushed line again at exit
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+
+
+def _reporter(as_json: bool, kinds: frozenset[str] | None, emit: Callable[[str], None], clock: render.ChangeClock):
+    """``(on_change, on_notices)`` callbacks that print what ``kinds`` keep (None: all), as text or JSON lines."""
 
     def on_change(r: StatusRecord, previous: str | None) -> None:
+        if kinds is not None and ("ends" if r.state.is_terminal else "progress") not in kinds:
+            return
         at = clock.at(r)
-        line = render.compact(render.change_event(r, previous, at)) if as_json else render.change_line(r, previous, at)
-        print(line, flush=True)
+        emit(render.compact(render.change_event(r, previous, at)) if as_json else render.change_line(r, previous, at))
 
-    def ready() -> None:
-        print(f"{program_name(SCRIPT)}: following every agent under {store.paths.root}; stop with SIGTERM or Ctrl-C", file=sys.stderr, flush=True)
+    def on_notices(r: StatusRecord, notices: list[tuple[str, dict]]) -> None:
+        for kind, data in notices:
+            if kinds is not None and kind not in kinds:
+                continue
+            at = render.notice_at(r, kind, utc_now())
+            emit(render.compact(render.notice_event(r, kind, data, at)) if as_json else render.notice_line(r, kind, data, at))
 
-    follow_changes(store, on_change, on_ready=ready)
+    return on_change, on_notices
+
+
+def _report(changes, recs, notices: render.Notices, on_change, on_notices) -> None:
+    """Report one read: each record's state change and its notices (an ended run's notices before its end)."""
+    changed = {r.agent for r, _ in changes}
+    for r, previous in changes:
+        found = notices.take(r)
+        if r.state.is_terminal:
+            on_notices(r, found)
+            on_change(r, previous)
+        else:
+            on_change(r, previous)
+            on_notices(r, found)
+    for r in recs:
+        if r.agent not in changed:
+            on_notices(r, notices.take(r))
+
+
+def follow(store: RecordStore, as_json: bool, kinds: frozenset[str] | None = None, exit_with_parent: bool = False) -> ExitCode:
+    """``--follow``: one line per change of any agent (state, question, answer, delivery; those ``kinds`` keep)
+    until SIGTERM (OK), SIGINT (the guard's 130) or, with ``exit_with_parent``, its parent or its reader goes (OK).
+
+    As :func:`..usecases.control.follow` (whose loop this is, with the notices of
+    :class:`render.Notices` added): what is there when it starts is known, not
+    reported, except a question pending then, which is.
+    """
+    # here: --help and usage errors load no use case (control brings executors, filelock; watch brings watchdog)
+    from ..core.paths import NAME_RE
+    from ..usecases.control import FULL_EVERY, RECHECK_S, _read_all_quietly, new_changes
+    from ..usecases.watch import DirWatcher
+
+    parent = os.getppid()
+    emit = _Printer()
+    on_change, on_notices = _reporter(as_json, kinds, emit, render.ChangeClock())
+    notices = render.Notices()
+    seen: dict[str, tuple[str, str]] = {}
+
+    def settled(name: str) -> bool:  # an ended record changes only by a write, and a write wakes us
+        return name in seen and not State(seen[name][1]).is_active
+
+    def done() -> bool:
+        return emit.broken or (exit_with_parent and session_gone(parent))
+
+    with DirWatcher(store.paths.status_dir) as watcher:
+        start = _read_all_quietly(store, store.paths.known_agents())
+        new_changes(start, seen)  # the starting point: not reported
+        notices.prime(start)
+        print(f"{program_name(SCRIPT)}: following every agent under {store.paths.root}; stop with SIGTERM or Ctrl-C",
+              file=sys.stderr, flush=True)
+        _report([], start, notices, on_change, on_notices)  # a question pending now is news
+        last_pass, passes = time.monotonic(), 0
+        tick = min(RECHECK_S, PARENT_CHECK_S) if exit_with_parent else RECHECK_S
+        while not done():
+            watcher.wait(tick)
+            if done():
+                break
+            changed = {n[: -len(".json")] for n in watcher.take_changed()}
+            if time.monotonic() - last_pass >= RECHECK_S:  # however busy, a periodic pass now and then
+                passes += 1
+                last_pass = time.monotonic()
+                full = passes % FULL_EVERY == 0  # finds even a change whose event was lost (inotify overflow)
+                names = [n for n in store.paths.known_agents() if full or n in changed or not settled(n)]
+            elif not changed:
+                continue
+            else:
+                names = sorted(n for n in changed if NAME_RE.fullmatch(n))
+            recs = _read_all_quietly(store, names)
+            _report(new_changes(recs, seen), recs, notices, on_change, on_notices)
     return ExitCode.OK
 
 
@@ -126,17 +274,86 @@ def _awaited(store: RecordStore, args: argparse.Namespace) -> list[str]:
     return names
 
 
+def answered(store: RecordStore, r: StatusRecord, question_id: str) -> bool:
+    """True if the question already has an answer file (``a-<id>.json``) that its run has not taken yet:
+    a wait started right after ``answer_agent.py`` must not wake for it again."""
+    from ..records.channel import ANSWER_PREFIX  # here: --help and usage errors load no record module
+
+    try:
+        return (store.paths.channel(r.agent, r.run_id) / f"{ANSWER_PREFIX}{question_id}.json").exists()
+    except (OrchestratorError, OSError):  # a run id that cannot name a folder: no answer can be there
+        return False
+
+
+def wait_or_ask(
+    store: RecordStore,
+    names: list[str],
+    timeout: float | None,
+    *,
+    any_: bool,
+    on_change: Callable[[StatusRecord, str | None], None],
+    on_question: Callable[[StatusRecord, dict], None],
+    unreadable: dict[str, BadRecord],
+    on_unreadable: Callable[[BadRecord], None],
+) -> tuple[list[StatusRecord] | None, list[StatusRecord]]:
+    """As :func:`..usecases.control.wait_for` (its loop, with questions): block until the named agents
+    (with ``any_``: one of them) have ended, or until one of them waits on a permission question.
+
+    A question counts once it is in a record's ``waiting_for`` and has no
+    answer file yet (:func:`answered`); one pending when the wait starts counts at once.
+    ``on_question`` gets each such ``(record, question)`` of the read that found the first.
+
+    Returns:
+        ``(records as last read or None if the timeout passed first, the records that ask)``:
+        the second is empty unless a question ended the wait.
+
+    Raises:
+        NotFound: a named agent has no record (exit 4).
+    """
+    from ..usecases.control import RECHECK_S, hook_running, new_changes, read_records
+    from ..usecases.watch import DirWatcher
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen: dict[str, tuple[str, str]] = {}
+    with DirWatcher(store.paths.status_dir) as watcher:
+        while True:
+            bad: list[BadRecord] = []
+            recs = read_records(store, names, unreadable=bad)
+            for r, previous in new_changes(recs, seen):
+                on_change(r, previous)
+            for b in bad:  # after the changes: a waiter's lines stay in time order
+                if b.name not in unreadable:
+                    on_unreadable(b)
+            unreadable.clear()
+            unreadable.update({b.name: b for b in bad})
+            asking = [(r, q) for r in recs if (q := render.question(r)) is not None and not answered(store, r, q["id"])]
+            if asking:
+                for r, q in asking:
+                    on_question(r, q)
+                return recs, [r for r, _ in asking]
+            ended = len([r for r in recs if r.state.is_terminal and not hook_running(store, r)]) + len(bad)
+            if (any_ and ended) or ended == len(recs) + len(bad):
+                return recs, []
+            wait = RECHECK_S
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None, []
+                wait = min(wait, left)
+            watcher.wait(wait)
+
+
 def run(args: argparse.Namespace) -> ExitCode:
     """Wait (printing each change, then a summary), or ``--follow``.
 
     Raises:
         NotFound: a named agent has no record (exit 4).
     """
-    from ..usecases.control import read_records, wait_for  # here: --help and usage errors load no use case
+    from ..usecases.control import read_records  # here: --help and usage errors load no use case
 
     store = RecordStore(StatePaths())
     if args.follow:
-        return follow(store, args.json)
+        return follow(store, args.json, args.only, args.exit_with_parent)
     names = _awaited(store, args)
     if not names:
         print(json.dumps(render.wait_summary(ExitCode.OK, {}, {})) if args.json else "no active agents to wait for")
@@ -150,22 +367,31 @@ def run(args: argparse.Namespace) -> ExitCode:
         elif r.state not in ROUTINE_STATES:  # a waiting master acts on ends and on hold-ups, not on the routine
             print(render.compact(render.change_event(r, previous, at)), flush=True)
 
+    def on_question(r: StatusRecord, q: dict) -> None:
+        at = render.notice_at(r, "questions", utc_now())
+        event = render.notice_event(r, "questions", q, at) if args.json else render.notice_line(r, "questions", q, at)
+        print(render.compact(event) if args.json else event, flush=True)
+
     def on_unreadable(b: BadRecord) -> None:
         at = clock.last[1] if clock.last else utc_now()
         print(render.compact(render.unreadable_event(b, at)) if args.json else render.unreadable_line(b, at), flush=True)
 
     bad: dict[str, BadRecord] = {}
-    recs = wait_for(store, names, args.timeout, any_=args.any, on_change=on_change, unreadable=bad, on_unreadable=on_unreadable)
+    recs, asking = wait_or_ask(store, names, args.timeout, any_=args.any, on_change=on_change, on_question=on_question,
+                               unreadable=bad, on_unreadable=on_unreadable)
     timed_out = recs is None
     if recs is None:
         recs = read_records(store, names, unreadable=[])
-    code = wait_exit_code(timed_out, bool(bad), recs)
+    code = ExitCode.QUESTION if asking else wait_exit_code(timed_out, bool(bad), recs)
     counts = render.state_counts([str(r.status) for r in recs] + [render.UNREADABLE] * len(bad))
     if args.json:
         agents = {r.agent: str(r.status) for r in recs} | {n: render.UNREADABLE for n in bad}
         print(render.compact(render.wait_summary(code, counts, agents)))
     else:
-        verdict = "timed out waiting" if timed_out else ("first ended" if args.any else "all ended")
+        if asking:
+            verdict = f"{', '.join(r.agent for r in asking)} waiting on a question"
+        else:
+            verdict = "timed out waiting" if timed_out else ("first ended" if args.any else "all ended")
         print(f"{verdict}: {render.counts_text(counts)}")
     return code
 

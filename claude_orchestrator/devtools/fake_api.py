@@ -14,6 +14,10 @@ What the model "does" is scripted by directives in the latest user prompt:
     answer with a ``tool_use`` block for the ``Bash`` tool; once the CLI has
     sent a ``tool_result`` back (anywhere after the prompt: a budget message
     may follow it), answer ``Tool said: <output>``, so the tool runs once.
+``[[tool: NAME {JSON}]]``
+    answer with a ``tool_use`` block for the tool NAME with that input (a JSON
+    object; ``{}`` if left out), e.g. ``[[tool: Skill {"skill": "orchestrator:background-agents"}]]``;
+    then, as ``bash``, ``Tool said: <output>`` once the tool result came back.
 ``[[delay: SECONDS]]``
     wait before answering (on every request of the conversation's turn).
 ``[[slow: SECONDS]]``
@@ -54,7 +58,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 #: Where a directive starts: ``[[``, its name, a colon (its value runs to the matching ``]]``: :func:`directives`).
-DIRECTIVE_START_RE = re.compile(r"\[\[(reply|bash|delay|slow|status|flaky):\s?")
+DIRECTIVE_START_RE = re.compile(r"\[\[(reply|bash|tool|delay|slow|status|flaky):\s?")
 MODEL = "claude-fake-1"
 
 ERROR_TYPES = {
@@ -225,6 +229,15 @@ def plan_reply(body: dict, replies: Sequence[tuple[str, str]] = ()) -> dict:
                 "input": {"command": d["bash"], "description": "Run the scripted command"},
             }
         ]
+        plan["stop_reason"] = "tool_use"
+        return plan
+    if "tool" in d:
+        name, _, raw = d["tool"].partition(" ")
+        try:
+            tool_input = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            tool_input = {"error": f"[[tool]] input is not JSON: {raw}"}
+        plan["blocks"] = [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": name, "input": tool_input}]
         plan["stop_reason"] = "tool_use"
         return plan
     text = d["reply"] if "reply" in d else "OK: " + user_prompt(body)
