@@ -25,6 +25,8 @@ task as the last argument after ``--``) and behaves as the task asks, through on
   in the cwd; then hang;
 - ``memhog:MB``: start a child that allocates and touches MB MiB and keeps it;
   write its PID to ``memhog.pid``; then hang.
+- ``exit_on_message``: as ``ok``, then exit 0 as soon as the next message arrives on
+  stdin, without taking it (a CLI that ends just as a message comes);
 - ``odd_stream``: init, then lines a stream reader must log and skip, each on a
   line of its own: JSON that is not an object (a list, a number, a string), an
   ``assistant`` event whose ``message`` is a string, one whose ``content`` is a
@@ -238,7 +240,7 @@ def main():
     turns = 1
     while streaming:  # the next messages, each a turn, until stdin ends
         text = read_message()
-        if text is None:
+        if text is None or mode == "exit_on_message":
             break
         turns += 1
         if replay:

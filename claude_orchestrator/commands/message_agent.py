@@ -72,13 +72,13 @@ def run(args: argparse.Namespace) -> ExitCode:
     paths = StatePaths()
     sent = send(paths, args.name, [text], resume=not args.no_resume)
     rec = sent.record
-    if sent.how == "resumed":
-        if not args.json and not args.wait:
+    if sent.how == "resumed" and not args.wait:
+        if not args.json:
             before = sent.previous
             print(f"{rec.agent}: its run {before.run_id} had ended ({before.status}); the message continues its session in a new run"
                   if before is not None else f"{rec.agent}: the message continues its session in a new run")
         return finish_launch(paths, rec, args)
-    number = sent.numbers[0]
+    number = sent.numbers[0] if sent.how == "queued" else 0  # 0: the message is the new run's task
     if args.wait:
         return _wait(paths, rec.agent, rec.run_id, number, args.json)
     if args.json:

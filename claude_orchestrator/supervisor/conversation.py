@@ -62,8 +62,9 @@ class Conversation:
         on_question: called with each new question (a dict of its file) to start ``--on-question``.
 
     Attributes:
-        received, delivered, answered, skipped: messages read from the inbox, written whole to
-            stdin, taken by a turn that has ended, and inbox lines that were not messages.
+        received, delivered, answered, skipped: messages read from the inbox; taken by the
+            CLI (its echo; a CLI that does not echo: written whole to its stdin); taken by a
+            turn that has ended; and inbox lines that were not messages.
         closed_at: when stdin was closed after a turn (None while open): the CLI should exit soon after.
         dirty: the record should learn of a change (:meth:`change`).
     """
@@ -87,7 +88,8 @@ class Conversation:
         self._ends: collections.deque[tuple[int, int]] = collections.deque()  # (bytes written when message n is whole, n)
         self._written = 0  # bytes written to this attempt's stdin
         self._queued_total = 0  # bytes queued for this attempt's stdin
-        self._delivered_this_attempt = 0
+        self._delivered_this_attempt = 0  # messages (the task included) written whole to this attempt's stdin
+        self._echoes = False  # this attempt's CLI echoes what it takes (--replay-user-messages)
         self._results_at_delivery = 0  # results seen when the latest message was written whole
         self._results_seen = 0
         self.questions: dict[str, dict[str, Any]] = {}  # id -> pending question
@@ -177,6 +179,7 @@ class Conversation:
         self._out.clear()
         self._ends.clear()
         self._written = self._queued_total = self._delivered_this_attempt = self._results_at_delivery = self._results_seen = 0
+        self._echoes = False
         self._queue(0, channel.stream_json_message(task))
         for n, msg in enumerate(self.messages, 1):  # sent while queued, or to an attempt that failed
             self._queue(n, channel.stream_json_message(msg["text"]))
@@ -209,10 +212,9 @@ class Conversation:
                 self._delivered_this_attempt += 1
                 self._results_at_delivery = self._results_seen
                 if number:  # 0 is the task
-                    self.delivered = max(self.delivered, number)
-                    self.last_delivered_at = utc_now()
-                    self.dirty = True
                     self.log(f"message {number} written to the CLI's stdin")
+                    if not self._echoes:
+                        self._deliver(number)
 
     def after_events(self, progress: RunProgress, now: float) -> None:
         """After the CLI's output was read: count what its turns took, and close stdin when a turn has ended with nothing pending.
@@ -223,8 +225,11 @@ class Conversation:
         """
         self._results_seen = progress.results
         if progress.replays:
+            self._echoes = True
             ended = progress.results > progress.results_at_replay
-            taken = progress.replays - 1  # the first one taken is the task
+            taken = min(progress.replays - 1, self.received)  # the first one taken is the task
+            if taken > self.delivered:
+                self._deliver(taken)
             answered = min(self.delivered, taken if ended else taken - 1)
             idle = ended and progress.replays >= self._delivered_this_attempt
         else:
@@ -253,6 +258,13 @@ class Conversation:
             self.keep_open_until = self.keep_open_iso = None
             self.dirty = True
 
+    def _deliver(self, number: int) -> None:
+        """Messages up to ``number`` have reached the CLI."""
+        self.delivered = number
+        self.last_delivered_at = utc_now()
+        self.dirty = True
+        self.log(f"message {number} taken by the CLI")
+
     def _close_stdin(self) -> None:
         if self.fd is not None:
             try:
@@ -262,7 +274,7 @@ class Conversation:
             self.fd = None
 
     def undelivered(self) -> list[dict[str, Any]]:
-        """The messages received or waiting in the inbox that were not written whole to the CLI's stdin, in order."""
+        """The messages received or waiting in the inbox that the CLI did not take (:attr:`delivered`), in order."""
         self._read_inbox()
         return self.messages[self.delivered:]
 

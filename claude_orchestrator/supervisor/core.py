@@ -504,7 +504,7 @@ class Supervisor:
     def _turn_ended(self, progress: RunProgress) -> None:
         """A turn has ended: its result becomes ``outputs/<agent>_latest.txt`` now (every turn's stays in
         the transcript), so a sender waiting for an answer reads it while the run goes on."""
-        if progress.results > 1 or self.talk.received:  # a one-turn run writes it once, at its end
+        if progress.results > 1 or self.talk.received or self.talk.keep_open_s:  # a one-turn run writes it once, at its end
             text = report.result_text(progress)
             if text is not None:
                 self.writer.write_file(self.paths.latest_output(self.name), text)

@@ -187,7 +187,8 @@ CONTINUATION_WAIT_S = 30.0
 
 
 def wait_answered(paths: StatePaths, name: str, run_id: str, number: int, timeout_s: float | None = None) -> tuple[StatusRecord | None, bool]:
-    """Sleep until message ``number`` of run ``run_id`` has been answered: a turn that took it has ended.
+    """Sleep until message ``number`` of run ``run_id`` has been answered: a turn that took it has ended
+    (``number`` 0: the run's task, whose turn has ended when the run ends or waits for more, ``--keep-open``).
 
     If the run ends first with the message undelivered, its supervisor continues the
     session with it: then the new run's end is the answer.  Woken by changes in
@@ -213,8 +214,12 @@ def wait_answered(paths: StatePaths, name: str, run_id: str, number: int, timeou
                 rec = reconcile(store, rec)
             now = time.monotonic()
             if rec.run_id == run_id:
-                if (rec.messages or {}).get("answered", 0) >= number:
+                if number and (rec.messages or {}).get("answered", 0) >= number:
                     return rec, True
+                if not number and rec.keep_open_until:  # the task's turn has ended; the run waits for more
+                    return rec, True
+                if not number and rec.state.is_terminal:
+                    return rec, rec.state is State.COMPLETED
                 if rec.state.is_terminal:
                     continues = (rec.messages or {}).get("undelivered") and rec.state in CONTINUED_AFTER
                     ended_at = ended_at or now
