@@ -27,6 +27,7 @@ from typing import IO, NamedTuple
 from ..claude.invocation import cli_env
 from ..claude.stream import RunProgress, classify, last_stderr_line
 from ..core.limits import RunLimits
+from ..core.modes import user_umask
 from ..core.states import ExitCode, State, StopReason
 from ..records.shape import utc_now
 from ..records.spec import Outcome
@@ -100,6 +101,7 @@ def spawn(argv: list[str], cwd: str | None, stderr: IO[bytes] | None, log: Calla
             stderr=stderr,
             cwd=cwd,
             env=cli_env(),
+            umask=user_umask(),  # the files the agent writes in the user's project get the caller's modes, not the state root's
             start_new_session=True,  # its own session and process group
             close_fds=True,  # neither the life lock nor the slot leaks into it
         )

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..claude.stream import RunProgress
+from ..core.modes import user_umask
 from ..core.paths import StatePaths
 from ..records import channel
 from ..records.shape import parse_time, utc_now
@@ -371,7 +372,7 @@ def start_hook(argv: list[str], env: dict[str, str], cwd: str | None, output: An
     """Start ``--on-question``'s command in its own session, not waited for (the supervisor reaps it); None if it cannot start."""
     try:
         return subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                start_new_session=True, close_fds=True)
+                                start_new_session=True, close_fds=True, umask=user_umask())
     except OSError:
         return None
 
