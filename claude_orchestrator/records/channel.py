@@ -36,6 +36,7 @@ from typing import Any
 
 from ..core.errors import BadInput, storage_error
 from ..core.files import write_atomic
+from ..core.modes import dir_mode, file_mode
 
 #: The inbox's file name in a channel folder.
 INBOX = "inbox.jsonl"
@@ -89,7 +90,7 @@ def message_line(text: str, at: str, sender: str, message_id: str | None = None)
 
 
 def append_message(inbox: Path, line: bytes) -> None:
-    """Append one :func:`message_line` to ``inbox`` in one ``write`` (O_APPEND; the file is made 0600).
+    """Append one :func:`message_line` to ``inbox`` in one ``write`` (O_APPEND; the file is made 0600, :mod:`..core.modes`).
 
     Callers hold the agent's record lock, so two senders never interleave and
     the supervisor's final look at the inbox sees every line appended before it.
@@ -98,8 +99,8 @@ def append_message(inbox: Path, line: bytes) -> None:
         StorageError: the inbox cannot be written (exit 74); BadInput: it is a symlink.
     """
     try:
-        inbox.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(inbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        inbox.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode())
+        fd = os.open(inbox, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, file_mode())
     except OSError as exc:
         if os.path.islink(inbox):
             raise BadInput(f"{inbox} is a symlink; the toolkit never writes through one") from exc

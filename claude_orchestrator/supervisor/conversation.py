@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..claude.stream import RunProgress
-from ..core.modes import user_umask
+from ..core.modes import dir_mode, user_umask
 from ..core.paths import StatePaths
 from ..records import channel
 from ..records.shape import parse_time, utc_now
@@ -104,11 +104,11 @@ class Conversation:
     # -- the channel folder -------------------------------------------------------
 
     def open(self) -> None:
-        """Make the channel folder (0700) and start watching it.  A watch that cannot start leaves the periodic look."""
+        """Make the channel folder (0700, or 0770 for a group: :mod:`..core.modes`) and start watching it.  A watch that cannot start leaves the periodic look."""
         from ..usecases.watch import DirWatcher  # watchdog: the supervisor's only use of it
 
         try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
             self.watcher = DirWatcher(self.folder, _wanted, wake_fd=self.wake_w).__enter__()
         except OSError as exc:
             self.log(f"cannot watch the channel folder {self.folder} ({exc}); looking at it every {RECHECK_S:g} s")
