@@ -74,7 +74,7 @@ install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## what runni
 	@# a venv made without pip (uv's, --without-pip) gets it from the standard library's ensurepip
 	@$(PYTHON) -c 'import pip' 2>/dev/null || $(PYTHON) -m ensurepip --default-pip >/dev/null || { \
 	  echo "make install: $(PYTHON) has no pip and ensurepip failed: install pip into it, or deactivate it to use .venv/" >&2; exit 2; }
-	$(call pip_install_e,.)
+	$(call pip_install_e,'.[ask]')
 	# bytecode now: with PYTHONDONTWRITEBYTECODE set, every launch would compile the package again
 	$(PYTHON) -m compileall -q claude_orchestrator agents/_bootstrap.py
 	@$(PYTHON) agents/_bootstrap.py --record
@@ -98,8 +98,8 @@ test-deps: ## the test extras into the python, and the pinned Claude CLIs (CLAUD
 	$(CHECK_PYTHON)
 	@key="$$(cksum < pyproject.toml | cut -d' ' -f1) $(PYTHON)"; \
 	if [ "$$(cat .test-deps 2>/dev/null)" != "$$key" ]; then \
-	  echo "$(PYTHON) -m pip install -e '.[test]'"; \
-	  $(call pip_install_e,'.[test]') || exit 1; \
+	  echo "$(PYTHON) -m pip install -e '.[test,ask]'"; \
+	  $(call pip_install_e,'.[test,ask]') || exit 1; \
 	  echo "$$key" > .test-deps; fi
 	@command -v npm >/dev/null || { echo "make test: the tests run pinned Claude CLIs, fetched with npm: install Node.js and npm" >&2; exit 2; }
 	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))
