@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..core.paths import StatePaths
-from ..core.programs import CONSOLE_COMMANDS, program_name
+from ..core.programs import program_name
 from ..core.states import ExitCode
 from . import parsing
 from .guard import guarded
@@ -38,14 +38,9 @@ earlier run's, or unknown), 74 the state root cannot be written, 70 an internal 
 """
 
 
-def prog() -> str:
-    """This command's name as invoked (``answer_agent.py`` until core.programs lists ``orch-answer``)."""
-    return program_name(SCRIPT) if SCRIPT in CONSOLE_COMMANDS else f"{SCRIPT}.py"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """answer_agent.py's parser: NAME, allow|deny, ``--message``, ``--always``, ``--id``, ``--json``."""
-    p = parsing.new_parser(prog(), "Answer a background Claude Code agent's permission question.", EPILOG)
+    p = parsing.new_parser(program_name(SCRIPT), "Answer a background Claude Code agent's permission question.", EPILOG)
     p.add_argument("name", metavar="NAME", help="the agent that asks")
     p.add_argument("behavior", metavar="allow|deny", choices=("allow", "deny"), help="let the tool run, or not")
     p.add_argument("--message", metavar="TEXT", help="with deny: what the model is told (e.g. what to do instead)")
@@ -96,4 +91,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     The console command ``orch-answer`` and ``agents/answer_agent.py`` both call it.
     """
-    return guarded(prog(), lambda: run(parse_args(argv)))
+    return guarded(program_name(SCRIPT), lambda: run(parse_args(argv)))
