@@ -389,7 +389,7 @@ def test_tail_agent_errors(fake_kit):
     shown = fake_kit.run("tail_agent", "a1")
     assert shown.returncode == 0 and "FAKE: x" in shown.stdout
     raw = fake_kit.run("tail_agent", "a1", "--raw")
-    assert [json.loads(line)["type"] for line in raw.stdout.splitlines()] == ["system", "assistant", "result"]
+    assert [json.loads(line)["type"] for line in raw.stdout.splitlines()] == ["system", "user", "assistant", "result"]
 
 
 def test_summary_shows_totals_and_speedup(fake_kit, tmp_path):

@@ -8,7 +8,6 @@ import os
 import select
 import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 
 from ..core.errors import BadRecord, OrchestratorError
@@ -195,52 +194,27 @@ def follow(store: RecordStore, as_json: bool, kinds: frozenset[str] | None = Non
     """``--follow``: one line per change of any agent (state, question, answer, delivery; those ``kinds`` keep)
     until SIGTERM (OK), SIGINT (the guard's 130) or, with ``exit_with_parent``, its parent or its reader goes (OK).
 
-    As :func:`..usecases.control.follow` (whose loop this is, with the notices of
-    :class:`render.Notices` added): what is there when it starts is known, not
-    reported, except a question pending then, which is.
+    :func:`..usecases.control.follow`'s loop, with the notices of :class:`render.Notices`:
+    what is there when it starts is known, not reported, except a question pending then, which is.
     """
-    # here: --help and usage errors load no use case (control brings executors, filelock; watch brings watchdog)
-    from ..core.paths import NAME_RE
-    from ..usecases.control import FULL_EVERY, RECHECK_S, _read_all_quietly, new_changes
-    from ..usecases.watch import DirWatcher
+    from ..usecases import control  # here: --help and usage errors load no use case (executors, filelock, watchdog)
 
     parent = os.getppid()
     emit = _Printer()
     on_change, on_notices = _reporter(as_json, kinds, emit, render.ChangeClock())
     notices = render.Notices()
-    seen: dict[str, tuple[str, str]] = {}
 
-    def settled(name: str) -> bool:  # an ended record changes only by a write, and a write wakes us
-        return name in seen and not State(seen[name][1]).is_active
-
-    def done() -> bool:
-        return emit.broken or (exit_with_parent and session_gone(parent))
-
-    with DirWatcher(store.paths.status_dir) as watcher:
-        start = _read_all_quietly(store, store.paths.known_agents())
-        new_changes(start, seen)  # the starting point: not reported
+    def on_start(start: list[StatusRecord]) -> None:
         notices.prime(start)
         print(f"{program_name(SCRIPT)}: following every agent under {store.paths.root}; stop with SIGTERM or Ctrl-C",
               file=sys.stderr, flush=True)
         _report([], start, notices, on_change, on_notices)  # a question pending now is news
-        last_pass, passes = time.monotonic(), 0
-        tick = min(RECHECK_S, PARENT_CHECK_S) if exit_with_parent else RECHECK_S
-        while not done():
-            watcher.wait(tick)
-            if done():
-                break
-            changed = {n[: -len(".json")] for n in watcher.take_changed()}
-            if time.monotonic() - last_pass >= RECHECK_S:  # however busy, a periodic pass now and then
-                passes += 1
-                last_pass = time.monotonic()
-                full = passes % FULL_EVERY == 0  # finds even a change whose event was lost (inotify overflow)
-                names = [n for n in store.paths.known_agents() if full or n in changed or not settled(n)]
-            elif not changed:
-                continue
-            else:
-                names = sorted(n for n in changed if NAME_RE.fullmatch(n))
-            recs = _read_all_quietly(store, names)
-            _report(new_changes(recs, seen), recs, notices, on_change, on_notices)
+
+    control.follow(
+        store, lambda changes, recs: _report(changes, recs, notices, on_change, on_notices),
+        stop=lambda: emit.broken or (exit_with_parent and session_gone(parent)),
+        tick_s=PARENT_CHECK_S if exit_with_parent else None, on_start=on_start,
+    )
     return ExitCode.OK
 
 
@@ -296,8 +270,8 @@ def wait_or_ask(
     unreadable: dict[str, BadRecord],
     on_unreadable: Callable[[BadRecord], None],
 ) -> tuple[list[StatusRecord] | None, list[StatusRecord]]:
-    """As :func:`..usecases.control.wait_for` (its loop, with questions): block until the named agents
-    (with ``any_``: one of them) have ended, or until one of them waits on a permission question.
+    """:func:`..usecases.control.wait_for`, which also ends when one of the named agents waits on a
+    permission question.
 
     A question counts once it is in a record's ``waiting_for`` and has no
     answer file yet (:func:`answered`); one pending when the wait starts counts at once.
@@ -310,37 +284,20 @@ def wait_or_ask(
     Raises:
         NotFound: a named agent has no record (exit 4).
     """
-    from ..usecases.control import RECHECK_S, hook_running, new_changes, read_records
-    from ..usecases.watch import DirWatcher
+    from ..usecases.control import wait_for  # here: --help and usage errors load no use case
 
-    deadline = None if timeout is None else time.monotonic() + timeout
-    seen: dict[str, tuple[str, str]] = {}
-    with DirWatcher(store.paths.status_dir) as watcher:
-        while True:
-            bad: list[BadRecord] = []
-            recs = read_records(store, names, unreadable=bad)
-            for r, previous in new_changes(recs, seen):
-                on_change(r, previous)
-            for b in bad:  # after the changes: a waiter's lines stay in time order
-                if b.name not in unreadable:
-                    on_unreadable(b)
-            unreadable.clear()
-            unreadable.update({b.name: b for b in bad})
-            asking = [(r, q) for r in recs if (q := render.question(r)) is not None and not answered(store, r, q["id"])]
-            if asking:
-                for r, q in asking:
-                    on_question(r, q)
-                return recs, [r for r, _ in asking]
-            ended = len([r for r in recs if r.state.is_terminal and not hook_running(store, r)]) + len(bad)
-            if (any_ and ended) or ended == len(recs) + len(bad):
-                return recs, []
-            wait = RECHECK_S
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None, []
-                wait = min(wait, left)
-            watcher.wait(wait)
+    asking: list[StatusRecord] = []
+
+    def ask(recs: list[StatusRecord]) -> bool:
+        found = [(r, q) for r in recs if (q := render.question(r)) is not None and not answered(store, r, q["id"])]
+        for r, q in found:
+            on_question(r, q)
+            asking.append(r)
+        return bool(found)
+
+    recs = wait_for(store, names, timeout, any_=any_, on_change=on_change, unreadable=unreadable,
+                    on_unreadable=on_unreadable, stop_on=ask)
+    return recs, asking
 
 
 def run(args: argparse.Namespace) -> ExitCode:

@@ -376,6 +376,7 @@ def wait_for(
     recheck_s: float = RECHECK_S,
     unreadable: dict[str, BadRecord] | None = None,
     on_unreadable: Callable[[BadRecord], None] | None = None,
+    stop_on: Callable[[list[StatusRecord]], bool] | None = None,
 ) -> list[StatusRecord] | None:
     """Block until every named agent's record is terminal and its ``--on-complete`` hook, if any,
     has recorded its outcome (:func:`hook_running`: the name is free again); with ``any_``: one of them.
@@ -396,6 +397,8 @@ def wait_for(
             run or status seen for the first time or changed, oldest change first.
         unreadable: filled with the named agents whose record is unreadable now.
         on_unreadable: called once for each record found unreadable.
+        stop_on: called with each read's records, after the changes are reported: True ends
+            the wait there (``wait_agents.py``: an awaited agent asks a permission question).
 
     Returns:
         The readable records as last read, or None if ``timeout`` passed first.
@@ -420,6 +423,8 @@ def wait_for(
                     on_unreadable(b)
             bad_now.clear()
             bad_now.update({b.name: b for b in bad})
+            if stop_on is not None and stop_on(recs):
+                return recs
             ended = len([r for r in recs if r.state.is_terminal and not hook_running(store, r)]) + len(bad)
             if (any_ and ended) or ended == len(recs) + len(bad):
                 return recs
@@ -482,28 +487,32 @@ def _read_all_quietly(store: RecordStore, names: list[str]) -> list[StatusRecord
 
 def follow(
     store: RecordStore,
-    on_change: Callable[[StatusRecord, str | None], None],
+    report: Callable[[list[tuple[StatusRecord, str | None]], list[StatusRecord]], None],
     *,
     stop: Callable[[], bool] = lambda: False,
     recheck_s: float = RECHECK_S,
-    on_ready: Callable[[], None] | None = None,
+    tick_s: float | None = None,
+    on_start: Callable[[list[StatusRecord]], None] | None = None,
 ) -> None:
-    """Report every state change of any agent under the state root, until ``stop()`` is true.
+    """Report every change of any agent under the state root, until ``stop()`` is true.
 
     Agents launched later are reported too.  What is there when it starts is
-    taken as known, not reported.  Wakes on filesystem events (watchdog)
-    and re-reads only the records that changed; every ``recheck_s`` seconds
-    it re-reads the active ones, which reconciles supervisors that died
-    without a word to ``lost``, and every :data:`FULL_EVERY`-th time all of
-    them.  A change is reported once: the key is
-    the run id and status.  A record that cannot be read is skipped.
+    taken as known (handed to ``on_start``), not reported as changes.  Wakes on
+    filesystem events (watchdog) and re-reads only the records that changed;
+    every ``recheck_s`` seconds it re-reads the active ones, which reconciles
+    supervisors that died without a word to ``lost``, and every
+    :data:`FULL_EVERY`-th time all of them.  A state change is reported once:
+    the key is the run id and status.  A record that cannot be read is skipped.
 
     Args:
         store: the records.
-        on_change: called with ``(record, previous status or None)``, oldest change first.
+        report: called with each read: ``(changes, records read)``, the changes as
+            :func:`new_changes` gives them (oldest first); a record may have news
+            other than its state (``wait_agents.py``'s questions and deliveries).
         stop: polled after each wake; True ends the follow.
         recheck_s: seconds between periodic passes.
-        on_ready: called once the starting point is read: every change after it is reported.
+        tick_s: seconds between looks at ``stop`` without an event (default ``recheck_s``).
+        on_start: called once with the records there at the start: every change after it is reported.
     """
     from .watch import DirWatcher  # watchdog: only a wait loads it, never a reader or a launch
 
@@ -513,12 +522,13 @@ def follow(
 
     seen: dict[str, tuple[str, str]] = {}
     with DirWatcher(store.paths.status_dir) as watcher:
-        new_changes(_read_all_quietly(store, store.paths.known_agents()), seen)  # the starting point: not reported
+        start = _read_all_quietly(store, store.paths.known_agents())
+        new_changes(start, seen)  # the starting point: not reported
         last_pass, passes = time.monotonic(), 0
-        if on_ready is not None:
-            on_ready()
+        if on_start is not None:
+            on_start(start)
         while not stop():
-            watcher.wait(recheck_s)
+            watcher.wait(min(tick_s, recheck_s) if tick_s else recheck_s)
             if stop():
                 return
             changed = {n[: -len(".json")] for n in watcher.take_changed()}
@@ -527,8 +537,9 @@ def follow(
                 last_pass = time.monotonic()
                 full = passes % FULL_EVERY == 0  # finds even a change whose event was lost (inotify overflow)
                 names = [n for n in store.paths.known_agents() if full or n in changed or not settled(n)]
+            elif not changed:
+                continue
             else:
                 names = sorted(n for n in changed if NAME_RE.fullmatch(n))
             recs = _read_all_quietly(store, names)
-            for r, previous in new_changes(recs, seen):
-                on_change(r, previous)
+            report(new_changes(recs, seen), recs)
