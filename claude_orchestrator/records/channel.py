@@ -14,6 +14,7 @@ the same for a local run and for a cluster job on a shared filesystem:
                          (``allow``, ``deny`` or ``timeout``) and when
     always.json          ``{"tools": [...]}``: tools allowed for the rest of the run (``--always``)
     mcp.json             the ``--mcp-config`` the CLI gets with ``--ask-permission``
+    mcp-ready.json       the permission server is serving (the task is held back until then)
 
 A message line: ``{"id": "m-<12 hex>", "at": ISO-8601 UTC, "text": str,
 "sender": str}``.  Its position in the file (1, 2, ...) is its number; the
@@ -44,8 +45,9 @@ INBOX = "inbox.jsonl"
 QUESTION_PREFIX, ANSWER_PREFIX, DONE_PREFIX = "q-", "a-", "done-"
 #: Tools allowed for the rest of the run (``answer_agent.py --always``).
 ALWAYS = "always.json"
-#: The MCP configuration the CLI gets with ``--ask-permission``.
-MCP_CONFIG = "mcp.json"
+#: The MCP configuration the CLI gets with ``--ask-permission``, and the file the permission
+#: server writes once the CLI has listed its tool (the task waits for it: 2.1.197 does not wait).
+MCP_CONFIG, MCP_READY = "mcp.json", "mcp-ready.json"
 #: The MCP server's name in that configuration and its tool: the CLI calls ``mcp__orchestrator__ask_permission``.
 MCP_SERVER, MCP_TOOL = "orchestrator", "ask_permission"
 PERMISSION_TOOL = f"mcp__{MCP_SERVER}__{MCP_TOOL}"

@@ -46,9 +46,13 @@ WRITE_CHUNK = 1 << 16
 QUESTION_INPUT_CHARS = 2000
 
 
+#: Seconds the task is held back for the permission server to be ready (``--ask-permission``); then it is sent anyway.
+READY_WAIT_S = 60.0
+
+
 def _wanted(basename: str) -> bool:
-    """The channel files whose changes matter: the inbox and the question files."""
-    return basename == channel.INBOX or basename.startswith((channel.QUESTION_PREFIX, channel.DONE_PREFIX))
+    """The channel files whose changes matter: the inbox, the question files, the permission server's readiness."""
+    return basename in (channel.INBOX, channel.MCP_READY) or basename.startswith((channel.QUESTION_PREFIX, channel.DONE_PREFIX))
 
 
 class Conversation:
@@ -98,6 +102,7 @@ class Conversation:
         self.counts = {"asked": 0, "allowed": 0, "denied": 0, "timed_out": 0}
         self.dirty = False
         self._next_look = 0.0
+        self._hold_until: float | None = None  # the task waits for the permission server until then
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.watcher = None
 
@@ -168,14 +173,18 @@ class Conversation:
 
     # -- stdin -----------------------------------------------------------------------
 
-    def start(self, fd: int, task: str, deadline: float | None) -> None:
+    def start(self, fd: int, task: str, deadline: float | None, *, await_ready: bool = False) -> None:
         """A new attempt's CLI: its stdin is ``fd`` (made non-blocking); the task, then every message received so far, are queued.
 
         Args:
             deadline: no keep-open wait goes beyond it (monotonic; the run's timeout), or None.
+            await_ready: hold the task back until the permission server says it is ready
+                (``mcp-ready.json``), at most :data:`READY_WAIT_S`: 2.1.197 asks for the permission
+                tool without waiting for its MCP servers, and fails if it is not there yet.
         """
         os.set_blocking(fd, False)
         self.fd, self.closed_at, self.deadline = fd, None, deadline
+        self._hold_until = time.monotonic() + READY_WAIT_S if await_ready else None
         self.keep_open_until = self.keep_open_iso = None
         self._out.clear()
         self._ends.clear()
@@ -192,12 +201,21 @@ class Conversation:
 
     @property
     def wants_write(self) -> bool:
-        """True while bytes wait for the CLI's stdin."""
-        return self.fd is not None and bool(self._out)
+        """True while bytes wait for the CLI's stdin (and the permission server is ready, if it is awaited)."""
+        if self.fd is None or not self._out:
+            return False
+        if self._hold_until is not None:
+            ready = (self.folder / channel.MCP_READY).exists()
+            if not ready and time.monotonic() < self._hold_until:
+                return False
+            self.log("the permission server is ready" if ready
+                     else f"the permission server did not say it was ready within {READY_WAIT_S:g} s; sending the task anyway")
+            self._hold_until = None
+        return True
 
     def write(self) -> None:
         """Write what the pipe takes now (non-blocking); a CLI that has closed its stdin ends the writing (logged)."""
-        while self.fd is not None and self._out:
+        while self.wants_write:
             try:
                 n = os.write(self.fd, self._out[:WRITE_CHUNK])
             except BlockingIOError:

@@ -422,7 +422,7 @@ class Supervisor:
         stdin = os.dup(proc.stdin.fileno())  # the conversation's own descriptor: it closes it when the last turn has ended
         proc.stdin.close()
         deadline = time.monotonic() + self.limits.timeout_s - max(self.limits.kill_grace_s, 1.0) if self.limits.timeout_s else None
-        self.talk.start(stdin, task, deadline)
+        self.talk.start(stdin, task, deadline, await_ready=prompt_tool is not None)
         self.log(f"the task ({len(task)} characters) and {self.talk.received} messages queued for the CLI's stdin")
         self.cli = proc
         self.cli_pid, self.cli_pid_started, self.cli_started_at = proc.pid, procs.start_time(proc.pid), utc_now()
@@ -441,7 +441,11 @@ class Supervisor:
         if missing:
             raise CliNotStarted(missing, None)
         path = self.paths.channel(self.name, self.run_id) / channel.MCP_CONFIG
-        config = permission_server.mcp_config(path.parent, rec.spec.question_timeout_s, sys.executable)
+        config = permission_server.mcp_config(path.parent, rec.spec.question_timeout_s, sys.executable, self.run_id)
+        try:
+            os.unlink(path.parent / channel.MCP_READY)  # a retry's server says it anew
+        except OSError:
+            pass
         if not self.writer.write_file(path, json.dumps(config, indent=1) + "\n"):
             raise CliNotStarted(f"could not write {path}; see the log", None)
         return str(path), channel.PERMISSION_TOOL

@@ -53,6 +53,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..core.modes import adopt_private_umask, dir_mode
 from ..records import channel
 
 #: This module, as ``python -m`` runs it.
@@ -67,7 +68,7 @@ GARBLED_GRACE_S = 0.5
 #: knows ``ask_permission``.  A CLI that does not wait for its MCP servers before its first request
 #: (2.1.197 does not; 2.1.332 does) fails the run with "MCP tool ... not found" if the model asks
 #: for a tool before then, so the supervisor holds the task back until this file appears.
-READY = "mcp-ready.json"
+READY = channel.MCP_READY
 #: Seconds after the listing before :data:`READY` is written: the listing's reply reaches the CLI first.
 READY_AFTER_S = 0.05
 #: The folder that holds the ``claude_orchestrator`` package (put on the server's ``PYTHONPATH``).
@@ -196,7 +197,7 @@ class Asker:
 
         def write() -> None:
             try:
-                self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
                 channel.write_json(self.folder / READY, {"pid": os.getpid(), "at": now_iso(), "run_id": self.run_id})
             except Exception as exc:  # noqa: BLE001 - StorageError or worse: logged, the server goes on
                 log(f"cannot write {READY}: {exc}")
@@ -219,7 +220,7 @@ class Asker:
             "id": qid, "tool_name": tool_name, "input": tool_input, "tool_use_id": tool_use_id,
             "asked_at": now_iso(asked), "timeout_at": now_iso(asked + self.timeout_s), "run_id": self.run_id,
         }
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
         if tool_name in always_tools(self.folder):
             return question, self.settle(question, channel.ALLOW, None, always=True)
         self.open[qid] = question
@@ -419,6 +420,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Serve one run's permission questions until the CLI goes; 0, or 2 (bad usage, no mcp)."""
     args = parse_args(argv)
+    adopt_private_umask(launched=True)  # the CLI starts it with the caller's umask; its files are the state root's
     missing = available()
     if missing:
         log(missing)
