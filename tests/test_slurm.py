@@ -560,3 +560,38 @@ def test_kill_all_and_clear_all_on_slurm_runs(kit, slurm_cluster):
     assert not list((kit.root / "status").glob("*.json"))
     archived = {p.stem for p in (kit.root / "outputs" / "archive").glob("*/status/*.json")}
     assert archived == {"running", "held", "dependant"}
+
+
+# -- talking to a job (issue 20) ----------------------------------------------------------------
+
+
+def test_a_message_reaches_a_running_job_and_one_to_its_ended_agent_continues_it_on_slurm(real_slurm_kit, slurm_cluster):
+    """The inbox and the answer are files on the shared state root: a job's supervisor reads them as a local one does."""
+    kit = real_slurm_kit
+    launched = launch(kit, "s1", "remember OKAPI [[reply: noted]]", "--keep-open", "120")
+    wait_until(lambda: (r := kit.record("s1")) and r.get("keep_open_until"), timeout=120, what="the job's turn ending")
+    out = kit.run("message_agent", "s1", "which animal? [[reply: OKAPI]]", "--wait", timeout=120)
+    assert out.returncode == 0 and out.stdout == "OKAPI\n", out.stdout + out.stderr
+    rec = kit.record("s1")
+    assert rec["run_id"] == launched["run_id"] and rec["slurm_job_id"] == launched["slurm_job_id"], "the same job"
+    assert rec["messages"]["answered"] == 1
+    assert kit.run("kill_agent", "s1").returncode == 0
+    kit.wait_terminal("s1", timeout=60)
+    out = kit.run("message_agent", "s1", "and again? [[reply: still OKAPI]]", "--json")
+    assert out.returncode == 0, out.stderr
+    rec = wait_until(lambda: (r := kit.record("s1")) and r["run_id"] != launched["run_id"] and r.get("keep_open_until") and r,
+                     timeout=120, what="the session continued in a new job")
+    assert rec["options"]["executor"] == "slurm" and rec["slurm_job_id"] != launched["slurm_job_id"]
+    assert "OKAPI" in json.dumps(kit.api.messages_requests()[-1]["messages"])
+    assert kit.run("kill_agent", "s1").returncode == 0
+
+
+def test_a_permission_question_of_a_job_is_answered_on_slurm(real_slurm_kit, slurm_cluster):
+    kit = real_slurm_kit
+    launch(kit, "s2", "make it [[bash: touch from-job.txt && echo made]]", "--ask-permission")
+    waited = kit.run("wait_agents", "s2", timeout=180)
+    assert waited.returncode == 5 and "s2 asks: Bash" in waited.stdout, waited.stdout + waited.stderr
+    assert kit.run("answer_agent", "s2", "allow").returncode == 0
+    rec = kit.wait_terminal("s2", timeout=120)
+    assert rec["status"] == "completed" and rec["result"] == "Tool said: made"
+    assert (kit.work / "from-job.txt").exists() and rec["questions"]["allowed"] == 1
