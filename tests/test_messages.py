@@ -198,3 +198,21 @@ def test_a_big_message_and_a_garbled_inbox_line(fake_kit, tmp_path):
     assert rec["messages"]["skipped"] == 3 and rec["messages"]["received"] == 1
     assert (fake_kit.root / "outputs" / "a1_latest.txt").read_text() == "FAKE: " + text + "\n", "byte-exact"
     fake_kit.run("kill_agent", "a1")
+
+
+def test_a_cli_killed_with_a_message_pending_has_the_session_continue_with_it(fake_kit):
+    """The CLI never takes the message (it hangs, then dies by SIGKILL): the run fails, the message is not lost."""
+    import os
+    import signal
+
+    assert fake_kit.run("launch_agent", "a1", "[[fake: hang]] stuck").returncode == 0
+    first = fake_kit.wait_running("a1")
+    assert fake_kit.run("message_agent", "a1", "still there?").returncode == 0
+    wait_until(lambda: (fake_kit.record("a1").get("messages") or {}).get("received") == 1, what="the message received")
+    os.kill(first["pid"], signal.SIGKILL)
+    latest = fake_kit.root / "outputs" / "a1_latest.txt"
+    rec = wait_until(lambda: (r := fake_kit.record("a1")) and r["run_id"] != first["run_id"] and r["status"] == "completed" and r,
+                     what="the session continued in a new run")
+    assert latest.read_text() == "FAKE: still there?\n" and rec["resumed_from"] == first["session_id"]
+    log = (fake_kit.root / "outputs" / "a1" / f"{first['run_id']}.log").read_text()
+    assert "1 messages never delivered continue the session: resumed" in log, log[-2000:]
