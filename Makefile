@@ -29,6 +29,7 @@ CLAUDE_TEST_VERSIONS ?= 2.1.197
 NAME ?= agent1
 TASK ?=
 TASKS ?=
+TEXT ?=
 ARGS ?=
 PYTEST_ARGS ?=
 # Test processes run side by side (pytest-xdist): most tests wait on processes they start, not on the CPU
@@ -40,8 +41,9 @@ TEST_WORKERS ?= 8
 export ORCH_NAME := $(value NAME)
 export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
+export ORCH_TEXT := $(value TEXT)
 
-.PHONY: help venv install install-cli test-deps install-slurm test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume kill clear bench
+.PHONY: help venv install install-cli test-deps install-slurm test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume message answer kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -169,6 +171,14 @@ dashboard: ## tmux: live status plus a pane following each active agent
 resume: ## continue an agent's session: make resume NAME=agent1 TASK="..."
 	@test -n "$$ORCH_TASK" || { echo 'usage: make resume NAME=agent1 TASK="..."' >&2; exit 2; }
 	$(PYTHON) agents/resume_agent.py $(ARGS) -- "$$ORCH_NAME" "$$ORCH_TASK"
+
+message: ## send a running agent a message (an ended one continues its session): make message NAME=agent1 TEXT="..." [ARGS=--wait]
+	@test -n "$$ORCH_TEXT" || { echo 'usage: make message NAME=agent1 TEXT="..."' >&2; exit 2; }
+	$(PYTHON) agents/message_agent.py $(ARGS) -- "$$ORCH_NAME" "$$ORCH_TEXT"
+
+answer: ## answer an agent's permission question: make answer NAME=agent1 ARGS=allow (or ARGS="allow --always", ARGS="deny --message '...'")
+	@test -n "$(strip $(ARGS))" || { echo "usage: make answer NAME=agent1 ARGS=allow (or ARGS=deny)" >&2; exit 2; }
+	$(PYTHON) agents/answer_agent.py "$$ORCH_NAME" $(ARGS)
 
 kill: ## stop agents and their process trees: make kill NAME=agent1 (default: every active agent)
 	@if [ "$(origin NAME)" = "command line" ]; then \

@@ -50,6 +50,20 @@ def test_make_kill_stops_an_agent(fake_kit):
     assert fake_kit.record("k1")["status"] == "killed"
 
 
+def test_make_message_keeps_text_as_data_and_answer_passes_its_args(fake_kit):
+    assert _make(fake_kit, "launch", "NAME=g1", "TASK=first", "ARGS=--wait").returncode == 0
+    text = "next $(touch pwned) `touch pwned2` \"quoted\""
+    out = _make(fake_kit, "message", "NAME=g1", f"TEXT={text}", "ARGS=--wait")  # ended: it continues the session
+    assert out.returncode == 0, out.stderr
+    assert fake_kit.record("g1")["task"] == text
+    assert not list(ROOT.glob("pwned*")) and not list(fake_kit.root.glob("pwned*"))
+    out = _make(fake_kit, "answer", "NAME=g1", "ARGS=deny --message 'not now'")
+    assert out.returncode != 0 and "no question pending" in out.stderr
+    for target in ("message", "answer"):
+        out = _make(fake_kit, target, "NAME=g1")
+        assert out.returncode != 0 and "usage" in out.stderr
+
+
 def test_make_launch_without_task_is_usage_error(fake_kit):
     out = _make(fake_kit, "launch", "NAME=m1")
     assert out.returncode != 0 and "usage" in out.stderr
