@@ -3,7 +3,6 @@
 Items, in order (each module also runs alone; see its --help):
 
   1 launch_return  launch_agent.py against python3 -c pass, and the launch path's import time
-from pathlib import Path
   2 end_to_end     launch_agent.py --wait against the same claude -p, on the real CLI and the fake API
   3 fan_out        launch_parallel.py of 50 tasks: return, all running, all ended
   4 status_scan    check_status.py over 200 records against python3 -c pass
@@ -11,6 +10,7 @@ from pathlib import Path
   6 supervision    a supervisor's RSS and CPU against the idle CLI's RSS; kill_agent latency
   7 scale          200 agents at once: nothing lost, every file complete, total memory
   8 slurm_fan_out  launch_parallel.py of 50 tasks on a private Slurm cluster against local (skipped without Slurm)
+  9 messages       a message in the inbox -> the CLI reads it (and via message_agent.py); a waiting supervisor's idle CPU
 
 The table is Markdown; it is also written, with the machine line, to
 bench/results/latest.md (or --out), ready for docs/performance.md.
@@ -41,6 +41,7 @@ ITEMS = {
     "6": "supervision",
     "7": "scale",
     "8": "slurm_fan_out",
+    "9": "messages",
 }
 
 

@@ -41,7 +41,9 @@ further messages from stdin, each a turn of its own (an assistant event
 ``"FAKE: " + message`` and a success result), until stdin ends (exit 0); with
 ``--replay-user-messages`` it echoes each message it takes, as the CLI does.
 
-It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set.
+It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set, and
+with ``$FAKE_CLAUDE_STAMP_DIR`` notes when it took each message after the task (a JSON
+line ``{"t": time.time(), "text": ...}`` appended to ``<pid>.stamps`` there; bench/messages.py).
 ``--version`` and ``--help`` answer as 2.1.197 does (abridged), without a record,
 or as ``$FAKE_CLAUDE_HELP`` (a file) says.
 """
@@ -242,6 +244,7 @@ def main():
         text = read_message()
         if text is None or mode == "exit_on_message":
             break
+        stamp(text)
         turns += 1
         if replay:
             emit_replay(text, sid)
@@ -268,6 +271,15 @@ def read_message():
         if isinstance(content, list):
             content = "".join(block.get("text", "") for block in content if isinstance(block, dict))
         return content
+
+
+def stamp(text):
+    """With ``$FAKE_CLAUDE_STAMP_DIR``: note that a message was taken just now (see the module's docstring)."""
+    folder = os.environ.get("FAKE_CLAUDE_STAMP_DIR")
+    if folder:
+        line = json.dumps({"t": time.time(), "text": text}) + "\n"
+        with open(os.path.join(folder, f"{os.getpid()}.stamps"), "a") as f:
+            f.write(line)
 
 
 def emit_replay(text, sid):
