@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -73,3 +75,16 @@ def stop_leftovers(root: Path, timeout: float = 5) -> list[psutil.Process]:
         except psutil.Error:
             pass
     return leaked
+
+
+def tmux_on(socket: str, env: dict[str, str]) -> Callable[..., str]:
+    """``tmux(*args)``: runs ``tmux -L SOCKET -f /dev/null ARGS`` (a tmux server of the test's own, no
+    user configuration) in ``env`` and returns its stdout; fails the test if tmux fails."""
+
+    def tmux(*args: str) -> str:
+        done = subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], env=env, capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout
+
+    return tmux

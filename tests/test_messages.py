@@ -122,8 +122,8 @@ def test_a_message_to_an_ended_agent_continues_its_session_with_the_same_options
     assert refused.returncode == 6 and "not running" in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr
     assert fake_kit.record("a1")["run_id"] == before["run_id"], "--no-resume changes nothing"
     out = fake_kit.run("message_agent", "a1", "later", "--wait")
-    assert out.returncode == 0, out.stderr
-    rec = fake_kit.record("a1")
+    assert out.returncode == 0 and out.stdout == "FAKE: later\n", out.stdout + out.stderr
+    rec = fake_kit.wait_terminal("a1")  # its keep-open wait of 0.5 s, then the end
     assert rec["run_id"] != before["run_id"] and rec["status"] == "completed" and rec["result"] == "FAKE: later"
     assert rec["resumed_from"] == before["session_id"], "it continues the session"
     assert rec["options"]["keep_open_s"] == 0.5 and rec["options"]["limits"]["timeout_s"] == 77

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, Lines, wait_until
+from processes import tmux_on
 
 from claude_orchestrator.devtools.offline import export_lines, first_run_state, offline_env, offline_settings
 
@@ -122,11 +123,7 @@ def test_make_orchestrator_offline_in_tmux(real_cli, tmp_path):
     tmp.mkdir()
     env = {k: v for k, v in _env(CLAUDE_BIN=str(real_cli), TMPDIR=str(tmp)).items() if not k.startswith("TMUX")}
 
-    def tmux(*args: str) -> str:
-        done = subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], env=env, capture_output=True, text=True,
-                              timeout=30, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, (args, done.stderr)
-        return done.stdout
+    tmux = tmux_on(socket, env)
 
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", "offline")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI_VERSIONS, ROOT, cli_path
+from processes import tmux_on
 
 from claude_orchestrator import plugin
 from claude_orchestrator.devtools.fake_api import user_prompt
@@ -257,11 +258,7 @@ def test_the_monitor_in_an_interactive_session_wakes_the_model_once_per_end(real
     socket = f"orch-plugin-{os.getpid()}-{tmp_path.name[-12:]}"
     status_file = tmp_path / "cli-exit-status"
 
-    def tmux(*args: str) -> str:
-        done = subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], env=env, capture_output=True, text=True,
-                              timeout=30, stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, (args, done.stderr)
-        return done.stdout
+    tmux = tmux_on(socket, env)
 
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", "master")
