@@ -216,3 +216,23 @@ def test_a_cli_killed_with_a_message_pending_has_the_session_continue_with_it(fa
     assert latest.read_text() == "FAKE: still there?\n" and rec["resumed_from"] == first["session_id"]
     log = (fake_kit.root / "outputs" / "a1" / f"{first['run_id']}.log").read_text()
     assert "1 messages never delivered continue the session: resumed" in log, log[-2000:]
+
+
+def test_a_run_idle_after_its_turn_ends_a_wait_and_is_reported_by_follow(fake_kit):
+    """A --keep-open run whose turn has ended has answered: wait_agents.py returns (exit 0), check_status.py says idle,
+    and --follow (the monitor's ends too) reports each idle."""
+    with fake_kit.start("wait_agents", "--follow", "--only", "ends,questions", "--json") as follower:
+        follower.err.expect("following every agent")
+        assert fake_kit.run("launch_agent", "a1", "first", "--keep-open", "60").returncode == 0
+        waited = fake_kit.run("wait_agents", "a1")
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert "a1: idle, its turn has ended" in waited.stdout and "all ended or idle: 1 running" in waited.stdout
+        assert "running (idle)" in fake_kit.run("check_status").stdout
+        idle = json.loads(follower.out.expect('"event": ?"idle"'))
+        assert idle["agent"] == "a1" and idle["until"] == fake_kit.record("a1")["keep_open_until"]
+        assert fake_kit.run("message_agent", "a1", "more", "--wait").returncode == 0
+        again = json.loads(follower.out.expect(f'"until": ?"(?!{idle["until"]})'))
+        assert again["event"] == "idle" and again["until"] > idle["until"], "each turn's end is news"
+        fake_kit.run("kill_agent", "a1")
+        end = json.loads(follower.out.expect('"killed"'))
+        assert end["event"] == "change"

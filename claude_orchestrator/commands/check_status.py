@@ -32,7 +32,8 @@ A queued agent shows its place in the queue: "queued #2".
 An agent waiting on a permission question (--ask-permission) shows as
 "running (asks)", and a line under the table says what it asks and how to
 answer: "NAME asks: Bash `rm -rf build` (question q...; answer:
-answer_agent.py NAME allow|deny)"; --json gives it as waiting_for.
+answer_agent.py NAME allow|deny)"; --json gives it as waiting_for. A run whose
+turn has ended and that waits for a message (--keep-open) shows as "running (idle)".
 An agent whose status file cannot be read is shown as `unreadable` (stderr says why).
 exit status: 0 ok, 4 a named agent has no record, 70 an internal error.
 """

@@ -240,7 +240,8 @@ def columns(rows: list[tuple[str, ...]]) -> str:
 
 def status_text(r: StatusRecord, positions: dict[str, int]) -> str:
     """The STATUS cell: ``queued #2``, ``waiting (a,b)``, ``running (try 2)``, ``running (executor k8s?)``,
-    ``running (asks)`` (a permission question waits: :func:`question_lines` says which)."""
+    ``running (asks)`` (a permission question waits: :func:`question_lines` says which), ``running (idle)``
+    (its turn has ended and it waits for a message until ``keep_open_until``, ``--keep-open``)."""
     text = str(r.status)
     if r.state.is_active and r.spec.executor not in registry.EXECUTORS:  # never judged: shown as recorded
         text += f" (executor {r.spec.executor[:20]}?)"
@@ -252,6 +253,8 @@ def status_text(r: StatusRecord, positions: dict[str, int]) -> str:
         text += f" (try {r.attempt})"
     if question(r) is not None:
         text += " (asks)"
+    elif r.state.is_active and r.keep_open_until:
+        text += " (idle)"  # its turn has ended; it waits for a message (--keep-open)
     return text
 
 
@@ -387,16 +390,19 @@ class Notices:
 
     def __init__(self) -> None:
         self.seen: dict[str, tuple[str, str | None, int, dict[str, Any] | None]] = {}
+        self.idle: dict[str, tuple[str, str | None]] = {}  # agent -> (run_id, keep_open_until) last seen
 
     def prime(self, recs: Iterable[StatusRecord]) -> None:
         """Take ``recs`` as known (their deliveries so far are not reported; a pending question still is)."""
         for r in recs:
             self.seen[r.agent] = (r.run_id, None, delivered(r)[0], r.questions)
+            self.idle[r.agent] = (r.run_id, r.keep_open_until)
 
     def take(self, r: StatusRecord) -> list[tuple[str, dict[str, Any]]]:
         """The notices of ``r`` since it was last seen, as ``(kind, data)``; ``kind`` is one of
-        ``questions`` (data: the question), ``answers`` (``{"id", "outcome"}``) or ``messages``
-        (``{"delivered", "received"}``).  A new run starts from nothing (its deliveries all count)."""
+        ``questions`` (data: the question), ``answers`` (``{"id", "outcome"}``), ``messages``
+        (``{"delivered", "received"}``) or ``idle`` (``{"until"}``: a turn has ended and the run waits
+        for a message, ``--keep-open``).  A new run starts from nothing (its deliveries all count)."""
         run_id, pending, count, counts = self.seen.get(r.agent, (None, None, 0, None))
         if run_id != r.run_id:
             pending, count, counts = None, 0, None
@@ -411,6 +417,10 @@ class Notices:
         if done > count:
             out.append(("messages", {"delivered": done, "received": max(received, done)}))
         self.seen[r.agent] = (r.run_id, now_id, max(done, count), r.questions)
+        idle = (r.run_id, r.keep_open_until if r.state.is_active else None)
+        if idle[1] and idle != self.idle.get(r.agent):
+            out.append(("idle", {"until": idle[1]}))
+        self.idle[r.agent] = idle
         return out
 
 
@@ -425,6 +435,9 @@ def notice_line(r: StatusRecord, kind: str, data: dict[str, Any], at: str | None
         return f"{_stamp(at)} {question_text(r, data)}"
     if kind == "answers":
         return f"{_stamp(at)} {r.agent}: question {preview(data['id'], 20)} {data['outcome']}"
+    if kind == "idle":
+        return (f"{_stamp(at)} {r.agent}: idle, its turn has ended (it waits for a message until {_stamp(data['until'])}; "
+                f"{command('message_agent')} {r.agent} \"TEXT\" sends one)")
     return f"{_stamp(at)} {r.agent}: message delivered ({data['delivered']} of {data['received']})"
 
 
@@ -437,6 +450,8 @@ def notice_event(r: StatusRecord, kind: str, data: dict[str, Any], at: str | Non
         return {"event": "question", **head, **(question_brief(r) or {"id": data["id"]}), "at": at}
     if kind == "answers":
         return {"event": "answered", **head, "id": data["id"], "outcome": data["outcome"], "at": at}
+    if kind == "idle":
+        return {"event": "idle", **head, "until": data["until"], "at": at}
     return {"event": "message", **head, "delivered": data["delivered"], "received": data["received"], "at": at}
 
 

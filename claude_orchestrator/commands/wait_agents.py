@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from ..core.errors import BadRecord, OrchestratorError
 from ..core.paths import StatePaths
-from ..core.programs import program_name
+from ..core.programs import command, program_name
 from ..core.states import UNSUCCESSFUL, ExitCode, State
 from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord
@@ -36,7 +36,8 @@ It sleeps until a status record changes (inotify via watchdog; polling where
 inotify is unavailable, and every 1 s on a network filesystem such as NFS, where
 other hosts' writes raise no inotify event; ORCHESTRATOR_WATCH=poll forces it), prints one line per state change as it happens and a
 summary at the end. An agent that has already ended counts at once, once its
---on-complete hook (if any) has ended and its outcome is in the record.
+--on-complete hook (if any) has ended and its outcome is in the record; so does a
+run whose turn has ended and that waits for a message (--keep-open: "idle").
 --follow never ends by itself: it reports every agent's changes, agents launched
 later included (a Claude Code plugin monitor or a Bash run_in_background runs it).
 An awaited agent that asks a permission question (--ask-permission) wakes the
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND,...",
         type=_kinds,
         help=f"with --follow: report only these kinds ({', '.join(render.NOTICE_KINDS)}); "
-        "a plugin monitor uses ends,questions (default: all)",
+        "ends includes a run idle after its turn (--keep-open); a plugin monitor uses ends,questions (default: all)",
     )
     p.add_argument(
         "--exit-with-parent",
@@ -166,7 +167,7 @@ def _reporter(as_json: bool, kinds: frozenset[str] | None, emit: Callable[[str],
 
     def on_notices(r: StatusRecord, notices: list[tuple[str, dict]]) -> None:
         for kind, data in notices:
-            if kinds is not None and kind not in kinds:
+            if kinds is not None and ("ends" if kind == "idle" else kind) not in kinds:  # an idle run has ended its turn
                 continue
             at = render.notice_at(r, kind, utc_now())
             emit(render.compact(render.notice_event(r, kind, data, at)) if as_json else render.notice_line(r, kind, data, at))
@@ -271,7 +272,7 @@ def wait_or_ask(
     on_unreadable: Callable[[BadRecord], None],
 ) -> tuple[list[StatusRecord] | None, list[StatusRecord]]:
     """:func:`..usecases.control.wait_for`, which also ends when one of the named agents waits on a
-    permission question.
+    permission question, and takes a run idle after its turn (``--keep-open``) as ended.
 
     A question counts once it is in a record's ``waiting_for`` and has no
     answer file yet (:func:`answered`); one pending when the wait starts counts at once.
@@ -293,7 +294,12 @@ def wait_or_ask(
         for r, q in found:
             on_question(r, q)
             asking.append(r)
-        return bool(found)
+        if found:
+            return True
+        # a run whose turn has ended and that waits for a message (--keep-open) has answered: it counts as ended
+        idle = [r for r in recs if r.state.is_active and r.keep_open_until]
+        done = [r for r in recs if r.state.is_terminal or r in idle]
+        return bool(idle) and (any_ or len(done) == len(recs))
 
     recs = wait_for(store, names, timeout, any_=any_, on_change=on_change, unreadable=unreadable,
                     on_unreadable=on_unreadable, stop_on=ask)
@@ -340,6 +346,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     if recs is None:
         recs = read_records(store, names, unreadable=[])
     code = ExitCode.QUESTION if asking else wait_exit_code(timed_out, bool(bad), recs)
+    if not asking and not timed_out and not args.json:
+        for r in recs:
+            if r.state.is_active and r.keep_open_until:
+                print(f"{utc_now()[11:19]} {r.agent}: idle, its turn has ended (it waits for a message "
+                      f"until {r.keep_open_until[11:19]}; {command('message_agent')} {r.agent} \"TEXT\" sends one)", flush=True)
     counts = render.state_counts([str(r.status) for r in recs] + [render.UNREADABLE] * len(bad))
     if args.json:
         agents = {r.agent: str(r.status) for r in recs} | {n: render.UNREADABLE for n in bad}
@@ -349,6 +360,8 @@ def run(args: argparse.Namespace) -> ExitCode:
             verdict = f"{', '.join(r.agent for r in asking)} waiting on a question"
         else:
             verdict = "timed out waiting" if timed_out else ("first ended" if args.any else "all ended")
+            if not timed_out and any(r.state.is_active and r.keep_open_until for r in recs):
+                verdict += " or idle"
         print(f"{verdict}: {render.counts_text(counts)}")
     return code
 
