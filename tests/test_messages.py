@@ -236,3 +236,11 @@ def test_a_run_idle_after_its_turn_ends_a_wait_and_is_reported_by_follow(fake_ki
         fake_kit.run("kill_agent", "a1")
         end = json.loads(follower.out.expect('"killed"'))
         assert end["event"] == "change"
+
+
+def test_a_keep_open_wait_ends_before_the_timeout_so_the_run_completes(fake_kit):
+    """--timeout counts from the CLI's start across every turn and wait; a keep-open wait ends before it (by the grace)."""
+    out = fake_kit.run("launch_agent", "a1", "first", "--keep-open", "600", "--timeout", "4", "--kill-grace", "1", "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = fake_kit.record("a1")
+    assert rec["status"] == "completed" and "keep_open_until" not in rec, "the wait was cut short of the timeout"
