@@ -244,3 +244,14 @@ def test_a_keep_open_wait_ends_before_the_timeout_so_the_run_completes(fake_kit)
     assert out.returncode == 0, out.stdout + out.stderr
     rec = fake_kit.record("a1")
     assert rec["status"] == "completed" and "keep_open_until" not in rec, "the wait was cut short of the timeout"
+
+
+def test_a_wait_right_after_a_message_to_an_idle_run_waits_for_the_turn_it_starts(fake_kit):
+    assert fake_kit.run("launch_agent", "a1", "first", "--keep-open", "60").returncode == 0
+    wait_until(lambda: (r := fake_kit.record("a1")) and r.get("keep_open_until"), what="a turn that waits")
+    assert fake_kit.run("message_agent", "a1", "[[fake: slow:1]] second").returncode == 0
+    assert "keep_open_until" not in fake_kit.record("a1"), "no longer idle once a message is on its way"
+    waited = fake_kit.run("wait_agents", "a1")
+    assert waited.returncode == 0 and "idle" in waited.stdout, waited.stdout
+    assert fake_kit.record("a1")["messages"]["answered"] == 1, "the wait ended with the turn the message started"
+    fake_kit.run("kill_agent", "a1")

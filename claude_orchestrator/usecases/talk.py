@@ -23,7 +23,7 @@ import os
 import socket
 from typing import NamedTuple
 
-from ..core.errors import BadRecord, Conflict, NotFound, OrchestratorError
+from ..core.errors import Conflict, NotFound, OrchestratorError
 from ..core.paths import StatePaths, validate_name
 from ..core.programs import command
 from ..core.states import ExitCode, State
@@ -137,13 +137,15 @@ def send(paths: StatePaths, name: str, texts: list[str], *, resume: bool = True)
 
 
 def _append_if_active(store: RecordStore, seen: StatusRecord, texts: list[str]) -> Sent | None:
-    """Under the record's lock: if ``seen``'s run is still the agent's and active, append ``texts`` to its inbox."""
+    """Under the record's lock: if ``seen``'s run is still the agent's and active, append ``texts`` to its inbox.
+
+    A run idle after its turn (``keep_open_until``) is idle no more: that is cleared in the same
+    write, so a ``wait_agents.py`` started right after this waits for the turn the message starts.
+    """
     paths = store.paths
-    with store.locked(seen.agent):
-        try:
-            rec = store.read(seen.agent)
-        except BadRecord:
-            raise
+    sent: list[Sent] = []
+
+    def append(rec: StatusRecord | None) -> StatusRecord | None:
         if rec is None or rec.run_id != seen.run_id or not rec.state.is_active:
             return None
         inbox = paths.inbox(rec.agent, rec.run_id)
@@ -155,7 +157,14 @@ def _append_if_active(store: RecordStore, seen: StatusRecord, texts: list[str]) 
             channel.append_message(inbox, channel.message_line(text, at, who, mid))
             ids.append(mid)
             numbers.append(len(before) + i)
-        return Sent("queued", rec, ids, numbers)
+        sent.append(Sent("queued", rec, ids, numbers))
+        if rec.keep_open_until is None:
+            return None
+        rec.keep_open_until = None
+        return rec
+
+    store.update(seen.agent, append, durable=False)
+    return sent[0] if sent else None
 
 
 def _resume_with(paths: StatePaths, rec: StatusRecord, texts: list[str]) -> Sent:
