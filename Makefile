@@ -96,12 +96,14 @@ install-cli: ## a Claude CLI (@anthropic-ai/claude-code CLAUDE_VERSION, npm) int
 
 # What the tests need beyond running: the test extras (pytest, pytest-xdist, Sybil, ruff; again only when
 # pyproject.toml or the python changed: .test-deps records for which) and the pinned CLIs they run.
+# in a variable: a comma written inside $(call ...) would split its argument in two
+TEST_EXTRAS := .[test,ask]
 test-deps: ## the test extras into the python, and the pinned Claude CLIs (CLAUDE_VERSION and CLAUDE_TEST_VERSIONS) into .claude-cli/; make test and make lint run it
 	$(CHECK_PYTHON)
 	@key="$$(cksum < pyproject.toml | cut -d' ' -f1) $(PYTHON)"; \
 	if [ "$$(cat .test-deps 2>/dev/null)" != "$$key" ]; then \
-	  echo "$(PYTHON) -m pip install -e '.[test,ask]'"; \
-	  $(call pip_install_e,'.[test,ask]') || exit 1; \
+	  echo "$(PYTHON) -m pip install -e '$(TEST_EXTRAS)'"; \
+	  $(call pip_install_e,'$(TEST_EXTRAS)') || exit 1; \
 	  echo "$$key" > .test-deps; fi
 	@command -v npm >/dev/null || { echo "make test: the tests run pinned Claude CLIs, fetched with npm: install Node.js and npm" >&2; exit 2; }
 	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))

@@ -81,3 +81,14 @@ def test_the_benchmarks_run_and_print_one_table(tmp_path):
     assert len(rows) == 5, table
     assert "check_status.py" in table and "wait_agents.py" in table
     assert done.stdout.strip().endswith(table.strip().splitlines()[-1])
+
+
+def test_the_set_up_targets_recipes_are_valid_shell():
+    """make -n prints what install, install-cli and test-deps would run; each is valid sh (a comma in a
+    $(call ...) argument once split a pip command in two, and only a fresh clone ran that branch)."""
+    for target in ("install", "install-cli", "test-deps"):
+        printed = subprocess.run(["make", "--no-print-directory", "-n", "-C", str(ROOT), target], capture_output=True,
+                                 text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert printed.returncode == 0, printed.stderr
+        checked = subprocess.run(["sh", "-n"], input=printed.stdout, capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, f"make -n {target}: {checked.stderr}\n{printed.stdout}"
