@@ -251,6 +251,7 @@ class Attempt:
                 talk.look(now)
             if self.progress.results > self._turns_seen:
                 self._turns_seen = self.progress.results
+                self._next_sample = 0.0  # a sample now, at the turn's end: a run shorter than a second has its peak too
                 self.turn_ended()
             talk.after_events(self.progress, now)
             if talk.dirty:
