@@ -70,7 +70,8 @@ def _add_claude_options(p: argparse.ArgumentParser) -> None:
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
     lim = p.add_argument_group("limits (enforced by the supervisor)")
-    lim.add_argument("--timeout", metavar="S", type=float, help="stop the run after S seconds (default 600 or $ORCHESTRATOR_TIMEOUT; 0 = none)")
+    lim.add_argument("--timeout", metavar="S", type=float, help="stop the run after S seconds of work (default 600 or $ORCHESTRATOR_TIMEOUT; 0 = none); "
+                     "time idle after a turn (--keep-open) or waiting for an answer (--ask-permission) is not counted")
     lim.add_argument("--kill-grace", metavar="S", type=float, help="seconds between SIGTERM and SIGKILL when stopping (default 10)")
     lim.add_argument("--memory-limit", metavar="MB", type=float, help="stop the run when its process tree's RSS reaches MB MiB (default 2048; 0 = none)")
     lim.add_argument("--max-parallel", metavar="N", type=int, help="run at most N agents at once, queue the rest (default 4 or $ORCHESTRATOR_MAX_PARALLEL; 0 = no limit)")

@@ -45,7 +45,9 @@ class RunLimits:
     """What the supervisor enforces.  Stored in the record's ``options["limits"]``.
 
     Attributes:
-        timeout_s: seconds from the CLI's start to SIGTERM of its tree; 0 = none.
+        timeout_s: seconds of the run's work, from the CLI's start to SIGTERM of its tree, less the
+            time it waits on the master (idle after a turn with ``--keep-open``, a permission
+            question pending), which ``--keep-open`` and ``--question-timeout`` bound; 0 = none.
         kill_grace_s: seconds between SIGTERM and SIGKILL; also how long a CLI
             may linger after its result event.
         memory_limit_mb: tree RSS (MiB) at which the run is stopped; 0 = none.

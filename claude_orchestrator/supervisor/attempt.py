@@ -218,6 +218,8 @@ class Attempt:
         self.events = EventReader(transcript, log)
         self.progress = self.events.progress
         self.started = 0.0  # when the pump began: the timeout counts from there
+        self.paused_s = 0.0  # seconds the run waited on the master (idle after a turn, a question pending): not counted
+        self._paused_at: float | None = None  # since when it waits on the master, while it does
         self.alive = True
         self.reason: StopReason | None = None  # why the tree is being stopped
         self.grace_s = 0.0  # seconds from SIGTERM to SIGKILL
@@ -254,6 +256,7 @@ class Attempt:
                 self._next_sample = 0.0  # a sample now, at the turn's end: a run shorter than a second has its peak too
                 self.turn_ended()
             talk.after_events(self.progress, now)
+            self._pause(talk.waits_on_the_master, now)
             if talk.dirty:
                 self.record_talk()
             self.alive = self.proc.poll() is None
@@ -302,8 +305,8 @@ class Attempt:
         if asked:
             self.log(f"stop requested ({asked.words})")
             return asked.reason
-        if limits.timeout_s and now - self.started >= limits.timeout_s and self.alive:
-            self.log(f"timeout: {limits.timeout_s:g} s passed; stopping the tree")
+        if limits.timeout_s and self.working_s(now) >= limits.timeout_s and self.alive:
+            self.log(f"timeout: {limits.timeout_s:g} s passed (of work: {self.paused_s:.0f} s waiting on the master not counted); stopping the tree")
             return StopReason.TIMEOUT
         linger = max(limits.kill_grace_s, LINGER_MIN_S)
         closed = self.talk.closed_at
@@ -311,6 +314,19 @@ class Attempt:
             self.log(f"the CLI did not exit within {linger:g} s of its last result and the end of its stdin; stopping it")
             return StopReason.LINGERED
         return None
+
+    def _pause(self, waiting: bool, now: float) -> None:
+        """Start or stop the timeout's pause: time the run waits on the master is not the run's work."""
+        if waiting and self._paused_at is None:
+            self._paused_at = now
+        elif not waiting and self._paused_at is not None:
+            self.paused_s += now - self._paused_at
+            self._paused_at = None
+
+    def working_s(self, now: float) -> float:
+        """Seconds since the CLI started, less the time it waited on the master (what ``--timeout`` limits)."""
+        waiting = now - self._paused_at if self._paused_at is not None else 0.0
+        return now - self.started - self.paused_s - waiting
 
     def _read(self) -> bool:
         """Wait up to :data:`READ_WAIT_S` for the CLI's output, a change in the channel folder or room in

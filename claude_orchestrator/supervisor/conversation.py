@@ -88,7 +88,6 @@ class Conversation:
         self.closed_at: float | None = None
         self.keep_open_until: float | None = None
         self.keep_open_iso: str | None = None
-        self.deadline: float | None = None  # no keep-open beyond it (the run's timeout)
         self._out = bytearray()  # bytes not written yet
         self._ends: collections.deque[tuple[int, int]] = collections.deque()  # (bytes written when message n is whole, n)
         self._written = 0  # bytes written to this attempt's stdin
@@ -173,17 +172,16 @@ class Conversation:
 
     # -- stdin -----------------------------------------------------------------------
 
-    def start(self, fd: int, task: str, deadline: float | None, *, await_ready: bool = False) -> None:
+    def start(self, fd: int, task: str, *, await_ready: bool = False) -> None:
         """A new attempt's CLI: its stdin is ``fd`` (made non-blocking); the task, then every message received so far, are queued.
 
         Args:
-            deadline: no keep-open wait goes beyond it (monotonic; the run's timeout), or None.
             await_ready: hold the task back until the permission server says it is ready
                 (``mcp-ready.json``), at most :data:`READY_WAIT_S`: 2.1.197 asks for the permission
                 tool without waiting for its MCP servers, and fails if it is not there yet.
         """
         os.set_blocking(fd, False)
-        self.fd, self.closed_at, self.deadline = fd, None, deadline
+        self.fd, self.closed_at = fd, None
         self._hold_until = time.monotonic() + READY_WAIT_S if await_ready else None
         self.keep_open_until = self.keep_open_iso = None
         self._out.clear()
@@ -259,15 +257,11 @@ class Conversation:
         if self.fd is None or self._out or not progress.results or not idle:
             return
         if self.keep_open_s > 0 and self.keep_open_until is None:
-            until = now + self.keep_open_s
-            if self.deadline is not None:
-                until = min(until, self.deadline)
-            if until > now:
-                self.keep_open_until = until
-                self.keep_open_iso = _iso_in(until - now)
-                self.dirty = True
-                self.log(f"turn {progress.results} ended; stdin kept open for another message until {self.keep_open_iso}")
-                return
+            self.keep_open_until = now + self.keep_open_s
+            self.keep_open_iso = _iso_in(self.keep_open_s)
+            self.dirty = True
+            self.log(f"turn {progress.results} ended; stdin kept open for another message until {self.keep_open_iso}")
+            return
         if self.keep_open_until is not None and now < self.keep_open_until:
             return
         self.log(f"turn {progress.results} ended and no message is pending: closing the CLI's stdin")
@@ -333,6 +327,12 @@ class Conversation:
             self.log(f"question {qid}: may the model use {str(q.get('tool_name'))[:100]!r}?")
             if self.on_question is not None:
                 self.on_question(q)
+
+    @property
+    def waits_on_the_master(self) -> bool:
+        """True while the run waits for the one who launched it: idle after a turn (``--keep-open``) or a
+        permission question pending.  The run's ``--timeout`` does not count such time."""
+        return self.keep_open_until is not None or bool(self.questions)
 
     @property
     def waiting_for(self) -> dict[str, Any] | None:

@@ -421,8 +421,7 @@ class Supervisor:
             return None
         stdin = os.dup(proc.stdin.fileno())  # the conversation's own descriptor: it closes it when the last turn has ended
         proc.stdin.close()
-        deadline = time.monotonic() + self.limits.timeout_s - max(self.limits.kill_grace_s, 1.0) if self.limits.timeout_s else None
-        self.talk.start(stdin, task, deadline, await_ready=prompt_tool is not None)
+        self.talk.start(stdin, task, await_ready=prompt_tool is not None)
         self.log(f"the task ({len(task)} characters) and {self.talk.received} messages queued for the CLI's stdin")
         self.cli = proc
         self.cli_pid, self.cli_pid_started, self.cli_started_at = proc.pid, procs.start_time(proc.pid), utc_now()
