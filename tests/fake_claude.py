@@ -37,7 +37,8 @@ task as the last argument after ``--``) and behaves as the task asks, through on
   ``ok`` (one assistant turn, a success result ``"FAKE: " + task``).
 
 With ``--input-format stream-json``, once the task's turn has ended it reads
-further messages from stdin, each a turn of its own (an assistant event
+further messages from stdin, each a turn of its own (those already waiting then
+are taken together, joined by newlines, as the CLI does) (an assistant event
 ``"FAKE: " + message`` and a success result), until stdin ends (exit 0); with
 ``--replay-user-messages`` it echoes each message it takes, as the CLI does.
 
@@ -244,6 +245,7 @@ def main():
         text = read_message()
         if text is None or mode == "exit_on_message":
             break
+        text = "\n".join([text, *ready_messages()])  # as the CLI joins messages that queued up during a turn
         stamp(text)
         turns += 1
         if replay:
@@ -258,19 +260,44 @@ def main():
     return 0
 
 
-def read_message():
-    """The next stream-json user message's text from stdin (a string content, or its text blocks), or None at its end."""
+_STDIN = bytearray()  # bytes read from stdin, not yet a whole message
+
+
+def _parse(line):
+    event = json.loads(line)
+    content = event["message"]["content"]
+    if isinstance(content, list):
+        content = "".join(block.get("text", "") for block in content if isinstance(block, dict))
+    return content
+
+
+def read_message(block=True):
+    """The next stream-json user message's text from stdin (a string content, or its text blocks), or None at its
+    end (or, without ``block``, when no whole message is there yet)."""
+    import select
+
     while True:
-        line = sys.stdin.buffer.readline()
-        if not line:
-            return None
-        if not line.strip():
+        end = _STDIN.find(b"\n")
+        if end >= 0:
+            line = bytes(_STDIN[:end])
+            del _STDIN[: end + 1]
+            if line.strip():
+                return _parse(line)
             continue
-        event = json.loads(line)
-        content = event["message"]["content"]
-        if isinstance(content, list):
-            content = "".join(block.get("text", "") for block in content if isinstance(block, dict))
-        return content
+        if not block and not select.select([0], [], [], 0)[0]:
+            return None
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return None
+        _STDIN.extend(chunk)
+
+
+def ready_messages():
+    """The messages already on stdin (not waited for): the CLI takes those that queued up during a turn together."""
+    found = []
+    while (text := read_message(block=False)) is not None:
+        found.append(text)
+    return found
 
 
 def stamp(text):

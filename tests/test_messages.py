@@ -21,8 +21,10 @@ def transcript_events(kit, rec: dict) -> list[dict]:
 
 
 def taken(kit, rec: dict) -> list[str]:
-    """The messages the CLI of ``rec``'s run took, in order (its echoes; the task first)."""
-    return [e["message"]["content"] for e in transcript_events(kit, rec) if e.get("type") == "user" and e.get("isReplay")]
+    """The messages the CLI of ``rec``'s run took, in order (its echoes, the task first; one echo of messages
+    taken together, joined by newlines, counts as each of them)."""
+    echoes = [e["message"]["content"] for e in transcript_events(kit, rec) if e.get("type") == "user" and e.get("isReplay")]
+    return [part for echo in echoes for part in echo.split("\n")]
 
 
 def inbox_lines(kit, rec: dict) -> list[dict]:
@@ -255,3 +257,20 @@ def test_a_wait_right_after_a_message_to_an_idle_run_waits_for_the_turn_it_start
     assert waited.returncode == 0 and "idle" in waited.stdout, waited.stdout
     assert fake_kit.record("a1")["messages"]["answered"] == 1, "the wait ended with the turn the message started"
     fake_kit.run("kill_agent", "a1")
+
+
+def test_messages_the_cli_takes_together_are_each_delivered_and_answered(fake_kit, tmp_path):
+    """Messages that queue up (here: sent while the run waits for a dependency) are taken in one turn, echoed once,
+    joined by newlines, as the real CLI does: each counts, and the run ends when that turn has."""
+    gate = tmp_path / "gate"
+    assert fake_kit.run("launch_agent", "dep", f"[[fake: until:{gate}]] first").returncode == 0
+    assert fake_kit.run("launch_agent", "w", "the task", "--after", "dep").returncode == 0
+    for text in ("one", "two", "three"):
+        assert fake_kit.run("message_agent", "w", text).returncode == 0
+    gate.write_text("go")
+    rec = fake_kit.wait_terminal("w")
+    assert rec["status"] == "completed" and rec["result"] == "FAKE: one\ntwo\nthree", rec.get("error")
+    assert {k: rec["messages"][k] for k in ("received", "delivered", "answered", "undelivered")} == \
+        {"received": 3, "delivered": 3, "answered": 3, "undelivered": 0}
+    echoes = [e for e in transcript_events(fake_kit, rec) if e.get("type") == "user" and e.get("isReplay")]
+    assert len(echoes) == 2, "the task, then the three messages in one echo"

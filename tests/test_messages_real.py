@@ -84,3 +84,23 @@ def test_a_message_to_an_ended_agent_continues_its_conversation(real_kit, tmp_pa
     assert rec["session_id"] == first["session_id"], "the same session, continued"
     last = real_kit.api.messages_requests()[-1]
     assert "remember the word ZEBRA" in json.dumps(last["messages"]), "the earlier messages go with the new one"
+
+
+def test_messages_that_queue_up_are_taken_in_one_turn_and_the_run_ends(real_kit, tmp_path):
+    """Sent while the run waits for a dependency, the messages reach the CLI right after its task, which takes
+    them together in one turn (one echo, joined by newlines): each counts, and the run completes."""
+    work = tmp_path / "work"
+    work.mkdir()
+    gate = work / "gate"
+    out = real_kit.run("launch_agent", "dep", "hold on [[bash: until test -e gate; do sleep 0.05; done; echo ok]]",
+                       "--cwd", str(work), "--allowed-tools", "Bash")
+    assert out.returncode == 0, out.stderr
+    assert real_kit.run("launch_agent", "w3", "start [[reply: started]]", "--cwd", str(work), "--after", "dep").returncode == 0
+    for text in ("first note [[reply: both noted]]", "second note"):
+        assert real_kit.run("message_agent", "w3", text).returncode == 0
+    gate.write_text("open")
+    rec = real_kit.wait_terminal("w3", timeout=120)
+    assert rec["status"] == "completed", rec.get("error")
+    assert rec["messages"]["delivered"] == 2 and rec["messages"]["answered"] == 2 and rec["messages"]["undelivered"] == 0
+    sent = json.dumps(real_kit.api.messages_requests()[-1]["messages"])
+    assert "first note" in sent and "second note" in sent

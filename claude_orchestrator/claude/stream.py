@@ -289,6 +289,7 @@ class RunProgress:
         self.results = 0
         self.replays = 0
         self.results_at_replay = 0  # :attr:`results` when the latest replay came: a result after it ended its turn
+        self._echoed: list[tuple[str, int]] = []  # (text, results before it) of each echo not yet taken (take_echoes)
         self.events = 0
         self.problem: str | None = None
         self.unknown_types: set[str] = set()
@@ -338,10 +339,20 @@ class RunProgress:
             if event.get("isReplay") is True:
                 self.replays += 1
                 self.results_at_replay = self.results
+                self._echoed.append((_message_text((event.get("message") or {}) if isinstance(event.get("message"), dict) else {}), self.results))
                 return True
             return False
         self._unknown(kind)
         return False
+
+    def take_echoes(self) -> list[tuple[str, int]]:
+        """The messages the CLI echoed since the last call: ``(text, result events before it)`` each.
+
+        One echo may hold several messages: messages that queue up while a turn runs
+        are taken together as one user turn, their texts joined by a newline (2.1.197 and 2.1.332).
+        """
+        echoed, self._echoed = self._echoed, []
+        return echoed
 
     def _system(self, event: dict[str, Any]) -> bool:
         """A ``system`` event: the ``init`` one names the session and the model."""
@@ -416,6 +427,16 @@ class RunProgress:
         elif kind not in self.unknown_types and len(self.unknown_types) < UNKNOWN_TYPES_KEPT:
             self.unknown_types.add(kind)
             self.problem = f"an event of unknown type {kind[:NAME_MAX_CHARS]!r} (reported once per type)"
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    """A user message's text: its ``content`` string, or its text blocks joined by newlines; "" for anything else."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(b["text"] for b in content if isinstance(b, dict) and isinstance(b.get("text"), str))
+    return ""
 
 
 def _add_usage(tokens: dict[str, int], usage: dict[str, Any]) -> None:

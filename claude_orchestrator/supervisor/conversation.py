@@ -89,11 +89,13 @@ class Conversation:
         self.keep_open_until: float | None = None
         self.keep_open_iso: str | None = None
         self._out = bytearray()  # bytes not written yet
-        self._ends: collections.deque[tuple[int, int]] = collections.deque()  # (bytes written when message n is whole, n)
+        self._ends: collections.deque[tuple[int, int, str]] = collections.deque()  # (bytes written when message n is whole, n, its text)
+        self._unechoed: collections.deque[tuple[int, str]] = collections.deque()  # (n, text) written whole, not yet echoed
+        self._marks: list[tuple[int, int]] = []  # (delivered after an echo, result events before it): not yet answered
+        self._last_echo_results = 0  # result events before the latest echo
+        self._written_max = 0  # the highest message number written whole to this attempt's stdin
         self._written = 0  # bytes written to this attempt's stdin
         self._queued_total = 0  # bytes queued for this attempt's stdin
-        self._delivered_this_attempt = 0  # messages (the task included) written whole to this attempt's stdin
-        self._echoes = False  # this attempt's CLI echoes what it takes (--replay-user-messages)
         self._results_at_delivery = 0  # results seen when the latest message was written whole
         self._results_seen = 0
         self.questions: dict[str, dict[str, Any]] = {}  # id -> pending question
@@ -163,7 +165,7 @@ class Conversation:
             self.dirty = True
             self.log(f"message {msg['id'] or '(no id)'} received ({len(msg['text'])} characters)")
             if self.fd is not None:
-                self._queue(self.received, channel.stream_json_message(msg["text"]))
+                self._queue(self.received, msg["text"])
                 self.keep_open_until = self.keep_open_iso = None
 
     def due(self, now: float) -> bool:
@@ -186,16 +188,20 @@ class Conversation:
         self.keep_open_until = self.keep_open_iso = None
         self._out.clear()
         self._ends.clear()
-        self._written = self._queued_total = self._delivered_this_attempt = self._results_at_delivery = self._results_seen = 0
-        self._echoes = False
-        self._queue(0, channel.stream_json_message(task))
+        self._unechoed.clear()
+        self._marks.clear()
+        self._written = self._queued_total = self._results_at_delivery = self._results_seen = 0
+        self._last_echo_results = self._written_max = 0
+        self._queue(0, task)
         for n, msg in enumerate(self.messages, 1):  # sent while queued, or to an attempt that failed
-            self._queue(n, channel.stream_json_message(msg["text"]))
+            self._queue(n, msg["text"])
 
-    def _queue(self, number: int, data: bytes) -> None:
+    def _queue(self, number: int, text: str) -> None:
+        """Queue message ``number`` (0: the task) for the CLI's stdin, as one stream-json line."""
+        data = channel.stream_json_message(text)
         self._out += data
         self._queued_total += len(data)
-        self._ends.append((self._queued_total, number))
+        self._ends.append((self._queued_total, number, text))
 
     @property
     def wants_write(self) -> bool:
@@ -225,31 +231,39 @@ class Conversation:
             del self._out[:n]
             self._written += n
             while self._ends and self._ends[0][0] <= self._written:
-                _, number = self._ends.popleft()
-                self._delivered_this_attempt += 1
+                _, number, text = self._ends.popleft()
+                self._unechoed.append((number, text))
+                self._written_max = max(self._written_max, number)
                 self._results_at_delivery = self._results_seen
                 if number:  # 0 is the task
                     self.log(f"message {number} written to the CLI's stdin")
-                    if not self._echoes:
-                        self._deliver(number)
 
     def after_events(self, progress: RunProgress, now: float) -> None:
         """After the CLI's output was read: count what its turns took, and close stdin when a turn has ended with nothing pending.
 
-        A turn has ended when a result event came after the last message the CLI
-        took (its echo); a CLI that does not echo (:attr:`..claude.stream.RunProgress.replays`
-        stays 0) is judged by a result after the last message written.
+        A message is delivered when the CLI echoes it, answered once a result event
+        comes after that echo; a turn has ended with nothing pending when every message
+        written has been echoed and a result came after the latest echo.  One echo may
+        take several messages (:meth:`..claude.stream.RunProgress.take_echoes`).  A CLI
+        that does not echo (:attr:`..claude.stream.RunProgress.replays` stays 0) is judged
+        by a result after the last message written.
         """
         self._results_seen = progress.results
+        for text, results_before in progress.take_echoes():
+            took = [self._unechoed.popleft() for _ in range(self._echo_count(text))]
+            top = max((n for n, _ in took), default=0)
+            if top > self.delivered:
+                self._deliver(top)
+            self._marks.append((self.delivered, results_before))
+            self._last_echo_results = results_before
         if progress.replays:
-            self._echoes = True
-            ended = progress.results > progress.results_at_replay
-            taken = min(progress.replays - 1, self.received)  # the first one taken is the task
-            if taken > self.delivered:
-                self._deliver(taken)
-            answered = min(self.delivered, taken if ended else taken - 1)
-            idle = ended and progress.replays >= self._delivered_this_attempt
+            done = [d for d, before in self._marks if before < progress.results]
+            answered = max(done, default=self.answered)
+            self._marks = [(d, before) for d, before in self._marks if before >= progress.results]
+            idle = not self._unechoed and progress.results > self._last_echo_results
         else:
+            if progress.results and self._written_max > self.delivered:
+                self._deliver(self._written_max)
             answered = self.delivered if progress.results > self._results_at_delivery else self.answered
             idle = progress.results > self._results_at_delivery
         if answered > self.answered:
@@ -270,6 +284,26 @@ class Conversation:
         if self.keep_open_iso is not None:
             self.keep_open_until = self.keep_open_iso = None
             self.dirty = True
+
+    def _echo_count(self, text: str) -> int:
+        """How many of the messages written and not yet echoed one echo of ``text`` took (1 or more; 0 if none waits).
+
+        The next k messages' texts joined by newlines, as the CLI joins messages that queued up
+        during a turn; failing that, how many of them appear in ``text`` in order (at least 1).
+        """
+        texts = [t for _, t in self._unechoed]
+        if not texts:
+            return 0
+        for k in range(1, len(texts) + 1):
+            if "\n".join(texts[:k]) == text:
+                return k
+        found, at = 0, 0
+        for t in texts:
+            at = text.find(t, at)
+            if at < 0:
+                break
+            found, at = found + 1, at + len(t)
+        return max(found, 1)
 
     def _deliver(self, number: int) -> None:
         """Messages up to ``number`` have reached the CLI."""
