@@ -89,3 +89,20 @@ def test_an_unanswered_question_is_denied_after_the_question_timeout(real_kit, w
     assert not (work / "late.txt").exists()
     assert rec["questions"]["timed_out"] == 1 and "waiting_for" not in rec
     assert "1 s" in rec["result"] or "question-timeout" in rec["result"], rec["result"]
+
+
+def test_always_allows_the_tool_for_the_rest_of_the_run_and_a_second_answer_is_told_so(real_kit, work):
+    out = real_kit.run("launch_agent", "q4", "first [[bash: touch one.txt && echo one]]", "--cwd", str(work),
+                       "--ask-permission", "--keep-open", "120")
+    assert out.returncode == 0, out.stderr
+    asking(real_kit, "q4")
+    assert real_kit.run("answer_agent", "q4", "allow", "--always").returncode == 0
+    again = real_kit.run("answer_agent", "q4", "allow")
+    assert again.returncode == 4 and "was allowed at" in again.stderr, again.stderr
+    assert real_kit.run("wait_agents", "q4", timeout=120).returncode == 0, "idle: the first turn has ended"
+    out = real_kit.run("message_agent", "q4", "second [[bash: touch two.txt && echo two]]", "--wait", timeout=120)
+    assert out.returncode == 0 and out.stdout == "Tool said: two\n", out.stdout + out.stderr
+    assert (work / "one.txt").exists() and (work / "two.txt").exists()
+    rec = real_kit.record("q4")
+    assert rec["questions"] == {"asked": 2, "allowed": 2, "denied": 0, "timed_out": 0}, "the second was allowed at once"
+    assert real_kit.run("kill_agent", "q4").returncode == 0

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     """
     from ..usecases.talk import send  # here: --help and usage errors load no use case
 
-    text = read_task(args.text, args.task_file)
+    text = read_task(args.text, args.task_file, "message")
     paths = StatePaths()
     sent = send(paths, args.name, [text], resume=not args.no_resume)
     rec = sent.record

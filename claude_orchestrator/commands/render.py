@@ -100,6 +100,7 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
     executor (``local`` or ``slurm``), [``<executor>_job_id``: the executor's reference, e.g. ``slurm_job_id``],
     [worktree: ``{"path", "branch"}`` of a run in a git worktree, :func:`worktree_brief`],
     [waiting_for: the permission question it waits on, :func:`question_brief`],
+    [keep_open_until: a run idle after its turn waits for a message until then (``--keep-open``)],
     [executor_unknown: why a run of an executor this toolkit does not know is shown as it was recorded].
     The same object is what ``launch_agent.py``/``resume_agent.py --json --wait`` print (one line),
     and ``launch_parallel.py --json --wait`` one per agent; the whole record is ``check_status.py --full``'s.
@@ -120,6 +121,8 @@ def brief(r: StatusRecord, positions: dict[str, int] | None = None, now: float |
     d.update(worktree_brief(r))
     if (q := question_brief(r)) is not None:
         d["waiting_for"] = q
+    elif r.state.is_active and r.keep_open_until:
+        d["keep_open_until"] = r.keep_open_until
     if r.spec.executor not in registry.EXECUTORS:
         d["executor_unknown"] = registry.UnknownExecutor(r.spec.executor).why
     return d

@@ -8,17 +8,19 @@ from collections.abc import Sequence
 from ..core.errors import BadInput
 
 
-def read_task(words: Sequence[str], task_file: str | None) -> str:
+def read_task(words: Sequence[str], task_file: str | None, what: str = "task") -> str:
     """The task from the positional ``words`` (joined by spaces) or ``--task-file`` (``-`` = stdin).
+
+    ``what`` names it in messages (``message`` for ``message_agent.py``).
 
     Raises:
         BadInput: both given; the file cannot be read; not UTF-8 or holds a NUL byte (exit 2).
     """
     if task_file is not None:
         if words:
-            raise BadInput("give the task either as an argument or with --task-file, not both")
-        return read_source(task_file, "--task-file", "the task on stdin")
-    return word_text(" ".join(words), "the task")
+            raise BadInput(f"give the {what} either as an argument or with --task-file, not both")
+        return read_source(task_file, "--task-file", f"the {what} on stdin")
+    return word_text(" ".join(words), f"the {what}")
 
 
 def word_text(word: str, source: str) -> str:
@@ -73,5 +75,5 @@ def task_text(data: bytes, source: str) -> str:
         ) from None
     nul = data.find(b"\0")
     if nul >= 0:
-        raise BadInput(f"{source} holds a NUL byte at offset {nul}; a task is text: remove it")
+        raise BadInput(f"{source} holds a NUL byte at offset {nul}; it must be text: remove it")
     return text

@@ -339,7 +339,8 @@ class Conversation:
                     continue
                 done = channel.read_json(self.folder / base) or {}
                 self.settled.add(qid)
-                self.questions.pop(qid, None)
+                if self.questions.pop(qid, None) is None:  # settled before it was seen pending (--always: at once)
+                    self.counts["asked"] += 1
                 outcome = done.get("outcome")
                 key = {"allow": "allowed", "deny": "denied", "timeout": "timed_out"}.get(outcome if isinstance(outcome, str) else "")
                 if key:

@@ -33,7 +33,7 @@ from ..core.states import State
 from ..records import channel, lifecycle
 from ..records.lifecycle import move_from
 from ..records.shape import utc_now
-from ..records.status_record import RecordStore, StatusRecord, is_task_preview, read_session
+from ..records.status_record import RESULT_PREVIEW_CHARS, RecordStore, StatusRecord, is_task_preview, read_session
 from . import report
 from .attempt import Attempt, AttemptEnd, CliNotStarted, StopRequest, read_task, spawn
 from .conversation import Conversation, question_env, start_hook
@@ -511,6 +511,8 @@ class Supervisor:
             text = report.result_text(progress)
             if text is not None:
                 self.writer.write_file(self.paths.latest_output(self.name), text)
+                preview = text.rstrip("\n")[:RESULT_PREVIEW_CHARS]
+                self.writer.change("turn", lambda r: setattr(r, "result", preview))  # the record's preview follows
         self._write_progress(progress)
 
     def _record_talk(self) -> None:

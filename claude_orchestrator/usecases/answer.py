@@ -107,7 +107,7 @@ def choose(paths: StatePaths, rec: StatusRecord, folder: Path, qid: str | None) 
         raise Conflict(already_settled(name, qid, channel.read_json(folder / f"{channel.DONE_PREFIX}{qid}.json")))
     pending = pending_questions(folder)
     if not pending:
-        raise NotFound(nothing_pending(rec))
+        raise NotFound(nothing_pending(rec) + last_settled(folder))
     waiting = rec.waiting_for.get("id") if isinstance(rec.waiting_for, dict) else None
     for question in pending:
         if question["id"] == waiting:
@@ -166,6 +166,18 @@ def nothing_pending(rec: StatusRecord) -> str:
             "never asks (its tools outside --allowed-tools are denied)"
         )
     return f"agent {rec.agent!r} has no question pending; {command('wait_agents')} {rec.agent} wakes when it asks one"
+
+
+def last_settled(folder: Path) -> str:
+    """``" (its last question, q..., Bash, was allowed at HH:MM:SS)"`` for the latest settled question of a
+    channel folder, or ``""``: a second answer to a question just settled is told so."""
+    done = [channel.read_json(folder / f"{channel.DONE_PREFIX}{qid}.json") for qid in question_ids(folder, channel.DONE_PREFIX)]
+    done = [d for d in done if d and isinstance(d.get("settled_at"), str)]
+    if not done:
+        return ""
+    last = max(done, key=lambda d: d["settled_at"])
+    how = {"allow": "allowed", "deny": "denied", "timeout": "denied (no answer in time)"}.get(str(last.get("outcome")), "settled")
+    return f" (its last question, {str(last.get('id'))[:20]}, {str(last.get('tool_name'))[:40]}, was {how} at {last['settled_at'][11:19]})"
 
 
 def answerer() -> str:
