@@ -274,3 +274,22 @@ def test_messages_the_cli_takes_together_are_each_delivered_and_answered(fake_ki
         {"received": 3, "delivered": 3, "answered": 3, "undelivered": 0}
     echoes = [e for e in transcript_events(fake_kit, rec) if e.get("type") == "user" and e.get("isReplay")]
     assert len(echoes) == 2, "the task, then the three messages in one echo"
+
+
+def test_a_message_a_lost_run_never_delivered_goes_with_the_next_one(fake_kit):
+    """The supervisor died (SIGKILL) with a message its CLI never took: the next message finds the run lost and
+    continues the session with both, in the order sent."""
+    import os
+    import signal
+
+    assert fake_kit.run("launch_agent", "a1", "[[fake: hang]] stuck").returncode == 0
+    first = fake_kit.wait_running("a1")
+    assert fake_kit.run("message_agent", "a1", "still there?").returncode == 0
+    wait_until(lambda: (fake_kit.record("a1").get("messages") or {}).get("received") == 1, what="the message received")
+    os.kill(first["supervisor_pid"], signal.SIGKILL)
+    out = fake_kit.run("message_agent", "a1", "and now?")
+    assert out.returncode == 0 and "had ended (lost)" in out.stdout, out.stdout + out.stderr
+    rec = wait_until(lambda: (r := fake_kit.record("a1")) and r["run_id"] != first["run_id"] and r["status"] == "completed" and r,
+                     what="the session continued")
+    assert taken(fake_kit, rec) == ["still there?", "and now?"]
+    assert rec["orphans_stopped"], "the lost run's CLI was stopped first"
