@@ -242,7 +242,7 @@ def test_a_run_idle_after_its_turn_ends_a_wait_and_is_reported_by_follow(fake_ki
 
 def test_time_idle_after_a_turn_is_not_the_runs_work_for_its_timeout(fake_kit):
     """--timeout limits the run's work: a keep-open wait longer than the timeout ends completed, not timeout."""
-    out = fake_kit.run("launch_agent", "a1", "first", "--keep-open", "2.5", "--timeout", "1", "--kill-grace", "1", "--wait")
+    out = fake_kit.run("launch_agent", "a1", "first", "--keep-open", "6", "--timeout", "4", "--kill-grace", "1", "--wait")
     assert out.returncode == 0, out.stdout + out.stderr
     rec = fake_kit.record("a1")
     assert rec["status"] == "completed" and "keep_open_until" not in rec, rec.get("error")

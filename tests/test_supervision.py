@@ -298,3 +298,19 @@ def test_non_retryable_failures_are_not_retried(real_kit):
     assert out.returncode == 1 and json.loads(out.stdout)["status"] == "failed", out.stdout + out.stderr
     rec = real_kit.record("bad")  # --json --wait prints the short form
     assert rec["status"] == "failed" and rec["attempt"] == 1
+
+
+def test_the_timeout_counts_work_not_waits_on_the_master():
+    """Attempt.working_s: time since the CLI started, less the time idle after a turn or with a question pending
+    (the pump tells it through _pause), with a clock of the test's own."""
+    from claude_orchestrator.supervisor.attempt import Attempt
+
+    attempt = object.__new__(Attempt)  # only the clock's state: no CLI
+    attempt.started, attempt.paused_s, attempt._paused_at = 100.0, 0.0, None
+    attempt._pause(False, 103.0)
+    assert attempt.working_s(103.0) == 3.0
+    attempt._pause(True, 103.0)  # a turn ended with --keep-open, or a question was asked
+    assert attempt.working_s(150.0) == 3.0, "waiting on the master is not work"
+    attempt._pause(True, 160.0)  # still waiting: nothing changes
+    attempt._pause(False, 170.0)  # a message came, or the answer
+    assert attempt.working_s(172.0) == 5.0 and attempt.paused_s == 67.0
