@@ -3,7 +3,7 @@
 The server is driven as the CLI drives it, over stdio, by the ``mcp`` SDK's
 own client; answers are written the way answer_agent.py writes them.
 answer_agent.py runs against a hand-made record and channel folder.  One test
-runs the real CLI (each pinned version) with ``--mcp-config`` and
+runs the real CLI (today's; the toolkit's path runs every pinned one) with ``--mcp-config`` and
 ``--permission-prompt-tool`` against the fake API.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import anyio
 import psutil
 import pytest
-from conftest import Lines, cli_path, run_cli, wait_until
+from conftest import CURRENT_CLI_VERSION, Lines, run_cli, wait_until
 
 from claude_orchestrator.core.paths import StatePaths
 from claude_orchestrator.core.states import State
@@ -30,12 +30,6 @@ from claude_orchestrator.records.status_record import RecordStore, StatusRecord
 from claude_orchestrator.supervisor import permission_server
 
 BASH = {"command": "echo hi", "description": "say hi"}
-
-
-@pytest.fixture
-def real_cli(cli_version):
-    """The real-CLI test here runs on each pinned CLI version (overrides conftest's)."""
-    return cli_path(cli_version)
 
 
 # --- the permission server, through the SDK's client ---------------------------
@@ -469,8 +463,10 @@ def ask_the_real_cli(kit, work: Path, run_id: str, behavior: str, label: str) ->
     return asked, events[-1], json.loads((folder / f"done-{asked['id']}.json").read_text())
 
 
-def test_the_real_cli_asks_and_an_allow_runs_the_tool_and_a_deny_is_a_permission_denial(real_kit, tmp_path, cli_version):
-    """answer_agent.py -> a-<id>.json -> the permission server -> the CLI, on each pinned CLI."""
+def test_the_real_cli_asks_and_an_allow_runs_the_tool_and_a_deny_is_a_permission_denial(real_kit, tmp_path):
+    """answer_agent.py -> a-<id>.json -> the permission server -> the CLI, without the toolkit's supervisor, on
+    today's CLI (tests/test_ask_permission.py takes every pinned CLI through the toolkit's whole path)."""
+    cli_version = CURRENT_CLI_VERSION
     work = tmp_path / "work"
     work.mkdir()
     asked, result, done = ask_the_real_cli(real_kit, work, "r1", "allow", cli_version)
