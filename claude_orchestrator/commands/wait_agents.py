@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from ..core.errors import BadRecord, OrchestratorError
 from ..core.paths import StatePaths
-from ..core.programs import command, program_name
+from ..core.programs import program_name
 from ..core.states import UNSUCCESSFUL, ExitCode, State
 from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord
@@ -349,8 +349,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     if not asking and not timed_out and not args.json:
         for r in recs:
             if r.state.is_active and r.keep_open_until:
-                print(f"{utc_now()[11:19]} {r.agent}: idle, its turn has ended (it waits for a message "
-                      f"until {r.keep_open_until[11:19]}; {command('message_agent')} {r.agent} \"TEXT\" sends one)", flush=True)
+                print(render.notice_line(r, "idle", {"until": r.keep_open_until}, utc_now()), flush=True)
     counts = render.state_counts([str(r.status) for r in recs] + [render.UNREADABLE] * len(bad))
     if args.json:
         agents = {r.agent: str(r.status) for r in recs} | {n: render.UNREADABLE for n in bad}

@@ -71,3 +71,12 @@ def write_atomic(path: Path, text: str | bytes, durable: bool = True) -> None:
         if isinstance(exc, OSError):
             raise storage_error(exc, path) from exc
         raise
+
+
+def close_quietly(fd: int | None) -> None:
+    """``os.close(fd)`` unless ``fd`` is None; an error (already closed) is ignored."""
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

@@ -18,9 +18,10 @@ from ..core.paths import NAME_RE
 from ..core.states import State
 
 
-def utc_now() -> str:
-    """The current time as ISO-8601 UTC with milliseconds, e.g. ``2026-11-20T23:03:01.123Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_now(t: float | None = None) -> str:
+    """The current time (or ``t``, seconds since the epoch) as ISO-8601 UTC with milliseconds, e.g. ``2026-11-20T23:03:01.123Z``."""
+    moment = datetime.now(timezone.utc) if t is None else datetime.fromtimestamp(t, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: str | None) -> float | None:

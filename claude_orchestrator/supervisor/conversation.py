@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from ..claude.stream import RunProgress
+from ..core.files import close_quietly
 from ..core.modes import dir_mode, user_umask
 from ..core.paths import StatePaths
 from ..records import channel
-from ..records.shape import parse_time, utc_now
+from ..records.shape import utc_now
 from ..records.status_record import StatusRecord
 
 #: Seconds between looks at the channel folder without an event (a network filesystem's writes from another host raise none).
@@ -130,11 +131,8 @@ class Conversation:
                 pass
             self.watcher = None
         self._close_stdin()
-        for fd in (self.wake_r, self.wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_quietly(self.wake_r)
+        close_quietly(self.wake_w)
 
     def woken(self) -> None:
         """The wake pipe is readable: empty it and look at the channel folder."""
@@ -272,7 +270,7 @@ class Conversation:
             return
         if self.keep_open_s > 0 and self.keep_open_until is None:
             self.keep_open_until = now + self.keep_open_s
-            self.keep_open_iso = _iso_in(self.keep_open_s)
+            self.keep_open_iso = utc_now(time.time() + self.keep_open_s)
             self.dirty = True
             self.log(f"turn {progress.results} ended; stdin kept open for another message until {self.keep_open_iso}")
             return
@@ -313,12 +311,8 @@ class Conversation:
         self.log(f"message {number} taken by the CLI")
 
     def _close_stdin(self) -> None:
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
+        close_quietly(self.fd)
+        self.fd = None
 
     def undelivered(self) -> list[dict[str, Any]]:
         """The messages received or waiting in the inbox that the CLI did not take (:attr:`delivered`), in order."""
@@ -411,14 +405,6 @@ class Conversation:
             rec.keep_open_until = keep
 
         return change
-
-
-def _iso_in(seconds: float) -> str:
-    """The ISO-8601 UTC time ``seconds`` from now."""
-    now = parse_time(utc_now()) or time.time()
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(now + seconds, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def start_hook(argv: list[str], env: dict[str, str], cwd: str | None, output: Any) -> subprocess.Popen | None:

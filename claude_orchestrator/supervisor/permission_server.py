@@ -49,12 +49,12 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..core.modes import adopt_private_umask, dir_mode
 from ..records import channel
+from ..records.shape import utc_now
 
 #: This module, as ``python -m`` runs it.
 MODULE = "claude_orchestrator.supervisor.permission_server"
@@ -134,12 +134,6 @@ def mcp_config(channel_dir: Path, timeout_s: float, python: str, run_id: str | N
 # --- the decision, without MCP ------------------------------------------------
 
 
-def now_iso(t: float | None = None) -> str:
-    """``t`` (default now) as ISO-8601 UTC with milliseconds, as records write times."""
-    moment = datetime.fromtimestamp(time.time() if t is None else t, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def log(text: str) -> None:
     """One line on stderr (the CLI keeps or drops it; stdout is the protocol's)."""
     try:
@@ -198,7 +192,7 @@ class Asker:
         def write() -> None:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
-                channel.write_json(self.folder / READY, {"pid": os.getpid(), "at": now_iso(), "run_id": self.run_id})
+                channel.write_json(self.folder / READY, {"pid": os.getpid(), "at": utc_now(), "run_id": self.run_id})
             except Exception as exc:  # noqa: BLE001 - StorageError or worse: logged, the server goes on
                 log(f"cannot write {READY}: {exc}")
 
@@ -218,7 +212,7 @@ class Asker:
         qid = channel.new_question_id()
         question = {
             "id": qid, "tool_name": tool_name, "input": tool_input, "tool_use_id": tool_use_id,
-            "asked_at": now_iso(asked), "timeout_at": now_iso(asked + self.timeout_s), "run_id": self.run_id,
+            "asked_at": utc_now(asked), "timeout_at": utc_now(asked + self.timeout_s), "run_id": self.run_id,
         }
         self.folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
         if tool_name in always_tools(self.folder):
@@ -271,7 +265,7 @@ class Asker:
         Never raises: a done file that cannot be written is logged (the reply to the CLI matters more).
         """
         qid = question["id"]
-        done = {**question, "outcome": outcome, "message": message, "settled_at": now_iso()}
+        done = {**question, "outcome": outcome, "message": message, "settled_at": utc_now()}
         done.update({k: v for k, v in more.items() if v is not None})
         try:
             channel.write_json(self.folder / f"{channel.DONE_PREFIX}{qid}.json", done)

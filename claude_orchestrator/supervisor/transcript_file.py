@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..core.files import close_quietly
 from ..core.modes import file_mode
 
 #: Seconds between tries to open a transcript that could not be opened.
@@ -87,9 +88,5 @@ class TranscriptFile:
 
     def close(self) -> None:
         """Close the file (idempotent; never raises)."""
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-            self.fd = None
+        close_quietly(self.fd)
+        self.fd = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import NamedTuple
 
 from ..core.errors import Conflict, NotFound, OrchestratorError
@@ -148,16 +149,7 @@ def _append_if_active(store: RecordStore, seen: StatusRecord, texts: list[str]) 
     def append(rec: StatusRecord | None) -> StatusRecord | None:
         if rec is None or rec.run_id != seen.run_id or not rec.state.is_active:
             return None
-        inbox = paths.inbox(rec.agent, rec.run_id)
-        before, _, _ = channel.read_messages(inbox)
-        at, who = utc_now(), sender()
-        ids, numbers = [], []
-        for i, text in enumerate(texts, 1):
-            mid = channel.new_message_id()
-            channel.append_message(inbox, channel.message_line(text, at, who, mid))
-            ids.append(mid)
-            numbers.append(len(before) + i)
-        sent.append(Sent("queued", rec, ids, numbers))
+        sent.append(Sent("queued", rec, *_append(paths.inbox(rec.agent, rec.run_id), texts)))
         if rec.keep_open_until is None:
             return None
         rec.keep_open_until = None
@@ -177,16 +169,22 @@ def _resume_with(paths: StatePaths, rec: StatusRecord, texts: list[str]) -> Sent
 
     first, rest = texts[0], texts[1:]
     new = resume(paths, rec.agent, first, continuation_spec(rec))
-    ids, numbers = [], []
-    if rest:
-        at, who = utc_now(), sender()
-        inbox = paths.inbox(new.agent, new.run_id)
-        for i, text in enumerate(rest, 1):
-            mid = channel.new_message_id()
-            channel.append_message(inbox, channel.message_line(text, at, who, mid))
-            ids.append(mid)
-            numbers.append(i)
+    ids, numbers = _append(paths.inbox(new.agent, new.run_id), rest) if rest else ([], [])
     return Sent("resumed", new, ids, numbers, rec)
+
+
+def _append(inbox: Path, texts: list[str]) -> tuple[list[str], list[int]]:
+    """Append ``texts`` to ``inbox``, one line each (the caller holds the record's lock, or owns the new run).
+
+    Returns:
+        ``(their message ids, their numbers in the inbox)``.
+    """
+    before, _, _ = channel.read_messages(inbox)
+    at, who = utc_now(), sender()
+    ids = [channel.new_message_id() for _ in texts]
+    for mid, text in zip(ids, texts, strict=True):
+        channel.append_message(inbox, channel.message_line(text, at, who, mid))
+    return ids, list(range(len(before) + 1, len(before) + 1 + len(texts)))
 
 
 #: Seconds a wait looks at the record again without a change event (a supervisor that died, a network filesystem).
