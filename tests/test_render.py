@@ -171,7 +171,7 @@ def test_summary_figures():
     a = done("a", options={"claude": {"max_budget_usd": 2}})
     f = render.summary_figures([a, done("b", cost_usd=None)], now=NOW)
     assert f == {"counts": {"completed": 2}, "busy_s": 42.0, "span_s": 42.0, "total_s": 84.0, "budgets": [2], "spent": 0.0123,
-                 "cost": 0.0123, "turns": 6, "peak_mb": 0.0}
+                 "cost": 0.0123, "turns": 6, "peak_mb": 0.0, "queued_s": 0.0, "waiting_s": 0.0}
 
 
 def test_summary_of_runs_not_yet_started_has_no_speed_up():

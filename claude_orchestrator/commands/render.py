@@ -20,17 +20,25 @@ from ..core.programs import command
 from ..executors import registry
 from ..records.shape import executor_ref_key, parse_time
 from ..records.status_record import StatusRecord
+from ..usecases.board import (  # noqa: F401 - also render's: what the scripts print is built from them
+    QUESTION_INPUT_CHARS,
+    TASK_PREVIEW,
+    busy_seconds,
+    input_preview,
+    preview,
+    question,
+    run_interval,
+    state_counts,
+    status_shown,
+    summary_figures,
+)
 
-#: Characters of a task shown in the status table.
-TASK_PREVIEW = 48
 #: What the scripts call an agent whose ``status/NAME.json`` cannot be read (not a run state).
 UNREADABLE = "unreadable"
 #: Characters of the result preview in compact output; the whole text is in ``output_file``.
 BRIEF_RESULT_CHARS = 64
 #: Characters of an error kept in compact output; the whole one is in the record.
 BRIEF_ERROR_CHARS = 200
-#: Characters of a permission question's input shown with it; the whole input is in the record's ``waiting_for``.
-QUESTION_INPUT_CHARS = 80
 
 
 # -- figures -------------------------------------------------------------------
@@ -56,20 +64,6 @@ def fmt_cost(cost: float | None) -> str:
 def turns(n: int) -> str:
     """``1 turn``, ``3 turns``."""
     return f"{n} turn" + ("" if n == 1 else "s")
-
-
-def preview(text: str | None, width: int = TASK_PREVIEW) -> str:
-    """``text`` on one line (runs of whitespace as one space), cut to ``width`` characters ending in "…"."""
-    one_line = " ".join((text or "").split())
-    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
-
-
-def state_counts(statuses: Iterable[str]) -> dict[str, int]:
-    """How many of each status, e.g. ``{"completed": 2, "failed": 1}`` (in first-seen order)."""
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status] = counts.get(status, 0) + 1
-    return counts
 
 
 def counts_text(counts: dict[str, int]) -> str:
@@ -241,24 +235,8 @@ def columns(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip() for row in rows)
 
 
-def status_text(r: StatusRecord, positions: dict[str, int]) -> str:
-    """The STATUS cell: ``queued #2``, ``waiting (a,b)``, ``running (try 2)``, ``running (executor k8s?)``,
-    ``running (asks)`` (a permission question waits: :func:`question_lines` says which), ``running (idle)``
-    (its turn has ended and it waits for a message until ``keep_open_until``, ``--keep-open``)."""
-    text = str(r.status)
-    if r.state.is_active and r.spec.executor not in registry.EXECUTORS:  # never judged: shown as recorded
-        text += f" (executor {r.spec.executor[:20]}?)"
-    if text == "queued" and r.agent in positions:
-        text += f" #{positions[r.agent]}"
-    if text == "waiting" and r.spec.after:
-        text += f" ({','.join(r.spec.after)})"
-    if r.attempt > 1:
-        text += f" (try {r.attempt})"
-    if question(r) is not None:
-        text += " (asks)"
-    elif r.state.is_active and r.keep_open_until:
-        text += " (idle)"  # its turn has ended; it waits for a message (--keep-open)
-    return text
+#: The STATUS cell (:func:`..usecases.board.status_shown`).
+status_text = status_shown
 
 
 def last_tool(r: StatusRecord) -> str:
@@ -309,28 +287,6 @@ def answer_command(agent: str) -> str:
     except KeyError:  # not (yet) among the toolkit's commands
         program = "python3 agents/answer_agent.py"
     return f"{program} {agent} allow|deny"
-
-
-def question(r: StatusRecord) -> dict[str, Any] | None:
-    """The permission question ``r``'s run waits on now (the record's ``waiting_for``), or None.
-
-    None too for an ended run (nothing waits any more) and for a ``waiting_for``
-    that is not an object with a string ``id`` (a record is untrusted input).
-    """
-    q = r.waiting_for
-    if r.state.is_terminal or not isinstance(q, dict) or not isinstance(q.get("id"), str) or not q["id"]:
-        return None
-    return q
-
-
-def input_preview(tool_input: Any, width: int = QUESTION_INPUT_CHARS) -> str:
-    """A tool call's input on one line: its ``command``, ``file_path``, ``url`` or ``pattern`` if it has one
-    (``rm -rf build``), else its compact JSON; cut to ``width`` (:func:`preview`)."""
-    if isinstance(tool_input, dict):
-        for key in ("command", "file_path", "url", "pattern", "path"):
-            if isinstance(tool_input.get(key), str):
-                return preview(tool_input[key], width)
-    return preview(tool_input if isinstance(tool_input, str) else json.dumps(tool_input, ensure_ascii=False), width)
 
 
 def question_text(r: StatusRecord, q: dict[str, Any]) -> str:
@@ -468,70 +424,6 @@ def notice_at(r: StatusRecord, kind: str, fallback: str | None) -> str | None:
     return fallback
 
 
-def _budget(r: StatusRecord) -> float | None:
-    return r.spec.claude.max_budget_usd
-
-
-def run_interval(r: StatusRecord, now: float | None = None) -> tuple[float, float] | None:
-    """When the run's CLI ran: ``(started, finished)`` in seconds since the epoch, to ``now`` while it is active.
-
-    None for a run whose CLI never started (waiting, queued, skipped, or stopped
-    before it ran): time spent waiting or queued is not run time.  From the
-    record's ``started`` and ``finished``; an ended run without ``finished`` ends
-    ``duration_s`` after its start.
-    """
-    start = parse_time(r.started)
-    if start is None:
-        return None
-    end = parse_time(r.finished)
-    if end is None:
-        end = (time.time() if now is None else now) if r.state.is_active else start + (r.duration_s or 0.0)
-    return start, max(start, end)
-
-
-def busy_seconds(intervals: Iterable[tuple[float, float]]) -> float:
-    """The length of the union of ``intervals``: the time at least one of them covers."""
-    busy, reach = 0.0, None
-    for start, end in sorted(intervals):
-        if reach is None or start > reach:
-            busy, reach = busy + (end - start), end
-        elif end > reach:
-            busy, reach = busy + (end - reach), end
-    return busy
-
-
-def summary_figures(recs: list[StatusRecord], now: float | None = None) -> dict[str, Any]:
-    """The summary's arithmetic: counts, run times, the time any ran, budgets and spend.
-
-    Run times come from :func:`run_interval` (the CLI's start to its end, or
-    to ``now``); a run that never started counts none, however long it waited
-    or queued.
-
-    Returns:
-        ``counts`` (by status), ``busy_s`` (the wall time during which at least
-        one of the runs was running: the union of their run intervals, so idle
-        time between batches is left out; 0 with no start), ``span_s`` (first
-        start to last end, idle time included), ``total_s`` (the sum of the run
-        times, so ``total_s / busy_s``, the parallel speed-up, is at least 1),
-        ``budgets`` (each budgeted run's ``--max-budget-usd``), ``spent`` (the
-        cost of the budgeted runs), ``cost`` (of all), ``turns`` and ``peak_mb``
-        (the largest peak RSS).
-    """
-    now = time.time() if now is None else now
-    intervals = [iv for r in recs if (iv := run_interval(r, now)) is not None]
-    return {
-        "counts": state_counts(str(r.status) for r in recs),
-        "busy_s": busy_seconds(intervals),
-        "span_s": (max(e for _, e in intervals) - min(s for s, _ in intervals)) if intervals else 0.0,
-        "total_s": sum(e - s for s, e in intervals),
-        "budgets": [b for r in recs if (b := _budget(r)) is not None],
-        "spent": sum(r.cost_usd or 0.0 for r in recs if _budget(r) is not None),
-        "cost": sum(r.cost_usd or 0.0 for r in recs),
-        "turns": sum(r.num_turns for r in recs),
-        "peak_mb": max((r.peak_rss_mb or 0.0 for r in recs), default=0.0),
-    }
-
-
 #: Idle seconds between runs below which the summary does not mention the span from first start to last end.
 SPAN_SHOWN_FROM_S = 1.0
 
@@ -556,6 +448,9 @@ def summary(recs: list[StatusRecord], now: float | None = None) -> str:
         f"{wall}; sum of run times {fmt_duration(total)}"
         + (f"; parallel speed-up {total / busy:.1f}x (sum of run times / wall time while any ran)" if busy > 0 else ""),
     ]
+    apart = [f"{what} {fmt_duration(f[key])}" for what, key in (("queued", "queued_s"), ("waiting for --after", "waiting_s")) if f[key] >= 0.05]
+    if apart:
+        lines.append("not run time: " + ", ".join(apart) + " (summed over the runs)")
     if budgets:
         lines.append(f"budget {fmt_cost(sum(budgets))} over {len(budgets)} agent(s): spent {fmt_cost(f['spent'])} ({f['spent'] / sum(budgets):.0%})")
     lines.append("")

@@ -164,6 +164,15 @@ class StatePaths:
         """``outputs/<name>/<run_id>.channel/inbox.jsonl``: the messages sent to that run."""
         return self.channel(name, run_id) / "inbox.jsonl"
 
+    def run_record(self, name: str, run_id: str) -> Path:
+        """``outputs/<name>/<run_id>.record.json``: an earlier run's last record, kept when a new run replaced it.
+
+        ``run_id`` must be a run ID's shape (letters, digits, ``-``): it names a file.
+        """
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", run_id):
+            raise BadInput(f"invalid run ID {run_id!r}")
+        return self.run_dir(name) / f"{run_id}.record.json"
+
     def log(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.log``: the CLI's stderr and the supervisor's log."""
         return self.run_dir(name) / f"{run_id}.log"

@@ -70,6 +70,8 @@ def move(rec: StatusRecord, target: State, *, now: str | None = None, **fields: 
         rec.last_activity = now
     if target is State.RUNNING and not rec.started:
         rec.started = now
+    if target in INITIAL:
+        rec.entered = {**(rec.entered or {}), target.value: now}
     if target.is_terminal:
         rec.finished = rec.finished or now
         rec.status_changed = rec.finished
@@ -212,6 +214,7 @@ def create(
         record.status = initial
         record.created = record.created or now
         record.status_changed = record.created
+        record.entered = {initial.value: record.created}
         return record
 
     store.update(record.agent, write, durable=False)

@@ -70,7 +70,7 @@ SPARSE: dict[str, tuple[type, ...]] = {
     "orphans": (list,), "orphans_stopped": (list,), "stop_grace_s": _NUM, "api_error_status": (int,),
     "stopped_after_result": (bool,), "on_complete": (dict,), "stream_lines_skipped": (int,),
     "transcript_bytes_lost": (int,), "messages": (dict,), "keep_open_until": _STR, "waiting_for": (dict,),
-    "questions": (dict,),
+    "questions": (dict,), "entered": (dict,),
 }
 #: The type of each field a reader relies on (None is allowed for every one except those in _REQUIRED_TYPES).
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {

@@ -129,6 +129,9 @@ class StatusRecord:
     keep_open_until: str | None = None  # a finished turn waits for another message until then (--keep-open)
     waiting_for: dict[str, Any] | None = None  # the permission question asked now: {"id", "tool_name", "input", "asked_at", "timeout_at"}
     questions: dict[str, int] | None = None  # {"asked", "allowed", "denied", "timed_out"} over the run
+    # When the run entered each state before ``running`` ({"waiting"|"queued"|"starting": ISO time}), so the time
+    # it spent waiting for --after, queued and starting can be told from its run time (``started``, ``finished``):
+    entered: dict[str, str] | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys, kept and written back
     spec_extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # unknown keys of "options" (a newer toolkit's)
 

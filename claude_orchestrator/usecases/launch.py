@@ -13,6 +13,7 @@ fails first undoes what was made: no half-made run is left.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -356,6 +357,8 @@ def _claim_run(
         if alive_fd is None:
             raise Conflict(f"agent {name!r}'s previous supervisor is still exiting; try again in a few seconds")
         held.append(alive_fd)
+        if current is not None:
+            _keep_previous(paths, current)
         return _initial_state(paths, record, executor, held)
 
     try:
@@ -369,6 +372,18 @@ def _claim_run(
             remove_worktree(worktree)
         raise
     return record, held
+
+
+def _keep_previous(paths: StatePaths, previous: StatusRecord) -> None:
+    """Keep the record a new run replaces as ``outputs/NAME/RUN_ID.record.json`` (the timeline shows every run).
+
+    Best effort: a run ID not of a run ID's shape (a seed's ``legacy``) or a
+    write that fails loses only that history, never the launch.
+    """
+    try:
+        write_atomic(paths.run_record(previous.agent, previous.run_id), json.dumps(previous.to_dict()) + "\n", durable=False)
+    except (BadInput, OSError):
+        pass
 
 
 def _initial_state(paths: StatePaths, record: StatusRecord, executor: Executor, held: list[int]) -> State:
