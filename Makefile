@@ -43,7 +43,7 @@ export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
 export ORCH_TEXT := $(value TEXT)
 
-.PHONY: help venv install install-cli test-deps install-slurm test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume message answer kill clear bench
+.PHONY: help venv install install-cli test-deps install-slurm install-browser test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume message answer kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -94,10 +94,11 @@ install-cli: ## a Claude CLI (@anthropic-ai/claude-code CLAUDE_VERSION, npm) int
 	  $(call install_cli,.claude-cli,$(CLAUDE_VERSION)); \
 	fi
 
-# What the tests need beyond running: the test extras (pytest, pytest-xdist, Sybil, ruff; again only when
-# pyproject.toml or the python changed: .test-deps records for which) and the pinned CLIs they run.
+# What the tests need beyond running: the test extras (pytest, pytest-xdist, Sybil, ruff, Playwright) and the web
+# extra the console's tests serve (again only when pyproject.toml or the python changed: .test-deps records for
+# which), and the pinned CLIs they run.
 # in a variable: a comma written inside $(call ...) would split its argument in two
-TEST_EXTRAS := .[test,ask]
+TEST_EXTRAS := .[test,ask,web]
 test-deps: ## the test extras into the python, and the pinned Claude CLIs (CLAUDE_VERSION and CLAUDE_TEST_VERSIONS) into .claude-cli/; make test and make lint run it
 	$(CHECK_PYTHON)
 	@key="$$(cksum < pyproject.toml | cut -d' ' -f1) $(PYTHON)"; \
@@ -123,6 +124,20 @@ install-slurm: ## install Slurm (apt-get: slurmctld slurmd slurm-client munge) f
 	echo "make install-slurm: $${sudo:+sudo }apt-get install --no-install-recommends $(SLURM_PACKAGES)"; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null
+
+# Debian's chromium, for the web console's tests in a real browser (tests/browser.py drives it with Playwright's
+# Python API through executable_path: Playwright never downloads a browser).  BROWSER_PACKAGES: what apt-get installs.
+BROWSER_PACKAGES ?= chromium fonts-liberation
+install-browser: ## install Debian's chromium (apt-get) for the web console's browser tests; a no-op when installed
+	@for c in "$$ORCHESTRATOR_CHROMIUM" /usr/lib/chromium/chromium; do \
+	  if [ -n "$$c" ] && [ -x "$$c" ]; then echo "make install-browser: chromium is installed: $$c ($$("$$c" --version 2>/dev/null))"; exit 0; fi; done; \
+	command -v apt-get >/dev/null || { \
+	  echo "make install-browser: no apt-get here: install Chromium with your system's package manager and set ORCHESTRATOR_CHROMIUM=/path/to/its/binary for the tests" >&2; exit 2; }; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "make install-browser: not root and no sudo: as root, run: apt-get update && apt-get install --no-install-recommends $(BROWSER_PACKAGES)" >&2; exit 2; fi; \
+	echo "make install-browser: $${sudo:+sudo }apt-get install --no-install-recommends $(BROWSER_PACKAGES)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null
 
 test: test-deps ## run the whole test suite: the package's tests (real-CLI tests included) and every command the docs show
 	$(PYTHON) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)

@@ -1,0 +1,175 @@
+"""A real browser for the web console's tests: Debian's chromium, driven by Playwright's Python API.
+
+Playwright launches the system's chromium (``executable_path``): it never downloads a browser
+(``make install-browser`` installs Debian's ``chromium``; CI runs it).  The binary is
+``$ORCHESTRATOR_CHROMIUM`` if set, else Debian's ``/usr/lib/chromium/chromium`` (the real
+binary; ``/usr/bin/chromium`` is a shell wrapper that also works), else a ``chromium`` or
+``chromium-browser`` on PATH.
+
+Fixtures, for a test module to import (``from browser import browser, page  # noqa: F401``):
+
+- ``browser``: one headless chromium per test process (a pytest-xdist worker), started at the
+  first test that needs it, with ``--no-sandbox`` (the tests run as root in CI, and chromium's
+  sandbox refuses root).  When chromium or Playwright is missing the test is skipped with the
+  reason, or FAILS when ``ORCHESTRATOR_REQUIRE_BROWSER=1`` (set by .ci/run, as
+  ``ORCHESTRATOR_REQUIRE_SLURM`` is for the Slurm tests).
+- ``page``: a page in a fresh browser context (its own cookies and storage) per test, closed after it.
+
+:class:`WebConsole` runs ``agents/web_console.py --port 0 --no-browser`` as a user would, reads
+the URL it prints, and stops it with SIGINT (Ctrl-C), checking that it exits 0.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from conftest import Toolkit
+
+try:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # the test extra is not installed: the fixtures skip (or fail) with the reason
+    expect = sync_playwright = None
+    PlaywrightError = Exception
+
+#: How long a page's expectation waits for what it expects (ms): a deadline, never a delay; the machine is shared
+#: and slow, and a browser, a server and the runs' supervisors all compete for its two cores.
+TIMEOUT_MS = 30_000
+
+if expect is not None:
+    expect.set_options(timeout=TIMEOUT_MS)
+
+#: Debian's chromium: the real binary, then the launcher script (which execs it with /etc/chromium.d's flags).
+DEBIAN_CHROMIUM = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
+
+#: Where the screenshots the lead looks at are copied (besides each test's tmp_path), when that folder's parent exists
+#: or ORCHESTRATOR_BROWSER_SHOTS names one.
+SHOTS = Path(os.environ.get("ORCHESTRATOR_BROWSER_SHOTS", "/tmp/i21/shots"))
+
+
+def chromium_executable() -> str | None:
+    """The chromium to drive: ``$ORCHESTRATOR_CHROMIUM``, Debian's, or one on PATH; None if there is none."""
+    wanted = os.environ.get("ORCHESTRATOR_CHROMIUM")
+    if wanted:
+        return wanted if os.access(wanted, os.X_OK) else None
+    for path in DEBIAN_CHROMIUM:
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def missing() -> str | None:
+    """Why the browser tests cannot run here (None when they can)."""
+    if sync_playwright is None:
+        return "Playwright is not installed: run `make test-deps` (the test extra: pip install -e '.[test]')"
+    if chromium_executable() is None:
+        wanted = os.environ.get("ORCHESTRATOR_CHROMIUM")
+        if wanted:
+            return f"ORCHESTRATOR_CHROMIUM={wanted} is not an executable file"
+        return ("no chromium: run `make install-browser` (Debian's chromium: apt-get install chromium), "
+                "or set ORCHESTRATOR_CHROMIUM=/path/to/chromium")
+    return None
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip the test with ``message``, or fail it when ``ORCHESTRATOR_REQUIRE_BROWSER=1`` (CI must run it)."""
+    if os.environ.get("ORCHESTRATOR_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{message} (ORCHESTRATOR_REQUIRE_BROWSER=1: the browser tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for this test process, closed at its end."""
+    reason = missing()
+    if reason:
+        skip_or_fail(reason)
+    # belt and braces: Playwright's pip package never downloads a browser, and this one is the system's
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    playwright = sync_playwright().start()
+    try:
+        launched = playwright.chromium.launch(executable_path=chromium_executable(), headless=True,
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
+    except PlaywrightError as exc:
+        playwright.stop()
+        pytest.fail(f"chromium {chromium_executable()} did not start under Playwright: {exc}", pytrace=False)
+    yield launched
+    launched.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a fresh context (no cookies, no storage), 1280x800; the context is closed after the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def screenshot(page, tmp_path: Path, name: str, share: bool = False) -> Path:
+    """A full-page screenshot as ``tmp_path/NAME.png``; with ``share``, copied into :data:`SHOTS` too, when that
+    folder's parent exists (or ORCHESTRATOR_BROWSER_SHOTS is set)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if share and ("ORCHESTRATOR_BROWSER_SHOTS" in os.environ or SHOTS.parent.is_dir()):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SHOTS / path.name)
+    return path
+
+
+#: The line web_console.py prints: the URL with its token.
+URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+))/\?token=([^\s&#]+)")
+
+
+class WebConsole:
+    """``agents/web_console.py --port 0 --no-browser`` running on a kit's state root, with the kit's environment.
+
+    Attributes: ``url`` (what it printed: ``http://127.0.0.1:PORT/?token=TOKEN``), ``base``
+    (``http://127.0.0.1:PORT``), ``port``, ``token``, ``started`` (conftest's :class:`~conftest.Background`).
+    """
+
+    def __init__(self, kit: Toolkit, timeout: float = 60) -> None:
+        self.started = kit.start("web_console", "--port", "0", "--no-browser")
+        line = self.started.expect(URL_LINE.pattern, timeout=timeout)
+        match = URL_LINE.search(line)
+        self.url, self.base, self.port, self.token = match.group(0), match.group(1), int(match.group(2)), match.group(3)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Ctrl-C (SIGINT): the server must stop cleanly (exit status 0, no traceback)."""
+        proc = self.started.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        code, out, err = self.started.finish(timeout)
+        assert code == 0, f"web_console.py exited {code} on SIGINT; stdout {out}, stderr {err}"
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                body: bytes | None = None) -> http.client.HTTPResponse:
+        """One plain HTTP request (no redirect followed, no cookie unless given): the response, its body read
+        (``response.body``)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            response.body = response.read()
+            return response
+        finally:
+            connection.close()
+
+    def cookie(self) -> str:
+        """The session cookie the token gives (``name=value``), as the browser gets it from ``/?token=T``."""
+        response = self.request("GET", "/?" + urllib.parse.urlencode({"token": self.token}))
+        assert response.status in (302, 303, 307), f"/?token=T answered {response.status}, not a redirect"
+        for header in response.headers.get_all("Set-Cookie") or []:
+            if header.startswith("orch_token="):
+                return header.split(";", 1)[0]
+        raise AssertionError(f"/?token=T set no orch_token cookie: {response.headers.get_all('Set-Cookie')}")
+
