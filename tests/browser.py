@@ -6,7 +6,8 @@ Playwright launches the system's chromium (``executable_path``): it never downlo
 binary; ``/usr/bin/chromium`` is a shell wrapper that also works), else a ``chromium`` or
 ``chromium-browser`` on PATH.
 
-Fixtures, for a test module to import (``from browser import browser, page  # noqa: F401``):
+Fixtures, for a test module to import (``from browser import browser_fixture, page_fixture  # noqa: F401``;
+named ``browser`` and ``page`` for the tests):
 
 - ``browser``: one headless chromium per test process (a pytest-xdist worker), started at the
   first test that needs it, with ``--no-sandbox`` (the tests run as root in CI, and chromium's
@@ -85,8 +86,8 @@ def skip_or_fail(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="session", name="browser")
+def browser_fixture():
     """One headless chromium for this test process, closed at its end."""
     reason = missing()
     if reason:
@@ -105,8 +106,8 @@ def browser():
     playwright.stop()
 
 
-@pytest.fixture
-def page(browser):
+@pytest.fixture(name="page")
+def page_fixture(browser):
     """A page in a fresh context (no cookies, no storage), 1280x800; the context is closed after the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
