@@ -2,7 +2,7 @@
 
 The layers, bottom to top (each subpackage's ``__init__`` says what it holds):
 ``core`` -> ``claude`` -> ``records`` -> ``executors`` -> ``usecases`` ->
-``supervisor`` -> ``commands`` -> the modules loose at the package top
+``supervisor`` -> ``web`` -> ``commands`` -> the modules loose at the package top
 (``dashboard``, ``plugin``).  A module imports its own layer and the layers
 below it, never one above.  ``devtools`` stands aside: it may import anything,
 and nothing else imports it.
@@ -35,7 +35,7 @@ PACKAGE = "claude_orchestrator"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
 #: The layers, bottom to top; "" is the package top (its __init__ and the loose modules).
-LAYERS = ("core", "claude", "records", "executors", "usecases", "supervisor", "commands", "")
+LAYERS = ("core", "claude", "records", "executors", "usecases", "supervisor", "web", "commands", "")
 #: Tools for tests and trials: may import any layer, and no layer imports them.
 ASIDE = "devtools"
 #: Where a scheduler's names may appear (see test_no_slurm_names_outside_executors).

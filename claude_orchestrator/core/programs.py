@@ -24,6 +24,8 @@ CONSOLE_COMMANDS = {
     "tail_agent": "orch-tail",
     "message_agent": "orch-message",
     "answer_agent": "orch-answer",
+    "web_console": "orch-web",
+    "report_agents": "orch-report",
 }
 
 

@@ -1,0 +1,7 @@
+#!/usr/bin/env python3
+"""web_console.py: see `python3 agents/web_console.py --help`; the logic is in claude_orchestrator.commands."""
+
+import _bootstrap  # beside this script: runs it under the python `make install` recorded, from any python3
+
+if __name__ == "__main__":
+    _bootstrap.run("web_console")

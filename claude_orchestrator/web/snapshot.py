@@ -1,0 +1,214 @@
+"""The state root read for the console and the report: the board (every agent as JSON-ready data) and one agent's page.
+
+Everything here is read from files an agent or a supervisor wrote, so it is
+untrusted input: names are validated before they touch a path, paths come from
+:class:`..core.paths.StatePaths` (never from a record's own ``*_file`` keys),
+symlinks are not followed out of the state root, and files are read up to a
+size.  The shapes are in docs/web.md (:func:`..usecases.board.agent_row` for an agent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ..claude import transcript_view
+from ..core.errors import BadRecord, NotFound
+from ..core.locks import queue_positions
+from ..core.paths import StatePaths, validate_name
+from ..records.shape import utc_now
+from ..records.status_record import RecordStore, StatusRecord
+from ..usecases import board
+from ..usecases.control import read_records
+
+#: Version of the board's JSON shape.
+BOARD_VERSION = 1
+#: Earlier runs of one agent shown on the timeline (the newest); the rest stay on disk.
+EARLIER_RUNS = 50
+#: Bytes of an earlier run's record read at most (records are a few KB).
+RECORD_MAX_BYTES = 1 << 20
+#: Bytes of a transcript an agent page shows at most: the end of a longer one.
+TRANSCRIPT_MAX_BYTES = 4 << 20
+#: Bytes of the result an agent page shows at most.
+RESULT_MAX_BYTES = 1 << 20
+#: Seconds ``git diff --stat`` may take for a worktree's diff stat.
+GIT_TIMEOUT_S = 10.0
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _read_capped(path: Path, limit: int, tail: bool = False) -> tuple[bytes, bool] | None:
+    """Up to ``limit`` bytes of a regular file that is not a symlink (its end with ``tail``); ``(data, cut)``, or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not (st.st_mode & 0o170000 == 0o100000):  # a regular file, not a FIFO or a device
+            return None
+        cut = st.st_size > limit
+        if cut and tail:
+            os.lseek(fd, st.st_size - limit, os.SEEK_SET)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit), cut
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def earlier_runs(paths: StatePaths, name: str, current: str | None = None, limit: int = EARLIER_RUNS) -> list[StatusRecord]:
+    """The last records of agent ``name``'s earlier runs (``outputs/NAME/RUN_ID.record.json``), oldest first.
+
+    Files that are not such a record of this agent (garbled, another agent's,
+    a symlink) are skipped; at most the ``limit`` newest run IDs are read.
+    """
+    folder = paths.run_dir(name)
+    try:
+        found = sorted(e.name[: -len(".record.json")] for e in os.scandir(folder) if e.name.endswith(".record.json"))
+    except OSError:
+        return []
+    runs = []
+    for run_id in found[-limit:]:
+        if run_id == current or not _RUN_ID.fullmatch(run_id):
+            continue
+        got = _read_capped(folder / f"{run_id}.record.json", RECORD_MAX_BYTES)
+        if got is None or got[1]:
+            continue
+        try:
+            rec = StatusRecord.from_dict(json.loads(got[0]))
+        except (ValueError, TypeError):
+            continue
+        if rec.agent == name and rec.run_id == run_id:
+            runs.append(rec)
+    return runs
+
+
+def rows(store: RecordStore, recs: list[StatusRecord], now: float | None = None) -> list[dict[str, Any]]:
+    """The console's rows of ``recs`` (:func:`..usecases.board.agent_row`), with queue places and earlier runs."""
+    positions = queue_positions(store.paths) if any(str(r.status) == "queued" for r in recs) else {}
+    now = time.time() if now is None else now
+    return [board.agent_row(r, positions, earlier_runs(store.paths, r.agent, r.run_id), now) for r in recs]
+
+
+def unreadable_items(bad: list[BadRecord]) -> list[dict[str, str]]:
+    """``[{"name", "error"}]`` for records that cannot be read."""
+    return [{"name": b.name, "error": str(b)[:500]} for b in bad]
+
+
+def read_board(store: RecordStore, names: list[str] | None = None, *, live: bool = True) -> tuple[dict[str, Any], list[StatusRecord]]:
+    """Every agent (or ``names``), reconciled as ``check_status.py`` does: ``(board, records)``.
+
+    The board is ``{"version", "live", "now", "generated_at", "root", "agents", "unreadable", "totals"}``.
+
+    Raises:
+        NotFound: a named agent has no record (exit 4).
+    """
+    bad: list[BadRecord] = []
+    recs = sorted(read_records(store, names, unreadable=bad), key=lambda r: r.agent)
+    now = time.time()
+    data = {
+        "version": BOARD_VERSION,
+        "live": live,
+        "now": now,
+        "generated_at": utc_now(now),
+        "root": str(store.paths.root),
+        "agents": rows(store, recs, now),
+        "unreadable": unreadable_items(bad),
+        "totals": board.totals(recs, now),
+    }
+    return data, recs
+
+
+def _kind(text: str) -> str:
+    """The kind of a rendered transcript entry (:func:`..claude.transcript_view.render_event`), for styling."""
+    for prefix, kind in (("── session", "session"), ("!  API retry", "retry"), ("» message", "message"), ("→ ", "tool"),
+                         ("← result", "result"), ("✗ result", "error"), ("══ done", "done"), ("══ error", "error")):
+        if text.startswith(prefix):
+            return kind
+    return "text"
+
+
+def transcript_items(path: Path, limit: int = TRANSCRIPT_MAX_BYTES) -> tuple[list[dict[str, str]], bool]:
+    """A transcript as ``tail_agent.py`` renders it, one ``{"kind", "text"}`` per event: ``(items, cut)``.
+
+    Only the last ``limit`` bytes of a longer transcript are read (``cut`` is
+    then True); a line that is not a JSON object is skipped.
+    """
+    got = _read_capped(path, limit, tail=True)
+    if got is None:
+        return [], False
+    data, cut = got
+    lines = data.split(b"\n")
+    if cut:
+        lines = lines[1:]  # the first is a partial line
+    items = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and (text := transcript_view.render_event(event)):
+            items.append({"kind": _kind(text), "text": text})
+    return items, cut
+
+
+def diffstat(worktree: dict[str, Any] | None) -> str | None:
+    """``git diff --stat`` of a worktree run's branch against the repository's HEAD (committed) and of its
+    uncommitted changes; None when the run has no worktree or git cannot tell."""
+    if not isinstance(worktree, dict) or not all(isinstance(worktree.get(k), str) for k in ("path", "branch", "repo")):
+        return None
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(cwd: str, *args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", cwd, *args], capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
+                                  env=env, stdin=subprocess.DEVNULL, errors="replace")
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    if worktree["branch"].startswith("-"):
+        return None
+    committed = git(worktree["repo"], "diff", "--stat", f"HEAD...{worktree['branch']}", "--")
+    uncommitted = git(worktree["path"], "diff", "--stat", "HEAD", "--")
+    if committed is None and uncommitted is None:
+        return None
+    parts = []
+    if committed and committed.strip():
+        parts.append(f"committed on {worktree['branch']}:\n{committed.rstrip()}")
+    if uncommitted and uncommitted.strip():
+        parts.append(f"not committed:\n{uncommitted.rstrip()}")
+    return "\n\n".join(parts) or "no changes"
+
+
+def agent_detail(store: RecordStore, name: str) -> dict[str, Any]:
+    """Agent ``name``'s page: ``{"agent", "record", "transcript", "transcript_truncated", "result", "diffstat"}``.
+
+    Raises:
+        BadInput: an invalid name (exit 2). NotFound: no such agent (exit 4).
+        BadRecord: its record cannot be read (exit 2).
+    """
+    validate_name(name)
+    recs = read_records(store, [name])
+    if not recs:
+        raise NotFound(f"no such agent: {name}")
+    rec = recs[0]
+    paths = store.paths
+    items, cut = ([], False)
+    if _RUN_ID.fullmatch(rec.run_id):
+        items, cut = transcript_items(paths.transcript(name, rec.run_id))
+    result = _read_capped(paths.latest_output(name), RESULT_MAX_BYTES)
+    return {
+        "agent": rows(store, [rec])[0],
+        "record": rec.to_dict(),
+        "transcript": items,
+        "transcript_truncated": cut,
+        "result": result[0].decode("utf-8", "replace") if result else None,
+        "diffstat": diffstat(rec.worktree),
+    }
