@@ -43,7 +43,7 @@ export ORCH_TASK := $(value TASK)
 export ORCH_TASKS := $(value TASKS)
 export ORCH_TEXT := $(value TEXT)
 
-.PHONY: help venv install install-cli test-deps install-slurm install-browser test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard resume message answer kill clear bench
+.PHONY: help venv install install-cli test-deps install-slurm install-browser test lint demo orchestrator plugin plugin-dir launch parallel status wait tail dashboard web report resume message answer kill clear bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -72,11 +72,14 @@ install_cli = v=$$($(1)/node_modules/.bin/claude --version 2>/dev/null); \
 	  v=$$($(1)/node_modules/.bin/claude --version) || exit 1;; esac; \
 	echo "make: $(1)/node_modules/.bin/claude is $$v"
 
+# the extras running needs: [ask] (--ask-permission's MCP server), [web] (web_console.py); in a variable: a comma
+# written inside $(call ...) would split its argument in two
+INSTALL_EXTRAS := .[ask,web]
 install: $(if $(filter $(VENV)/bin/python,$(INSTALL_PYTHON)),venv) ## what running needs: the package (editable) into .venv/ (or PYTHON=, or the active venv), and a Claude CLI into .claude-cli/ only if none is on PATH
 	@# a venv made without pip (uv's, --without-pip) gets it from the standard library's ensurepip
 	@$(PYTHON) -c 'import pip' 2>/dev/null || $(PYTHON) -m ensurepip --default-pip >/dev/null || { \
 	  echo "make install: $(PYTHON) has no pip and ensurepip failed: install pip into it, or deactivate it to use .venv/" >&2; exit 2; }
-	$(call pip_install_e,'.[ask]')
+	$(call pip_install_e,'$(INSTALL_EXTRAS)')
 	# bytecode now: with PYTHONDONTWRITEBYTECODE set, every launch would compile the package again
 	$(PYTHON) -m compileall -q claude_orchestrator agents/_bootstrap.py
 	@$(PYTHON) agents/_bootstrap.py --record
@@ -184,6 +187,12 @@ tail: ## follow an agent's transcript: make tail NAME=agent1
 
 dashboard: ## tmux: live status plus a pane following each active agent
 	$(PYTHON) -m claude_orchestrator.dashboard $(ARGS)
+
+web: ## the live web console: prints its URL (with a token) and opens a browser; ARGS="--port 0 --no-browser"
+	$(PYTHON) agents/web_console.py $(ARGS)
+
+report: ## one shareable HTML file of every agent: make report [ARGS="--html report.html"]
+	$(PYTHON) agents/report_agents.py $(or $(ARGS),--html report.html)
 
 resume: ## continue an agent's session: make resume NAME=agent1 TASK="..."
 	@test -n "$$ORCH_TASK" || { echo 'usage: make resume NAME=agent1 TASK="..."' >&2; exit 2; }
