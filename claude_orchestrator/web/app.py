@@ -223,6 +223,9 @@ def create_app(store: RecordStore, access: Access, *, on_ready: Callable[[], Non
         kind, text = files[name]
         return Response(text, media_type=kind)
 
+    async def not_found(request: Request) -> Response:
+        return PlainTextResponse("404: not found", status_code=404)
+
     async def api_board(request: Request) -> Response:
         data, _ = await run_in_threadpool(snapshot.read_board, store)
         return JSONResponse(data)
@@ -276,6 +279,7 @@ def create_app(store: RecordStore, access: Access, *, on_ready: Callable[[], Non
         Route("/api/events", authed(api_events)),
         Route("/api/agents/{name}", authed(api_agent)),
         Route("/api/agents/{name}/{action}", authed(api_action), methods=["POST"]),
+        Route("/{path:path}", authed(not_found), methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),  # after the token
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.hub = hub
