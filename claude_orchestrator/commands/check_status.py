@@ -25,7 +25,7 @@ examples:
   python3 agents/check_status.py --json        per agent: status, error, result preview, turns, cost, output file
   python3 agents/check_status.py --full NAME   the whole record (JSON)
   python3 agents/check_status.py --summary     totals, parallel speed-up, per-agent cost and memory
-  python3 agents/check_status.py --watch       a live table, redrawn on every change
+  python3 agents/check_status.py --watch       a live table, redrawn on every change and each second while any is active
 
 A record left queued/starting/running whose supervisor is gone is stored as `lost`.
 A queued agent shows its place in the queue: "queued #2".
@@ -40,6 +40,8 @@ exit status: 0 ok, 4 a named agent has no record, 70 an internal error.
 
 #: Seconds between check_status --watch's quiet re-checks for lost agents.
 WATCH_RECHECK_S = 5.0
+#: Seconds between check_status --watch's redraws while an agent is active (its times move).
+WATCH_TICK_S = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="an execution summary: totals, parallel speed-up (sum of run times / wall time while any ran), per-agent figures",
     )
-    p.add_argument("--watch", action="store_true", help="redraw whenever a record changes (Ctrl-C to stop)")
+    p.add_argument(
+        "--watch", action="store_true", help="redraw on every record change, and each second while an agent is active (Ctrl-C to stop)",
+    )
     return p
 
 
@@ -113,32 +117,71 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def watch(store: RecordStore, names: list[str] | None, summary: bool) -> ExitCode:
-    """Redraw the table (or summary) each time a record changes, until Ctrl-C (then OK)."""
+    """Redraw the table (or summary) on every record change, and every :data:`WATCH_TICK_S` while an
+    agent is active (waiting, queued, starting, running) so that its times move; until Ctrl-C (then OK).
+
+    A redraw re-reads only the records the watcher saw change; every :data:`WATCH_RECHECK_S` all are
+    re-read quietly, for a supervisor that died without touching its record (redrawn if what is shown changed).
+    """
     # here: filelock (locks, control) off the parser path; watchdog only for --watch
     from ..core.locks import queue_positions
-    from ..usecases.control import read_records
     from ..usecases.watch import DirWatcher
 
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     with DirWatcher(store.paths.status_dir) as watcher:
         try:
+            known = _refresh(store, names, {}, None)
+            recheck_at = time.monotonic() + WATCH_RECHECK_S
+            changed: set[str] = set()
+            drawn = None  # what the last redraw showed (:func:`_shown`)
             while True:
-                bad: list[BadRecord] = []
-                recs = read_records(store, names, unreadable=bad)
-                positions = queue_positions(store.paths)
-                body = (render.summary(recs) if summary and recs else render.table(recs, positions, bad)) if recs or bad else "no agents yet"
-                body = "\n".join([body, *render.question_lines(recs)])
-                sys.stdout.write(f"{clear}{body}\n\nupdated {time.strftime('%H:%M:%S')}; Ctrl-C to stop\n")
-                sys.stdout.flush()
-                shown = _shown(recs)
-                # Redraw on a change; every few seconds re-check (without redrawing)
-                # for a supervisor that died without touching its record.
-                while not watcher.wait(WATCH_RECHECK_S):
-                    if _shown(read_records(store, names, unreadable=[])) != shown:
-                        break
-                watcher.wait(0.05)  # let a burst of writes settle into one redraw
+                recs = [v for v in known.values() if isinstance(v, StatusRecord)]
+                bad = [v for v in known.values() if isinstance(v, BadRecord)]
+                active = any(r.state.is_active for r in recs)
+                if changed or active or _shown(recs) != drawn:
+                    now = time.time()  # one instant for the times shown and the "updated" line
+                    positions = queue_positions(store.paths) if any(str(r.status) == "queued" for r in recs) else {}
+                    if recs or bad:
+                        body = render.summary(recs, now) if summary and recs else render.table(recs, positions, bad, now=now)
+                    else:
+                        body = "no agents yet"
+                    body = "\n".join([body, *render.question_lines(recs)])
+                    stamp = time.strftime("%H:%M:%S", time.localtime(now))
+                    sys.stdout.write(f"{clear}{body}\n\nupdated {stamp}; Ctrl-C to stop\n")
+                    sys.stdout.flush()
+                    drawn = _shown(recs)
+                left = recheck_at - time.monotonic()
+                if watcher.wait(max(0.0, min(left, WATCH_TICK_S) if active else left)):
+                    watcher.wait(0.05)  # let a burst of writes settle into one redraw
+                changed = {base.removesuffix(".json") for base in watcher.take_changed()}
+                if names:
+                    changed &= set(names)
+                if time.monotonic() >= recheck_at:
+                    known, recheck_at = _refresh(store, names, known, None), time.monotonic() + WATCH_RECHECK_S
+                elif changed:
+                    known = _refresh(store, names, known, changed)
         except KeyboardInterrupt:
             return ExitCode.OK
+
+
+def _refresh(
+    store: RecordStore, names: list[str] | None, known: dict[str, StatusRecord | BadRecord], changed: set[str] | None,
+) -> dict[str, StatusRecord | BadRecord]:
+    """``known`` brought up to date, in the order shown: agent -> its record (reconciled), or why it cannot be read.
+
+    Only the agents in ``changed`` (None: all) and those not known yet are read; an agent whose
+    record is gone is dropped (with NAMEs, read_records' NotFound: exit 4).
+    """
+    from ..usecases.control import read_records  # here: as in run
+
+    wanted = names or store.paths.known_agents()
+    which = [n for n in wanted if changed is None or n in changed or n not in known]
+    bad: list[BadRecord] = []
+    fresh: dict[str, StatusRecord | BadRecord] = {}
+    if which:  # read_records reads every agent when given none
+        fresh.update((r.agent, r) for r in read_records(store, which, unreadable=bad))
+        fresh.update((b.name, b) for b in bad)
+    return {n: fresh[n] if n in fresh else known[n] for n in wanted if n in fresh or n in known}
 
 
 def _shown(recs: list[StatusRecord]) -> list[tuple[str, str, str | None]]:
