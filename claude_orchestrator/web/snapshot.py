@@ -159,32 +159,31 @@ def transcript_items(path: Path, limit: int = TRANSCRIPT_MAX_BYTES) -> tuple[lis
 
 
 def diffstat(worktree: dict[str, Any] | None) -> str | None:
-    """``git diff --stat`` of a worktree run's branch against the repository's HEAD (committed) and of its
-    uncommitted changes; None when the run has no worktree or git cannot tell."""
-    if not isinstance(worktree, dict) or not all(isinstance(worktree.get(k), str) for k in ("path", "branch", "repo")):
+    """``git diff --stat`` of a worktree run's work against the commit its worktree started from
+    (``base_commit``: committed and uncommitted changes), and how many files git does not track yet;
+    None when the run has no worktree or git cannot tell."""
+    if not isinstance(worktree, dict) or not isinstance(worktree.get("path"), str):
+        return None
+    base = worktree.get("base_commit")
+    if not isinstance(base, str) or not re.fullmatch(r"[0-9a-f]{7,64}", base):
         return None
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
 
-    def git(cwd: str, *args: str) -> str | None:
+    def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", cwd, *args], capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
-                                  env=env, stdin=subprocess.DEVNULL, errors="replace")
+            done = subprocess.run(["git", "-C", worktree["path"], *args], capture_output=True, text=True,
+                                  timeout=GIT_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL, errors="replace")
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout if done.returncode == 0 else None
 
-    if worktree["branch"].startswith("-"):
+    stat = git("diff", "--stat", base, "--")
+    if stat is None:
         return None
-    committed = git(worktree["repo"], "diff", "--stat", f"HEAD...{worktree['branch']}", "--")
-    uncommitted = git(worktree["path"], "diff", "--stat", "HEAD", "--")
-    if committed is None and uncommitted is None:
-        return None
-    parts = []
-    if committed and committed.strip():
-        parts.append(f"committed on {worktree['branch']}:\n{committed.rstrip()}")
-    if uncommitted and uncommitted.strip():
-        parts.append(f"not committed:\n{uncommitted.rstrip()}")
-    return "\n\n".join(parts) or "no changes"
+    status = git("status", "--porcelain", "--untracked-files=normal") or ""
+    untracked = sum(1 for line in status.splitlines() if line.startswith("??"))
+    text = stat.rstrip() or "no changes to tracked files"
+    return text + (f"\n{untracked} untracked file{'' if untracked == 1 else 's'}" if untracked else "")
 
 
 def agent_detail(store: RecordStore, name: str) -> dict[str, Any]:
