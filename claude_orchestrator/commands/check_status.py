@@ -172,16 +172,25 @@ def _refresh(
     Only the agents in ``changed`` (None: all) and those not known yet are read; an agent whose
     record is gone is dropped (with NAMEs, read_records' NotFound: exit 4).
     """
+    from ..core.errors import NotFound
     from ..usecases.control import read_records  # here: as in run
 
-    wanted = names or store.paths.known_agents()
-    which = [n for n in wanted if changed is None or n in changed or n not in known]
-    bad: list[BadRecord] = []
-    fresh: dict[str, StatusRecord | BadRecord] = {}
-    if which:  # read_records reads every agent when given none
-        fresh.update((r.agent, r) for r in read_records(store, which, unreadable=bad))
-        fresh.update((b.name, b) for b in bad)
-    return {n: fresh[n] if n in fresh else known[n] for n in wanted if n in fresh or n in known}
+    tries = 3
+    while True:
+        tries -= 1
+        wanted = names or store.paths.known_agents()
+        which = [n for n in wanted if changed is None or n in changed or n not in known]
+        bad: list[BadRecord] = []
+        fresh: dict[str, StatusRecord | BadRecord] = {}
+        try:
+            if which:  # read_records reads every agent when given none
+                fresh.update((r.agent, r) for r in read_records(store, which, unreadable=bad))
+                fresh.update((b.name, b) for b in bad)
+        except NotFound:
+            if names or not tries:
+                raise
+            continue  # a record removed (clear_outputs.py) between the listing and the read: list again
+        return {n: fresh[n] if n in fresh else known[n] for n in wanted if n in fresh or n in known}
 
 
 def _shown(recs: list[StatusRecord]) -> list[tuple[str, str, str | None]]:
