@@ -9,8 +9,8 @@ binary; ``/usr/bin/chromium`` is a shell wrapper that also works), else a ``chro
 Fixtures, for a test module to import (``from browser import browser_fixture, page_fixture  # noqa: F401``;
 named ``browser`` and ``page`` for the tests):
 
-- ``browser``: one headless chromium per test process (a pytest-xdist worker), started at the
-  first test that needs it, with ``--no-sandbox`` (the tests run as root in CI, and chromium's
+- ``browser``: one headless chromium for a module's tests in a row (see :func:`browser_fixture` for why
+  not one per test process), started at the first test that needs it, with ``--no-sandbox`` (the tests run as root in CI, and chromium's
   sandbox refuses root).  When chromium or Playwright is missing the test is skipped with the
   reason, or FAILS when ``ORCHESTRATOR_REQUIRE_BROWSER=1`` (set by .ci/run, as
   ``ORCHESTRATOR_REQUIRE_SLURM`` is for the Slurm tests).
@@ -86,9 +86,16 @@ def skip_or_fail(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session", name="browser")
+@pytest.fixture(scope="module", name="browser")
 def browser_fixture():
-    """One headless chromium for this test process, closed at its end."""
+    """One headless chromium for a test module's tests in a row (for each of them under pytest-xdist, whose workers
+    take tests of other modules in between), closed after them.
+
+    Not one per test process: while started, Playwright's sync API keeps its asyncio loop running in the main
+    thread (in a greenlet), so another test's ``asyncio.run`` or ``anyio.run`` in that process would fail
+    ("cannot be called from a running event loop"); pytest tears a module's fixtures down before the next
+    module's test runs.
+    """
     reason = missing()
     if reason:
         skip_or_fail(reason)
@@ -166,11 +173,11 @@ class WebConsole:
             connection.close()
 
     def cookie(self) -> str:
-        """The session cookie the token gives (``name=value``), as the browser gets it from ``/?token=T``."""
+        """The session cookie the token gives (``name=value``), as the browser gets it from ``/?token=T``
+        (its name is the server's: ``orch-console-PORT``)."""
         response = self.request("GET", "/?" + urllib.parse.urlencode({"token": self.token}))
         assert response.status in (302, 303, 307), f"/?token=T answered {response.status}, not a redirect"
-        for header in response.headers.get_all("Set-Cookie") or []:
-            if header.startswith("orch_token="):
-                return header.split(";", 1)[0]
-        raise AssertionError(f"/?token=T set no orch_token cookie: {response.headers.get_all('Set-Cookie')}")
+        cookies = response.headers.get_all("Set-Cookie") or []
+        assert len(cookies) == 1, f"/?token=T should set one cookie: {cookies}"
+        return cookies[0].split(";", 1)[0]
 

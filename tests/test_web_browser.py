@@ -2,9 +2,9 @@
 
 The console runs as a user starts it (``agents/web_console.py --port 0 --no-browser``), opened at
 the URL it prints, and is stopped with Ctrl-C (SIGINT; it must exit 0).  The agents run the fake
-CLI (tests/fake_claude.py), except the message test, which needs the real CLI's stdin (against
-the fake API).  One console and one state root serve the module on each worker (started once);
-each test launches the agents it asserts on under names of its own.  Tests wait for what the
+CLI (tests/fake_claude.py), except in the message test, where the real CLI (against the fake API)
+takes the page's message.  One console and one state root serve the module's other tests in each
+test process (a pytest-xdist worker), started once; each test launches the agents it asserts on under names of its own.  Tests wait for what the
 page shows (Playwright's ``expect``: a deadline, never a delay) or for what a record says
 (``wait_agents.py``), never on a sleep.  Every page is checked for script errors and
 Content-Security-Policy violations.  Each test saves a screenshot in its tmp_path (the
@@ -43,6 +43,10 @@ WATCH = ("window.__violations = [];"
          " e => window.__violations.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sample || '')));")
 
 
+#: ``#action-status``'s class once the server said the action was done (``err`` if refused, ``busy`` before the reply).
+ACTION_OK = re.compile(r"(^|\s)ok(\s|$)")
+
+
 @dataclass
 class Shared:
     """The module's state root (a kit with the fake CLI) and the console serving it."""
@@ -62,10 +66,14 @@ def fake_cli_env(base: Path, root: Path) -> dict[str, str]:
     return dict(env, ORCHESTRATOR_HOME=str(root), CLAUDE_BIN=str(claude))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shared(tmp_path_factory):
     """Three agents that ended before the console opened (``early-a``; ``early-b``, after it; ``early-inert``, whose
-    task and result hold :data:`MARKUP`), then the console; stopped with Ctrl-C after the module's tests."""
+    task and result hold :data:`MARKUP`), then the console; stopped with Ctrl-C at the end of the test process.
+
+    Session-scoped, not module-scoped: under pytest-xdist a worker runs other modules' tests between this
+    module's, and a module's fixtures are torn down before each of those.
+    """
     base = tmp_path_factory.mktemp("web")
     root = base / "home"
     root.mkdir()
@@ -206,7 +214,7 @@ def test_kill_from_the_page_ends_the_run_killed(shared, page, tmp_path):
     expect(page.locator("#agent-status")).to_contain_text("running")
     page.on("dialog", lambda dialog: dialog.accept())  # should the page ask "are you sure?"
     page.locator("#kill").click()
-    expect(page.locator("#action-status")).not_to_be_empty()
+    expect(page.locator("#action-status")).to_have_class(ACTION_OK)
     expect(page.locator("#agent-status")).to_contain_text("killed")
     done = shared.kit.run("wait_agents", "kill-me", "--timeout", "60", timeout=90)
     assert done.returncode == 1 and "killed" in done.stdout, done.stdout + done.stderr
@@ -228,34 +236,46 @@ def test_markup_in_an_agents_output_stays_inert_text(shared, page, tmp_path):
     assert_clean(page, errors)
 
 
-def test_without_the_token_requests_are_refused_and_reveal_nothing(shared, tmp_path):
+def test_without_the_token_requests_are_refused_and_reveal_nothing(shared, page, tmp_path):
     console = shared.console
     launch(shared.kit, "csrf-target", "would be killed [[fake: hang]]", cwd=shared.work)
-    shared.kit.wait_running("csrf-target")
     refused = {
         "GET /": console.request("GET", "/"),
         "GET /api/board": console.request("GET", "/api/board"),
         "GET /api/agents/early-a": console.request("GET", "/api/agents/early-a"),
         "GET /api/events": console.request("GET", "/api/events"),
+        "GET /static/console.js": console.request("GET", "/static/console.js"),
         "GET /?token=wrong": console.request("GET", "/?token=wrong"),
-        "GET /api/board with a forged cookie": console.request("GET", "/api/board", headers={"Cookie": "orch_token=forged"}),
+        "GET /api/board with a forged cookie": console.request("GET", "/api/board",
+                                                               headers={"Cookie": f"{console.cookie().split('=')[0]}=forged"}),
         "POST kill without a cookie": console.request("POST", "/api/agents/csrf-target/kill", body=b"{}",
                                                       headers={"Content-Type": "application/json"}),
     }
     for what, response in refused.items():
         assert response.status in (401, 403), f"{what}: {response.status}"
-        assert b"early-a" not in response.body and b"csrf" not in response.body.lower(), f"{what} revealed {response.body[:200]!r}"
-    cookie = console.cookie()
-    page_html = console.request("GET", "/", headers={"Cookie": cookie})
-    assert page_html.status == 200
+        assert not re.search(rb"early-|csrf-target|<meta|\{", response.body), f"{what} revealed {response.body[:200]!r}"
+        assert not response.headers.get_all("Set-Cookie"), f"{what} set a cookie"
+    unknown = console.request("GET", "/api/agents/no-such-agent")
+    known = refused["GET /api/agents/early-a"]
+    assert (unknown.status, unknown.body) == (known.status, known.body), "a refusal tells no agent's existence"
     set_cookie = ";".join(console.request("GET", f"/?token={console.token}").headers.get_all("Set-Cookie"))
     assert "HttpOnly" in set_cookie and re.search(r"SameSite=Strict", set_cookie, re.I), set_cookie
-    for headers in ({}, {"X-CSRF-Token": "wrong"}):
+    cookie = console.cookie()
+    html = console.request("GET", "/", headers={"Cookie": cookie})
+    assert html.status == 200
+    csrf = re.search(rb'<meta name="csrf-token" content="([^"]+)"', html.body).group(1).decode()
+    for what, headers in {"no CSRF header": {}, "a wrong CSRF header": {"X-CSRF-Token": "wrong"},
+                          "the CSRF header from another origin": {"X-CSRF-Token": csrf, "Origin": "http://elsewhere.invalid"}}.items():
         response = console.request("POST", "/api/agents/csrf-target/kill", body=b"{}",
                                    headers={"Cookie": cookie, "Content-Type": "application/json", **headers})
-        assert response.status == 403, f"POST kill with the cookie and CSRF header {headers}: {response.status}"
-    assert shared.kit.record("csrf-target")["status"] == "running", "a refused action did nothing"
+        assert response.status == 403, f"POST kill with the cookie and {what}: {response.status}"
+    assert shared.kit.record("csrf-target")["status"] not in TERMINAL, "a refused action did nothing"
     assert shared.kit.run("kill_agent", "csrf-target").returncode == 0
+    # and a browser without the token sees the refusal, nothing else
+    response = page.goto(console.base + "/")
+    assert response.status == 401
+    expect(page.locator("body")).to_have_text(re.compile(r"^\s*401: token required\s*$"))
+    screenshot(page, tmp_path, "refused")
 
 
 def test_the_report_opens_offline_and_shows_the_same_agents(shared, browser, tmp_path):
@@ -294,7 +314,7 @@ def test_the_report_opens_offline_and_shows_the_same_agents(shared, browser, tmp
         expect(page.locator("#result")).to_contain_text(MARKUP)
         assert page.locator("img[src='x']").count() == 0
         for action in ("#kill", "#send-message", "#resume", "#clear"):
-            expect(page.locator(action)).to_have_count(0)  # a report acts on nothing
+            expect(page.locator(action)).to_be_hidden()  # a report acts on nothing
         assert_clean(page, errors)
         assert fetched == [], f"the report fetched from the network: {fetched}"
     finally:
@@ -316,7 +336,7 @@ def test_a_message_sent_from_the_page_reaches_the_agent(real_kit, page, tmp_path
         expect(page.locator("#agent-status")).to_contain_text("running")
         page.locator("#message-text").fill("a note from the page PAGE-7 [[reply: got PAGE-7]]")
         page.locator("#send-message").click()
-        expect(page.locator("#action-status")).not_to_be_empty()
+        expect(page.locator("#action-status")).to_have_class(ACTION_OK)
         rec = wait_until(lambda: (r := real_kit.record("talker")) and (r.get("messages") or {}).get("answered") == 1 and r,
                          timeout=120, what="the page's message answered")
         assert rec["status"] == "running" and rec["messages"]["delivered"] == 1
