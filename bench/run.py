@@ -11,6 +11,7 @@ Items, in order (each module also runs alone; see its --help):
   7 scale          200 agents at once: nothing lost, every file complete, total memory
   8 slurm_fan_out  launch_parallel.py of 50 tasks on a private Slurm cluster against local (skipped without Slurm)
   9 messages       a message in the inbox -> the CLI reads it (and via message_agent.py); a waiting supervisor's idle CPU
+ 10 web_console    in chromium: a record change -> the page shows it; the first render of 500 agents; the server's idle CPU
 
 The table is Markdown; it is also written, with the machine line, to
 bench/results/latest.md (or --out), ready for docs/performance.md.
@@ -42,6 +43,7 @@ ITEMS = {
     "7": "scale",
     "8": "slurm_fan_out",
     "9": "messages",
+    "10": "web_console",
 }
 
 
