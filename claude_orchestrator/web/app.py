@@ -6,7 +6,7 @@ Routes (every one needs the token, :mod:`.auth`):
 - ``GET /static/console.js``, ``/static/console.css``.
 - ``GET /api/board``: every agent (:func:`.snapshot.read_board`); ``GET /api/agents/NAME``: one agent's page.
 - ``GET /api/events``: server-sent events; ``event: board`` with the agents whose records changed
-  (the first event after connecting holds them all, ``"full": true``).
+  (the first event after connecting is the whole board, ``"full": true``: a page needs nothing else).
 - ``POST /api/agents/NAME/{message,answer,kill,resume,clear}``: the scripts' actions, through the same
   use cases (``message_agent.py``, ``answer_agent.py``, ``kill_agent.py``, a resume as
   ``message_agent.py`` makes one, ``clear_outputs.py``); JSON in, ``{"ok", "message"}`` or
@@ -40,6 +40,7 @@ from starlette.routing import Route
 from ..core.errors import BadInput, BadRecord, Conflict, NotFound, OrchestratorError
 from ..core.paths import validate_name
 from ..core.states import ExitCode
+from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord
 from ..usecases import board
 from ..usecases.control import read_records
@@ -93,10 +94,13 @@ class Hub:
         self.stopping.set()
         self.thread.join(timeout=5)
 
-    def subscribe(self) -> asyncio.Queue:
-        """A queue that gets every event's JSON from now on (the first: every agent)."""
+    def subscribe(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue:
+        """A queue that gets every event's JSON from now on, the first holding every agent (the whole board).
+
+        Called in a worker thread (building 500 rows takes a while); nothing waits on the queue yet,
+        and events are published under the same lock, so the first event is first.
+        """
         q: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
         with self.lock:
             self.subscribers.add((loop, q))
             q.put_nowait(self._event(list(self.records.values()), [], full=True))
@@ -107,13 +111,17 @@ class Hub:
             self.subscribers = {(loop, sub) for loop, sub in self.subscribers if sub is not q}
 
     def _event(self, changed: list[StatusRecord], removed: list[str], *, full: bool = False) -> str:
+        """An event's JSON: the rows of ``changed``, ``removed``, the totals; a ``full`` one is the whole board."""
         now = time.time()
         rows = snapshot.rows(self.store, sorted(changed, key=lambda r: r.agent), now)
-        return json.dumps({
+        data = {
             "now": now, "full": full, "agents": rows, "removed": sorted(removed),
             "unreadable": [{"name": n, "error": e} for n, e in sorted(self.unreadable.items())],
             "totals": board.totals(list(self.records.values()), now),
-        })
+        }
+        if full:
+            data.update(version=snapshot.BOARD_VERSION, live=True, generated_at=utc_now(now), root=str(self.store.paths.root))
+        return json.dumps(data)
 
     def _publish(self, changed: list[StatusRecord], removed: list[str]) -> None:
         with self.lock:
@@ -234,7 +242,7 @@ def create_app(store: RecordStore, access: Access, *, on_ready: Callable[[], Non
         return await _answer(lambda: snapshot.agent_detail(store, request.path_params["name"]), raw=True)
 
     async def api_events(request: Request) -> Response:
-        q = hub.subscribe()
+        q = await run_in_threadpool(hub.subscribe, asyncio.get_running_loop())
 
         async def stream():
             try:
