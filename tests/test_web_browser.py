@@ -28,7 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from browser import WebConsole, browser_fixture, expect, page_fixture, screenshot  # noqa: F401 (fixtures browser, page)
+from browser import (  # noqa: F401 (browser_fixture, page_fixture: the fixtures browser and page)
+    WebConsole,
+    browser_fixture,
+    expect,
+    missing,
+    page_fixture,
+    screenshot,
+    skip_or_fail,
+)
 from conftest import TERMINAL, Toolkit, stop_leftovers, wait_until
 
 from claude_orchestrator.devtools.fake_api import user_prompt
@@ -74,6 +82,9 @@ def shared(tmp_path_factory):
     Session-scoped, not module-scoped: under pytest-xdist a worker runs other modules' tests between this
     module's, and a module's fixtures are torn down before each of those.
     """
+    reason = missing()  # nothing to start for tests that cannot run
+    if reason:
+        skip_or_fail(reason)
     base = tmp_path_factory.mktemp("web")
     root = base / "home"
     root.mkdir()
