@@ -44,6 +44,7 @@
     for (const k in attrs || {}) if (attrs[k] != null) e.setAttribute(k, String(attrs[k]));
     return e;
   }
+  function setText(e, text) { if (e.textContent !== text) e.textContent = text; }   // untouched nodes stay clean
   const pad = (n) => String(n).padStart(2, '0');
   function fmtDur(s) {
     if (s == null || !isFinite(s)) return '-';
@@ -135,6 +136,8 @@
     frame = 0;
     $('#root').textContent = S.root;
     if (S.view == null) {
+      // read the layout before writing anything, so the browser lays out once per frame
+      TL.avail = Math.max(200, $('#tl-scroll').clientWidth - LABEL_W - 12);
       S.list = visibleAgents();
       renderTotals();
       renderUnreadable();
@@ -146,10 +149,26 @@
   }
 
   // ---- overview: totals ---------------------------------------------------------------------
+  let totalsFor = null, totalsV = {};
   function renderTotals() {
     const box = $('#totals');
     const t = S.totals;
     if (!t) { box.replaceChildren(h('span', { class: 'dim', text: 'no data yet' })); return; }
+    if (totalsFor !== t) {                    // new totals: rebuild the bar; the tick only updates its texts
+      totalsFor = t; totalsV = {};
+      const item = (key, label, cls) => {
+        totalsV[key] = h('span', { class: 'tot-v' });
+        return h('span', { class: 'tot ' + (cls || '') }, [totalsV[key], h('span', { class: 'tot-l', text: label })]);
+      };
+      const counts = h('span', { class: 'counts' });
+      for (const s of STATES) {
+        const n = (t.counts || {})[s];
+        if (n) counts.append(h('span', { class: 'pill state-' + s, text: n + ' ' + s.replace('_', ' ') }));
+      }
+      box.replaceChildren(item('agents', 'agents', 'big'), counts, item('cost', 'cost'), item('tokens', 'tokens in / out'),
+        item('run', 'sum of run times'), item('busy', 'wall time running'), item('speed', 'speed-up', 'speed'),
+        item('queued', 'queued', 'apart'), item('waiting', 'waiting', 'apart'));
+    }
     // move the summed times on by what is open now (the board's values are as of totalsBase)
     const dt = S.mode === 'live' ? Math.max(0, now() - S.totalsBase) : 0;
     const open = { run_s: 0, queued_s: 0, waiting_s: 0 };
@@ -157,23 +176,15 @@
     const run = (t.run_s || 0) + open.run_s * dt;
     const busy = (t.busy_s || 0) + (open.run_s ? dt : 0);
     const speed = busy > 0 ? run / busy : t.speedup;
-    const item = (label, value, cls) => h('span', { class: 'tot ' + (cls || '') }, [
-      h('span', { class: 'tot-v', text: value }), h('span', { class: 'tot-l', text: label })]);
-    const kids = [item('agents', String(t.agents), 'big')];
-    const counts = h('span', { class: 'counts' });
-    for (const s of STATES) {
-      const n = (t.counts || {})[s];
-      if (n) counts.append(h('span', { class: 'pill state-' + s, text: n + ' ' + s.replace('_', ' ') }));
-    }
-    kids.push(counts,
-      item('cost', fmtCost(t.cost_usd)),
-      item('tokens in / out', fmtNum(t.tokens_in) + ' / ' + fmtNum(t.tokens_out)),
-      item('sum of run times', fmtDur(run)),
-      item('wall time running', fmtDur(busy)),
-      item('speed-up', speed == null ? '-' : speed.toFixed(1) + 'x', 'speed'),
-      item('queued', fmtDur((t.queued_s || 0) + open.queued_s * dt), 'apart'),
-      item('waiting', fmtDur((t.waiting_s || 0) + open.waiting_s * dt), 'apart'));
-    box.replaceChildren(...kids);
+    const v = totalsV;
+    setText(v.agents, String(t.agents));
+    setText(v.cost, fmtCost(t.cost_usd));
+    setText(v.tokens, fmtNum(t.tokens_in) + ' / ' + fmtNum(t.tokens_out));
+    setText(v.run, fmtDur(run));
+    setText(v.busy, fmtDur(busy));
+    setText(v.speed, speed == null ? '-' : speed.toFixed(1) + 'x');
+    setText(v.queued, fmtDur((t.queued_s || 0) + open.queued_s * dt));
+    setText(v.waiting, fmtDur((t.waiting_s || 0) + open.waiting_s * dt));
   }
   function renderUnreadable() {
     const box = $('#unreadable');
@@ -211,10 +222,13 @@
   // ---- overview: the table, rows reused by name ---------------------------------------------
   const rows = new Map();   // name -> {tr, ver, c: cells}
   const CELLS = ['name', 'status', 'run', 'executor', 'elapsed', 'run-s', 'queued', 'waiting', 'cost', 'tokens', 'turns', 'task'];
+  const TIMES = ['elapsed', 'run-s', 'queued', 'waiting'];
   function makeRow(name) {
     const c = {};
     const tr = h('tr', { 'data-agent': name });
     for (const k of CELLS) { c[k] = h('td', { class: k }); tr.append(c[k]); }
+    // the times change each second: each in a box of fixed size, so the browser re-lays out only that box
+    for (const k of TIMES) { const box = h('span', { class: 'tbox' }); c[k].append(box); c[k] = box; }
     return { tr, c, ver: -1 };
   }
   function fillRow(r, a) {
@@ -242,19 +256,35 @@
     r.ver = a._ver;
   }
   function fillTimes(r, a) {
-    r.c.elapsed.textContent = fmtDur(elapsed(a));
-    r.c['run-s'].textContent = fmtDur(phaseTime(a, 'run_s'));
+    setText(r.c.elapsed, fmtDur(elapsed(a)));
+    setText(r.c['run-s'], fmtDur(phaseTime(a, 'run_s')));
     const q = phaseTime(a, 'queued_s'), w = phaseTime(a, 'waiting_s');
-    r.c.queued.textContent = q ? fmtDur(q) : '-';
-    r.c.waiting.textContent = w ? fmtDur(w) : '-';
+    setText(r.c.queued, q ? fmtDur(q) : '-');
+    setText(r.c.waiting, w ? fmtDur(w) : '-');
   }
+  // rows on screen: only those get their times moved each second (a row coming into view is brought up to date)
+  const onScreen = new Set();
+  const rowObserver = 'IntersectionObserver' in window ? new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const name = e.target.getAttribute('data-agent');
+      if (!e.isIntersecting) { onScreen.delete(name); continue; }
+      onScreen.add(name);
+      const r = rows.get(name), a = S.agents.get(name);
+      if (r && a && a.active) fillTimes(r, a);
+    }
+  }) : null;
   function renderTable() {
     const tbody = $('#overview tbody');
-    for (const [n, r] of rows) if (!S.agents.has(n)) { r.tr.remove(); rows.delete(n); }
+    for (const [n, r] of rows) {
+      if (!S.agents.has(n)) { if (rowObserver) rowObserver.unobserve(r.tr); r.tr.remove(); rows.delete(n); onScreen.delete(n); }
+    }
     let i = 0;
     for (const a of S.list) {
       let r = rows.get(a.name);
-      if (!r) { r = makeRow(a.name); rows.set(a.name, r); }
+      if (!r) {
+        r = makeRow(a.name); rows.set(a.name, r);
+        if (rowObserver) rowObserver.observe(r.tr); else onScreen.add(a.name);
+      }
       if (r.ver !== a._ver) fillRow(r, a);
       const at = tbody.children[i];
       if (at !== r.tr) tbody.insertBefore(r.tr, at || null);
@@ -274,7 +304,7 @@
   }
 
   // ---- overview: the timeline -----------------------------------------------------------------
-  const TL = { t0: 0, t1: 1, pps: 1, width: 0, height: 0, key: '', rows: new Map(), built: false };
+  const TL = { t0: 0, t1: 1, pps: 1, width: 0, height: 0, key: '', rows: new Map(), built: false, view: { top: 0, height: 0 } };
   const X = (t) => (t - TL.t0) * TL.pps;
 
   function span() {                          // [first start, last end or now]
@@ -295,10 +325,10 @@
     let t1 = sp.t1;
     if (sp.active && S.mode === 'live') {
       // leave headroom so the scale need not change every second; keep the old end while now is inside it
-      const keep = TL.active && TL.t0 === sp.t0 && TL.avail === avail && sp.t1 <= TL.t1;
+      const keep = TL.active && TL.t0 === sp.t0 && TL.keptAvail === avail && sp.t1 <= TL.t1;
       t1 = keep ? TL.t1 : sp.t1 + Math.max(30, (sp.t1 - sp.t0) * 0.06);
     }
-    TL.t0 = sp.t0; TL.t1 = t1; TL.active = sp.active; TL.avail = avail;
+    TL.t0 = sp.t0; TL.t1 = t1; TL.active = sp.active; TL.keptAvail = avail;
     TL.fitPps = avail / (TL.t1 - TL.t0);
     TL.pps = S.fit ? TL.fitPps : Math.max(S.pps, TL.fitPps);
     TL.width = Math.max(avail, Math.ceil((TL.t1 - TL.t0) * TL.pps));
@@ -326,10 +356,8 @@
   }
   function renderTimeline() {
     if (!TL.built) initTimeline();
-    const scroll = $('#tl-scroll');
-    const avail = Math.max(200, scroll.clientWidth - LABEL_W - 12);
     const prev = TL.t0 + ':' + TL.t1 + ':' + TL.pps;
-    scaleTimeline(avail);
+    scaleTimeline(TL.avail);
     const key = TL.t0 + ':' + TL.t1 + ':' + TL.pps;
     const rescaled = key !== prev;
     const list = S.list;
@@ -357,7 +385,7 @@
     drawDeps(list);
     moveNow();
     $('#zoom-label').textContent = S.fit ? 'whole span ' + fmtDur(TL.t1 - TL.t0)
-      : fmtDur(scroll.clientWidth / TL.pps) + ' visible';
+      : fmtDur(TL.avail / TL.pps) + ' visible';
   }
   function drawAxis() {
     const axis = $('#tl-axis');
@@ -455,10 +483,16 @@
     for (const [k, v] of [['x1', x], ['x2', x], ['y1', 0], ['y2', TL.height]]) TL.nowLine.setAttribute(k, v);
     if (TL.nowLine.parentNode !== svg) svg.append(TL.nowLine);
   }
+  function readView() {        // read before any write, so reading does not force a layout
+    const scroll = $('#tl-scroll');
+    TL.view = { top: scroll.scrollTop, height: scroll.clientHeight };
+  }
   function tickTimeline() {
     if (now() > TL.t1) { schedule(); return; }       // ran past the drawn span: rescale
+    const top = TL.view.top / ROW_H - 2, bottom = (TL.view.top + TL.view.height) / ROW_H + 2;   // rows on screen only
     for (const r of TL.rows.values()) {
-      for (const o of r.open || []) o.rect.setAttribute('width', Math.max(1.5, X(now()) - X(o.start)).toFixed(1));
+      if (!r.open || !r.open.length || r.y < top || r.y > bottom) continue;
+      for (const o of r.open) o.rect.setAttribute('width', Math.max(1.5, X(now()) - X(o.start)).toFixed(1));
     }
     moveNow();
   }
@@ -762,6 +796,10 @@
       for (const p of TL.deps.children) p.classList.toggle('hot', !!name && (p.dataset.from === name || p.dataset.to === name));
     });
     window.addEventListener('resize', () => { if (S.view == null) schedule(); });
+    let scrollFrame = 0;   // bars scrolled into view catch up with the clock
+    scroll.addEventListener('scroll', () => {
+      if (!scrollFrame && S.mode === 'live') scrollFrame = requestAnimationFrame(() => { scrollFrame = 0; readView(); tickTimeline(); });
+    }, { passive: true });
   }
   function tick() {                      // once a second: move the times on screen, no requests
     if (S.mode !== 'live') return;
@@ -769,7 +807,8 @@
     for (const a of S.agents.values()) if (a.active) { active = true; break; }
     if (!active) return;
     if (S.view == null) {
-      for (const [n, r] of rows) { const a = S.agents.get(n); if (a && a.active) fillTimes(r, a); }
+      readView();
+      for (const n of onScreen) { const a = S.agents.get(n), r = rows.get(n); if (a && r && a.active) fillTimes(r, a); }
       renderTotals();
       tickTimeline();
     } else {
