@@ -19,7 +19,7 @@
     boardNow: 0, offset: 0,    // server clock = Date.now()/1000 + offset
     details: null,             // report mode: board.details
     sort: { key: 'name', dir: 1 }, filter: '',
-    fit: true, pps: 1,         // timeline scale: pixels per second (when not fit)
+    fit: true, pps: 1, byStart: false,         // timeline scale: pixels per second (when not fit)
     view: null,                // null: overview; otherwise the agent name shown
     detail: null, detailErr: '',
     list: [],                  // agents shown (filtered, sorted), in row order
@@ -126,8 +126,14 @@
     if (ev.totals) { S.totals = ev.totals; S.totalsBase = ev.now; }
     if (ev.unreadable) S.unreadable = ev.unreadable;
     schedule();
-    if (touched) requestDetail();
+    if (touched) {
+      requestDetail();
+      // and once more when things settle: the transcript file may be written just after the record changed
+      clearTimeout(settleTimer);
+      settleTimer = setTimeout(requestDetail, 1500);
+    }
   }
+  let settleTimer = 0;
 
   // ---- rendering: at most one per animation frame ---------------------------------------------
   let frame = 0;
@@ -360,7 +366,7 @@
     scaleTimeline(TL.avail);
     const key = TL.t0 + ':' + TL.t1 + ':' + TL.pps;
     const rescaled = key !== prev;
-    const list = S.list;
+    const list = S.byStart ? [...S.list].sort((a, b) => firstStart(a) - firstStart(b) || (a.name < b.name ? -1 : 1)) : S.list;
     TL.height = Math.max(list.length, 1) * ROW_H;
     const svg = $('#timeline');
     svg.setAttribute('width', TL.width);
@@ -447,13 +453,18 @@
     r.g.replaceChildren(...kids);
     r.ver = a._ver; r.key = TL.t0 + ':' + TL.t1 + ':' + TL.pps;
   }
-  function barEnds(a) {         // [start of the first run, end of the last run, release time of the first run]
-    const runs = a.runs || [];
-    const first = runs[0] && runs[0].segments, last = runs.length && runs[runs.length - 1].segments;
-    if (!first || !first.length || !last || !last.length) return null;
-    const released = first.find((s) => s.phase !== 'waiting');
-    const e = last[last.length - 1].end;
-    return { start: first[0].start, end: e == null ? now() : e, released: released ? released.start : first[0].start };
+  function firstStart(a) {
+    const seg = a.runs && a.runs[0] && a.runs[0].segments && a.runs[0].segments[0];
+    return seg ? seg.start : (a.created || Infinity);
+  }
+  function barEnds(a) {         // when the first run started and was released (left waiting); when each run ended
+    const runs = (a.runs || []).filter((r) => r.segments && r.segments.length);
+    if (!runs.length) return null;
+    const first = runs[0].segments, left = first.find((s) => s.phase !== 'waiting');
+    const ends = runs.map((r) => { const e = r.segments[r.segments.length - 1].end; return e == null ? now() : e; });
+    // still waiting (or skipped): the end of its waiting phase, which is now while it waits
+    const released = left ? left.start : (first[first.length - 1].end ?? now());
+    return { start: first[0].start, ends, released };
   }
   function drawDeps(list) {
     const index = new Map(list.map((a, i) => [a.name, i]));
@@ -464,11 +475,15 @@
       for (const d of a.after) {
         const dep = S.agents.get(d), from = dep && index.has(d) && barEnds(dep);
         if (!from) continue;
-        const x1 = X(from.end), y1 = index.get(d) * ROW_H + ROW_H / 2;
+        // from the end of the dependency's run that ended before the dependent left waiting (resumes come later)
+        const before = from.ends.filter((e) => e <= to.released + 1);
+        const x1 = X(before.length ? Math.max(...before) : from.ends[0]), y1 = index.get(d) * ROW_H + ROW_H / 2;
         const x2 = X(to.released), y2 = index.get(a.name) * ROW_H + ROW_H / 2;
-        const dx = Math.max(12, Math.abs(x2 - x1) / 2);
-        const p = sv('path', { class: 'dep', 'data-from': d, 'data-to': a.name, 'marker-end': 'url(#arrow)',
-          d: 'M' + x1.toFixed(1) + ',' + y1 + ' C' + (x1 + dx).toFixed(1) + ',' + y1 + ' ' + (x2 - dx).toFixed(1) + ',' + y2 + ' ' + x2.toFixed(1) + ',' + y2 });
+        const dx = Math.max(12, (x2 - x1) / 2);
+        const d2 = x2 >= x1 - 1   // forward: an S-curve; backward (data out of order): a straight line
+          ? 'M' + x1.toFixed(1) + ',' + y1 + ' C' + (x1 + dx).toFixed(1) + ',' + y1 + ' ' + (x2 - dx).toFixed(1) + ',' + y2 + ' ' + x2.toFixed(1) + ',' + y2
+          : 'M' + x1.toFixed(1) + ',' + y1 + ' L' + x2.toFixed(1) + ',' + y2;
+        const p = sv('path', { class: 'dep', 'data-from': d, 'data-to': a.name, 'marker-end': 'url(#arrow)', d: d2 });
         const t = sv('title'); t.textContent = a.name + ' ran after ' + d;
         p.append(t);
         paths.push(p);
@@ -554,7 +569,7 @@
   function renderFigures(a) {
     const f = [];
     const add = (k, v, cls) => { if (v != null && v !== '') f.push(h('div', { class: 'fig ' + (cls || '') }, [h('dt', { text: k }), h('dd', null, [v])])); };
-    add('run', a.run_id, 'mono');
+    add('run id', a.run_id, 'mono');
     add('executor', a.executor + (a.executor_ref ? ' (job ' + a.executor_ref + ')' : ''));
     add('model', a.model, 'mono');
     add('created', a.created && fmtDate(a.created));
@@ -578,7 +593,17 @@
       a.after.forEach((d, i) => { if (i) span.append(', '); span.append(h('a', { href: agentHref(d), class: 'mono', text: d })); });
       add('after', span, 'wide');
     }
-    if (a.worktree) add('worktree', a.worktree.branch + '  ' + a.worktree.path, 'mono wide');
+    if (a.runs && a.runs.length) {       // each run: its status and phases, oldest first
+      const list = h('div', { class: 'runs' });
+      for (const run of a.runs) {
+        const segs = run.segments || [];
+        const phases = segs.map((x) => x.phase + ' ' + fmtDur((x.end == null ? now() : x.end) - x.start)).join(' · ');
+        const when = segs.length ? fmtDate(segs[0].start) + (segs[segs.length - 1].end ? ' → ' + fmtClock(segs[segs.length - 1].end) : '') : '';
+        list.append(h('div', null, [h('span', { class: 'pill state-' + run.status, text: run.status }), ' ',
+          h('span', { class: 'mono', text: run.run_id }), '  ' + phases + (when ? '  (' + when + ')' : '')]));
+      }
+      add(a.runs.length === 1 ? 'run' : a.runs.length + ' runs', list, 'wide');
+    }
     add('task', a.task, 'wide pre');
     if (a.error) add('error', a.error, 'wide pre err');
     $('#agent-figures').replaceChildren(...f);
@@ -630,7 +655,7 @@
     $('#transcript-note').textContent = list.length + ' events' + (d.transcript_truncated ? ' (the latest only; the transcript is longer)' : '');
     const a = S.agents.get(S.view) || d.agent || {};
     const res = d.result ?? a.result_preview;
-    $('#result').textContent = res == null ? '(no result yet)' : res;
+    $('#result').textContent = res == null ? (a.active ? '(no result yet)' : '(no result)') : res;
     $('#result').classList.toggle('empty', res == null);
     $('#worktree-panel').hidden = !a.worktree;
     if (a.worktree) {
@@ -779,6 +804,11 @@
     $('#zoom-in').addEventListener('click', () => zoomAt(2, LABEL_W + (scroll.clientWidth - LABEL_W) / 2));
     $('#zoom-out').addEventListener('click', () => zoomAt(0.5, LABEL_W + (scroll.clientWidth - LABEL_W) / 2));
     $('#zoom-fit').addEventListener('click', zoomFit);
+    $('#tl-order').addEventListener('click', (e) => {
+      S.byStart = !S.byStart;
+      e.currentTarget.textContent = S.byStart ? 'rows: by start' : 'rows: as the table';
+      schedule();
+    });
     scroll.addEventListener('wheel', (e) => {
       if (!e.ctrlKey) return;
       e.preventDefault();
