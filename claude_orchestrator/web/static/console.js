@@ -637,10 +637,19 @@
     // transcript: append what is new when the old entries are a prefix, else rebuild
     const box = $('#transcript'), list = d.transcript || [];
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 30;
-    const same = trState.name === S.view && list.length >= trState.count && trState.count > 0 &&
-      list[trState.count - 1].text === trState.last;
-    if (!same) box.replaceChildren();
-    const from = same ? trState.count : 0;
+    let from = 0;
+    if (trState.name === S.view && trState.count > 0) {
+      if (list.length >= trState.count && list[trState.count - 1].text === trState.last) from = trState.count;   // it grew
+      else if (d.transcript_truncated) {        // a window over a longer transcript slid on: drop what left it
+        let j = list.length - 1;
+        while (j >= 0 && list[j].text !== trState.last) j--;
+        if (j >= 0 && trState.count >= j + 1) {
+          for (let k = trState.count - (j + 1); k > 0; k--) box.firstElementChild.remove();
+          from = j + 1;
+        }
+      }
+    }
+    if (!from) box.replaceChildren();
     const frag = document.createDocumentFragment();
     for (let i = from; i < list.length; i++) {
       const ev = list[i];
@@ -806,7 +815,7 @@
     $('#zoom-fit').addEventListener('click', zoomFit);
     $('#tl-order').addEventListener('click', (e) => {
       S.byStart = !S.byStart;
-      e.currentTarget.textContent = S.byStart ? 'rows: by start' : 'rows: as the table';
+      e.currentTarget.textContent = S.byStart ? 'order: start' : 'order: table';
       schedule();
     });
     scroll.addEventListener('wheel', (e) => {
