@@ -99,6 +99,13 @@
   }
 
   // ---- data: board load and event merge -------------------------------------------------------
+  // server clock offset: a message is late by its transit, so the largest sample is the best (unless the clock jumped)
+  let clockSet = false;
+  function syncClock(serverNow) {
+    const sample = serverNow - Date.now() / 1000;
+    if (!clockSet || sample > S.offset || S.offset - sample > 5) S.offset = sample;
+    clockSet = true;
+  }
   function put(a, base) {
     const old = S.agents.get(a.name);
     a._base = base;
@@ -107,7 +114,7 @@
   }
   function loadBoard(b) {
     S.boardNow = b.now;
-    S.offset = b.now - Date.now() / 1000;
+    syncClock(b.now);
     const seen = new Set();
     for (const a of b.agents || []) { put(a, b.now); seen.add(a.name); }
     for (const name of [...S.agents.keys()]) if (!seen.has(name)) S.agents.delete(name);
@@ -119,7 +126,7 @@
   }
   function applyEvent(ev) {
     if (ev.now != null && ev.now < S.boardNow) return;      // older than the board we hold
-    if (ev.now != null) S.offset = ev.now - Date.now() / 1000;
+    if (ev.now != null) syncClock(ev.now);
     let touched = false;
     for (const a of ev.agents || []) { put(a, ev.now); touched = touched || a.name === S.view; }
     for (const n of ev.removed || []) { S.agents.delete(n); touched = touched || n === S.view; }
@@ -207,6 +214,7 @@
     waiting_s: (a) => phaseTime(a, 'waiting_s') ?? -1, cost: (a) => a.cost_usd ?? -1,
     tokens: (a) => tokTotal(a) ?? -1, turns: (a) => a.turns || 0, task: (a) => (a.question ? '\0' : '') + (a.task || ''),
   };
+  const cmp = (x, y) => (x < y ? -1 : x > y ? 1 : 0);   // by code point, as the server sorts names
   function visibleAgents() {
     const words = S.filter.toLowerCase().split(/\s+/).filter(Boolean);
     let list = [...S.agents.values()];
@@ -219,7 +227,7 @@
     const key = SORTERS[S.sort.key] || SORTERS.name, dir = S.sort.dir;
     const keyed = list.map((a) => [key(a), a]);
     keyed.sort((x, y) => {
-      const c = typeof x[0] === 'number' && typeof y[0] === 'number' ? x[0] - y[0] : String(x[0]).localeCompare(String(y[0]));
+      const c = typeof x[0] === 'number' && typeof y[0] === 'number' ? x[0] - y[0] : cmp(String(x[0]), String(y[0]));
       return c * dir || (x[1].name < y[1].name ? -1 : 1);
     });
     return keyed.map((k) => k[1]);
@@ -536,6 +544,7 @@
       $('#action-status').textContent = '';
       $('#message-text').value = ''; $('#resume-text').value = '';
       $('#question-slot').replaceChildren();
+      figVer = null;
     }
     $('#overview-page').hidden = true;
     $('#agent').hidden = false;
@@ -558,6 +567,7 @@
       st.textContent = S.detailErr || (S.mode === 'live' && !S.detail ? 'loading' : 'unknown agent');
       st.className = 'pill';
       $('#agent-figures').replaceChildren();
+      figVer = null;
       return;
     }
     st.textContent = a.shown || a.status;
@@ -566,19 +576,28 @@
     renderQuestion(a);
     $('#agent-loading').textContent = S.detailErr;
   }
+  // the figures are rebuilt when the agent changes (so a selection survives the clock); the tick updates the moving ones
+  let figVer = null, figLive = [];
   function renderFigures(a) {
+    if (figVer === a) { for (const [el, fn] of figLive) setText(el, fn()); return; }
+    figVer = a; figLive = [];
     const f = [];
-    const add = (k, v, cls) => { if (v != null && v !== '') f.push(h('div', { class: 'fig ' + (cls || '') }, [h('dt', { text: k }), h('dd', null, [v])])); };
+    const add = (k, v, cls) => {
+      if (v == null || v === '') return;
+      const dd = h('dd', null, [typeof v === 'function' ? v() : v]);
+      if (typeof v === 'function') figLive.push([dd, v]);
+      f.push(h('div', { class: 'fig ' + (cls || '') }, [h('dt', { text: k }), dd]));
+    };
     add('run id', a.run_id, 'mono');
     add('executor', a.executor + (a.executor_ref ? ' (job ' + a.executor_ref + ')' : ''));
     add('model', a.model, 'mono');
     add('created', a.created && fmtDate(a.created));
     add('started', a.started && fmtDate(a.started));
     add('finished', a.finished && fmtDate(a.finished));
-    add('elapsed', fmtDur(elapsed(a)));
-    add('run time', fmtDur(phaseTime(a, 'run_s')));
-    add('queued', fmtDur(phaseTime(a, 'queued_s')));
-    add('waiting', fmtDur(phaseTime(a, 'waiting_s')));
+    add('elapsed', () => fmtDur(elapsed(a)));
+    add('run time', () => fmtDur(phaseTime(a, 'run_s')));
+    add('queued', () => fmtDur(phaseTime(a, 'queued_s')));
+    add('waiting', () => fmtDur(phaseTime(a, 'waiting_s')));
     add('cost', fmtCost(a.cost_usd));
     add('tokens in / out', a.tokens ? fmtNum(a.tokens.input) + ' / ' + fmtNum(a.tokens.output) : null);
     add('turns', String(a.turns || 0));
@@ -597,10 +616,13 @@
       const list = h('div', { class: 'runs' });
       for (const run of a.runs) {
         const segs = run.segments || [];
-        const phases = segs.map((x) => x.phase + ' ' + fmtDur((x.end == null ? now() : x.end) - x.start)).join(' · ');
-        const when = segs.length ? fmtDate(segs[0].start) + (segs[segs.length - 1].end ? ' → ' + fmtClock(segs[segs.length - 1].end) : '') : '';
+        const phases = () => segs.map((x) => x.phase + ' ' + fmtDur((x.end == null ? now() : x.end) - x.start)).join(' · ');
+        const last = segs[segs.length - 1];
+        const when = segs.length ? '  (' + fmtDate(segs[0].start) + (last.end ? ' → ' + fmtClock(last.end) : '') + ')' : '';
+        const text = h('span', { text: phases() });
+        if (last && last.end == null) figLive.push([text, phases]);
         list.append(h('div', null, [h('span', { class: 'pill state-' + run.status, text: run.status }), ' ',
-          h('span', { class: 'mono', text: run.run_id }), '  ' + phases + (when ? '  (' + when + ')' : '')]));
+          h('span', { class: 'mono', text: run.run_id }), '  ', text, when]));
       }
       add(a.runs.length === 1 ? 'run' : a.runs.length + ' runs', list, 'wide');
     }
@@ -671,7 +693,7 @@
       $('#worktree-branch').textContent = a.worktree.branch + '  ' + a.worktree.path;
       $('#diffstat').textContent = d.diffstat || '(no changes)';
     }
-    const rec = JSON.stringify(d.record ?? null, (k, v) => (k[0] === '_' ? undefined : v), 2);
+    const rec = JSON.stringify(d.record ?? null, (k, v) => (k === '_ver' || k === '_base' ? undefined : v), 2);
     if (rec !== lastRecord) { $('#record').textContent = rec; lastRecord = rec; }
     schedule();
   }
