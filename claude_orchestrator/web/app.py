@@ -85,6 +85,7 @@ class Hub:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.ready = threading.Event()
+        self.watcher: DirWatcher | None = None
         self.thread = threading.Thread(target=self._run, name="orchestrator-web-hub", daemon=True)
 
     def start(self) -> None:
@@ -92,6 +93,9 @@ class Hub:
 
     def stop(self) -> None:
         self.stopping.set()
+        watcher = self.watcher
+        if watcher is not None:
+            watcher.changed.set()  # wake its wait at once: Ctrl-C stops the server without waiting out RECHECK_S
         self.thread.join(timeout=5)
 
     def subscribe(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue:
@@ -154,6 +158,7 @@ class Hub:
 
     def _run(self) -> None:
         with DirWatcher(self.store.paths.status_dir) as watcher:
+            self.watcher = watcher
             self._read(None)
             self.ready.set()
             while not self.stopping.is_set():

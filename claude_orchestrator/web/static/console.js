@@ -775,35 +775,26 @@
     el.textContent = text;
     el.className = 'live-status ' + (cls || '');
   }
-  function fetchBoard() {
-    return fetch('/api/board', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then((r) => (r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status))))
-      .then(loadBoard)
-      .catch((e) => { setLive('error: ' + (e.message || e), 'bad'); });
-  }
   function startLive() {
-    let loaded = false, broken = false, queue = [];
+    // The stream's first event is the whole board ("full": true); the later ones carry what changed.
+    // A reconnect gets the whole board again, so nothing that changed while away is missed.
     const connect = () => {
       const es = new EventSource('/api/events');
       es.addEventListener('board', (m) => {
         let ev;
         try { ev = JSON.parse(m.data); } catch (e) { return; }
-        if (loaded) applyEvent(ev); else queue.push(ev);
+        if (ev.full) loadBoard(ev); else applyEvent(ev);
       });
-      es.onopen = () => {
-        setLive('live', 'ok');
-        if (broken) { broken = false; fetchBoard(); }  // resync what was missed while away
-      };
+      es.onopen = () => setLive('live', 'ok');
       es.onerror = () => {
         setLive('reconnecting', 'warn');
-        broken = true;
         if (es.readyState === EventSource.CLOSED) { es.close(); setTimeout(connect, 3000); }
       };
     };
     setLive('connecting', 'warn');
     connect();
-    fetchBoard().then(() => { loaded = true; queue.forEach(applyEvent); queue = []; });
   }
+
 
   // ---- routing and controls ------------------------------------------------------------------
   function route() {
