@@ -180,6 +180,7 @@ SPARSE_VALUES = {
     "waiting_for": {"id": "q0123456789ab", "tool_name": "Bash", "input": {"command": "ls"},
                     "asked_at": "2026-11-22T08:07:13.000Z", "timeout_at": "2026-11-22T08:17:13.000Z"},
     "questions": {"asked": 1, "allowed": 0, "denied": 0, "timed_out": 0},
+    "entered": {"queued": "2026-11-20T10:00:00.000Z", "starting": "2026-11-20T10:00:05.000Z"},
 }
 
 
