@@ -223,6 +223,47 @@ def test_the_real_cli_catches_sigterm_and_exits_143_itself(real_kit):
         assert "grace period over" not in open(rec["log_file"]).read(), "it exited within the grace: no SIGKILL"
 
 
+def test_a_signal_to_the_cli_and_then_its_supervisor_is_a_stop_not_a_failure(fake_kit):
+    """scancel (or a process group's Ctrl-C) signals every process of a job one after another: the CLI may die
+    before its supervisor gets the same signal.  The run is then ``killed``, not ``failed`` (CI saw it on Slurm)."""
+    assert fake_kit.run("launch_agent", "both", "[[fake: hang]]").returncode == 0
+    rec = fake_kit.wait_running("both")
+    os.kill(rec["pid"], signal.SIGTERM)
+    os.kill(rec["supervisor_pid"], signal.SIGTERM)
+    assert fake_kit.run("wait_agents", "both").returncode == 1
+    ended = fake_kit.record("both")
+    assert (ended["status"], ended["stop_reason"]) == ("killed", "killed"), ended
+    assert fake_kit.run("launch_agent", "cli-only", "[[fake: hang]]").returncode == 0
+    os.kill(fake_kit.wait_running("cli-only")["pid"], signal.SIGTERM)
+    assert fake_kit.run("wait_agents", "cli-only").returncode == 1
+    assert (fake_kit.record("cli-only")["status"], fake_kit.record("cli-only")["exit_code"]) == ("failed", -15)
+
+
+def test_the_supervisor_waits_a_moment_for_the_signal_that_killed_its_cli(monkeypatch):
+    """The race itself, without processes: the CLI is dead of a signal nobody in the toolkit sent; the
+    supervisor's own copy of that signal comes a little later (as slurmstepd signals one process after another)."""
+    from claude_orchestrator.core.states import StopReason
+    from claude_orchestrator.supervisor import attempt
+
+    def attempt_whose_signal_comes_after(calls: int, request):
+        seen = []
+        a = attempt.Attempt.__new__(attempt.Attempt)
+        a.reason, a.log = None, lambda _line: None
+        a.stop_request = lambda: (seen.append(1), request if len(seen) > calls else None)[1]
+        return a
+
+    late = attempt_whose_signal_comes_after(3, attempt.StopRequest(15))
+    late._take_a_signal_to_us_too()
+    assert late.reason is StopReason.KILLED
+    limit = attempt_whose_signal_comes_after(2, attempt.StopRequest(10, time_limit=True))
+    limit._take_a_signal_to_us_too()
+    assert limit.reason is StopReason.TIMEOUT
+    monkeypatch.setattr(attempt, "SIBLING_SIGNAL_WAIT_S", 0.05)
+    never = attempt_whose_signal_comes_after(10**9, attempt.StopRequest(15))
+    never._take_a_signal_to_us_too()
+    assert never.reason is None, "a CLI killed from outside, and nothing else: judged as it ended"
+
+
 def test_a_cli_killed_by_a_signal_records_the_negative_signal(fake_kit):
     """The fake CLI (Python) does not catch SIGTERM: the signal ends it (-15); one that ignores SIGTERM
     is ended by SIGKILL after the grace (-9)."""

@@ -166,6 +166,10 @@ class StopRequest(NamedTuple):
         return f"the job's time limit ({name})"
 
 
+#: Seconds the supervisor waits, after its CLI died of a signal it did not send, for the same signal to reach it.
+SIBLING_SIGNAL_WAIT_S = 1.0
+
+
 def judge(reason: StopReason | None, result: dict | None, exit_code: int, *, stop: StopRequest | None,
           limits: RunLimits, peak_mb: float, stderr: Callable[[], list[str]] | None = None) -> tuple[State, str | None]:
     """How an attempt ended: ``(state, error)``.
@@ -385,6 +389,19 @@ class Attempt:
             return True
         return False
 
+    def _take_a_signal_to_us_too(self) -> None:
+        """The CLI was ended by a signal the supervisor did not send: if the same signal reaches the
+        supervisor (a whole job or process group signalled: ``scancel``, a time limit, a terminal's
+        Ctrl-C), the run was stopped, not failed.  Such signals reach the processes one after another,
+        so wait for ours at most :data:`SIBLING_SIGNAL_WAIT_S`, then judge by the stop request."""
+        deadline = time.monotonic() + SIBLING_SIGNAL_WAIT_S
+        while self.stop_request() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the signal handler sets the request; only in this rare case
+        request = self.stop_request()
+        if request is not None:
+            self.reason = request.reason
+            self.log(f"the CLI's signal reached the supervisor too ({request.words}): the run was stopped")
+
     def end(self, session_id: str, stderr: Callable[[], list[str]] | None = None) -> AttemptEnd:
         """After :meth:`pump`: reap the CLI, stop what it left behind, and judge how the attempt ended.
 
@@ -393,6 +410,8 @@ class Attempt:
         """
         exit_code = self.proc.wait()
         self.log(f"CLI exited with status {exit_code}; {self.progress.events} events")
+        if self.reason is None and self.progress.result is None and exit_code < 0:
+            self._take_a_signal_to_us_too()
         self.events.log_totals()
         self.tree.stop_leftovers(self.proc.pid, self.grace())
         state, error = judge(self.reason, self.progress.result, exit_code, stop=self.stop_request(),
