@@ -35,6 +35,8 @@ PYTEST_ARGS ?=
 # Test processes run side by side (pytest-xdist): most tests wait on processes they start, not on the CPU
 # (on 2 cores: 4 took 3 min 50 s, 8 took 2 min 50 s for 1,035 tests, the docs' included).
 # TEST_WORKERS=0 runs them one after another.
+# --dist loadgroup: the tests marked xdist_group(NAME) run on one worker (the browser tests share one chromium
+# and one console there); the others are spread as they come.
 TEST_WORKERS ?= 8
 # Passed to the recipes through the environment, unexpanded ($(value) into a
 # simple variable), so that any text (quotes, $, backticks) stays data.
@@ -143,7 +145,7 @@ install-browser: ## install Debian's chromium (apt-get) for the web console's br
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null
 
 test: test-deps ## run the whole test suite: the package's tests (real-CLI tests included) and every command the docs show
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: test-deps ## ruff over the package, scripts and tests
 	$(PYTHON) -m ruff check claude_orchestrator agents tests bench conftest.py
