@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from claude_orchestrator.claude.invocation import ClaudeOptions
+from claude_orchestrator.core.errors import BadRecord
 from claude_orchestrator.core.limits import RunLimits
 from claude_orchestrator.core.paths import StatePaths
 from claude_orchestrator.core.states import State, StopReason
@@ -449,3 +450,15 @@ def test_the_spec_conversion_covers_every_field():
     assert RunSpec.from_dict(json_trip(data)) == spec
     fields = {f.name for f in dataclasses.fields(RunSpec)} - {"executor_args"}
     assert set(data) == fields | {"slurm_args"}
+
+
+def test_a_record_that_is_a_symlink_is_never_read_through(tmp_path):
+    """status/NAME.json linked to a valid record elsewhere: unreadable (BadRecord), never followed out of the root."""
+    elsewhere = RecordStore(StatePaths(tmp_path / "other"))
+    elsewhere.paths.ensure()
+    elsewhere.write(full_record())
+    store = RecordStore(StatePaths(tmp_path / "root"))
+    store.paths.ensure()
+    store.paths.status("agent1").symlink_to(elsewhere.paths.status("agent1"))
+    with pytest.raises(BadRecord, match="symlink"):
+        store.read("agent1")

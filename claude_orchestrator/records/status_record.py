@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -252,12 +254,19 @@ class RecordStore:
         """
         path = self.paths.status(name)
         try:
-            raw = path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            try:
+                with open(fd, "rb", closefd=False) as f:
+                    raw = f.read()
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             return None
         except NotADirectoryError as exc:  # status/ (or a folder above it) is a file: the state root is broken, not the record
             raise storage_error(exc, path) from exc
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW: a record is never read through a link out of the state root
+                raise BadRecord(name, path, "a symlink: the toolkit never reads a record through one; remove it") from exc
             raise BadRecord(name, path, exc.strerror or str(exc)) from exc
         if not raw.strip():
             raise BadRecord(name, path, "empty file")
