@@ -601,7 +601,7 @@
     add('cost', fmtCost(a.cost_usd));
     add('tokens in / out', a.tokens ? fmtNum(a.tokens.input) + ' / ' + fmtNum(a.tokens.output) : null);
     add('turns', String(a.turns || 0));
-    add('peak RSS', a.peak_rss_mb != null ? a.peak_rss_mb.toFixed(0) + ' MB' : null);
+    add('peak RSS', a.peak_rss_mb != null ? a.peak_rss_mb.toFixed(0) + ' MiB' : null);
     add('exit code', a.exit_code != null ? String(a.exit_code) : null);
     if (a.messages) add('messages', a.messages.delivered + ' of ' + a.messages.received + ' delivered');
     if (a.idle && a.keep_open_until) add('kept open until', fmtClock(a.keep_open_until));
