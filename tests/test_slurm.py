@@ -243,6 +243,15 @@ def test_a_held_job_is_queued_until_released_then_completes(kit, slurm_cluster):
     rec = kit.record("held")
     assert rec["status"] == "completed" and rec["result"] == "FAKE: " + task
     assert wait_job_ended(slurm_cluster, job_id) == "COMPLETED"
+    # the time it was held is queued time, apart from its run time, in the report (and the console)
+    report = kit.run("report_agents", "--json", "held")
+    assert report.returncode == 0, report.stderr
+    board = json.loads(report.stdout)
+    (row,) = board["agents"]
+    assert (row["executor"], row["executor_ref"]) == ("slurm", job_id)
+    phases = [s["phase"] for s in row["runs"][-1]["segments"]]
+    assert phases[0] == "queued" and phases[-1] == "running", phases
+    assert row["queued_s"] > 0 and board["totals"]["queued_s"] == row["queued_s"] and board["totals"]["run_s"] == row["run_s"]
 
 
 def test_launch_returns_with_the_job_id_recorded_and_check_status_names_the_job(kit, slurm_cluster, tmp_path):

@@ -15,6 +15,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from browser import WebConsole
@@ -180,3 +181,19 @@ def test_neither_a_launch_nor_the_report_imports_the_web_libraries(fake_kit):
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'sse_starlette')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_worktree_runs_page_has_its_branch_and_diff_stat(fake_kit, console, tmp_path):
+    repo = (tmp_path / "repo").resolve()
+    repo.mkdir()
+    (repo / "app.py").write_text("print('v1')\n")
+    for argv in (["init", "-q", "-b", "main"], ["add", "app.py"],
+                 ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "base"]):
+        subprocess.run(["git", *argv], cwd=repo, check=True, capture_output=True, timeout=60)
+    assert fake_kit.run("launch_agent", "wt", "--cwd", str(repo), "--isolation", "worktree", "--wait", "x").returncode == 0
+    worktree = fake_kit.record("wt")["worktree"]
+    (Path(worktree["path"]) / "app.py").write_text("print('v2')\nprint('more')\n")  # the agent's edit
+    (Path(worktree["path"]) / "new.py").write_text("x = 1\n")
+    detail = _json(console.request("GET", "/api/agents/wt", headers={"Cookie": console.cookie()}))
+    assert detail["agent"]["worktree"] == {"path": worktree["path"], "branch": worktree["branch"]}
+    assert "app.py" in detail["diffstat"] and "1 untracked file" in detail["diffstat"], detail["diffstat"]
