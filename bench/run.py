@@ -19,7 +19,7 @@ Nothing here is part of make test: figures on a shared machine are noisy, so
 they are medians of alternated rounds, never pass/fail assertions.
 
 examples:
-  python bench/run.py                 everything (about 2 minutes on 2 cores)
+  python bench/run.py                 everything (about 3 minutes on 2 cores)
   python bench/run.py --quick         fewer rounds, 50 agents for item 7 (about 1 minute)
   python bench/run.py --only 1,5      some items
 """
