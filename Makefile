@@ -35,8 +35,7 @@ PYTEST_ARGS ?=
 # Test processes run side by side (pytest-xdist): most tests wait on processes they start, not on the CPU
 # (on 2 cores: 4 took 3 min 50 s, 8 took 2 min 50 s for 1,035 tests, the docs' included).
 # TEST_WORKERS=0 runs them one after another.
-# --dist loadgroup: the tests marked xdist_group(NAME) run on one worker (the browser tests share one chromium
-# and one console there); the others are spread as they come.
+# (conftest.py's scheduler runs each document, and the browser tests, as one unit on one worker.)
 TEST_WORKERS ?= 8
 # Passed to the recipes through the environment, unexpanded ($(value) into a
 # simple variable), so that any text (quotes, $, backticks) stays data.
@@ -148,7 +147,7 @@ test: test-deps ## run the whole test suite: the package's tests (real-CLI tests
 	@# bytecode first: with PYTHONDONTWRITEBYTECODE set, every script and supervisor the tests start would compile
 	@# the modules edited since make install again (a quarter of the suite's CPU on 2 cores)
 	@$(PYTHON) -m compileall -q claude_orchestrator agents/_bootstrap.py
-	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: test-deps ## ruff over the package, scripts and tests
 	$(PYTHON) -m ruff check claude_orchestrator agents tests bench conftest.py

@@ -41,9 +41,6 @@ from conftest import TERMINAL, Toolkit, stop_leftovers, wait_until
 
 from claude_orchestrator.devtools.fake_api import user_prompt
 
-#: Every test here on one worker (``make test`` passes ``--dist loadgroup``): one chromium and one console, not one per worker.
-pytestmark = pytest.mark.xdist_group("browser")
-
 #: An agent's output that would run script if it were put into the page as HTML.
 MARKUP = "<img src=x onerror=window.__pwned=1><script>window.__pwned=2</script>"
 
