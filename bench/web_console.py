@@ -47,7 +47,6 @@ import os
 import random
 import re
 import selectors
-import shutil
 import signal
 import statistics
 import subprocess
@@ -61,6 +60,7 @@ from common import AGENTS, Row, fake_env, hold, p95, record, script, table
 
 from claude_orchestrator.core.files import write_atomic
 from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.devtools.chromium import chromium_executable
 from claude_orchestrator.records.shape import utc_now
 
 GOAL_UPDATE_P95_MS = 500.0
@@ -71,7 +71,6 @@ RUNNING_IDLE = 3  # of them running during item 3
 RUNNING_BIG = 10  # of the 500 of item 2
 TARGET = "w00"  # the agent whose record item 1 rewrites
 URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+))/\?token=([^\s&#]+)")
-DEBIAN_CHROMIUM = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 ENDED = ("completed", "completed", "completed", "completed", "completed", "completed", "failed", "killed", "timeout")
 
 #: Before any script of the page: note when each ``board`` event arrives (the page's own listener runs after).
@@ -245,17 +244,6 @@ class Console:
             self.proc.kill()
             _, err = self.proc.communicate()
         return err or ""
-
-
-def chromium_executable() -> str | None:
-    """``$ORCHESTRATOR_CHROMIUM``, Debian's chromium, or one on PATH (tests/browser.py's choice)."""
-    wanted = os.environ.get("ORCHESTRATOR_CHROMIUM")
-    if wanted:
-        return wanted if os.access(wanted, os.X_OK) else None
-    for path in DEBIAN_CHROMIUM:
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _chromium_cpu_s() -> float:

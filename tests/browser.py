@@ -33,6 +33,8 @@ from pathlib import Path
 import pytest
 from conftest import Toolkit
 
+from claude_orchestrator.devtools.chromium import chromium_executable
+
 try:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect, sync_playwright
@@ -47,23 +49,9 @@ TIMEOUT_MS = 30_000
 if expect is not None:
     expect.set_options(timeout=TIMEOUT_MS)
 
-#: Debian's chromium: the real binary, then the launcher script (which execs it with /etc/chromium.d's flags).
-DEBIAN_CHROMIUM = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
-
-#: Where the screenshots the lead looks at are copied (besides each test's tmp_path), when that folder's parent exists
-#: or ORCHESTRATOR_BROWSER_SHOTS names one.
-SHOTS = Path(os.environ.get("ORCHESTRATOR_BROWSER_SHOTS", "/tmp/i21/shots"))
-
-
-def chromium_executable() -> str | None:
-    """The chromium to drive: ``$ORCHESTRATOR_CHROMIUM``, Debian's, or one on PATH; None if there is none."""
-    wanted = os.environ.get("ORCHESTRATOR_CHROMIUM")
-    if wanted:
-        return wanted if os.access(wanted, os.X_OK) else None
-    for path in DEBIAN_CHROMIUM:
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+#: Where the overview's, the timeline's, an agent page's and the report's screenshots are copied (besides each
+#: test's tmp_path) to be looked at: ORCHESTRATOR_BROWSER_SHOTS, if set.
+SHOTS = os.environ.get("ORCHESTRATOR_BROWSER_SHOTS")
 
 
 def missing() -> str | None:
@@ -124,13 +112,12 @@ def page_fixture(browser):
 
 
 def screenshot(page, tmp_path: Path, name: str, share: bool = False) -> Path:
-    """A full-page screenshot as ``tmp_path/NAME.png``; with ``share``, copied into :data:`SHOTS` too, when that
-    folder's parent exists (or ORCHESTRATOR_BROWSER_SHOTS is set)."""
+    """A full-page screenshot as ``tmp_path/NAME.png``; with ``share``, copied into :data:`SHOTS` too, if set."""
     path = tmp_path / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if share and ("ORCHESTRATOR_BROWSER_SHOTS" in os.environ or SHOTS.parent.is_dir()):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, SHOTS / path.name)
+    if share and SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(SHOTS) / path.name)
     return path
 
 

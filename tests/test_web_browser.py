@@ -9,7 +9,7 @@ page shows (Playwright's ``expect``: a deadline, never a delay) or for what a re
 (``wait_agents.py``), never on a sleep.  Every page is checked for script errors and
 Content-Security-Policy violations.  Each test saves a screenshot in its tmp_path (the
 overview's, the timeline's, an agent page's and the report's also go to
-:data:`browser.SHOTS` when that folder's parent exists).
+:data:`browser.SHOTS` when ORCHESTRATOR_BROWSER_SHOTS names a folder).
 
 The DOM hooks used are the contract's (the issue's "Stable DOM hooks"): ``#overview``
 ``tr[data-agent]`` with ``td.status``/``td.elapsed``, ``#totals``, ``#filter``, ``#timeline``
