@@ -12,9 +12,13 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +201,61 @@ def test_a_worktree_runs_page_has_its_branch_and_diff_stat(fake_kit, console, tm
     detail = _json(console.request("GET", "/api/agents/wt", headers={"Cookie": console.cookie()}))
     assert detail["agent"]["worktree"] == {"path": worktree["path"], "branch": worktree["branch"]}
     assert "app.py" in detail["diffstat"] and "1 untracked file" in detail["diffstat"], detail["diffstat"]
+
+
+def test_a_dead_supervisors_run_shows_lost_while_other_records_keep_changing(fake_kit, console):
+    """The hub's 5 s re-check of the active records has a clock of its own: writes to other records (a busy
+    fan-out writes all the time) must not put it off, or a crashed run would look alive for ever."""
+    assert fake_kit.run("launch_agent", "victim", "[[fake: hang]]").returncode == 0
+    rec = fake_kit.wait_running("victim")
+    connection = http.client.HTTPConnection("127.0.0.1", console.port, timeout=60)
+    connection.request("GET", "/api/events", headers={"Cookie": console.cookie()})
+    response = connection.getresponse()
+    stop = threading.Event()
+
+    def noise():  # another agent's record, rewritten twice a second
+        n = 0
+        while not stop.is_set():
+            n += 1
+            fake_kit.root.joinpath("status", "noise.json").write_text(json.dumps({"agent": "noise", "run_id": "r", "task": "t", "status": "completed", "num_turns": n}))
+            stop.wait(0.5)
+
+    writer = threading.Thread(target=noise, daemon=True)
+    writer.start()
+    try:
+        os.kill(rec["supervisor_pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 60  # a deadline, not a delay: the re-check comes every 5 s
+        while True:
+            assert time.monotonic() < deadline, "victim never showed lost while noise.json kept changing"
+            line = response.fp.readline()
+            assert line, "the stream ended before the run showed lost"
+            if line.startswith(b"data:") and any(a["name"] == "victim" and a["status"] == "lost"
+                                                 for a in json.loads(line[5:])["agents"]):
+                break
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+        connection.close()
+        try:
+            os.kill(rec["pid"], signal.SIGKILL)  # the CLI its supervisor left behind
+        except ProcessLookupError:
+            pass
+
+
+def test_git_runs_only_in_a_worktree_inside_the_agents_own_workspace(tmp_path):
+    """A record is untrusted: a worktree path it names outside workspaces/NAME/ gets no git run (a repository's
+    config can name commands git runs, e.g. core.fsmonitor)."""
+    from claude_orchestrator.core.paths import StatePaths
+    from claude_orchestrator.web.snapshot import diffstat
+
+    paths = StatePaths(tmp_path / "root")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    marker = tmp_path / "ran"
+    subprocess.run(["git", "init", "-q", str(outside)], check=True, timeout=60)
+    subprocess.run(["git", "-C", str(outside), "config", "core.fsmonitor", f"touch {marker}; false"], check=True, timeout=60)
+    paths.workspace("a").mkdir(parents=True)
+    assert diffstat(paths, "a", {"path": str(outside), "branch": "b", "base_commit": "0" * 40}) is None
+    assert diffstat(paths, "a", {"path": str(paths.workspace("a") / ".." / ".." / ".." / "elsewhere"), "branch": "b",
+                                 "base_commit": "0" * 40}) is None
+    assert not marker.exists()

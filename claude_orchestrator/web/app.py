@@ -161,23 +161,27 @@ class Hub:
             self.watcher = watcher
             self._read(None)
             self.ready.set()
+            recheck_at = time.monotonic() + RECHECK_S
             while not self.stopping.is_set():
-                woke = watcher.wait(RECHECK_S)
+                # The re-check keeps its own clock: records that change all the time (200 busy agents) must
+                # not put off the look that finds a dead supervisor's run (the look is what marks it lost).
+                woke = watcher.wait(max(0.0, recheck_at - time.monotonic()))
                 if self.stopping.is_set():
                     return
+                recs, gone = [], []
                 if woke:
                     watcher.wait(SETTLE_S)  # a burst of writes (a launch of 50) becomes one event
                     names = sorted({n[: -len(".json")] for n in watcher.take_changed()})
-                    valid = [n for n in names if _valid(n)]
-                    recs, gone = self._read(valid)
-                else:
+                    recs, gone = self._read([n for n in names if _valid(n)])
+                if time.monotonic() >= recheck_at:
+                    recheck_at = time.monotonic() + RECHECK_S
                     with self.lock:
-                        active = [n for n, r in self.records.items() if r.state.is_active]
-                    before = {n: self.records[n].status for n in active}
-                    recs, gone = self._read(active)
-                    recs = [r for r in recs if r.status != before.get(r.agent)]
+                        before = {n: r.status for n, r in self.records.items() if r.state.is_active}
+                    again, lost = self._read(sorted(before))
+                    recs += [r for r in again if r.status != before.get(r.agent)]
+                    gone += lost
                 if recs or gone:
-                    self._publish(recs, gone)
+                    self._publish(list({r.agent: r for r in recs}.values()), sorted(set(gone)))
 
 
 def _valid(name: str) -> bool:

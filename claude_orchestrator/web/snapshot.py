@@ -158,26 +158,37 @@ def transcript_items(path: Path, limit: int = TRANSCRIPT_MAX_BYTES) -> tuple[lis
     return items, cut
 
 
-def diffstat(worktree: dict[str, Any] | None) -> str | None:
+def diffstat(paths: StatePaths, name: str, worktree: dict[str, Any] | None) -> str | None:
     """``git diff --stat`` of a worktree run's work against the commit its worktree started from
     (``base_commit``: committed and uncommitted changes), and how many files git does not track yet;
-    None when the run has no worktree or git cannot tell."""
+    None when the run has no worktree or git cannot tell.
+
+    The record names the worktree, and a record is untrusted input: git runs only in a folder inside the
+    agent's own ``workspaces/NAME/`` (where ``--isolation worktree`` makes them), with the repository's
+    own commands off (``core.fsmonitor``, external diff drivers, text conversions).
+    """
     if not isinstance(worktree, dict) or not isinstance(worktree.get("path"), str):
         return None
     base = worktree.get("base_commit")
     if not isinstance(base, str) or not re.fullmatch(r"[0-9a-f]{7,64}", base):
         return None
+    try:
+        where = Path(worktree["path"]).resolve(strict=True)
+        if not where.is_relative_to(paths.workspace(name).resolve(strict=True)) or not where.is_dir():
+            return None
+    except (OSError, ValueError):
+        return None
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", worktree["path"], *args], capture_output=True, text=True,
+            done = subprocess.run(["git", "-C", str(where), "-c", "core.fsmonitor=false", *args], capture_output=True, text=True,
                                   timeout=GIT_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL, errors="replace")
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout if done.returncode == 0 else None
 
-    stat = git("diff", "--stat", base, "--")
+    stat = git("diff", "--stat", "--no-ext-diff", "--no-textconv", base, "--")
     if stat is None:
         return None
     status = git("status", "--porcelain", "--untracked-files=normal") or ""
@@ -209,5 +220,5 @@ def agent_detail(store: RecordStore, name: str) -> dict[str, Any]:
         "transcript": items,
         "transcript_truncated": cut,
         "result": result[0].decode("utf-8", "replace") if result else None,
-        "diffstat": diffstat(rec.worktree),
+        "diffstat": diffstat(paths, name, rec.worktree),
     }
