@@ -177,6 +177,8 @@ def test_the_report_refuses_what_it_cannot_do(fake_kit, tmp_path):
     (tmp_path / "dir").mkdir()
     blocked = fake_kit.run("report_agents", "--html", str(tmp_path / "dir"))
     assert blocked.returncode == 74 and "Traceback" not in blocked.stderr
+    typo = fake_kit.run("report_agents", "--html", str(tmp_path / "no" / "such" / "r.html"))
+    assert typo.returncode == 2 and "make it first" in typo.stderr and not (tmp_path / "no").exists()
 
 
 def test_neither_a_launch_nor_the_report_imports_the_web_libraries(fake_kit):

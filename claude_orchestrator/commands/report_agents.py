@@ -31,7 +31,7 @@ last 256 KiB), with its style and script inline: it opens offline, from a
 file, and fetches nothing. What agents wrote shows as text; a
 Content-Security-Policy in the page lets only the page's own script run.
 --json prints the data the page is drawn from (docs/web.md says its keys).
-exit status: 0 written, 2 bad input, 4 a named agent has no record,
+exit status: 0 written, 2 bad input (FILE's folder does not exist), 4 a named agent has no record,
 74 FILE cannot be written, 70 an internal error.
 """
 
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> ExitCode:
     if args.html == "-":
         sys.stdout.write(page)
         return ExitCode.OK
+    folder = Path(args.html).parent
+    if not folder.is_dir():  # write_atomic would make it: a typo would become a tree of folders
+        raise BadInput(f"no folder {folder}: make it first, or name a file in an existing one")
     try:
         write_atomic(Path(args.html), page.encode("utf-8"), durable=False)
     except OSError as e:
