@@ -218,7 +218,7 @@ def test_the_timeline_draws_a_bar_per_agent_with_dependencies_and_a_now_line(sha
     assert_clean(page, errors)
 
 
-def test_kill_from_the_page_ends_the_run_killed(shared, page, tmp_path):
+def test_kill_then_clear_from_the_page(shared, page, tmp_path):
     launch(shared.kit, "kill-me", "runs until stopped [[fake: hang]]", cwd=shared.work)
     errors = open_console(page, shared.console, "/agent/kill-me")
     expect(page.locator("#agent-name")).to_have_text("kill-me")
@@ -231,6 +231,12 @@ def test_kill_from_the_page_ends_the_run_killed(shared, page, tmp_path):
     assert done.returncode == 1 and "killed" in done.stdout, done.stdout + done.stderr
     assert shared.kit.record("kill-me")["status"] == "killed"
     screenshot(page, tmp_path, "killed")
+    # then Clear: the page shows the agent gone, offers nothing to act on, and keeps nothing of what it was
+    page.locator("#clear").click()
+    expect(page.locator("#agent-status")).to_contain_text("no such agent")
+    expect(page.locator("#actions")).to_be_hidden()
+    expect(page.locator("#transcript .ev")).to_have_count(0)
+    assert shared.kit.record("kill-me") is None
     assert_clean(page, errors)
 
 

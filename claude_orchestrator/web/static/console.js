@@ -563,6 +563,7 @@
     document.title = name + ' · agents';
     $('#agent-name').textContent = name;
     const st = $('#agent-status');
+    $('#actions').hidden = S.mode !== 'live' || !a;   // nothing to act on for an agent that is not there
     if (!a) {
       st.textContent = S.detailErr || (S.mode === 'live' && !S.detail ? 'loading' : 'unknown agent');
       st.className = 'pill';
@@ -700,6 +701,23 @@
 
   // ---- live: detail fetches (at most 2 a second) and actions ------------------------------------
   let detailTimer = 0, detailLast = 0, detailBusy = false, detailAgain = false;
+  // why a request failed, in words a person can act on
+  function failure(status) {
+    if (status === 404) return 'no such agent (cleared?)';
+    if (status === 401 || status === 403) return 'the console no longer knows this page (restarted?): open the URL it printed';
+    return 'HTTP ' + status;
+  }
+  function forgetDetail() {
+    S.detail = null;
+    trState = { name: null, count: 0, last: null };
+    questionId = null; lastRecord = '';
+    $('#transcript').replaceChildren();
+    $('#transcript-note').textContent = '';
+    $('#result').textContent = '';
+    $('#record').textContent = '';
+    $('#question-slot').replaceChildren();
+    $('#worktree-panel').hidden = true;
+  }
   function requestDetail() {
     if (S.mode !== 'live' || S.view == null) return;
     if (detailBusy) { detailAgain = true; return; }
@@ -709,9 +727,14 @@
     detailBusy = true; detailLast = Date.now();
     if (!S.detail) $('#agent-loading').textContent = 'loading…';
     fetch('/api/agents/' + encodeURIComponent(name), { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then((r) => (r.ok ? r.json() : Promise.reject(new Error(r.status === 404 ? 'no such agent (cleared?)' : 'HTTP ' + r.status))))
+      .then((r) => (r.ok ? r.json() : Promise.reject(Object.assign(new Error(failure(r.status)), { gone: r.status === 404 }))))
       .then((d) => { if (S.view === name) { S.detail = d; S.detailErr = ''; renderDetail(); } })
-      .catch((e) => { if (S.view === name) { S.detailErr = String(e.message || e); schedule(); } })
+      .catch((e) => {
+        if (S.view !== name) return;
+        S.detailErr = String(e.message || e);
+        if (e.gone) forgetDetail();   // cleared (or never was): show nothing of what it was
+        schedule();
+      })
       .finally(() => {
         detailBusy = false;
         if (S.view === name) $('#agent-loading').textContent = S.detailErr;
@@ -788,7 +811,11 @@
       es.onopen = () => setLive('live', 'ok');
       es.onerror = () => {
         setLive('reconnecting', 'warn');
-        if (es.readyState === EventSource.CLOSED) { es.close(); setTimeout(connect, 3000); }
+        // EventSource does not say why; a restarted console has a new token, and this page's cookie is refused
+        fetch('/api/board', { method: 'HEAD', credentials: 'same-origin' }).then((r) => {
+          if (r.status === 401 || r.status === 403) { es.close(); setLive(failure(r.status), 'bad'); }
+          else if (es.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+        }, () => { if (es.readyState === EventSource.CLOSED) setTimeout(connect, 3000); });
       };
     };
     setLive('connecting', 'warn');
