@@ -573,6 +573,10 @@
     }
     st.textContent = a.shown || a.status;
     st.className = 'pill state-' + a.status;
+    // what the state allows: kill a run, clear or resume an ended one (a message works for both: it resumes an ended one)
+    $('#kill').disabled = !a.active;
+    $('#clear').disabled = !!a.active;
+    $('#resume').disabled = !!a.active;
     renderFigures(a);
     renderQuestion(a);
     $('#agent-loading').textContent = S.detailErr;
