@@ -114,6 +114,14 @@ test-deps: ## the test extras into the python, and the pinned Claude CLIs (CLAUD
 	@$(call install_cli,.claude-cli,$(CLAUDE_VERSION))
 	@$(foreach v,$(CLAUDE_TEST_VERSIONS),$(call install_cli,.claude-cli/versions/$(v),$(v));) :
 
+# $(call apt_install,TARGET,PACKAGES): apt-get install PACKAGES, as root or through sudo; without either, the
+# command to run as root, exit 2
+apt_install = if [ "$$(id -u)" -eq 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "make $(1): not root and no sudo: as root, run: apt-get update && apt-get install --no-install-recommends $(2)" >&2; exit 2; fi; \
+	echo "make $(1): $${sudo:+sudo }apt-get install --no-install-recommends $(2)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null
+
 # Slurm's Debian packages, for the Slurm executor and its tests (claude_orchestrator/slurm_cluster.py runs
 # the daemons in a temp dir; nothing is configured system-wide).  SLURM_PACKAGES: what apt-get installs.
 SLURM_PACKAGES ?= slurmctld slurmd slurm-client munge
@@ -123,11 +131,7 @@ install-slurm: ## install Slurm (apt-get: slurmctld slurmd slurm-client munge) f
 	  echo "make install-slurm: Slurm is installed ($$(slurmd -V 2>/dev/null))"; exit 0; fi; \
 	command -v apt-get >/dev/null || { \
 	  echo "make install-slurm: no apt-get here: install Slurm's slurmctld, slurmd and client commands with your system's package manager" >&2; exit 2; }; \
-	if [ "$$(id -u)" -eq 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
-	  echo "make install-slurm: not root and no sudo: as root, run: apt-get update && apt-get install --no-install-recommends $(SLURM_PACKAGES)" >&2; exit 2; fi; \
-	echo "make install-slurm: $${sudo:+sudo }apt-get install --no-install-recommends $(SLURM_PACKAGES)"; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null
+	$(call apt_install,install-slurm,$(SLURM_PACKAGES))
 
 # Debian's chromium, for the web console's tests in a real browser (tests/browser.py drives it with Playwright's
 # Python API through executable_path: Playwright never downloads a browser).  BROWSER_PACKAGES: what apt-get installs.
@@ -137,11 +141,7 @@ install-browser: ## install Debian's chromium (apt-get) for the web console's br
 	  if [ -n "$$c" ] && [ -x "$$c" ]; then echo "make install-browser: chromium is installed: $$c ($$("$$c" --version 2>/dev/null))"; exit 0; fi; done; \
 	command -v apt-get >/dev/null || { \
 	  echo "make install-browser: no apt-get here: install Chromium with your system's package manager and set ORCHESTRATOR_CHROMIUM=/path/to/its/binary for the tests" >&2; exit 2; }; \
-	if [ "$$(id -u)" -eq 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
-	  echo "make install-browser: not root and no sudo: as root, run: apt-get update && apt-get install --no-install-recommends $(BROWSER_PACKAGES)" >&2; exit 2; fi; \
-	echo "make install-browser: $${sudo:+sudo }apt-get install --no-install-recommends $(BROWSER_PACKAGES)"; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null
+	$(call apt_install,install-browser,$(BROWSER_PACKAGES))
 
 test: test-deps ## run the whole test suite: the package's tests (real-CLI tests included) and every command the docs show
 	@# bytecode first: with PYTHONDONTWRITEBYTECODE set, every script and supervisor the tests start would compile

@@ -225,14 +225,7 @@ class Console:
     def cpu_s(self) -> float:
         """CPU seconds (user + system) of the server and its children so far."""
         p = psutil.Process(self.proc.pid)
-        total = 0.0
-        for q in [p, *p.children(recursive=True)]:
-            try:
-                t = q.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return _cpu_s([p, *p.children(recursive=True)])
 
     def stop(self) -> str:
         """Ctrl-C, as a user stops it; its stderr."""
@@ -246,17 +239,26 @@ class Console:
         return err or ""
 
 
-def _chromium_cpu_s() -> float:
-    """CPU seconds of every chromium process this bench started (the browser's whole tree)."""
+def _cpu_s(processes) -> float:
+    """CPU seconds (user + system) of ``processes`` so far; one that has gone counts none."""
     total = 0.0
-    for q in psutil.Process().children(recursive=True):
+    for q in processes:
         try:
-            if "chrom" in q.name().lower():
-                t = q.cpu_times()
-                total += t.user + t.system
+            t = q.cpu_times()
+            total += t.user + t.system
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def _chromium_cpu_s() -> float:
+    """CPU seconds of every chromium process this bench started (the browser's whole tree)."""
+    def chromium(q) -> bool:
+        try:
+            return "chrom" in q.name().lower()
+        except psutil.NoSuchProcess:
+            return False
+    return _cpu_s(q for q in psutil.Process().children(recursive=True) if chromium(q))
 
 
 def _clock_skew_ms(page) -> float:

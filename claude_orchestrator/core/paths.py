@@ -34,6 +34,8 @@ from .modes import dir_mode
 
 #: An agent's name (docs/files.md): a letter or digit, then up to 63 of ``[A-Za-z0-9_.-]``.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: A run ID's shape where it names a file or folder (letters, digits, ``_``, ``-``).
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Names that would collide with the layout itself (outputs/archive/ holds archives).
 RESERVED_NAMES = frozenset({"archive"})
 #: The environment variable that moves the state root.
@@ -60,6 +62,13 @@ def validate_name(name: str) -> str:
     if name.lower() in RESERVED_NAMES:
         raise BadInput(f"agent name {name!r} is reserved; choose another (e.g. {name}1)")
     return name
+
+
+def _run_id(run_id: str) -> str:
+    """``run_id`` if it has a run ID's shape (:data:`RUN_ID_RE`), else BadInput (exit 2)."""
+    if not RUN_ID_RE.fullmatch(run_id):
+        raise BadInput(f"invalid run ID {run_id!r}")
+    return run_id
 
 
 def refuse_symlink(path: Path) -> Path:
@@ -156,9 +165,7 @@ class StatePaths:
 
         ``run_id`` must be a run ID's shape (letters, digits, ``-``): it names a folder.
         """
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", run_id):
-            raise BadInput(f"invalid run ID {run_id!r}")
-        return self.run_dir(name) / f"{run_id}.channel"
+        return self.run_dir(name) / f"{_run_id(run_id)}.channel"
 
     def inbox(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.channel/inbox.jsonl``: the messages sent to that run."""
@@ -169,9 +176,7 @@ class StatePaths:
 
         ``run_id`` must be a run ID's shape (letters, digits, ``-``): it names a file.
         """
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", run_id):
-            raise BadInput(f"invalid run ID {run_id!r}")
-        return self.run_dir(name) / f"{run_id}.record.json"
+        return self.run_dir(name) / f"{_run_id(run_id)}.record.json"
 
     def log(self, name: str, run_id: str) -> Path:
         """``outputs/<name>/<run_id>.log``: the CLI's stderr and the supervisor's log."""

@@ -138,7 +138,9 @@ class Hub:
         """Re-read ``names`` (None: all): ``(records read, names whose record is gone)``; updates the cache."""
         wanted = self.store.paths.known_agents() if names is None else names
         present = [n for n in wanted if self.store.paths.status(n).exists()]
-        gone = [n for n in (set(wanted) - set(present)) | (set(self.records) - set(wanted) if names is None else set())]
+        gone = set(wanted) - set(present)
+        if names is None:  # a full read: every record known before and not listed now is gone too
+            gone |= set(self.records) - set(wanted)
         bad: list[BadRecord] = []
         try:
             recs = read_records(self.store, present, unreadable=bad) if present else []
@@ -154,7 +156,7 @@ class Hub:
             for r in recs:
                 self.records[r.agent] = r
                 self.unreadable.pop(r.agent, None)
-        return recs, gone + [b.name for b in bad]
+        return recs, sorted(gone) + [b.name for b in bad]
 
     def _run(self) -> None:
         with DirWatcher(self.store.paths.status_dir) as watcher:

@@ -46,13 +46,7 @@ def report_data(store: RecordStore, names: list[str] | None = None) -> dict[str,
 
 
 def _detail(store: RecordStore, rec) -> dict[str, Any]:
-    paths = store.paths
-    items, cut = [], False
-    if snapshot._RUN_ID.fullmatch(rec.run_id):
-        items, cut = snapshot.transcript_items(paths.transcript(rec.agent, rec.run_id), REPORT_TRANSCRIPT_BYTES)
-    result = snapshot._read_capped(paths.latest_output(rec.agent), snapshot.RESULT_MAX_BYTES)
-    return {"result": result[0].decode("utf-8", "replace") if result else None, "transcript": items,
-            "transcript_truncated": cut, "record": rec.to_dict(), "diffstat": None}
+    return {**snapshot.run_output(store.paths, rec, REPORT_TRANSCRIPT_BYTES), "record": rec.to_dict(), "diffstat": None}
 
 
 def _sha256(text: str) -> str:

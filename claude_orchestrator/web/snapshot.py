@@ -20,7 +20,8 @@ from typing import Any
 from ..claude import transcript_view
 from ..core.errors import BadRecord, NotFound
 from ..core.locks import queue_positions
-from ..core.paths import StatePaths, validate_name
+from ..core.paths import RUN_ID_RE, StatePaths, validate_name
+from ..records.channel import read_json
 from ..records.shape import utc_now
 from ..records.status_record import RecordStore, StatusRecord
 from ..usecases import board
@@ -30,15 +31,12 @@ from ..usecases.control import read_records
 BOARD_VERSION = 1
 #: Earlier runs of one agent shown on the timeline (the newest); the rest stay on disk.
 EARLIER_RUNS = 50
-#: Bytes of an earlier run's record read at most (records are a few KB).
-RECORD_MAX_BYTES = 1 << 20
 #: Bytes of a transcript an agent page shows at most: the end of a longer one.
 TRANSCRIPT_MAX_BYTES = 4 << 20
 #: Bytes of the result an agent page shows at most.
 RESULT_MAX_BYTES = 1 << 20
 #: Seconds ``git diff --stat`` may take for a worktree's diff stat.
 GIT_TIMEOUT_S = 10.0
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def _read_capped(path: Path, limit: int, tail: bool = False) -> tuple[bytes, bool] | None:
@@ -62,7 +60,7 @@ def _read_capped(path: Path, limit: int, tail: bool = False) -> tuple[bytes, boo
         os.close(fd)
 
 
-def earlier_runs(paths: StatePaths, name: str, current: str | None = None, limit: int = EARLIER_RUNS) -> list[StatusRecord]:
+def earlier_runs(paths: StatePaths, name: str, limit: int = EARLIER_RUNS) -> list[StatusRecord]:
     """The last records of agent ``name``'s earlier runs (``outputs/NAME/RUN_ID.record.json``), oldest first.
 
     Files that are not such a record of this agent (garbled, another agent's,
@@ -75,16 +73,12 @@ def earlier_runs(paths: StatePaths, name: str, current: str | None = None, limit
         return []
     runs = []
     for run_id in found[-limit:]:
-        if run_id == current or not _RUN_ID.fullmatch(run_id):
-            continue
-        got = _read_capped(folder / f"{run_id}.record.json", RECORD_MAX_BYTES)
-        if got is None or got[1]:
-            continue
+        data = read_json(folder / f"{run_id}.record.json") if RUN_ID_RE.fullmatch(run_id) else None
         try:
-            rec = StatusRecord.from_dict(json.loads(got[0]))
+            rec = StatusRecord.from_dict(data) if data is not None else None
         except (ValueError, TypeError):
             continue
-        if rec.agent == name and rec.run_id == run_id:
+        if rec is not None and rec.agent == name and rec.run_id == run_id:
             runs.append(rec)
     return runs
 
@@ -93,7 +87,7 @@ def rows(store: RecordStore, recs: list[StatusRecord], now: float | None = None)
     """The console's rows of ``recs`` (:func:`..usecases.board.agent_row`), with queue places and earlier runs."""
     positions = queue_positions(store.paths) if any(str(r.status) == "queued" for r in recs) else {}
     now = time.time() if now is None else now
-    return [board.agent_row(r, positions, earlier_runs(store.paths, r.agent, r.run_id), now) for r in recs]
+    return [board.agent_row(r, positions, earlier_runs(store.paths, r.agent), now) for r in recs]
 
 
 def unreadable_items(bad: list[BadRecord]) -> list[dict[str, str]]:
@@ -197,6 +191,17 @@ def diffstat(paths: StatePaths, name: str, worktree: dict[str, Any] | None) -> s
     return text + (f"\n{untracked} untracked file{'' if untracked == 1 else 's'}" if untracked else "")
 
 
+def run_output(paths: StatePaths, rec: StatusRecord, transcript_limit: int = TRANSCRIPT_MAX_BYTES) -> dict[str, Any]:
+    """A run's transcript as ``tail_agent.py`` renders it (its last ``transcript_limit`` bytes) and the agent's
+    result: ``{"transcript", "transcript_truncated", "result"}``, read from the state root's own layout."""
+    items, cut = ([], False)
+    if RUN_ID_RE.fullmatch(rec.run_id):
+        items, cut = transcript_items(paths.transcript(rec.agent, rec.run_id), transcript_limit)
+    result = _read_capped(paths.latest_output(rec.agent), RESULT_MAX_BYTES)
+    return {"transcript": items, "transcript_truncated": cut,
+            "result": result[0].decode("utf-8", "replace") if result else None}
+
+
 def agent_detail(store: RecordStore, name: str) -> dict[str, Any]:
     """Agent ``name``'s page: ``{"agent", "record", "transcript", "transcript_truncated", "result", "diffstat"}``.
 
@@ -209,16 +214,9 @@ def agent_detail(store: RecordStore, name: str) -> dict[str, Any]:
     if not recs:
         raise NotFound(f"no such agent: {name}")
     rec = recs[0]
-    paths = store.paths
-    items, cut = ([], False)
-    if _RUN_ID.fullmatch(rec.run_id):
-        items, cut = transcript_items(paths.transcript(name, rec.run_id))
-    result = _read_capped(paths.latest_output(name), RESULT_MAX_BYTES)
     return {
         "agent": rows(store, [rec])[0],
         "record": rec.to_dict(),
-        "transcript": items,
-        "transcript_truncated": cut,
-        "result": result[0].decode("utf-8", "replace") if result else None,
-        "diffstat": diffstat(paths, name, rec.worktree),
+        **run_output(store.paths, rec),
+        "diffstat": diffstat(store.paths, name, rec.worktree),
     }

@@ -535,15 +535,10 @@
   let questionId = null, countdown = null, lastRecord = '';
   function openAgent(name) {
     if (S.view !== name) {
-      S.view = name; S.detail = null; S.detailErr = '';
-      trState = { name: null, count: 0, last: null };
-      questionId = null; lastRecord = '';
-      $('#transcript').replaceChildren();
-      $('#result').textContent = '';
-      $('#record').textContent = '';
+      S.view = name; S.detailErr = '';
+      forgetDetail();
       $('#action-status').textContent = '';
       $('#message-text').value = ''; $('#resume-text').value = '';
-      $('#question-slot').replaceChildren();
       figVer = null;
     }
     $('#overview-page').hidden = true;
