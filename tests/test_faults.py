@@ -56,10 +56,30 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
+def _json_or_none(line: str) -> dict:
+    """A transcript line's JSON object, or {} (a line being written, or not an object)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
 def _first_event(rec: dict) -> None:
-    """Until the CLI has written its first line (it is then past its start-up)."""
-    wait_until(lambda: os.path.exists(rec["transcript_file"]) and os.path.getsize(rec["transcript_file"]) > 0,
-               what="the CLI's first event")
+    """Until the fake CLI has written all it writes before it hangs: its init event and the echo of its task.
+
+    Waiting for the first line only was not enough: a test that then killed the supervisor could close the
+    pipe before the echo was written, and the fake CLI died of the broken pipe (the orphans the test looks
+    for were gone; CI failed on it once).
+    """
+    def echoed() -> bool:
+        try:
+            with open(rec["transcript_file"], encoding="utf-8", errors="replace") as f:
+                return any(_json_or_none(line).get("isReplay") is True for line in f)
+        except FileNotFoundError:
+            return False
+
+    wait_until(echoed, what="the CLI's init event and the echo of its task")
 
 
 def _status_of(kit: Toolkit, name: str) -> str | None:
