@@ -49,6 +49,33 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
+def wait_cli_quiet(rec: dict) -> None:
+    """Until a run's fake CLI in a hanging mode has written all it writes before it hangs: its init event and
+    the echo of its task (``isReplay``), parsed from the run's transcript.
+
+    A test that kills the supervisor and expects the CLI to live on must wait for this, not for the first
+    line: killing the supervisor between the two closes the pipe under the echo, and the fake CLI dies of
+    the broken pipe (CI failed on it once).
+    """
+
+    def echoed() -> bool:
+        try:
+            with open(rec["transcript_file"], encoding="utf-8", errors="replace") as f:
+                lines = [line for line in f if line.endswith("\n")]
+        except FileNotFoundError:
+            return False
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("isReplay") is True:
+                return True
+        return False
+
+    wait_until(echoed, what="the CLI's init event and the echo of its task")
+
+
 class Toolkit:
     """Runs the scripts in agents/ as a user would, against one state root."""
 

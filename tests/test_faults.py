@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import Toolkit, kill_if_ours, process_gone, stop_leftovers, wait_until
+from conftest import Toolkit, kill_if_ours, process_gone, stop_leftovers, wait_cli_quiet, wait_until
 
 from claude_orchestrator.claude.invocation import ClaudeOptions
 from claude_orchestrator.core.limits import RunLimits
@@ -54,32 +54,6 @@ def one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
     return lines[0]
-
-
-def _json_or_none(line: str) -> dict:
-    """A transcript line's JSON object, or {} (a line being written, or not an object)."""
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-def _first_event(rec: dict) -> None:
-    """Until the fake CLI has written all it writes before it hangs: its init event and the echo of its task.
-
-    Waiting for the first line only was not enough: a test that then killed the supervisor could close the
-    pipe before the echo was written, and the fake CLI died of the broken pipe (the orphans the test looks
-    for were gone; CI failed on it once).
-    """
-    def echoed() -> bool:
-        try:
-            with open(rec["transcript_file"], encoding="utf-8", errors="replace") as f:
-                return any(_json_or_none(line).get("isReplay") is True for line in f)
-        except FileNotFoundError:
-            return False
-
-    wait_until(echoed, what="the CLI's init event and the echo of its task")
 
 
 def _status_of(kit: Toolkit, name: str) -> str | None:
@@ -635,7 +609,7 @@ def test_relaunching_a_lost_agent_first_stops_its_orphans(fake_kit, tmp_path, ga
     out = run(fake_kit, "launch_agent", "orphan", f"[[fake: {mode}]]", "--cwd", str(work), "--kill-grace", "1")
     assert out.returncode == 0, out.stderr
     rec = fake_kit.wait_running("orphan")
-    _first_event(rec)
+    wait_cli_quiet(rec)
     left = [(rec["pid"], rec["pid_started"])]
     try:
         if mode == "setsid_grandchild":
@@ -835,7 +809,7 @@ def test_a_relaunch_stopped_at_once_still_stops_the_lost_runs_orphans(fake_kit, 
     out = run(fake_kit, "launch_agent", "twice", "[[fake: hang]]", "--kill-grace", "1")
     assert out.returncode == 0, out.stderr
     rec = fake_kit.wait_running("twice")
-    _first_event(rec)
+    wait_cli_quiet(rec)
     old = (rec["pid"], rec["pid_started"])
     try:
         os.kill(rec["supervisor_pid"], signal.SIGKILL)

@@ -15,7 +15,7 @@ import threading
 import time
 
 import psutil
-from conftest import process_gone, run_cli, wait_until
+from conftest import process_gone, run_cli, wait_cli_quiet, wait_until
 
 from claude_orchestrator.core import locks
 from claude_orchestrator.records.shape import parse_time
@@ -115,8 +115,7 @@ def test_a_cli_lingering_after_its_result_is_stopped_and_judged_by_it(fake_kit):
 def test_killed_supervisor_is_lost_and_its_orphan_can_be_stopped(fake_kit):
     assert fake_kit.run("launch_agent", "a1", "[[fake: hang]]").returncode == 0
     rec = fake_kit.wait_running("a1")
-    # once the CLI has written its first line it only sleeps, so it outlives its reader
-    wait_until(lambda: os.path.getsize(rec["transcript_file"]) > 0, what="the CLI's first event")
+    wait_cli_quiet(rec)  # it then only sleeps, so it outlives its reader
     os.kill(rec["supervisor_pid"], signal.SIGKILL)
     wait_until(lambda: process_gone(rec["supervisor_pid"], rec["supervisor_started"]), what="supervisor gone")
     assert json.loads(fake_kit.run("check_status", "--json").stdout)[0]["status"] == "lost"
