@@ -4,7 +4,8 @@ docs/how-it-works.md: the file contract is the same for every executor
 (records, sessions, outputs and transcripts under the state root); what
 differs is behind this interface (an ABC, as pipx's ``backends/_base.py``):
 
-- :meth:`Executor.submit` hands a run whose record is written to a supervisor, and returns at once;
+- :meth:`Executor.submit` hands a run whose record is written to a supervisor, and returns at once
+  (:meth:`Executor.submit_many` hands a fan-out's runs together);
 - :meth:`Executor.probe` tells, for many records at once, whether each run's
   supervisor is alive, gone (with why, and how the run ended if the executor
   knows) or unknown (the executor cannot be asked);
@@ -30,6 +31,8 @@ import argparse
 import enum
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+from ..core.errors import OrchestratorError
 
 if TYPE_CHECKING:
     from ..core.paths import StatePaths
@@ -118,6 +121,31 @@ class Executor(abc.ABC):
             OSError: the supervisor could not be started (the caller records the run ``failed``).
             OrchestratorError: the executor refused the run (e.g. a scheduler's refusal, exit 69).
         """
+
+    def submit_many(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:
+        """Hand several runs (each's record written) to supervisors, as :meth:`submit` does one; return at once.
+
+        ``launch_parallel.py`` hands a fan-out's runs of one executor here together,
+        so that an executor can do it at less than the sum of the single submissions
+        (the local one forks every supervisor from one prepared process, a scheduler's
+        submits in parallel).  The descriptors of each :class:`Handoff` stay the
+        caller's to close after this returns.
+
+        Returns:
+            One answer per run, in order: None (handed over) or the ``OSError`` or
+            :class:`..core.errors.OrchestratorError` that :meth:`submit` would have
+            raised for it.  Other exceptions propagate.  Default: :meth:`submit` one
+            run after another.
+        """
+        answers: list[BaseException | None] = []
+        for rec, handoff in runs:
+            try:
+                self.submit(paths, rec, handoff)
+            except (OSError, OrchestratorError) as exc:
+                answers.append(exc)
+            else:
+                answers.append(None)
+        return answers
 
     @abc.abstractmethod
     def probe(self, paths: StatePaths, recs: Sequence[StatusRecord], *, deep: bool = False) -> list[Liveness]:

@@ -19,6 +19,7 @@ import secrets
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 from ..claude.invocation import find_claude
 from ..core import locks
@@ -260,6 +261,43 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         OrchestratorError: the executor could not start the run, e.g. a ``SlurmError``
             (sbatch refused the job, exit 69; its message names the agent); the run is recorded ``failed``.
     """
+    claimed = _prepare(paths, name, task, spec, inherit)
+    executor = get_executor(claimed.record.spec.executor)
+    try:
+        executor.submit(paths, claimed.record, claimed.handoff)
+    except (OSError, OrchestratorError) as exc:
+        return _submit_failed(paths, claimed.record, exc, raise_refusal=True)
+    finally:
+        claimed.release()
+    # The supervisor records its own PID and start time when it claims the
+    # run; a stop that comes first marks the record killed and the supervisor
+    # then finds nothing to do.
+    return claimed.record
+
+
+class _Claimed(NamedTuple):
+    """A run whose files and first record are written, not yet handed to its executor.
+
+    Attributes:
+        record: the record as written.
+        handoff: the descriptors the supervisor takes over (the life lock, a slot) and the log's.
+    """
+
+    record: StatusRecord
+    handoff: Handoff
+
+    def release(self) -> None:
+        """Close the launcher's copies of the descriptors (the supervisor holds its own once submitted)."""
+        for fd in (self.handoff.log_fd, *self.handoff.held):
+            os.close(fd)
+
+
+def _prepare(paths: StatePaths, name: str, task: str, spec: RunSpec | None, inherit: dict | None) -> _Claimed:
+    """Check the request, write the task file and the log, and claim the run (:func:`_claim_run`).
+
+    Raises:
+        what :func:`launch` raises before its executor is asked; nothing is left half-made.
+    """
     validate_name(name)
     if not task or not task.strip():
         raise BadInput("the task is empty; give it as an argument or with --task-file")
@@ -278,23 +316,22 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         os.close(log_fd)
         _undo(made)
         raise
-    try:
-        executor.submit(paths, record, Handoff(tuple(held), log_fd))
-    except (OSError, OrchestratorError) as exc:
-        store = RecordStore(paths)
-        failed = lifecycle.change_state(store, name, run_id, State.FAILED, error=f"could not start the supervisor: {exc}", is_error=True)
-        if isinstance(exc, OrchestratorError):  # e.g. sbatch refused the job: the caller is told, with the scheduler's message
-            exc.args = (f"agent {name!r}: {exc}",)
-            raise
-        return failed or record
-    finally:
-        os.close(log_fd)
-        for fd in held:  # the supervisor holds its own copies now
-            os.close(fd)
-    # The supervisor records its own PID and start time when it claims the
-    # run; a stop that comes first marks the record killed and the supervisor
-    # then finds nothing to do.
-    return record
+    return _Claimed(record, Handoff(tuple(held), log_fd))
+
+
+def _submit_failed(paths: StatePaths, record: StatusRecord, exc: BaseException, *, raise_refusal: bool) -> StatusRecord:
+    """Record a run its executor could not start ``failed`` (its error says why) and return that record.
+
+    An executor's refusal (an :class:`OrchestratorError`, e.g. sbatch refused the job)
+    is re-raised with the agent's name when ``raise_refusal``.
+    """
+    store = RecordStore(paths)
+    failed = lifecycle.change_state(store, record.agent, record.run_id, State.FAILED,
+                                    error=f"could not start the supervisor: {exc}", is_error=True)
+    if raise_refusal and isinstance(exc, OrchestratorError):  # the caller is told, with the scheduler's message
+        exc.args = (f"agent {record.agent!r}: {exc}",)
+        raise exc
+    return failed or record
 
 
 def _new_record(paths: StatePaths, name: str, run_id: str, task: str, spec: RunSpec, workdir: str) -> StatusRecord:
@@ -459,8 +496,10 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
         BadInput: a bad or repeated name, an empty task (exit 2).
         Conflict: one of the names is active (exit 3).
         CliMissing: no Claude CLI (exit 127).
-        OrchestratorError: a launch failed part way (e.g. sbatch refused a job, exit 69); its
-            message names the agents launched before it, which run on.
+        OrchestratorError: a run could not be started (e.g. sbatch refused a job, exit 69): it is
+            recorded ``failed``, and the message names it, the others refused, and the agents
+            that run on; or a launch failed part way, and the message names the agents launched
+            before it, which run on.
     """
     names = [validate_name(n) for n, _, _ in jobs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -471,12 +510,64 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
             raise BadInput(f"the task for {name} is empty")
     find_claude()
     refuse_busy(RecordStore(paths), names)
-    launched: list[StatusRecord] = []
-    for name, task, spec in jobs:
-        try:
-            launched.append(launch(paths, name, task, spec))
-        except OrchestratorError as exc:
-            if launched:  # e.g. sbatch refused the 3rd job of a fan-out (a submit limit): say what runs already
-                exc.args = (f"{exc}; launched before it and running: {', '.join(r.agent for r in launched)}",)
-            raise
-    return launched
+    claimed: list[_Claimed] = []
+    try:
+        for name, task, spec in jobs:
+            claimed.append(_prepare(paths, name, task, spec, None))
+    except OrchestratorError as exc:
+        if claimed:  # e.g. the state root filled up at the 3rd: those claimed before it run
+            records, _ = _submit_claimed(paths, claimed)
+            exc.args = (f"{exc}; launched before it and running: {', '.join(r.agent for r in records if r.state is not State.FAILED)}",)
+        raise
+    except BaseException:
+        _submit_claimed(paths, claimed)
+        raise
+    records, refused = _submit_claimed(paths, claimed)
+    if refused:
+        raise _refusal_report(records, refused)
+    return records
+
+
+def _submit_claimed(paths: StatePaths, claimed: list[_Claimed]) -> tuple[list[StatusRecord], list[tuple[StatusRecord, OrchestratorError]]]:
+    """Hand the claimed runs to their executors, each executor once for all its runs (:meth:`Executor.submit_many`).
+
+    Returns:
+        ``(records in order, refusals)``: a run its executor could not start is recorded
+        ``failed`` (:func:`_submit_failed`); those refused with an
+        :class:`OrchestratorError` (e.g. sbatch refused the job) are also listed with the error.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(claimed):
+        groups.setdefault(c.record.spec.executor, []).append(i)
+    answers: list[BaseException | None] = [None] * len(claimed)
+    try:
+        for executor_name, group in groups.items():
+            got = get_executor(executor_name).submit_many(paths, [(claimed[i].record, claimed[i].handoff) for i in group])
+            for i, answer in zip(group, got, strict=True):
+                answers[i] = answer
+    finally:
+        for c in claimed:
+            c.release()
+    records, refused = [], []
+    for c, answer in zip(claimed, answers, strict=True):
+        if answer is None:
+            records.append(c.record)
+            continue
+        records.append(_submit_failed(paths, c.record, answer, raise_refusal=False))
+        if isinstance(answer, OrchestratorError):
+            refused.append((c.record, answer))
+    return records, refused
+
+
+def _refusal_report(records: list[StatusRecord], refused: list[tuple[StatusRecord, OrchestratorError]]) -> OrchestratorError:
+    """One error for a fan-out some of whose runs its executor refused: the first refusal with its agent and
+    message, the others refused by name, and the agents that run (exit status: the first refusal's)."""
+    first_rec, first = refused[0]
+    first.args = (f"agent {first_rec.agent!r}: {first}",)
+    others = [r.agent for r, _ in refused[1:]]
+    if others:
+        first.args = (f"{first.args[0]}; also refused: {', '.join(others)}",)
+    running = [r.agent for r in records if r.state is not State.FAILED]
+    if running:
+        first.args = (f"{first.args[0]}; launched and running: {', '.join(running)}",)
+    return first
