@@ -311,7 +311,7 @@ def test_the_job_is_submitted_with_the_toolkits_options_then_the_users(monkeypat
         return "4711"
 
     monkeypatch.setattr(slurm_commands, "submit", submit)
-    slurm.SlurmExecutor().submit(paths, rec, Handoff((), -1))
+    assert slurm.SlurmExecutor().submit(paths, [(rec, Handoff((), -1))]) == [None]
     assert seen["options"] == [
         "--job-name=a1", f"--chdir={tmp_path}", f"--output={paths.log('a1', 'r-a1')}", "--open-mode=append",
         "--no-requeue", "--signal=B:USR1@60", "--time=5", "--mem=381M", "--partition=gpu", "--time=30",

@@ -4,8 +4,8 @@ docs/how-it-works.md: the file contract is the same for every executor
 (records, sessions, outputs and transcripts under the state root); what
 differs is behind this interface (an ABC, as pipx's ``backends/_base.py``):
 
-- :meth:`Executor.submit` hands a run whose record is written to a supervisor, and returns at once
-  (:meth:`Executor.submit_many` hands a fan-out's runs together);
+- :meth:`Executor.submit` hands runs whose records are written to supervisors (a fan-out's
+  together), and returns at once;
 - :meth:`Executor.probe` tells, for many records at once, whether each run's
   supervisor is alive, gone (with why, and how the run ended if the executor
   knows) or unknown (the executor cannot be asked);
@@ -31,8 +31,6 @@ import argparse
 import enum
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
-
-from ..core.errors import OrchestratorError
 
 if TYPE_CHECKING:
     from ..core.paths import StatePaths
@@ -111,41 +109,22 @@ class Executor(abc.ABC):
     host_bound: ClassVar[bool] = True
 
     @abc.abstractmethod
-    def submit(self, paths: StatePaths, rec: StatusRecord, handoff: Handoff) -> None:
-        """Hand run ``rec`` (its record written) to a supervisor; return at once (or once a scheduler answered).
+    def submit(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:
+        """Hand runs (each's record written) to supervisors; return at once (or once a scheduler answered).
 
-        An executor that gives the run a reference (a job ID) stores it in the
-        record's ``executor_ref``.
-
-        Raises:
-            OSError: the supervisor could not be started (the caller records the run ``failed``).
-            OrchestratorError: the executor refused the run (e.g. a scheduler's refusal, exit 69).
-        """
-
-    def submit_many(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:
-        """Hand several runs (each's record written) to supervisors, as :meth:`submit` does one; return at once.
-
-        ``launch_parallel.py`` hands a fan-out's runs of one executor here together,
-        so that an executor can do it at less than the sum of the single submissions
-        (the local one forks every supervisor from one prepared process, a scheduler's
-        submits in parallel).  The descriptors of each :class:`Handoff` stay the
-        caller's to close after this returns.
+        A batch, as :meth:`probe` is: ``launch_parallel.py`` hands a fan-out's runs
+        of one executor over together, so that an executor does it at less than the
+        sum of single submissions (the local one forks every supervisor from one
+        prepared process; a scheduler's submits in parallel).  An executor that
+        gives a run a reference (a job ID) stores it in the record's ``executor_ref``.
+        The descriptors of each :class:`Handoff` stay the caller's to close.
 
         Returns:
-            One answer per run, in order: None (handed over) or the ``OSError`` or
-            :class:`..core.errors.OrchestratorError` that :meth:`submit` would have
-            raised for it.  Other exceptions propagate.  Default: :meth:`submit` one
-            run after another.
+            One answer per run, in order: None (handed over), or why its supervisor
+            could not be started: an ``OSError`` (the caller records the run
+            ``failed``) or an :class:`..core.errors.OrchestratorError` (the executor
+            refused the run, e.g. a scheduler's refusal, exit 69).  Other exceptions propagate.
         """
-        answers: list[BaseException | None] = []
-        for rec, handoff in runs:
-            try:
-                self.submit(paths, rec, handoff)
-            except (OSError, OrchestratorError) as exc:
-                answers.append(exc)
-            else:
-                answers.append(None)
-        return answers
 
     @abc.abstractmethod
     def probe(self, paths: StatePaths, recs: Sequence[StatusRecord], *, deep: bool = False) -> list[Liveness]:

@@ -1,11 +1,11 @@
 """The ``local`` executor: the supervisor is a detached process on this machine.
 
 The launcher takes the agent's life lock (and a ``--max-parallel`` slot if
-any) and :meth:`LocalExecutor.submit` spawns the supervisor with them
-(:func:`supervisor_command`); liveness is that lock, which the kernel drops
-when the supervisor dies; stopping signals PIDs only with their recorded
-start times.  Also the supervisor's command line and the processes of a run,
-which the other executors use for what runs on this host.
+any) and :meth:`LocalExecutor.submit` starts the supervisor with them,
+forked from the launcher or as a fresh interpreter (:mod:`.detach`);
+liveness is that lock, which the kernel drops when the supervisor dies;
+stopping signals PIDs only with their recorded start times.  Also the
+processes of a run, which the other executors use for what runs on this host.
 
 This module is on the launch path: psutil (through :mod:`..core.procs`) is
 imported only by the functions that look at processes.
@@ -14,29 +14,19 @@ imported only by the functions that look at processes.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core import locks
-from ..core.modes import CALLER_UMASK_ENV, user_umask
 from ..core.paths import StatePaths
+from . import detach
 from .base import Executor, Handoff, Liveness, Verdict
 
 if TYPE_CHECKING:
     import psutil
 
     from ..records.status_record import StatusRecord
-
-#: What the supervisor imports.  It runs as ``python -S`` (no site hooks: a
-#: ``.pth`` file that imports something costs every supervisor start-up time
-#: and memory for the whole run) and finds these through ``PYTHONPATH``.
-SUPERVISOR_PACKAGES = ("claude_orchestrator", "psutil", "filelock", "watchdog")
-_supervisor_path: list[str] | None = None
-
 
 class LocalExecutor(Executor):
     """The supervisor is a detached process on this machine.
@@ -50,27 +40,27 @@ class LocalExecutor(Executor):
     keeps_queue = True
     host_bound = True
 
-    def submit(self, paths: StatePaths, rec: StatusRecord, handoff: Handoff) -> None:
-        """Spawn ``python -m claude_orchestrator.supervisor`` detached (new session, stdin /dev/null), never waited for.
-
-        Raises:
-            OSError: the supervisor could not be started.
-        """
-        held = list(handoff.held)
-        argv, env = supervisor_command(paths, held, rec.agent, rec.run_id)
-        subprocess.Popen(  # noqa: S603 - an argument vector, no shell
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=handoff.log_fd,
-            stderr=handoff.log_fd,
-            cwd=str(paths.root),
-            start_new_session=True,  # detached: no signal of the caller's terminal reaches it
-            close_fds=True,  # no pipe of the caller leaks into it ...
-            pass_fds=held,  # ... only the locks it takes over
-        )
-        # It is never waited for: it outlives this process and is reparented to
-        # init (or the nearest subreaper).
+    def submit(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:
+        """Start each run's supervisor detached, never waited for: forked from this process
+        (:func:`.detach.fork_supervisors`), or, if this process runs threads, as a fresh interpreter
+        (:func:`.detach.spawn_supervisor`).  A fan-out imports the supervisor's modules once, before the
+        forks (:func:`.detach.prepare`): N runs cost N forks, not N interpreters.  A single run's
+        supervisor imports them itself, after the fork, so the launch returns as soon as it has forked.
+        The answer for a run is an ``OSError`` if its supervisor could not be started."""
+        detached = [detach.Detached([rec.agent, rec.run_id], handoff.held, handoff.log_fd) for rec, handoff in runs]
+        if detach.can_fork():
+            if len(detached) > 1:
+                detach.prepare()
+            return list(detach.fork_supervisors(paths, detached))
+        answers: list[BaseException | None] = []
+        for run in detached:
+            try:
+                detach.spawn_supervisor(paths, run)
+            except OSError as exc:
+                answers.append(exc)
+            else:
+                answers.append(None)
+        return answers
 
     def probe(self, paths: StatePaths, recs: Sequence[StatusRecord], *, deep: bool = False) -> list[Liveness]:
         """ALIVE while the agent's life lock is held (a read-only probe: works on a read-only or full state
@@ -160,70 +150,25 @@ def gone_reason(rec: StatusRecord) -> str:
 
 
 def supervisors_by_name(paths: StatePaths, name: str) -> list[psutil.Process]:
-    """Live local supervisor processes of agent ``name`` under this state root, found by their command line.
+    """Live local supervisor processes of agent ``name`` under this state root: those holding its life lock open.
 
     For a run whose record cannot be read (so its PIDs are unknown) while its
-    life lock is held: the supervisor runs ``python -m claude_orchestrator.supervisor
-    --root ROOT ... NAME RUN_ID`` (:func:`supervisor_command`).
+    life lock is held.  A supervisor keeps ``status/<name>.supervisor.lock``
+    open for its whole life, whether it was forked or spawned (its command line
+    is then the launcher's, not its own), and neither its CLI nor its hook
+    inherits it.  Processes whose descriptors cannot be read (another user's) are passed over.
     """
     import psutil  # off the launch path
 
-    root = str(paths.root)
+    lock = os.path.realpath(paths.alive_lock(name))
     found = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = p.info.get("cmdline") or []
-        if "claude_orchestrator.supervisor" in cmd and len(cmd) >= 2 and cmd[-2] == name and root in cmd:
-            found.append(p)
+    for p in psutil.process_iter():
+        try:
+            if any(f.path == lock for f in p.open_files()):
+                found.append(p)
+        except psutil.Error:
+            continue
     return found
-
-
-def supervisor_command(
-    paths: StatePaths, held: list[int], name: str, run_id: str, flags: tuple[str, ...] = ()
-) -> tuple[list[str], dict[str, str]]:
-    """The supervisor's argument vector and environment.
-
-    ``held`` are the inherited descriptors: the life lock, then a slot if any
-    (none for a supervisor that another host starts, as a cluster job's is);
-    ``flags`` are more of its options (e.g. ``--time-limit-signal USR1``).
-    The environment is the caller's, with ``PYTHONPATH`` naming the folders of
-    :data:`SUPERVISOR_PACKAGES` and the caller's own value kept in
-    ``ORCHESTRATOR_CALLER_PYTHONPATH`` (the supervisor puts it back before it
-    starts anything).  If a package's folder cannot be found the supervisor
-    starts with the site hooks, as any script would.  ``ORCHESTRATOR_CALLER_UMASK``
-    is the caller's umask, which the supervisor gives back to the CLI and the hook
-    (:mod:`..core.modes`); ``ORCHESTRATOR_SHARE`` comes with the rest.
-    """
-    global _supervisor_path
-    if _supervisor_path is None:
-        _supervisor_path = _package_dirs()
-    argv = [sys.executable, "-m", "claude_orchestrator.supervisor", "--root", str(paths.root)]
-    if held:
-        argv += ["--alive-fd", str(held[0])]
-    if len(held) > 1:
-        argv += ["--slot-fd", str(held[1])]
-    env = dict(os.environ)
-    env[CALLER_UMASK_ENV] = f"{user_umask():04o}"
-    if _supervisor_path:
-        argv.insert(1, "-S")
-        env["ORCHESTRATOR_CALLER_PYTHONPATH"] = env.get("PYTHONPATH", "")
-        env["PYTHONPATH"] = os.pathsep.join(_supervisor_path)
-    return [*argv, *flags, name, run_id], env
-
-
-def _package_dirs() -> list[str]:
-    """The folders holding :data:`SUPERVISOR_PACKAGES`, or [] if one cannot be found."""
-    from importlib.util import find_spec  # once per launcher process
-
-    dirs: list[str] = []
-    for package in SUPERVISOR_PACKAGES:
-        spec = find_spec(package)
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        if not locations:
-            return []
-        folder = str(Path(locations[0]).parent)
-        if folder not in dirs:
-            dirs.append(folder)
-    return dirs
 
 
 def supervisor_process(rec: StatusRecord) -> psutil.Process | None:

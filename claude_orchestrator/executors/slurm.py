@@ -54,7 +54,8 @@ from ..records import lifecycle
 from ..records.status_record import RecordStore, StatusRecord
 from . import slurm_commands as jobs
 from .base import Executor, Handoff, Liveness, Verdict
-from .local import leftover_tree, stop_remains, supervisor_command
+from .detach import supervisor_command
+from .local import leftover_tree, stop_remains
 from .slurm_commands import SlurmError
 
 __all__ = ["SlurmError", "SlurmExecutor", "batch_script", "dependency_args", "limit_args", "time_limit_lead_s"]
@@ -177,11 +178,22 @@ class SlurmExecutor(Executor):
     keeps_queue = False
     host_bound = False
 
-    def submit(self, paths: StatePaths, rec: StatusRecord, handoff: Handoff) -> None:
-        """Write the batch script, submit it, and record the job ID (``executor_ref``).
+    def submit(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:
+        """Submit one batch job per run (:meth:`_submit_one`); a run's answer is the ``SlurmError`` or
+        ``OSError`` its submission raised, else None.  The launcher's descriptors stay on this host:
+        the job's supervisor runs on a node, its liveness asked of Slurm."""
+        answers: list[BaseException | None] = []
+        for rec, _handoff in runs:
+            try:
+                self._submit_one(paths, rec)
+            except (OSError, OrchestratorError) as exc:
+                answers.append(exc)
+            else:
+                answers.append(None)
+        return answers
 
-        The launcher's descriptors (``handoff``) stay on this host: the job's
-        supervisor runs on a node, its liveness asked of Slurm.
+    def _submit_one(self, paths: StatePaths, rec: StatusRecord) -> None:
+        """Write run ``rec``'s batch script, submit it, and record the job ID (``executor_ref``).
 
         Raises:
             SlurmError: sbatch failed (Slurm's message is in it); the caller records the run ``failed``.

@@ -1,8 +1,10 @@
 """The supervisor process's entry point: ``python -m claude_orchestrator.supervisor``.
 
-Started by the launcher (:func:`..executors.local.supervisor_command`), not by
-hand, as ``python -S -m claude_orchestrator.supervisor --root ROOT
-[--alive-fd N] [--slot-fd N] [--time-limit-signal SIG] [--ref-from-env VAR] NAME RUN_ID``.
+Started by the launcher, not by hand: forked from it, which then calls :func:`main`
+with the arguments below (:func:`..executors.detach.fork_supervisors`), or as
+``python -S -m claude_orchestrator.supervisor --root ROOT [--alive-fd N] [--slot-fd N]
+[--time-limit-signal SIG] [--ref-from-env VAR] NAME RUN_ID``
+(:func:`..executors.detach.supervisor_command`; a cluster job's batch script runs that).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _signal_number(name: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The supervisor's own command line, as :func:`..executors.local.supervisor_command` builds it."""
+    """The supervisor's own command line, as :mod:`..executors.detach` gives it."""
     parser = argparse.ArgumentParser(prog="python -m claude_orchestrator.supervisor", formatter_class=_formatter)
     parser.add_argument("--root", required=True, help="the state root")
     parser.add_argument("--alive-fd", type=int, help="an inherited descriptor holding the agent's life lock")
@@ -63,7 +65,7 @@ def executor_flags(args: argparse.Namespace) -> tuple[int | None, str | None]:
 
 
 def _restore_pythonpath() -> None:
-    """Give the CLI (and its tools) the caller's ``PYTHONPATH`` back, not the supervisor's own (see ``supervisor_command``)."""
+    """Give the CLI (and its tools) the caller's ``PYTHONPATH`` back, not the supervisor's own (see :func:`..executors.detach.supervisor_command`)."""
     if "ORCHESTRATOR_CALLER_PYTHONPATH" in os.environ:
         caller = os.environ.pop("ORCHESTRATOR_CALLER_PYTHONPATH")
         if caller:

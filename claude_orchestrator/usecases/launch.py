@@ -264,11 +264,11 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     claimed = _prepare(paths, name, task, spec, inherit)
     executor = get_executor(claimed.record.spec.executor)
     try:
-        executor.submit(paths, claimed.record, claimed.handoff)
-    except (OSError, OrchestratorError) as exc:
-        return _submit_failed(paths, claimed.record, exc, raise_refusal=True)
+        failed = executor.submit(paths, [(claimed.record, claimed.handoff)])[0]
     finally:
         claimed.release()
+    if failed is not None:
+        return _submit_failed(paths, claimed.record, failed, raise_refusal=True)
     # The supervisor records its own PID and start time when it claims the
     # run; a stop that comes first marks the record killed and the supervisor
     # then finds nothing to do.
@@ -529,7 +529,7 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
 
 
 def _submit_claimed(paths: StatePaths, claimed: list[_Claimed]) -> tuple[list[StatusRecord], list[tuple[StatusRecord, OrchestratorError]]]:
-    """Hand the claimed runs to their executors, each executor once for all its runs (:meth:`Executor.submit_many`).
+    """Hand the claimed runs to their executors, each executor once for all its runs (:meth:`Executor.submit`).
 
     Returns:
         ``(records in order, refusals)``: a run its executor could not start is recorded
@@ -542,7 +542,7 @@ def _submit_claimed(paths: StatePaths, claimed: list[_Claimed]) -> tuple[list[St
     answers: list[BaseException | None] = [None] * len(claimed)
     try:
         for executor_name, group in groups.items():
-            got = get_executor(executor_name).submit_many(paths, [(claimed[i].record, claimed[i].handoff) for i in group])
+            got = get_executor(executor_name).submit(paths, [(claimed[i].record, claimed[i].handoff) for i in group])
             for i, answer in zip(group, got, strict=True):
                 answers[i] = answer
     finally:
