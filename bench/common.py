@@ -111,6 +111,7 @@ def machine() -> str:
             f"{mem:.0f} GiB, Python {platform.python_version()} ({where}), Claude CLI {cli}")
 
 
+
 # -- running things ----------------------------------------------------------
 
 
@@ -129,6 +130,43 @@ def script(env: dict[str, str], name: str, *args: str, check: bool = True) -> su
     if check and proc.returncode != 0:
         raise SystemExit(f"{name}.py {' '.join(args)[:80]} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
+
+
+def memory(procs: Sequence[Any], what: str = "rss") -> list[float]:
+    """Each of ``procs``' (psutil.Process) ``what`` in MiB: ``rss``, or ``pss`` (shared pages split among
+    the processes that share them, from ``/proc/PID/smaps_rollup``: psutil's ``memory_full_info``).
+
+    A process that has gone or cannot be read counts 0 (it holds no memory now).
+    """
+    import psutil
+
+    out = []
+    for p in procs:
+        try:
+            info = p.memory_full_info() if what != "rss" else p.memory_info()
+            out.append(getattr(info, what) / 2**20)
+        except psutil.Error:
+            out.append(0.0)
+    return out
+
+
+def tree_rss(proc: Any) -> float:
+    """RSS in MiB of ``proc`` (a psutil.Process) and all its descendants (0 for any that has gone)."""
+    import psutil
+
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    return sum(memory(procs))
+
+
+def task_stdin(task: str) -> str:
+    """What a run's CLI reads on stdin for ``task``, as the supervisor writes it: one stream-json user
+    message (``build_argv`` passes ``--input-format stream-json``; plain text makes the CLI exit 1)."""
+    from claude_orchestrator.records.channel import stream_json_message
+
+    return stream_json_message(task).decode("ascii")
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 120.0, poll: float = 0.02, what: str = "a condition") -> Any:
