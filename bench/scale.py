@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import psutil
-from common import Row, ended, fake_env, record, script, table, wait_until
+from common import Row, ended, fake_env, memory, record, script, table, wait_until
 
 
 def _check(state: Path, name: str, task: str) -> tuple[bool, bool]:
@@ -41,16 +41,6 @@ def _check(state: Path, name: str, task: str) -> tuple[bool, bool]:
     return True, complete
 
 
-def _sum(procs: list[psutil.Process], what: str) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            total += getattr(p.memory_full_info(), what)
-        except psutil.Error:
-            pass
-    return total / 2**20
-
-
 def measure(quick: bool = False, agents: int | None = None, idle: float | None = None) -> list[Row]:
     agents = agents or (50 if quick else 200)
     idle = idle or (2.0 if quick else 5.0)
@@ -67,8 +57,8 @@ def measure(quick: bool = False, agents: int | None = None, idle: float | None =
         recs = [record(state, n) for n in names]
         sups = [psutil.Process(r["supervisor_pid"]) for r in recs]
         clis = [psutil.Process(r["pid"]) for r in recs]
-        sup_rss, sup_pss = _sum(sups, "rss"), _sum(sups, "pss")
-        cli_rss, cli_pss = _sum(clis, "rss"), _sum(clis, "pss")
+        sup_rss, sup_pss = sum(memory(sups)), sum(memory(sups, "pss"))
+        cli_rss, cli_pss = sum(memory(clis)), sum(memory(clis, "pss"))
         c0 = sum(p.cpu_times().user + p.cpu_times().system for p in sups)
         w0 = time.monotonic()
         time.sleep(idle)
@@ -89,6 +79,7 @@ def measure(quick: bool = False, agents: int | None = None, idle: float | None =
         Row("7", f"  until all {agents} have ended, from their release", [t_ended], "s"),
         Row("7", f"  {agents} supervisors: RSS, total", [sup_rss], "MiB"),
         Row("7", f"  {agents} supervisors: PSS (shared pages split), total", [sup_pss], "MiB"),
+        Row("7", "    per supervisor (PSS)", [sup_pss / agents], "MiB", against="item 6: an idle real CLI's RSS"),
         Row("7", f"  {agents} fake CLIs (Python): RSS / PSS, total", [cli_rss], "MiB",
             against=f"PSS {cli_pss:.0f} MiB"),
         Row("7", f"  all {2 * agents} processes (total memory): RSS / PSS", [sup_rss + cli_rss], "MiB",
