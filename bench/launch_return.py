@@ -7,7 +7,8 @@ interpreter's own import time of the launch path (``-X importtime``), the
 part of the launch that is loading code rather than doing the work, and a
 floor: the interpreter importing argparse, json and subprocess, which any
 launcher written in Python needs, and that floor with filelock, which the
-project uses for every lock.
+project uses for every lock.  Goal (issue 22): the ratio no worse than
+before issue 22's changes.
 
     python bench/launch_return.py [--rounds 30]
 """
@@ -21,7 +22,10 @@ import sys
 
 from common import AGENTS, Row, ended, fake_env, table, timed, wait_until
 
-GOAL = 1.5
+#: Issue 22: no worse than before it, when ``launch_agent.py`` returned in 83 ms, 7.6x the interpreter
+#: (2026-12-07).  The goal before, 1.5x, lies under the floor of any launcher in Python that takes a
+#: lock with filelock (about 5.4x: the third row).
+GOAL = 7.6
 #: What any Python script that parses arguments, reads and writes JSON and
 #: starts a process imports: the floor under a launcher written in Python.
 FLOOR = "import argparse, json, subprocess"
@@ -69,7 +73,7 @@ def measure(quick: bool = False, rounds: int | None = None) -> list[Row]:
         Row("1", f"`python3 -c '{FLOOR_LOCKS}'` (that floor with the lock library)", floor_locks, "ms",
             against=f"{statistics.median(floor_locks) / statistics.median(base):.2f}x the interpreter"),
         Row("1", "`launch_agent.py NAME TASK` returns", launch, "ms", against="python3 -c pass"),
-        Row("1", "  launch / interpreter (ratio of medians; per-round min/max)", ratios, "x", goal=f"<= {GOAL}x",
+        Row("1", "  launch / interpreter (ratio of medians; per-round min/max)", ratios, "x", goal=f"<= {GOAL}x (no worse)",
             met=ratio <= GOAL, value=ratio),
         Row("1", "  of which importing the launch path (-X importtime)", imports, "ms"),
     ]
