@@ -108,8 +108,38 @@ def machine() -> str:
         cli = f"unknown ({exc})"
     where = "in a venv" if sys.prefix != sys.base_prefix else sys.executable
     return (f"{time.strftime('%Y-%m-%d')}, {platform.system()} {platform.machine()}, {cores} cores, "
-            f"{mem:.0f} GiB, Python {platform.python_version()} ({where}), Claude CLI {cli}")
+            f"{mem:.0f} GiB, Python {platform.python_version()} ({where}), Claude CLI {cli}, toolkit {revision()}")
 
+
+def revision() -> str:
+    """The toolkit checkout's commit, e.g. ``e0d9d10``, or ``unknown``.
+
+    ``+ changes`` follows if the package's or agents/' tracked files differ from it (not bench/'s: the bench
+    may be a newer one copied in to measure an older checkout).
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60,
+                              check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + (" + changes" if git("status", "--porcelain", "--untracked-files=no", "--", "claude_orchestrator", "agents") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def foreign_package() -> str | None:
+    """The other checkout whose ``claude_orchestrator`` is imported, or None (this checkout's, or an installed copy).
+
+    A venv with the toolkit installed in editable mode finds the package of the checkout it was installed
+    from; the bench, copied into another checkout, measures that one only with ``PYTHONPATH=<checkout>``.
+    A checkout is a folder with agents/_bootstrap.py beside the package.
+    """
+    import claude_orchestrator
+
+    folders = [Path(f).resolve().parent for f in claude_orchestrator.__path__]
+    others = [f for f in folders if f != ROOT and (f / "agents" / "_bootstrap.py").exists()]
+    return None if ROOT in folders or not others else ", ".join(str(f) for f in others)
 
 
 # -- running things ----------------------------------------------------------
