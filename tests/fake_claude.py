@@ -46,7 +46,8 @@ It also writes its argv as JSON to ``$FAKE_CLAUDE_ARGV_DIR/<pid>.json`` when set
 with ``$FAKE_CLAUDE_STAMP_DIR`` notes when it took each message after the task (a JSON
 line ``{"t": time.time(), "text": ...}`` appended to ``<pid>.stamps`` there; bench/messages.py).
 ``--version`` and ``--help`` answer as 2.1.197 does (abridged), without a record,
-or as ``$FAKE_CLAUDE_HELP`` (a file) says.
+or as ``$FAKE_CLAUDE_HELP`` (a file) says; the init event reports version 2.1.197
+(``claude_code_version``), or ``$FAKE_CLAUDE_VERSION`` (a version manager's switch).
 """
 
 import json
@@ -201,7 +202,8 @@ def main():
         return 2
     if mode == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    emit({"type": "system", "subtype": "init", "session_id": sid, "model": "fake-model", "cwd": os.getcwd()})
+    emit({"type": "system", "subtype": "init", "session_id": sid, "model": "fake-model", "cwd": os.getcwd(),
+          "claude_code_version": os.environ.get("FAKE_CLAUDE_VERSION", "2.1.197")})
     if replay and streaming:
         emit_replay(task, sid)
     if mode in ("hang", "ignore_term"):

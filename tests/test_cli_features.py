@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import CLI_VERSIONS, cli_path, version_tuple
 
-from claude_orchestrator.claude.features import CliFeatures, cached_features, detect_features, parse_help
+from claude_orchestrator.claude.features import (
+    CliFeatures,
+    cached_features,
+    detect_features,
+    forget,
+    parse_help,
+    same_version,
+)
 from claude_orchestrator.claude.invocation import ClaudeOptions, build_argv
 from claude_orchestrator.core.paths import StatePaths
 
@@ -73,7 +81,7 @@ def _fake_cli(tmp_path, version_file):
     return exe, calls
 
 
-def test_help_is_read_once_per_version_and_again_after_an_upgrade(tmp_path):
+def test_version_and_help_are_read_once_per_binary_and_again_after_an_upgrade_or_a_reported_switch(tmp_path):
     version = tmp_path / "version"
     version.write_text("9.9.9 (Claude Code)\n")
     exe, calls = _fake_cli(tmp_path, version)
@@ -82,15 +90,43 @@ def test_help_is_read_once_per_version_and_again_after_an_upgrade(tmp_path):
     first = detect_features(paths, str(exe))
     assert first.version == "9.9.9 (Claude Code)" and first.system_prompt_snapshot and first.permission_modes == ("a", "b")
     assert detect_features(paths, str(exe)) == first and cached_features(paths, str(exe)) == first
-    assert calls.read_text().split() == ["--version", "--help", "--version"], "the second detection read --help from the cache"
+    assert calls.read_text().split() == ["--version", "--help"], "the second run starts no CLI before its own"
+
     version.write_text("10.0.0 (Claude Code)\n")  # a version manager switched what the same file runs
+    assert same_version(first.version, "9.9.9") and not same_version(first.version, "10.0.0")
+    assert same_version(first.version, None) and same_version(first.version, "x y") and same_version(None, "10.0.0")
+    forget(paths, str(exe))  # the supervisor's answer to an init event reporting 10.0.0
     assert detect_features(paths, str(exe)).version == "10.0.0 (Claude Code)"
     assert calls.read_text().split()[-2:] == ["--version", "--help"]
+
     exe.write_text(exe.read_text() + "# upgraded\n")  # a new file: a new cache entry
     os.utime(exe, ns=(1, 1))
     assert cached_features(paths, str(exe)) is None
     detect_features(paths, str(exe))
     assert calls.read_text().split()[-2:] == ["--version", "--help"]
+
+
+def test_a_failed_version_probe_is_not_cached(tmp_path):
+    version = tmp_path / "version"  # absent: --version fails (cat exits 1)
+    exe, calls = _fake_cli(tmp_path, version)
+    paths = StatePaths(tmp_path / "root")
+    assert detect_features(paths, str(exe)) == CliFeatures()
+    assert cached_features(paths, str(exe)) is None
+    version.write_text("9.9.9 (Claude Code)\n")
+    assert detect_features(paths, str(exe)).version == "9.9.9 (Claude Code)"
+    assert calls.read_text().split() == ["--version", "--version", "--help"], "tried again, --help only once it answered"
+
+
+def test_a_run_whose_cli_reports_another_version_drops_the_cached_features(fake_kit):
+    """The supervisor compares the init event's claude_code_version with the cache entry's version."""
+    entries = fake_kit.root / "status" / ".cli"
+    assert fake_kit.run("launch_agent", "v1", "--wait", "hello").returncode == 0
+    assert len(list(entries.glob("*.json"))) == 1, "the fake CLI (2.1.197) reports the version it says: kept"
+    fake_kit.env["FAKE_CLAUDE_VERSION"] = "2.1.999"
+    assert fake_kit.run("launch_agent", "v2", "--wait", "hello").returncode == 0
+    assert not list(entries.glob("*.json")), "switched under the same file: asked again next time"
+    log = Path(fake_kit.record("v2")["log_file"]).read_text()
+    assert "the CLI says it is 2.1.999" in log, log
 
 
 def test_a_failed_help_is_not_cached_and_a_bad_cache_entry_is_ignored(tmp_path):

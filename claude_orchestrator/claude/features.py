@@ -13,11 +13,10 @@ offline (docs/how-it-works.md):
   as ``(choices: "acceptEdits", ...)``.
 
 Detection runs in the supervisor, never on the launch path: ``claude
---version`` on every run (10-200 ms), ``claude --help`` (about 0.2 s) once per
-binary and version.  What ``--help`` says is cached in
-``status/.cli/<key>.json`` under the state root, keyed by the resolved path of
-the executable with its size and modification time, and holds the version it
-was read from.  The launcher only reads an entry that is already there.
+--version`` (10-200 ms) and ``claude --help`` (about 0.2 s) once per binary.
+What they say is cached in ``status/.cli/<key>.json`` under the state root,
+keyed by the resolved path of the executable with its size and modification
+time.  The launcher only reads an entry that is already there.
 """
 
 from __future__ import annotations
@@ -167,26 +166,30 @@ def _first_line(text: str | None) -> str | None:
 
 
 def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None = None) -> CliFeatures:
-    """The features of ``claude`` now: its ``--version`` every time, its ``--help`` once per version.
+    """The features of ``claude``: from the cache if it has them, else from its ``--version`` and ``--help``.
 
-    ``--version`` is cheap (10-200 ms) and tells a version switch that leaves
-    the executable's file as it was (a version manager's shim); ``--help`` is
-    read again only when the version differs from the cached one.
-    Concurrent callers (a fan-out's supervisors) read ``--help`` once: the
-    probe runs under a file lock beside the cache entry, and the others then
-    read the entry.  A probe that fails is not cached: the next run tries
-    again, and meanwhile nothing optional is passed to the CLI.  Never raises
-    for a bad CLI; an unwritable cache only means the next run probes again.
+    The cache entry is keyed by the executable's resolved path, size and
+    modification time (an upgrade writes a new file: a new key), and holds the
+    version with what ``--help`` said; a run whose entry is there starts no
+    Node process before its CLI (``--version`` alone took 10-200 ms of every
+    run).  A version manager's shim that switches versions without changing
+    the file is caught afterwards: the supervisor compares the version the
+    CLI's init event reports with the entry's (:func:`same_version`) and, if
+    they differ, drops the entry (:func:`forget`), so the next run asks again.
+    Concurrent callers (a fan-out's supervisors) ask once: the probe runs under
+    a file lock beside the cache entry, and the others then read the entry.  A
+    probe that fails is not cached: the next run tries again, and meanwhile
+    nothing optional is passed to the CLI.  Never raises for a bad CLI; an
+    unwritable cache only means the next run probes again.
     """
     key = _cache_key(claude)
     if key is None:
         return CliFeatures()
-    probe_env = env if env is not None else dict(os.environ)
-    version = _first_line(_probe(claude, "--version", probe_env))
     entry = paths.cli_features(key[0])
     found = _read_entry(entry)
-    if version is None or (found is not None and found.version == version):
-        return found if found is not None else CliFeatures()
+    if found is not None and found.version:
+        return found
+    probe_env = env if env is not None else dict(os.environ)
     # here: only a cache miss locks, so a supervisor of a known CLI never loads filelock (logging, secrets, decimal)
     from filelock import FileLock, Timeout
 
@@ -198,8 +201,11 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
         lock = None
     try:
         found = _read_entry(entry)
-        if found is not None and found.version == version:
+        if found is not None and found.version:
             return found
+        version = _first_line(_probe(claude, "--version", probe_env))
+        if version is None:
+            return CliFeatures()
         options, modes = parse_help(_probe(claude, "--help", probe_env) or "")
         features = CliFeatures(version, options, modes)
         if features.known:
@@ -211,3 +217,22 @@ def detect_features(paths: StatePaths, claude: str, env: dict[str, str] | None =
     finally:
         if lock is not None:
             lock.release()
+
+
+def same_version(cached: str | None, reported: object) -> bool:
+    """Whether the init event's ``claude_code_version`` (``2.1.332``; 2.1.197 and 2.1.332 send it) is the
+    version a cache entry holds (``--version``'s first line, ``2.1.332 (Claude Code)``).  True when either
+    is unknown or not a version's shape: only a version seen to differ says the entry is stale."""
+    if not cached or not isinstance(reported, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+-]{0,63}", reported):
+        return True
+    return cached.split()[0] == reported
+
+
+def forget(paths: StatePaths, claude: str) -> None:
+    """Drop ``claude``'s cache entry (its CLI reported another version than the entry's): the next run probes again."""
+    key = _cache_key(claude)
+    if key is not None:
+        try:
+            paths.cli_features(key[0]).unlink()
+        except OSError:
+            pass

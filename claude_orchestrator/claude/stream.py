@@ -264,6 +264,7 @@ class RunProgress:
     Attributes:
         session_id: the session's ID (a UUID's shape), or None.
         model: the model named by the init event, or None.
+        cli_version: the init event's ``claude_code_version`` (``2.1.332``; 2.1.197 and 2.1.332 send it), or None.
         last_tool: ``{"name": str, "input": str}`` of the latest tool call, or None.
         result: the latest result event, cleaned (:func:`clean_result`), or None before the first.
         results: result events so far: one per turn of the conversation (a message on
@@ -282,6 +283,7 @@ class RunProgress:
     def __init__(self) -> None:
         self.session_id: str | None = None
         self.model: str | None = None
+        self.cli_version: str | None = None
         self.turn_ids: set[str] = set()  # assistant messages since the latest result event
         self.usage_by_message: dict[str, dict[str, int]] = {}  # message id -> its token counts (since the latest result)
         self.last_tool: dict[str, str] | None = None
@@ -364,6 +366,9 @@ class RunProgress:
             self.session_id = sid
         elif sid is not None:
             odd.append(f"'session_id' ({_kind(sid)}) is not a session ID")
+        version = event.get("claude_code_version")
+        if isinstance(version, str) and len(version) <= 64:
+            self.cli_version = version
         if _name(model):
             self.model = model
         elif model is not None:

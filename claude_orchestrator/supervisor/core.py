@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from ..claude.features import CliFeatures, detect_features
+from ..claude.features import CliFeatures, detect_features, forget, same_version
 from ..claude.invocation import build_argv, cli_env
 from ..claude.stream import RunProgress
 from ..core import procs
@@ -233,6 +233,14 @@ class Supervisor:
             self.log(f"could not detect what the CLI supports ({exc}); assuming nothing")
             return CliFeatures()
 
+    def _check_cached_version(self, rec: StatusRecord, reported: str | None) -> None:
+        """Drop the CLI's cached features if its init event reports another version than they were read from
+        (a version manager switched what the same file runs): the next run reads ``--version`` and ``--help`` again."""
+        if not same_version(self.features.version, reported):
+            self.log(f"the CLI says it is {reported}, its cached features are of {self.features.version}; "
+                     "the next run asks it again")
+            forget(self.paths, rec.spec.claude_bin)
+
     # -- scheduling ------------------------------------------------------------
 
     def _wait_for_turn(self, rec: StatusRecord) -> StatusRecord | None:
@@ -366,6 +374,7 @@ class Supervisor:
             outcome = self._run_attempt(rec, session_id)
             if outcome is None:
                 return None
+            self._check_cached_version(rec, outcome.progress.cli_version)
             retry = (
                 outcome.state is State.FAILED
                 and not self.stop_request
