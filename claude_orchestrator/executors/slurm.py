@@ -164,6 +164,11 @@ _OTHER_JOBS_ENV = ("SBATCH_ARRAY_INX", "SBATCH_CLUSTERS", "SLURM_CLUSTERS")
 _MEMORY_KILL_WORDS = "exceeded memory limit"
 #: Bytes of a job's log read for those words (its end: the log is untrusted and may be large).
 _LOG_TAIL_BYTES = 64 * 1024
+#: sbatch processes a fan-out runs at once (:meth:`SlurmExecutor.submit`).  Each sbatch mostly waits for
+#: the controller's answer, and slurmctld serves RPCs in threads of its own; measured on the test cluster
+#: (2 cores): 200 held jobs in 0.67 s one after another, 0.46 s with 8 at once, no faster with 16.  Eight
+#: keeps what one launcher puts on a shared login node and a site's controller modest.
+SUBMIT_THREADS = 8
 
 
 class SlurmExecutor(Executor):
@@ -179,17 +184,40 @@ class SlurmExecutor(Executor):
     host_bound = False
 
     def submit(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:
-        """Submit one batch job per run (:meth:`_submit_one`); a run's answer is the ``SlurmError`` or
-        ``OSError`` its submission raised, else None.  The launcher's descriptors stay on this host:
-        the job's supervisor runs on a node, its liveness asked of Slurm."""
-        answers: list[BaseException | None] = []
-        for rec, _handoff in runs:
+        """Submit one batch job per run (:meth:`_submit_one`), up to :data:`SUBMIT_THREADS` at once; a run's
+        answer is the ``SlurmError`` or ``OSError`` its submission raised, else None.
+
+        A run whose ``--after`` names another run of ``runs`` is submitted after the others, in
+        order, so that its job depends on theirs (:func:`dependency_args` reads their job IDs
+        from the records).  The launcher's descriptors stay on this host: the job's supervisor
+        runs on a node, its liveness asked of Slurm.  An interrupt (Ctrl-C) lets the sbatch calls
+        under way finish and submits no more: those runs have no job, and a reader finds them
+        ``lost`` once the launcher has let go of their life locks.
+        """
+        names = {rec.agent for rec, _ in runs}
+        first = [i for i, (rec, _) in enumerate(runs) if not names.intersection(rec.spec.after)]
+        answers: list[BaseException | None] = [None] * len(runs)
+
+        def one(i: int) -> None:
             try:
-                self._submit_one(paths, rec)
+                self._submit_one(paths, runs[i][0])
             except (OSError, OrchestratorError) as exc:
-                answers.append(exc)
-            else:
-                answers.append(None)
+                answers[i] = exc
+
+        if len(first) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # threads: only a fan-out
+
+            pool = ThreadPoolExecutor(max_workers=min(SUBMIT_THREADS, len(first)), thread_name_prefix="sbatch")
+            try:
+                for _ in pool.map(one, first):  # a bug's exception comes out here
+                    pass
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            for i in first:
+                one(i)
+        for i in sorted(set(range(len(runs))) - set(first)):
+            one(i)
         return answers
 
     def _submit_one(self, paths: StatePaths, rec: StatusRecord) -> None:
