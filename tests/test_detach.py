@@ -183,3 +183,34 @@ def test_a_fork_that_fails_is_that_runs_answer_and_the_others_start(fake_kit, ga
     assert fake_kit.record("k2")["status"] == "failed"
     gate.touch()
     assert fake_kit.wait_terminal("k1")["status"] == fake_kit.wait_terminal("k3")["status"] == "completed"
+
+
+CHUNKED = """
+import json, sys
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.executors.local import LocalExecutor
+from claude_orchestrator.usecases import launch
+
+sizes, submit = [], LocalExecutor.submit
+
+def counted(self, paths, runs):
+    sizes.append(len(runs))
+    return submit(self, paths, runs)
+
+LocalExecutor.submit = counted
+launch.LAUNCH_CHUNK = 2
+recs = launch.launch_many(StatePaths(sys.argv[1]), [(f"c{i}", "[[fake: ok]] x", None) for i in range(5)])
+print(json.dumps({"sizes": sizes, "statuses": [r.status.value for r in recs]}))
+"""
+
+
+def test_a_fan_out_is_claimed_and_submitted_in_chunks(fake_kit):
+    """A claimed run holds descriptors until it is submitted: a fan-out of 1,000 must not hold 3,000 at once."""
+    done = subprocess.run([sys.executable, "-c", CHUNKED, str(fake_kit.root)], env=fake_kit.env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["sizes"] == [2, 2, 1]
+    assert set(said["statuses"]) <= {"starting", "queued"}, said  # the default --max-parallel queues some
+    for i in range(5):
+        assert fake_kit.wait_terminal(f"c{i}")["status"] == "completed"

@@ -41,6 +41,9 @@ from .scheduling import take_slot_or_enqueue
 
 #: Seconds a launch waits for a previous supervisor of the agent that is still exiting.
 PREVIOUS_SUPERVISOR_WAIT_S = 5.0
+#: Runs a fan-out claims before it hands them to their executor together.  A claimed run holds up to
+#: three descriptors until then (life lock, log, slot): 100 stay well under a common ``ulimit -n`` of 1024.
+LAUNCH_CHUNK = 100
 
 
 def new_run_id() -> str:
@@ -490,7 +493,9 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
     """Launch one agent per ``(name, task, spec)``; return their records at once.
 
     Every name and task is checked, and every name checked for a live run,
-    before the first launch, so a refused fan-out launches nothing.
+    before the first launch, so a refused fan-out launches nothing.  The runs
+    are claimed (files and first record) in order, up to :data:`LAUNCH_CHUNK`
+    at a time, and each chunk handed to its executors together (:meth:`Executor.submit`).
 
     Raises:
         BadInput: a bad or repeated name, an empty task (exit 2).
@@ -510,22 +515,28 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
             raise BadInput(f"the task for {name} is empty")
     find_claude()
     refuse_busy(RecordStore(paths), names)
-    claimed: list[_Claimed] = []
-    try:
-        for name, task, spec in jobs:
-            claimed.append(_prepare(paths, name, task, spec, None))
-    except OrchestratorError as exc:
-        if claimed:  # e.g. the state root filled up at the 3rd: those claimed before it run
-            records, _ = _submit_claimed(paths, claimed)
-            exc.args = (f"{exc}; launched before it and running: {', '.join(r.agent for r in records if r.state is not State.FAILED)}",)
-        raise
-    except BaseException:
-        _submit_claimed(paths, claimed)
-        raise
-    records, refused = _submit_claimed(paths, claimed)
+    launched: list[StatusRecord] = []
+    refused: list[tuple[StatusRecord, OrchestratorError]] = []
+    for first in range(0, len(jobs), LAUNCH_CHUNK):
+        claimed: list[_Claimed] = []
+        try:
+            for name, task, spec in jobs[first:first + LAUNCH_CHUNK]:
+                claimed.append(_prepare(paths, name, task, spec, None))
+        except OrchestratorError as exc:
+            launched += _submit_claimed(paths, claimed)[0]  # e.g. the state root filled up: those claimed before it run
+            running = [r.agent for r in launched if r.state is not State.FAILED]
+            if running:
+                exc.args = (f"{exc}; launched before it and running: {', '.join(running)}",)
+            raise
+        except BaseException:
+            _submit_claimed(paths, claimed)
+            raise
+        records, chunk_refused = _submit_claimed(paths, claimed)
+        launched += records
+        refused += chunk_refused
     if refused:
-        raise _refusal_report(records, refused)
-    return records
+        raise _refusal_report(launched, refused)
+    return launched
 
 
 def _submit_claimed(paths: StatePaths, claimed: list[_Claimed]) -> tuple[list[StatusRecord], list[tuple[StatusRecord, OrchestratorError]]]:
