@@ -43,7 +43,8 @@ records and a few of the package's functions that older checkouts have too:
 the CLI's argument vector, the state paths, the fake API, the test cluster).
 
 examples:
-  python bench/run.py                 everything (about 5 minutes on 2 cores, items 8 and 11 included)
+  python bench/run.py                 everything: about 6 minutes on 2 cores before issue 22's changes
+                                      (items 8 and 11, on Slurm, about 1.5 of them)
   python bench/run.py --quick         fewer rounds and agents: a smoke run (about 2 minutes), not figures to publish
   python bench/run.py --only 1,5      some items
 """
