@@ -46,6 +46,9 @@ from ..core.paths import StatePaths
 SUPERVISOR_MODULE = "claude_orchestrator.supervisor"
 #: Its entry (``main(argv) -> exit status``), which a forked supervisor calls.
 SUPERVISOR_ENTRY = f"{SUPERVISOR_MODULE}.entry"
+#: What :func:`prepare` imports: the supervisor's entry (and with it the modules it imports at its top),
+#: and what every run's supervisor imports later (the inbox watch: watchdog's observer).
+PRELOAD = (SUPERVISOR_ENTRY, "claude_orchestrator.usecases.watch", "watchdog.observers")
 #: What the supervisor imports.  A spawned one runs as ``python -S`` (no site hooks: a
 #: ``.pth`` file that imports something costs every supervisor start-up time
 #: and memory for the whole run) and finds these through ``PYTHONPATH``.
@@ -95,7 +98,8 @@ def prepare() -> None:
     so a child's collector never writes to their pages, which stay shared with
     its siblings (copy-on-write) instead of being copied into each.
     """
-    importlib.import_module(SUPERVISOR_ENTRY)
+    for module in PRELOAD:
+        importlib.import_module(module)
     gc.freeze()
 
 
@@ -105,6 +109,9 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
     Each costs this process one ``fork()``; the middle processes are reaped at
     the end (each exits as soon as it has forked its supervisor).  Buffered
     output of this process is flushed first, so that no child writes it again.
+    The supervisors of several runs start their work together, once the last
+    is forked (they wait for a gate pipe to close): otherwise the first ones,
+    starting their CLIs, take the cores from the launcher still forking the rest.
 
     Returns:
         One answer per run, in order: None, or an ``OSError`` if its supervisor
@@ -116,22 +123,27 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
         except (OSError, ValueError, AttributeError):
             pass
     env = supervisor_env()
+    gate = os.pipe() if len(runs) > 1 else None
     middles: list[int | OSError] = []
-    for run in runs:
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            middles.append(exc)
-            continue
-        if pid == 0:  # the middle process: a new session, the supervisor forked into it, gone
+    try:
+        for run in runs:
             try:
-                os.setsid()
-                if os.fork() == 0:
-                    _become_supervisor(paths, run, env)
-            except BaseException:  # noqa: BLE001 - a child never returns into the launcher's code
-                os._exit(FORK_FAILED)
-            os._exit(0)
-        middles.append(pid)
+                pid = os.fork()
+            except OSError as exc:
+                middles.append(exc)
+                continue
+            if pid == 0:  # the middle process: a new session, the supervisor forked into it, gone
+                try:
+                    os.setsid()
+                    if os.fork() == 0:
+                        _become_supervisor(paths, run, env, gate)
+                except BaseException:  # noqa: BLE001 - a child never returns into the launcher's code
+                    os._exit(FORK_FAILED)
+                os._exit(0)
+            middles.append(pid)
+    finally:
+        if gate is not None:
+            os.close(gate[1])  # the gate opens (with this process's death too)
     answers: list[OSError | None] = []
     for middle in middles:
         if isinstance(middle, OSError):
@@ -140,14 +152,21 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
         _, status = os.waitpid(middle, 0)
         code = os.waitstatus_to_exitcode(status)
         answers.append(None if code == 0 else OSError(f"could not fork the supervisor (exit status {code})"))
+    if gate is not None:
+        os.close(gate[0])
     return answers
 
 
-def _become_supervisor(paths: StatePaths, run: Detached, env: dict[str, str]) -> NoReturn:
-    """In the forked grandchild: take the descriptors, environment and streams a spawned supervisor would
-    have, run the supervisor's ``main``, and exit with its status without returning to the launcher's code."""
+def _become_supervisor(paths: StatePaths, run: Detached, env: dict[str, str], gate: tuple[int, int] | None) -> NoReturn:
+    """In the forked grandchild: wait for the ``gate`` pipe to close (the launcher has forked every
+    supervisor), take the descriptors, environment and streams a spawned supervisor would have, run the
+    supervisor's ``main``, and exit with its status without returning to the launcher's code."""
     code = START_FAILED
     try:
+        if gate is not None:
+            os.close(gate[1])
+            while os.read(gate[0], 1):  # EOF once no one holds the write end
+                pass
         held = _settle_descriptors(run)
         os.chdir(paths.root)
         os.environ.clear()
