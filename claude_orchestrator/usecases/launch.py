@@ -51,13 +51,17 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def active_runs(store: RecordStore, names: list[str]) -> list[StatusRecord]:
+def active_runs(store: RecordStore, names: list[str], records: list[StatusRecord | None] | None = None) -> list[StatusRecord]:
     """The records of those of ``names`` whose run is active, reconciled (a run whose supervisor is gone is ``lost``, not active).
+
+    ``records``: the records of ``names`` already read (None for an agent without one), so none is parsed twice.
 
     Raises:
         BadRecord: a record is unreadable (exit 2).
     """
-    read = [rec for rec in (store.read(name) for name in names) if rec is not None and rec.state.is_active]
+    if records is None:
+        records = [store.read(name) for name in names]
+    read = [rec for rec in records if rec is not None and rec.state.is_active]
     answers = liveness(store, read)
     return [rec for rec in (reconcile(store, r, a) for r, a in zip(read, answers, strict=True)) if rec.state.is_active]
 
@@ -86,8 +90,9 @@ def refuse_busy(store: RecordStore, names: list[str], advice: str | None = None)
     Raises:
         Conflict: one or more are active.  BadRecord: a record is unreadable (exit 2).
     """
-    active = active_runs(store, names)
-    hooked = [rec for rec in (store.read(n) for n in names) if rec is not None and hook_running(store, rec)]
+    records = [store.read(n) for n in names]  # each parsed once (a fan-out of 1,000 reads 1,000)
+    active = active_runs(store, names, records)
+    hooked = [rec for rec in records if rec is not None and hook_running(store, rec)]
     if hooked and not active and len(names) == 1:
         raise hook_busy_error(hooked[0])
     active += hooked
