@@ -107,19 +107,33 @@ class Conversation:
         self._hold_until: float | None = None  # the task waits for the permission server until then
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.watcher = None
+        self._watch_failed = False
 
     # -- the channel folder -------------------------------------------------------
 
     def open(self) -> None:
-        """Make the channel folder (0700, or 0770 for a group: :mod:`..core.modes`) and start watching it.  A watch that cannot start leaves the periodic look."""
+        """Make the channel folder (0700, or 0770 for a group: :mod:`..core.modes`) and look at it once.
+        The watch starts later (:meth:`watch`), once the CLI runs."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
+        except OSError as exc:
+            self.log(f"cannot make the channel folder {self.folder} ({exc})")
+        self.look()
+
+    def watch(self) -> None:
+        """Start watching the channel folder (once), then look at it again: a message that came before the
+        watch began is not missed.  Called when the CLI has been started and given its task, so that
+        watchdog's import and its observer thread are not on the way to the CLI's start.  A watch that
+        cannot start leaves the periodic look."""
+        if self.watcher is not None or self._watch_failed:
+            return
         from ..usecases.watch import DirWatcher  # watchdog: the supervisor's only use of it
 
         try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=dir_mode())
             self.watcher = DirWatcher(self.folder, _wanted, wake_fd=self.wake_w).__enter__()
         except OSError as exc:
             self.log(f"cannot watch the channel folder {self.folder} ({exc}); looking at it every {RECHECK_S:g} s")
-            self.watcher = None
+            self.watcher, self._watch_failed = None, True
         self.look()
 
     def close(self) -> None:

@@ -431,6 +431,7 @@ class Supervisor:
         stdin = os.dup(proc.stdin.fileno())  # the conversation's own descriptor: it closes it when the last turn has ended
         proc.stdin.close()
         self.talk.start(stdin, task, await_ready=prompt_tool is not None)
+        self.talk.watch()  # after the CLI's start: watchdog's import is not on its way
         self.log(f"the task ({len(task)} characters) and {self.talk.received} messages queued for the CLI's stdin")
         self.cli = proc
         self.cli_pid, self.cli_pid_started, self.cli_started_at = proc.pid, procs.start_time(proc.pid), utc_now()
