@@ -217,7 +217,7 @@ kill: ## stop agents and their process trees: make kill NAME=agent1 (default: ev
 	  $(PYTHON) agents/kill_agent.py --all $(ARGS); \
 	fi
 
-bench: ## benchmarks (never part of make test): one table of the ten items (item 8 needs Slurm, item 10 chromium); ARGS="--quick" for a smoke run
+bench: ## benchmarks (never part of make test): one table of the eleven items (items 8 and 11 need Slurm, item 10 chromium); ARGS="--quick" for a smoke run
 	$(CHECK_PYTHON)
 	$(PYTHON) bench/run.py $(ARGS)
 
