@@ -92,15 +92,9 @@ def can_fork() -> bool:
 
 
 def prepare() -> None:
-    """Import the supervisor's modules into this process, so that each forked supervisor starts with them.
-
-    Then ``gc.freeze()``: the objects so far are left out of later collections,
-    so a child's collector never writes to their pages, which stay shared with
-    its siblings (copy-on-write) instead of being copied into each.
-    """
+    """Import the supervisor's modules into this process, so that each forked supervisor starts with them."""
     for module in PRELOAD:
         importlib.import_module(module)
-    gc.freeze()
 
 
 def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSError | None]:
@@ -125,6 +119,10 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
     env = supervisor_env()
     gate = os.pipe() if len(runs) > 1 else None
     middles: list[int | OSError] = []
+    # The objects so far are left out of the children's collections, so their collectors never write to
+    # those pages, which stay shared between the supervisors (copy-on-write) instead of copied into each;
+    # this process takes them back afterwards (a long-lived launcher's garbage is still collected).
+    gc.freeze()
     try:
         for run in runs:
             try:
@@ -142,6 +140,7 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
                 os._exit(0)
             middles.append(pid)
     finally:
+        gc.unfreeze()
         if gate is not None:
             os.close(gate[1])  # the gate opens (with this process's death too)
     answers: list[OSError | None] = []
