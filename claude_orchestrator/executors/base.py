@@ -9,8 +9,8 @@ differs is behind this interface (an ABC, as pipx's ``backends/_base.py``):
 - :meth:`Executor.probe` tells, for many records at once, whether each run's
   supervisor is alive, gone (with why, and how the run ended if the executor
   knows) or unknown (the executor cannot be asked);
-- :meth:`Executor.stop` asks a run's supervisor to stop its run, or
-  (``force``) stops what is left of a run whose supervisor is gone or stuck;
+- :meth:`Executor.stop` asks runs' supervisors to stop their runs, or
+  (``force``) stops what is left of runs whose supervisor is gone or stuck;
 - :meth:`Executor.unreadable_runs` finds (and stops) the live runs of an
   agent whose record cannot be read;
 - :meth:`Executor.add_arguments` and :meth:`Executor.options_from`: the
@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
+    from ..core.errors import OrchestratorError
     from ..core.paths import StatePaths
     from ..core.states import State
     from ..records.status_record import StatusRecord
@@ -136,21 +137,24 @@ class Executor(abc.ABC):
         """
 
     @abc.abstractmethod
-    def stop(self, rec: StatusRecord, grace_s: float, *, force: bool = False) -> bool:
-        """Stop run ``rec``.
+    def stop(self, runs: Sequence[tuple[StatusRecord, float]], *, force: bool = False) -> list[bool | OrchestratorError]:
+        """Stop runs, each given with its grace period in seconds: ``(record, grace_s)``.
 
-        Without ``force``: ask its supervisor to stop the run (it stops the tree:
+        A batch, as :meth:`submit` and :meth:`probe` are: ``kill_agent.py`` of many
+        agents hands their runs over together, so that a scheduler is asked once
+        (one cancel for all its jobs) rather than once a run.
+
+        Without ``force``: ask each run's supervisor to stop the run (it stops the tree:
         SIGTERM, ``grace_s`` seconds, SIGKILL; and records ``killed``).  With
-        ``force``: stop what is left of a run whose supervisor is gone or stuck
-        (its leftover processes, a stuck supervisor, a job still there).
+        ``force``: stop what is left of runs whose supervisor is gone or stuck
+        (their leftover processes, a stuck supervisor, a job still there).
 
         Returns:
-            Without ``force``: False if there is no live supervisor to ask.  With
-            ``force``: True if anything was found to stop.
-
-        Raises:
-            OrchestratorError: the executor could not be asked while the run may still
-                run (e.g. exit 69); nothing more was done.
+            One answer per run, in order: without ``force``, False if there is no live
+            supervisor to ask; with ``force``, True if anything was found to stop; or the
+            :class:`..core.errors.OrchestratorError` saying the executor could not be
+            asked while the run may still run (e.g. exit 69): nothing more was done for
+            that run.  Other exceptions propagate.
         """
 
     @abc.abstractmethod

@@ -26,6 +26,7 @@ from .base import Executor, Handoff, Liveness, Verdict
 if TYPE_CHECKING:
     import psutil
 
+    from ..core.errors import OrchestratorError
     from ..records.status_record import StatusRecord
 
 class LocalExecutor(Executor):
@@ -80,23 +81,27 @@ class LocalExecutor(Executor):
             out.append(verdict)
         return out
 
-    def stop(self, rec: StatusRecord, grace_s: float, *, force: bool = False) -> bool:
-        """Without ``force``: SIGTERM to the supervisor (PID and start time checked); it stops the tree
-        (SIGTERM, grace, SIGKILL).  With ``force``: :func:`..core.procs.stop_tree` on :func:`leftover_tree`
-        and, if the CLI still runs (the supervisor is stuck), the supervisor too; the CLI's process
-        group is signalled as well while the CLI runs (:func:`stop_remains`)."""
+    def stop(self, runs: Sequence[tuple[StatusRecord, float]], *, force: bool = False) -> list[bool | OrchestratorError]:
+        """For each ``(record, grace_s)``, one run after another: without ``force``, SIGTERM to the
+        supervisor (PID and start time checked), which stops the tree (SIGTERM, grace, SIGKILL); with
+        ``force``, :func:`..core.procs.stop_tree` on :func:`leftover_tree` and, if the CLI still runs (the
+        supervisor is stuck), the supervisor too; the CLI's process group is signalled as well while
+        the CLI runs (:func:`stop_remains`).  Never an error: a process that is gone is an answer."""
         import psutil  # only a stop pays for psutil (the launch path never loads it)
 
-        if force:
-            return stop_remains(rec, grace_s)
-        sup = supervisor_process(rec)
-        if sup is None:
-            return False
-        try:
-            sup.terminate()
-        except psutil.Error:
-            return False
-        return True
+        out: list[bool | OrchestratorError] = []
+        for rec, grace_s in runs:
+            if force:
+                out.append(stop_remains(rec, grace_s))
+                continue
+            sup = supervisor_process(rec)
+            try:
+                if sup is not None:
+                    sup.terminate()
+            except psutil.Error:
+                sup = None
+            out.append(sup is not None)
+        return out
 
     def unreadable_runs(self, paths: StatePaths, name: str, *, stop_grace_s: float | None = None) -> list[str]:
         """``pid N`` of each live supervisor of ``name`` (the life lock is held; found by :func:`supervisors_by_name`).

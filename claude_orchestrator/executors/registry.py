@@ -116,13 +116,9 @@ class UnknownExecutor(Executor):
             for r in recs
         ]
 
-    def stop(self, rec: StatusRecord, grace_s: float, *, force: bool = False) -> bool:
-        """Never: what runs the run is unknown here.
-
-        Raises:
-            ExecutorUnknown: always (exit 69).
-        """
-        raise ExecutorUnknown(f"cannot stop {rec.agent}: {self.why}")
+    def stop(self, runs: Sequence[tuple[StatusRecord, float]], *, force: bool = False) -> list[bool | OrchestratorError]:
+        """Never: what runs the runs is unknown here; each answer is an ``ExecutorUnknown`` (exit 69)."""
+        return [ExecutorUnknown(f"cannot stop {rec.agent}: {self.why}") for rec, _ in runs]
 
     def unreadable_runs(self, paths: StatePaths, name: str, *, stop_grace_s: float | None = None) -> list[str]:
         """None found: an unreadable record names no executor, and this one is asked only about readable records."""

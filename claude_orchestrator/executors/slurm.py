@@ -332,27 +332,41 @@ class SlurmExecutor(Executor):
             "recorded the end; the run's outcome is unknown",
         )
 
-    def stop(self, rec: StatusRecord, grace_s: float, *, force: bool = False) -> bool:
-        """Without ``force``: ``scancel --batch --signal=TERM`` to a running job (the supervisor stops the
-        tree and records ``killed``); False for a job that is not running (a pending one is cancelled by
-        ``force``).  With ``force``: ``scancel`` the job if Slurm still has it (SIGTERM to all its
-        processes, SIGKILL after Slurm's ``KillWait``), and stop what of its tree runs on this host
-        (PIDs checked by start time: on another host they match nothing).
+    def stop(self, runs: Sequence[tuple[StatusRecord, float]], *, force: bool = False) -> list[bool | OrchestratorError]:
+        """Stop each ``(record, grace_s)``'s job, Slurm asked once for all of them: one ``scancel``
+        (:func:`.slurm_commands.cancel_many`), after one ``squeue`` without ``force`` (:func:`.slurm_commands.refresh`).
 
-        Raises:
-            SlurmError: scancel failed while the job runs (see :func:`.slurm_commands.cancel`); nothing was stopped.
+        Without ``force``: ``scancel --batch --signal=TERM`` to the running jobs (each supervisor
+        stops its tree and records ``killed``); False for a job that is not running (a pending one
+        is cancelled by ``force``).  With ``force``: ``scancel`` the jobs (SIGTERM to all their
+        processes, SIGKILL after Slurm's ``KillWait``; Slurm's answer tells a job it no longer runs,
+        and no ``squeue`` is asked unless scancel fails for one), then stop what of each run's tree
+        runs on this host (PIDs checked by start time: on another host they match nothing), one
+        run after another (a run that never started has none).
+
+        Returns:
+            One answer per run, in order: as :meth:`..base.Executor.stop` says, or the ``SlurmError``
+            of a job scancel failed to stop while it runs (:func:`.slurm_commands.cancel`): nothing
+            more was done for that run.
         """
-        job = rec.executor_ref
-        info = jobs.job_info(job) if job else None
+        refs = [rec.executor_ref or "" for rec, _ in runs]
         if not force:
-            return info is not None and info is not jobs.UNKNOWN and info.state == "RUNNING" and jobs.cancel(job or "", batch_term=True)
-        cancelled = _still_there(info) and jobs.cancel(job or "")
-        return stop_remains(rec, grace_s) or bool(cancelled)
+            jobs.refresh([job for job in refs if job])  # scancel --batch cannot signal a pending job: it retries
+            infos = [jobs.job_info(job) if job else None for job in refs]
+            running = [job for job, info in zip(refs, infos, strict=True) if info is not None and info is not jobs.UNKNOWN and info.state == "RUNNING"]
+            asked = jobs.cancel_many(running, batch_term=True)
+            return [asked.get(job, False) if job else False for job in refs]
+        cancelled = jobs.cancel_many([job for job in refs if job])  # a job that has ended is an answer (False), not an error
+        out: list[bool | OrchestratorError] = []
+        for (rec, grace_s), job in zip(runs, refs, strict=True):
+            answer = cancelled.get(job, False) if job else False
+            out.append(answer if isinstance(answer, SlurmError) else stop_remains(rec, grace_s) or answer)
+        return out
 
     def unreadable_runs(self, paths: StatePaths, name: str, *, stop_grace_s: float | None = None) -> list[str]:
         """The agent's live jobs (:func:`.slurm_commands.jobs_of`: by job name and batch script), as ``job N``.
 
-        With ``stop_grace_s``: ``scancel --batch --signal=TERM`` each running job (a pending
+        With ``stop_grace_s``: ``scancel --batch --signal=TERM`` the running jobs (a pending
         one is cancelled at once: it has no supervisor to ask); a plain ``scancel`` for any
         still there after the grace plus 5 s.
 
@@ -361,13 +375,12 @@ class SlurmExecutor(Executor):
         """
         found = jobs.jobs_of(paths, name)
         if stop_grace_s is not None and found:
-            for job_id, state in found:
-                jobs.cancel(job_id, batch_term=state == "RUNNING")
+            asked = jobs.cancel_many([j for j, state in found if state == "RUNNING"], batch_term=True)
+            _raise_first({**asked, **jobs.cancel_many([j for j, state in found if state != "RUNNING"])})
             deadline = time.monotonic() + stop_grace_s + 5.0
             while time.monotonic() < deadline and any((jobs.job_info(j) or jobs.UNKNOWN).alive for j, _ in found):
                 time.sleep(0.25)
-            for job_id, _ in jobs.jobs_of(paths, name):
-                jobs.cancel(job_id)
+            _raise_first(jobs.cancel_many([j for j, _ in jobs.jobs_of(paths, name)]))
         return [f"job {job_id}" for job_id, _ in found]
 
     @classmethod
@@ -420,6 +433,13 @@ def _refuse_other_jobs(sbatch_args: tuple[str, ...]) -> None:
                 f"sbatch option {arg!r}: one run is one job on the default cluster; give the tasks to "
                 "launch_parallel.py instead of --array, and set SLURM_CONF for another cluster instead of --clusters"
             )
+
+
+def _raise_first(answers: dict[str, bool | SlurmError]) -> None:
+    """Raise the first :class:`SlurmError` among :func:`.slurm_commands.cancel_many`'s answers, if any."""
+    for answer in answers.values():
+        if isinstance(answer, SlurmError):
+            raise answer
 
 
 def _still_there(info: jobs.JobInfo | None) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +31,12 @@ SUBMIT_TIMEOUT_S = 30.0
 QUERY_TIMEOUT_S = 5.0
 #: Seconds Slurm is not asked again after a query failed: a reader pays the timeout once, not once per record.
 DOWN_RETRY_S = 30.0
+#: Seconds one ``scancel`` of several jobs may take besides :data:`QUERY_TIMEOUT_S`, a job (one scancel of
+#: 1,000 held jobs took 0.3-0.55 s on the test cluster).
+CANCEL_S_PER_JOB = 0.01
+#: How scancel names a job it could not cancel or signal (Slurm 22.05's src/scancel/scancel.c):
+#: ``scancel: error: Kill job error on job id 17: Invalid job id specified``.
+_CANCEL_ERROR_RE = re.compile(r"\berror on job (?:step )?id (\d+)\b")
 #: Seconds an answer of ``squeue`` is reused (a reader of 200 records asks once; a waiter once a second).
 CACHE_S = 1.0
 #: Job states in which Slurm still has the job (squeue(1), "JOB STATE CODES"): its supervisor is alive or to come.
@@ -206,29 +213,74 @@ def job_info(job_id: str) -> JobInfo | None:
 
 def cancel(job_id: str, *, batch_term: bool = False) -> bool:
     """``scancel JOB`` (SIGTERM to every process of the job, SIGKILL after ``KillWait``), or with
-    ``batch_term`` ``scancel --batch --signal=TERM JOB`` (SIGTERM to the batch step's script alone).
+    ``batch_term`` ``scancel --batch --signal=TERM JOB`` (SIGTERM to the batch step's script alone):
+    :func:`cancel_many` of one job.
 
     Returns:
-        True if scancel succeeded; False if it failed because Slurm no longer runs the job.
+        True if scancel succeeded; False if it failed because Slurm no longer runs the job
+        (it has ended, or Slurm does not know it).
 
     Raises:
         SlurmError: scancel is missing, did not answer (the controller is down), or
             failed while the job still runs or cannot be asked about (a bad
             ``SLURM_CONF``, no permission): nothing was stopped; Slurm's message is in it.
     """
-    _cache.pop(job_id, None)
-    argv = ["scancel", "--batch", "--signal=TERM", job_id] if batch_term else ["scancel", job_id]
+    answer = cancel_many([job_id], batch_term=batch_term)[job_id]
+    if isinstance(answer, SlurmError):
+        raise answer
+    return answer
+
+
+def cancel_many(job_ids: list[str], *, batch_term: bool = False) -> dict[str, bool | SlurmError]:
+    """:func:`cancel` of several jobs with one ``scancel`` (it takes many job IDs).
+
+    What scancel does with several (Slurm 22.05, tried on the test cluster): it
+    cancels, or signals, each of them, and names on stderr each job it could
+    not, a line each (``scancel: error: Kill job error on job id 17: Invalid job
+    id specified``); with ``--batch --signal=TERM`` it then exits 1, the other jobs
+    signalled all the same.  A plain ``scancel`` passes over a job that has ended
+    or that Slurm does not know without a word (exit 0) unless ``--verbose``
+    (still exit 0), which it is given, so that such a job is told from a cancelled
+    one without asking ``squeue`` first.  So a job named on stderr failed; if
+    scancel failed and named no job (a bad ``SLURM_CONF``, no controller), every
+    job did.  The failed ones are then asked about with one ``squeue``: one that
+    Slurm no longer runs is False.  One scancel of 1,000 held jobs took 0.3-0.55 s
+    here; it may take :data:`QUERY_TIMEOUT_S` plus :data:`CANCEL_S_PER_JOB` a job.
+
+    Returns:
+        ``{job_id: answer}`` for each of ``job_ids``: True (scancel succeeded for it),
+        False (it failed because Slurm no longer runs the job), or the
+        :class:`SlurmError` that :func:`cancel` raises for it (nothing was stopped).
+    """
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        return {}
+    for job_id in ids:
+        _cache.pop(job_id, None)
+    argv = ["scancel", "--batch", "--signal=TERM", *ids] if batch_term else ["scancel", "--verbose", *ids]
     try:
-        done = _run(argv, QUERY_TIMEOUT_S)
+        done = _run(argv, QUERY_TIMEOUT_S + CANCEL_S_PER_JOB * len(ids))
     except SlurmError as exc:
-        raise SlurmError(f"cannot stop Slurm job {job_id}: {exc}") from exc
-    if done.returncode == 0 and "error" not in done.stderr.lower():
-        return True
-    _cache.pop(job_id, None)
-    info = job_info(job_id)
-    if info is None or (info is not UNKNOWN and not info.alive):
-        return False
-    raise SlurmError(f"cannot stop Slurm job {job_id}: scancel failed (exit {done.returncode}): {_first_line(done.stderr)}")
+        return {job_id: SlurmError(f"cannot stop Slurm job {job_id}: {exc}") for job_id in ids}
+    errors = [line.strip() for line in done.stderr.splitlines() if "error" in line.lower()]
+    named: dict[str, str] = {}
+    for line in errors:
+        found = _CANCEL_ERROR_RE.search(line)
+        if found and found.group(1) in ids:
+            named.setdefault(found.group(1), line)
+    if len(named) < len(errors) or (done.returncode != 0 and not named):  # a line of no job of ours: it says why all failed
+        named = dict.fromkeys(ids, _first_line(done.stderr))
+    answers: dict[str, bool | SlurmError] = dict.fromkeys(ids, True)
+    if not named:
+        return answers
+    now = query(list(named))
+    for job_id, line in named.items():
+        info = None if now is None else now.get(job_id, None)
+        if now is not None and (info is None or not info.alive):
+            answers[job_id] = False
+        else:
+            answers[job_id] = SlurmError(f"cannot stop Slurm job {job_id}: scancel failed (exit {done.returncode}): {line[:500]}")
+    return answers
 
 
 def cancel_quietly(job_id: str) -> None:

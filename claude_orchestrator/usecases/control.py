@@ -206,6 +206,7 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
     runs (:func:`hook_running`): its supervisor is asked to stop the hook (the
     same way, with the same grace), and this waits for its outcome in the
     record (the grace plus 5 s at most).  Any other ended run is left alone.
+    (:func:`stop_many` for several agents.)
 
     Returns:
         ``(what, record)``: ``what`` is ``stopped``, ``orphans-stopped``,
@@ -218,40 +219,292 @@ def stop(store: RecordStore, name: str, grace_s: float | None = None) -> tuple[s
         OrchestratorError: the run's executor could not stop it, or is not one this
             toolkit knows (exit 69); nothing was recorded.
     """
-    rec = store.read(name)
-    if rec is None:
-        raise NotFound(f"no such agent: {name}; see {command('check_status')}")
-    rec = reconcile(store, rec)
-    grace = grace_s if grace_s is not None else float(rec.spec.limits.kill_grace_s)
-    executor = executor_of(rec)
-    if isinstance(executor, UnknownExecutor):
+    what, rec = stop_many(store, [name], grace_s)[0]
+    if isinstance(rec, OrchestratorError):
+        raise rec
+    return what, rec
+
+
+#: Agents :func:`stop_many` works on at once: their record writes overlap, and so do the waits for
+#: supervisors asked to stop (each up to its grace plus 5 s).  A scheduler's jobs are asked about and
+#: cancelled together whatever this is (:meth:`..executors.base.Executor.stop` takes many runs).
+STOP_WORKERS = 16
+#: Runs :func:`stop_many` hands to their executor at once (with ``force``) while it marks more ``killed``:
+#: the executor's work (Slurm: one ``scancel`` of these jobs) overlaps the record writes of the next.
+#: Measured on the test cluster: 1,000 records marked in about 1.2 s, one scancel of 1,000 jobs
+#: 0.3-0.55 s, of 200 about 0.1 s: the stop of 1,000 ends about 0.1 s after the last mark, not 0.4 s.
+STOP_BATCH = 200
+
+
+def stop_many(
+    store: RecordStore, names: list[str], grace_s: float | None = None
+) -> list[tuple[str, StatusRecord | None | OrchestratorError]]:
+    """:func:`stop` of each of ``names``, each executor asked once for all its runs where stop() asks it of one.
+
+    In order: every record is read and its liveness asked of its executor, once
+    for all (:func:`liveness`; one ``squeue`` for Slurm's), and reconciled.  A run
+    that is not active (``lost``, ended with its hook running, ended) or whose
+    executor is unknown goes through stop()'s steps alone.  Each active run is
+    handled by a pool of :data:`STOP_WORKERS` threads, as stop() does, up to where
+    its executor is asked: its grace is written if given, and a run no supervisor
+    has claimed yet is marked ``killed``.  Each executor is asked for many runs at
+    once (:meth:`..executors.base.Executor.stop`: Slurm cancels them with one
+    ``scancel``): with ``force``, for the runs marked ``killed``, :data:`STOP_BATCH`
+    at a time while the next are marked (what they left: the job, orphans they were
+    handed); then without, once for the supervisors of all the others.  Last,
+    again in the pool, each asked supervisor is awaited, and a
+    run whose supervisor is gone or stuck is stopped with ``force`` and marked
+    ``killed``, as stop() does.
+
+    Returns:
+        One answer per name, in order: stop()'s ``(what, record)``, or
+        ``("error", the OrchestratorError stop() would have raised)`` (e.g. the
+        agent has no record, exit 4, or Slurm could not be asked, exit 69: the
+        others are still stopped).  Other exceptions propagate.
+    """
+    answers: list[tuple[str, StatusRecord | None | OrchestratorError] | None] = [None] * len(names)
+    read: dict[int, StatusRecord] = {}
+    for i, name in enumerate(names):
+        try:
+            rec = store.read(name)
+        except OrchestratorError as exc:  # unreadable meanwhile
+            answers[i] = ("error", exc)
+            continue
+        if rec is None:
+            answers[i] = ("error", NotFound(f"no such agent: {name}; see {command('check_status')}"))
+        else:
+            read[i] = rec
+    active: dict[int, StatusRecord] = {}
+    alone: list[int] = []
+    for i, known in zip(read, liveness(store, list(read.values())), strict=True):
+        try:
+            rec = reconcile(store, read[i], known)
+        except OrchestratorError as exc:
+            answers[i] = ("error", exc)
+            continue
+        read[i] = rec
+        if rec.state.is_active and not isinstance(executor_of(rec), UnknownExecutor):
+            active[i] = rec
+        else:
+            alone.append(i)
+
+    def grace_of(rec: StatusRecord) -> float:
+        return grace_s if grace_s is not None else float(rec.spec.limits.kill_grace_s)
+
+    def not_active(i: int) -> None:
+        answers[i] = _caught(lambda: _stop_inactive(store, read[i], grace_of(read[i]), grace_s))
+
+    claimed: dict[int, StatusRecord] = {}
+
+    def stop_left(runs: dict[int, StatusRecord]) -> None:  # runs just marked killed: their executors stop what they left
+        for i, answer in _ask_executors(runs, grace_of, force=True).items():
+            answers[i] = ("error", answer) if isinstance(answer, OrchestratorError) else ("stopped", runs[i])
+
+    def to_executor(i: int) -> None:
+        rec = active[i]
+        try:
+            if grace_s is not None:
+                _ask_grace(store, rec, grace_s)
+            if rec.supervisor_pid is not None:
+                claimed[i] = rec
+                return
+            cur = _mark_before_claim(store, rec)
+        except OrchestratorError as exc:
+            answers[i] = ("error", exc)
+            return
+        if cur is not None and cur.run_id == rec.run_id and not cur.state.is_terminal:
+            claimed[i] = cur  # its supervisor claimed it meanwhile
+        elif cur is not None and cur.run_id == rec.run_id:
+            unclaimed.put(i, cur)
+        else:
+            answers[i] = ("stopped", cur)
+
+    def finish(i: int) -> None:
+        answers[i] = _caught(lambda: _finish_claimed(store, claimed[i], grace_of(claimed[i]), asked[i]))
+
+    asked: dict[int, bool] = {}
+    with _Pool(len(active) + len(alone)) as pool:
+        inactive_done = pool.start(not_active, alone)  # alongside: a hook's stop waits for its outcome
+        with _Batches(stop_left) as unclaimed:
+            pool.each(to_executor, list(active))
+        for i, answer in _ask_executors(claimed, grace_of, force=False).items():
+            if isinstance(answer, OrchestratorError):
+                answers[i] = ("error", answer)
+            else:
+                asked[i] = answer
+        pool.each(finish, list(asked))
+        inactive_done()
+    return answers  # type: ignore[return-value]  # every name has its answer by now
+
+
+def _caught(step: Callable[[], tuple[str, StatusRecord | None]]) -> tuple[str, StatusRecord | None | OrchestratorError]:
+    """``step()``'s answer, or ``("error", the OrchestratorError it raised)``."""
+    try:
+        return step()
+    except OrchestratorError as exc:
+        return "error", exc
+
+
+class _Pool:
+    """:data:`STOP_WORKERS` threads for :func:`stop_many`'s steps per agent, none for one agent (run in place)."""
+
+    def __init__(self, agents: int) -> None:
+        self._pool = None
+        if agents > 1:
+            from concurrent.futures import ThreadPoolExecutor  # threads: only a stop of several agents
+
+            self._pool = ThreadPoolExecutor(max_workers=min(STOP_WORKERS, agents), thread_name_prefix="stop")
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=exc_info[0] is not None)
+
+    def start(self, step: Callable[[int], None], items: list[int]) -> Callable[[], None]:
+        """Start ``step`` on each of ``items``; returns the function that waits for them all (re-raising a bug)."""
+        if self._pool is None:
+            self.each(step, items)
+            return lambda: None
+        futures = [self._pool.submit(step, i) for i in items]
+
+        def wait() -> None:
+            for future in futures:
+                future.result()
+
+        return wait
+
+    def each(self, step: Callable[[int], None], items: list[int]) -> None:
+        """``step`` on each of ``items``, in the pool; returns when all are done (re-raising a bug)."""
+        if self._pool is None:
+            for i in items:
+                step(i)
+        else:
+            for _ in self._pool.map(step, items):
+                pass
+
+
+class _Batches:
+    """Runs handed to ``ask`` :data:`STOP_BATCH` at a time while more are still being added, so that
+    asking (e.g. one ``scancel`` for their jobs) overlaps the work that adds runs (writing records):
+    a thread of its own asks for each full batch; leaving the ``with``, even by an exception, asks
+    for the rest (in the caller's thread when there was no full batch) and waits.  An exception of
+    ``ask`` (a bug) is raised there, and nothing more is asked.
+    """
+
+    def __init__(self, ask: Callable[[dict[int, StatusRecord]], None]) -> None:
+        import threading  # only a stop of several agents
+
+        self._ask = ask
+        self._added: dict[int, StatusRecord] = {}
+        self._full: list[dict[int, StatusRecord]] = []
+        self._done = False
+        self._failure: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._asking, name="stop-batches", daemon=True)  # started by the first full batch
+
+    def __enter__(self) -> _Batches:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._changed:
+            self._done = True
+            rest, self._added = self._added, {}
+            self._changed.notify()
+        if self._thread.ident is not None:
+            self._thread.join()
+        if rest and self._failure is None:
+            self._ask(rest)
+        if self._failure is not None and exc_info[0] is None:
+            raise self._failure
+
+    def put(self, key: int, rec: StatusRecord) -> None:
+        """Add run ``rec`` (``key``: its index in the caller's answers) to the next batch."""
+        with self._changed:
+            self._added[key] = rec
+            if len(self._added) < STOP_BATCH:
+                return
+            self._full.append(self._added)
+            self._added = {}
+            if self._thread.ident is None:
+                self._thread.start()
+            self._changed.notify()
+
+    def _asking(self) -> None:
+        while True:
+            with self._changed:
+                while not self._full and not self._done:
+                    self._changed.wait()
+                if not self._full:
+                    return
+                batch = self._full.pop(0)
+            try:
+                self._ask(batch)
+            except BaseException as exc:  # noqa: BLE001 - a bug: raised in the caller's thread by __exit__
+                self._failure = exc
+                return
+
+
+def _ask_executors(
+    runs: dict[int, StatusRecord], grace_of: Callable[[StatusRecord], float], *, force: bool
+) -> dict[int, bool | OrchestratorError]:
+    """:meth:`..executors.base.Executor.stop` of ``runs``, each executor once for all its runs; its answers by key."""
+    groups: dict[str, list[int]] = {}
+    for i, rec in runs.items():
+        groups.setdefault(rec.spec.executor, []).append(i)
+    out: dict[int, bool | OrchestratorError] = {}
+    for group in groups.values():
+        executor = executor_of(runs[group[0]])
+        answers = executor.stop([(runs[i], grace_of(runs[i])) for i in group], force=force)
+        out.update(zip(group, answers, strict=True))
+    return out
+
+
+def _ask(rec: StatusRecord, grace: float, *, force: bool = False) -> bool:
+    """:meth:`..executors.base.Executor.stop` of run ``rec`` alone: its answer, or its OrchestratorError raised."""
+    answer = executor_of(rec).stop([(rec, grace)], force=force)[0]
+    if isinstance(answer, OrchestratorError):
+        raise answer
+    return answer
+
+
+def _stop_inactive(store: RecordStore, rec: StatusRecord, grace: float, grace_s: float | None) -> tuple[str, StatusRecord | None]:
+    """:func:`stop` of a reconciled run that is not active, or whose executor is unknown.
+
+    Raises:
+        OrchestratorError: the run's executor could not stop it, or is not one this toolkit knows (exit 69).
+    """
+    if isinstance(executor_of(rec), UnknownExecutor):
         if rec.state.is_active:
-            executor.stop(rec, grace)  # raises: never stopped, never rewritten
+            _ask(rec, grace)  # raises: never stopped, never rewritten
         return "not-running", rec  # an ended run: nothing of it is this toolkit's to stop
     if rec.state is State.LOST:
-        return ("orphans-stopped" if executor.stop(rec, grace, force=True) else "not-running"), rec
+        return ("orphans-stopped" if _ask(rec, grace, force=True) else "not-running"), rec
     if hook_running(store, rec):
         return _stop_hook(store, rec, grace, grace_s)
-    if not rec.state.is_active:
-        return "not-running", rec
-    if grace_s is not None:
-        _ask_grace(store, rec, grace_s)
-    if rec.supervisor_pid is None:
-        cur = _stop_before_claim(store, rec, grace)
-        if cur is None or cur.run_id != rec.run_id or cur.state.is_terminal:
-            return "stopped", cur
-        rec = cur
-    cur, done = _await_supervisor(store, rec, grace) if executor.stop(rec, grace) else (rec, False)
+    return "not-running", rec
+
+
+def _finish_claimed(store: RecordStore, rec: StatusRecord, grace: float, asked: bool) -> tuple[str, StatusRecord | None]:
+    """The end of :func:`stop` of an active run whose supervisor was asked to stop (``asked``: its
+    executor found one to ask): wait for the supervisor to record the end; if it is gone or stuck,
+    stop what is left of the run here and mark it ``killed``.
+
+    Raises:
+        OrchestratorError: the run's executor could not stop what is left (exit 69).
+    """
+    cur, done = _await_supervisor(store, rec, grace) if asked else (rec, False)
     if done:
         return "stopped", cur
     # The supervisor is gone, or stuck with its CLI alive: stop what is left ourselves.
     try:
-        cur = store.read(name) or cur
+        cur = store.read(rec.agent) or cur
     except BadRecord:
         pass
-    executor.stop(cur, grace, force=True)
-    ended = lifecycle.change_state(store, name, rec.run_id, State.KILLED, error="stopped by request (the supervisor did not respond)")
-    return "stopped", ended or store.read(name)
+    _ask(cur, grace, force=True)
+    ended = lifecycle.change_state(store, rec.agent, rec.run_id, State.KILLED, error="stopped by request (the supervisor did not respond)")
+    return "stopped", ended or store.read(rec.agent)
 
 
 def _stop_hook(store: RecordStore, rec: StatusRecord, grace: float, grace_s: float | None) -> tuple[str, StatusRecord | None]:
@@ -265,8 +518,7 @@ def _stop_hook(store: RecordStore, rec: StatusRecord, grace: float, grace_s: flo
     """
     if grace_s is not None:
         _ask_grace(store, rec, grace_s)
-    executor = executor_of(rec)
-    if not executor.stop(rec, grace):
+    if not _ask(rec, grace):
         return "not-running", rec
     deadline = time.monotonic() + grace + 5.0
     cur: StatusRecord | None = rec
@@ -294,21 +546,19 @@ def _ask_grace(store: RecordStore, rec: StatusRecord, grace_s: float) -> None:
         pass  # a full or read-only state root: the run's own grace applies; stopping goes on
 
 
-def _stop_before_claim(store: RecordStore, rec: StatusRecord, grace: float) -> StatusRecord | None:
-    """Stop a run launched a moment ago whose supervisor has not claimed it yet.
+def _mark_before_claim(store: RecordStore, rec: StatusRecord) -> StatusRecord | None:
+    """Mark ``killed`` a run launched a moment ago whose supervisor has not claimed it yet; the record now.
 
-    Marked ``killed`` under the record's lock, its claim finds nothing to do
-    and it exits without starting the CLI; if it has claimed meanwhile, the
-    record now names it (and is returned, still active).  Orphans of a lost
-    run it was handed, not yet stopped, are stopped here once it has ended.
+    Marked under the record's lock, its claim finds nothing to do and it
+    exits without starting the CLI; if it has claimed meanwhile, the record
+    now names it (and is returned, still active).  Once it has ended, its
+    executor stops what it left (a job still queued, orphans of a lost run it
+    was handed, not yet stopped): :func:`stop_many` asks with ``force``.
     """
-    cur = lifecycle.change_state(
+    return lifecycle.change_state(
         store, rec.agent, rec.run_id, State.KILLED, when=lambda c: c.supervisor_pid is None,
         error="stopped by request before it started",
     ) or store.read(rec.agent)
-    if cur is not None and cur.run_id == rec.run_id and cur.state.is_terminal:
-        executor_of(cur).stop(cur, grace, force=True)
-    return cur
 
 
 def _await_supervisor(store: RecordStore, rec: StatusRecord, grace: float) -> tuple[StatusRecord, bool]:
