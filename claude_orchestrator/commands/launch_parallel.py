@@ -40,7 +40,7 @@ after their roles: engineer, engineer-2, qa, ...
 Agents are named agent1..agentN unless --names is given. It returns at once.
 exit status: 0 all launched (with --wait: all completed), 1 one failed (--wait),
 2 bad input, 3 a named agent is already running (nothing is launched), 69 sbatch
-refused a job (the ones before it were launched), 74 the state root cannot be
+refused a job (recorded failed; the others were launched; the line names both), 74 the state root cannot be
 written, 127 no CLI, 70 an internal error.
 """
 
