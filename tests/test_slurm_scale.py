@@ -266,3 +266,40 @@ def test_a_stop_of_many_cancels_the_marked_runs_jobs_in_batches_as_it_marks_them
     assert sorted(j for ids in scancels for j in ids) == [str(500 + i) for i in range(7)]
     assert [c[0] for c in calls].count("squeue") == 1, calls
     slurm_commands._cache.clear()
+
+
+def test_a_fan_out_in_chunks_submits_each_chunk_in_the_background_and_in_order(monkeypatch, tmp_path, fake_claude):
+    """A scheduler's chunk is submitted while the next is claimed (launch.LAUNCH_CHUNK runs a chunk); chunk k's
+    jobs exist before chunk k+1 is submitted, so a run waiting for one of an earlier chunk depends on its job."""
+    import threading
+
+    from claude_orchestrator.usecases import launch
+
+    monkeypatch.setenv("CLAUDE_BIN", str(fake_claude))
+    monkeypatch.setattr(launch, "LAUNCH_CHUNK", 2)
+    order: list[str] = []
+    dependencies: dict[str, list[str]] = {}
+    in_main_thread: list[bool] = []
+    submit = slurm.SlurmExecutor.submit
+
+    def watched(self, paths, runs):
+        in_main_thread.append(threading.current_thread() is threading.main_thread())
+        return submit(self, paths, runs)
+
+    def fake_sbatch(script, options, env):
+        name = next(o.split("=", 1)[1] for o in options if o.startswith("--job-name="))
+        dependencies[name] = [o for o in options if o.startswith("--dependency=")]
+        order.append(name)
+        return str(200 + len(order))
+
+    monkeypatch.setattr(slurm.SlurmExecutor, "submit", watched)
+    monkeypatch.setattr(slurm_commands, "submit", fake_sbatch)
+    paths = StatePaths(tmp_path / "state")
+    jobs = [(f"c{i}", "x", RunSpec(executor="slurm", after=("c0",) if i == 3 else (), cwd=str(tmp_path))) for i in range(5)]
+    recs = launch.launch_many(paths, jobs)
+    assert [r.agent for r in recs] == [f"c{i}" for i in range(5)]
+    assert in_main_thread == [False, False, False], "three chunks, each submitted in the background"
+    assert sorted(order) == [f"c{i}" for i in range(5)] and order.index("c0") < order.index("c3")
+    store = RecordStore(paths)
+    assert dependencies["c3"] == [f"--dependency=afterany:{store.read('c0').executor_ref}"]
+    assert len({store.read(f"c{i}").executor_ref for i in range(5)}) == 5

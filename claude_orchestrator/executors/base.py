@@ -101,12 +101,16 @@ class Executor(abc.ABC):
         keeps_queue: True if ``--max-parallel`` slots and the FIFO queue are the toolkit's
             (``queued`` = waiting for a slot); False if the executor's scheduler keeps its
             own queue (``queued`` = pending there).
+        submits_in_main_thread: True if :meth:`submit` must run in the launcher's main thread with no
+            other thread alive (the local one forks the launcher); False if a fan-out may submit one
+            chunk in a background thread while it claims the next (a scheduler's).
         host_bound: True if a run's liveness can be told only on the launcher's host (a
             lock, PIDs): a supervisor elsewhere (a cluster node) reads such a run's record as it is.
     """
 
     name: ClassVar[str] = ""
     keeps_queue: ClassVar[bool] = True
+    submits_in_main_thread: ClassVar[bool] = True
     host_bound: ClassVar[bool] = True
 
     @abc.abstractmethod

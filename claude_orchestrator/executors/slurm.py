@@ -181,6 +181,7 @@ class SlurmExecutor(Executor):
 
     name = "slurm"
     keeps_queue = False
+    submits_in_main_thread = False  # sbatch processes: a fan-out submits a chunk while it claims the next
     host_bound = False
 
     def submit(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:

@@ -18,6 +18,7 @@ import os
 import secrets
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -500,7 +501,9 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
     Every name and task is checked, and every name checked for a live run,
     before the first launch, so a refused fan-out launches nothing.  The runs
     are claimed (files and first record) in order, up to :data:`LAUNCH_CHUNK`
-    at a time, and each chunk handed to its executors together (:meth:`Executor.submit`).
+    at a time, and each chunk handed to its executors together (:meth:`Executor.submit`);
+    a scheduler's chunk (:attr:`Executor.submits_in_main_thread` false) is submitted in
+    a background thread while the next chunk is claimed.
 
     Raises:
         BadInput: a bad or repeated name, an empty task (exit 2).
@@ -522,23 +525,41 @@ def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list
     refuse_busy(RecordStore(paths), names)
     launched: list[StatusRecord] = []
     refused: list[tuple[StatusRecord, OrchestratorError]] = []
-    for first in range(0, len(jobs), LAUNCH_CHUNK):
-        claimed: list[_Claimed] = []
-        try:
-            for name, task, spec in jobs[first:first + LAUNCH_CHUNK]:
-                claimed.append(_prepare(paths, name, task, spec, None))
-        except OrchestratorError as exc:
-            launched += _submit_claimed(paths, claimed)[0]  # e.g. the state root filled up: those claimed before it run
-            running = [r.agent for r in launched if r.state is not State.FAILED]
-            if running:
-                exc.args = (f"{exc}; launched before it and running: {', '.join(running)}",)
-            raise
-        except BaseException:
-            _submit_claimed(paths, claimed)
-            raise
-        records, chunk_refused = _submit_claimed(paths, claimed)
-        launched += records
-        refused += chunk_refused
+    in_flight: Future | None = None  # the previous chunk's submission, in a background thread
+
+    def settle() -> None:
+        nonlocal in_flight
+        if in_flight is not None:
+            done, in_flight = in_flight, None
+            records, chunk_refused = done.result()
+            launched.extend(records)
+            refused.extend(chunk_refused)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="submit") as background:
+        for first in range(0, len(jobs), LAUNCH_CHUNK):
+            claimed: list[_Claimed] = []
+            try:
+                for name, task, spec in jobs[first:first + LAUNCH_CHUNK]:
+                    claimed.append(_prepare(paths, name, task, spec, None))
+            except OrchestratorError as exc:
+                settle()
+                launched.extend(_submit_claimed(paths, claimed)[0])  # e.g. the state root filled up: those claimed before it run
+                running = [r.agent for r in launched if r.state is not State.FAILED]
+                if running:
+                    exc.args = (f"{exc}; launched before it and running: {', '.join(running)}",)
+                raise
+            except BaseException:
+                settle()
+                _submit_claimed(paths, claimed)
+                raise
+            settle()  # the chunks are submitted in order: a run's --after job exists before it is submitted
+            if any(get_executor(c.record.spec.executor).submits_in_main_thread for c in claimed):
+                records, chunk_refused = _submit_claimed(paths, claimed)
+                launched.extend(records)
+                refused.extend(chunk_refused)
+            else:  # a scheduler's: submitted while the next chunk is claimed
+                in_flight = background.submit(_submit_claimed, paths, claimed)
+        settle()
     if refused:
         raise _refusal_report(launched, refused)
     return launched
