@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     paths = StatePaths()
     profile_name, profile = options.choose_profile(args)
     task = read_task(args.task, args.task_file)
-    rec = launch(paths, args.name, task, options.run_spec(args, profile_name, profile))
+    rec = launch(paths, args.name, task, options.run_spec(args, profile_name, profile), waits=args.wait)
     return finish_launch(paths, rec, args)
 
 

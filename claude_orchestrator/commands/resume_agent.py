@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     # A resumed run works where its session is: no isolation (a resume keeps the run's own workspace), no dependencies.
     spec = options.run_spec(args, profile_name, profile).replace(isolation="none", after=(), after_any=False, context_from=None)
     spec = options.where_it_ran(spec, args, profile, paths, args.session_from or args.name)
-    rec = resume(paths, args.name, task, spec, session_from=args.session_from)
+    rec = resume(paths, args.name, task, spec, session_from=args.session_from, waits=args.wait)
     return finish_launch(paths, rec, args)
 
 

@@ -83,10 +83,13 @@ class Handoff(NamedTuple):
             a ``--max-parallel`` slot if any); an executor whose supervisor runs on
             this host passes them on, another ignores them.
         log_fd: the run's log (``outputs/<agent>/<run_id>.log``), opened for appending.
+        caller_waits: the launcher stays to wait for the run's end (``--wait``), so the
+            supervisor's start is on the caller's path, and the launcher's own exit is not.
     """
 
     held: tuple[int, ...]
     log_fd: int
+    caller_waits: bool = False
 
 
 class Executor(abc.ABC):

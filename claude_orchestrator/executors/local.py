@@ -42,14 +42,23 @@ class LocalExecutor(Executor):
     host_bound = True
 
     def submit(self, paths: StatePaths, runs: Sequence[tuple[StatusRecord, Handoff]]) -> list[BaseException | None]:
-        """Start each run's supervisor detached, never waited for: forked from this process
-        (:func:`.detach.fork_supervisors`), or, if this process runs threads, as a fresh interpreter
-        (:func:`.detach.spawn_supervisor`).  A fan-out imports the supervisor's modules once, before the
-        forks (:func:`.detach.prepare`): N runs cost N forks, not N interpreters.  A single run's
-        supervisor imports them itself, after the fork, so the launch returns as soon as it has forked.
-        The answer for a run is an ``OSError`` if its supervisor could not be started."""
+        """Start each run's supervisor detached, never waited for.
+
+        - A fan-out's, or one its caller waits for (:attr:`.base.Handoff.caller_waits`): forked from
+          this process (:func:`.detach.fork_supervisors`).  A fan-out imports the supervisor's modules
+          once, before the forks (:func:`.detach.prepare`): N runs cost N forks, not N interpreters; a
+          waited-for run's supervisor imports them itself, after the fork.  Measured (bench item 2 and
+          ``bench/compare.py``): ``launch_agent.py --wait`` on a CLI that answers at once 270 -> 180 ms.
+        - A single run nobody waits for, or any run if this process runs threads: a fresh interpreter
+          (:func:`.detach.spawn_supervisor`).  A fork made such a launch return about 10 ms later
+          (``bench/compare.py``, 100 -> 110 ms): the launcher's exit then copies every page it still
+          shares with the supervisor it forked.
+
+        The answer for a run is an ``OSError`` if its supervisor could not be started.
+        """
         detached = [detach.Detached([rec.agent, rec.run_id], handoff.held, handoff.log_fd) for rec, handoff in runs]
-        if detach.can_fork():
+        forked = len(detached) > 1 or any(handoff.caller_waits for _, handoff in runs)
+        if forked and detach.can_fork():
             if len(detached) > 1:
                 detach.prepare()
             return list(detach.fork_supervisors(paths, detached))

@@ -240,7 +240,9 @@ def _write_run_files(paths: StatePaths, name: str, run_id: str, task: str, made:
     return log_fd
 
 
-def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, inherit: dict | None = None) -> StatusRecord:
+def launch(
+    paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, inherit: dict | None = None, waits: bool = False
+) -> StatusRecord:
     """Start one run of agent ``name`` in the background and return its record at once.
 
     The launcher takes the agent's life lock and, if the executor keeps the
@@ -256,6 +258,8 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
             stdin; the record keeps it whole up to :data:`..records.status_record.TASK_IN_RECORD_CHARS`.
         spec: what to run (default: a plain run in the caller's cwd); completed by :func:`resolve_spec`.
         inherit: record fields a resumed run keeps from the run before (``isolation``, ``worktree``).
+        waits: the caller will wait for the run's end (``--wait``): its executor may start the
+            supervisor the way that is quicker to the CLI's start (:attr:`..executors.base.Handoff.caller_waits`).
 
     Returns:
         The record as written: status ``waiting``, ``queued`` or ``starting``, with run id, session ID and files.
@@ -270,7 +274,7 @@ def launch(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
         OrchestratorError: the executor could not start the run, e.g. a ``SlurmError``
             (sbatch refused the job, exit 69; its message names the agent); the run is recorded ``failed``.
     """
-    claimed = _prepare(paths, name, task, spec, inherit)
+    claimed = _prepare(paths, name, task, spec, inherit, waits)
     executor = get_executor(claimed.record.spec.executor)
     try:
         failed = executor.submit(paths, [(claimed.record, claimed.handoff)])[0]
@@ -301,7 +305,7 @@ class _Claimed(NamedTuple):
             os.close(fd)
 
 
-def _prepare(paths: StatePaths, name: str, task: str, spec: RunSpec | None, inherit: dict | None) -> _Claimed:
+def _prepare(paths: StatePaths, name: str, task: str, spec: RunSpec | None, inherit: dict | None, waits: bool = False) -> _Claimed:
     """Check the request, write the task file and the log, and claim the run (:func:`_claim_run`).
 
     Raises:
@@ -325,7 +329,7 @@ def _prepare(paths: StatePaths, name: str, task: str, spec: RunSpec | None, inhe
         os.close(log_fd)
         _undo(made)
         raise
-    return _Claimed(record, Handoff(tuple(held), log_fd))
+    return _Claimed(record, Handoff(tuple(held), log_fd, waits))
 
 
 def _submit_failed(paths: StatePaths, record: StatusRecord, exc: BaseException, *, raise_refusal: bool) -> StatusRecord:
@@ -451,7 +455,9 @@ def _initial_state(paths: StatePaths, record: StatusRecord, executor: Executor, 
     return State.STARTING
 
 
-def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, session_from: str | None = None) -> StatusRecord:
+def resume(
+    paths: StatePaths, name: str, task: str, spec: RunSpec | None = None, *, session_from: str | None = None, waits: bool = False
+) -> StatusRecord:
     """Continue agent ``name``'s session with a new task, or fork ``session_from``'s into it.
 
     Without ``session_from`` the run resumes ``sessions/<name>_session.txt``
@@ -461,7 +467,7 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     folder as ``session_cwd``, so a resume of it given another ``--cwd`` that
     fails does not move the agent.  With ``session_from``, ``name`` starts from
     a fork of that agent's session (``-r <id> --fork-session``), in that
-    agent's folder, and the other agent is left untouched.
+    agent's folder, and the other agent is left untouched.  ``waits``: as :func:`launch`'s.
 
     Raises:
         NotFound: there is no session to resume (exit 4).
@@ -492,7 +498,7 @@ def resume(paths: StatePaths, name: str, task: str, spec: RunSpec | None = None,
     if source == name and folder:
         spec = spec.replace(session_cwd=folder)
     spec = spec.replace(resume_id=session, fork=session_from is not None, forked_from=session_from)
-    return launch(paths, name, task, spec, inherit=inherit)
+    return launch(paths, name, task, spec, inherit=inherit, waits=waits)
 
 
 def launch_many(paths: StatePaths, jobs: list[tuple[str, str, RunSpec]]) -> list[StatusRecord]:
