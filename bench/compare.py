@@ -34,17 +34,23 @@ def _measure_once(tree: Path, tag: str) -> dict[str, float]:
     out: dict[str, float] = {}
     with fake_env() as (env, state):
         env["PYTHONPATH"] = str(tree)
+
+        def settled(names: list[str]) -> None:  # each measure starts with nothing of the one before running
+            wait_until(lambda: all(ended(state, n) for n in names), timeout=300, what="the runs to end")
+
         out["pass"] = timed([py, "-c", "pass"], env)
         out["launch"] = timed([py, str(agents / "launch_agent.py"), f"{tag}l", "x"], env)
+        settled([f"{tag}l"])
         out["wait"] = timed([py, str(agents / "launch_agent.py"), f"{tag}w", "--wait", "x"], env)
+        settled([f"{tag}w"])
         names = [f"{tag}a{i:02d}" for i in range(AGAINST_ONE)]
         out["twenty"] = timed([py, str(agents / "launch_parallel.py"), "--wait", "--max-parallel", "0",
                                "--names", ",".join(names), *["x"] * AGAINST_ONE], env)
+        settled(names)
         names = [f"{tag}f{i:02d}" for i in range(FAN_OUT)]
         out["fifty"] = timed([py, str(agents / "launch_parallel.py"), "--max-parallel", "0",
                               "--names", ",".join(names), *["x"] * FAN_OUT], env)
-        names.append(f"{tag}l")
-        wait_until(lambda: all(ended(state, n) for n in names), timeout=300, what="the runs to end")
+        settled(names)
     return out
 
 

@@ -194,6 +194,7 @@ def test_a_fork_that_fails_is_that_runs_answer_and_the_others_start(fake_kit, ga
 CHUNKED = """
 import json, sys
 from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.executors import detach
 from claude_orchestrator.executors.local import LocalExecutor
 from claude_orchestrator.usecases import launch
 
@@ -205,6 +206,7 @@ def counted(self, paths, runs):
 
 LocalExecutor.submit = counted
 launch.LAUNCH_CHUNK = 2
+detach.GATE_WAIT_S = 3600  # the runs start only because this process exits (its gates open)
 recs = launch.launch_many(StatePaths(sys.argv[1]), [(f"c{i}", "[[fake: ok]] x", None) for i in range(5)])
 print(json.dumps({"sizes": sizes, "statuses": [r.status.value for r in recs]}))
 """
@@ -220,3 +222,28 @@ def test_a_fan_out_is_claimed_and_submitted_in_chunks(fake_kit):
     assert set(said["statuses"]) <= {"starting", "queued"}, said  # the default --max-parallel queues some
     for i in range(5):
         assert fake_kit.wait_terminal(f"c{i}")["status"] == "completed"
+
+
+OPENED = """
+import json, sys
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.executors import detach
+from claude_orchestrator.records.status_record import RecordStore
+from claude_orchestrator.usecases import control, launch
+
+detach.GATE_WAIT_S = 3600
+paths = StatePaths(sys.argv[1])
+launch.launch_many(paths, [(n, "[[fake: ok]] x", None) for n in ("g1", "g2")])
+detach.open_gates()  # as a launcher about to wait does (launch_parallel.py --wait)
+recs = control.wait_for(RecordStore(paths), ["g1", "g2"], timeout=60)
+print(json.dumps([r.status.value for r in recs] if recs else None))
+"""
+
+
+def test_a_fan_out_s_supervisors_start_when_the_launcher_opens_their_gate_to_wait(fake_kit):
+    """They wait at a gate until their launcher exits (so that they do not take the cores from it); a launcher
+    that waits for them opens it first, or it would wait for ever."""
+    done = subprocess.run([sys.executable, "-c", OPENED, str(fake_kit.root)], env=fake_kit.env,
+                          capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["completed", "completed"]

@@ -37,8 +37,10 @@ def finish_wait(paths: StatePaths, names: list[str], as_json: bool, as_list: boo
     list of them; the whole record is ``check_status.py --full NAME``'s.  Text: one
     :func:`.render.ended_line` each, and a git worktree's path and branch under it.
     """
+    from ..executors.detach import open_gates
     from ..usecases.control import wait_for  # here: control (executors, watchdog) is off the launch path without --wait
 
+    open_gates()  # a fan-out's supervisors start when the launcher exits, or now that it waits for them
     recs = wait_for(RecordStore(paths), names)
     assert recs is not None  # no timeout given
     if as_json:

@@ -31,6 +31,7 @@ import gc
 import importlib
 import io
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -58,7 +59,13 @@ START_FAILED = 70
 #: The exit status of the middle process when its ``fork()`` failed.
 FORK_FAILED = 71
 
+#: Seconds a fan-out's supervisor waits at most at its gate (:func:`fork_supervisors`): a safety net for a
+#: launcher that neither exits nor opens the gates (a program using this package that goes on running).
+GATE_WAIT_S = 5.0
+
 _supervisor_path: list[str] | None = None
+#: Write ends of this process's gates not yet opened (:func:`open_gates`; the kernel opens them at its exit).
+_gates: list[int] = []
 
 
 class Detached:
@@ -103,9 +110,11 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
     Each costs this process one ``fork()``; the middle processes are reaped at
     the end (each exits as soon as it has forked its supervisor).  Buffered
     output of this process is flushed first, so that no child writes it again.
-    The supervisors of several runs start their work together, once the last
-    is forked (they wait for a gate pipe to close): otherwise the first ones,
-    starting their CLIs, take the cores from the launcher still forking the rest.
+    The supervisors of several runs wait at a gate, a pipe whose write end this
+    process keeps until it exits (or :func:`open_gates`, or :data:`GATE_WAIT_S`):
+    measured with 50 runs, supervisors starting their CLIs at once took the two
+    cores from the launcher still forking, reaping and exiting, and the launch
+    returned in 1.8 s instead of 0.6 s.
 
     Returns:
         One answer per run, in order: None, or an ``OSError`` if its supervisor
@@ -142,7 +151,7 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
     finally:
         gc.unfreeze()
         if gate is not None:
-            os.close(gate[1])  # the gate opens (with this process's death too)
+            _gates.append(gate[1])  # the gate opens when this process exits, or waits (open_gates)
     answers: list[OSError | None] = []
     for middle in middles:
         if isinstance(middle, OSError):
@@ -156,6 +165,13 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
     return answers
 
 
+def open_gates() -> None:
+    """Let the supervisors this process forked behind gates start now: a launcher about to wait for its
+    runs (``--wait``) calls it; otherwise they start when it exits."""
+    while _gates:
+        os.close(_gates.pop())
+
+
 def _become_supervisor(paths: StatePaths, run: Detached, env: dict[str, str], gate: tuple[int, int] | None) -> NoReturn:
     """In the forked grandchild: wait for the ``gate`` pipe to close (the launcher has forked every
     supervisor), take the descriptors, environment and streams a spawned supervisor would have, run the
@@ -163,9 +179,9 @@ def _become_supervisor(paths: StatePaths, run: Detached, env: dict[str, str], ga
     code = START_FAILED
     try:
         if gate is not None:
-            os.close(gate[1])
-            while os.read(gate[0], 1):  # EOF once no one holds the write end
-                pass
+            for fd in {gate[1], *_gates}:  # its own gate's write end, and those of its launcher's earlier chunks
+                os.close(fd)
+            select.select([gate[0]], [], [], GATE_WAIT_S)  # readable (EOF) once its launcher has let go
         held = _settle_descriptors(run)
         os.chdir(paths.root)
         os.environ.clear()
