@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import AGENTS, process_gone
+from conftest import AGENTS, process_gone, wait_until
 
 from claude_orchestrator.core.paths import StatePaths
 from claude_orchestrator.executors import detach
@@ -247,3 +247,40 @@ def test_a_fan_out_s_supervisors_start_when_the_launcher_opens_their_gate_to_wai
                           capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["completed", "completed"]
+
+
+GATED = """
+import sys
+from claude_orchestrator.core.paths import StatePaths
+from claude_orchestrator.executors import detach
+from claude_orchestrator.usecases import launch
+
+detach.GATE_WAIT_S = 3600
+launch.launch_many(StatePaths(sys.argv[1]), [(n, "[[fake: ok]] x", None) for n in ("w1", "w2")])
+print("launched", flush=True)
+sys.stdin.read()  # until the test lets this launcher exit
+"""
+
+
+def test_supervisors_waiting_at_their_gate_already_hold_none_of_the_callers_descriptors(fake_kit):
+    """A launcher that lives on keeps its fan-out's supervisors at the gate; meanwhile they must not keep the
+    caller's pipes open (a master's Bash tool would wait for them), and they start when it exits."""
+    launcher = subprocess.Popen([sys.executable, "-c", GATED, str(fake_kit.root)], env=fake_kit.env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert launcher.stdout.readline() == b"launched\n", launcher.stderr.read() if launcher.poll() is not None else ""
+        caller_pipe = f"pipe:[{os.fstat(launcher.stdout.fileno()).st_ino}]"
+        paths = StatePaths(fake_kit.root)
+        for name in ("w1", "w2"):
+            sups = wait_until(lambda n=name: supervisors_by_name(paths, n), what=f"{name}'s supervisor at its gate")
+            wait_until(lambda s=sups[0]: caller_pipe not in _links(s.pid).values(),
+                       what=f"{name}'s supervisor to let go of the caller's stdout while it waits")
+            assert fake_kit.record(name)["status"] == "starting", "held at the gate: not claimed while its launcher lives"
+        launcher.stdin.close()  # the launcher exits: the gates open
+        assert launcher.wait(timeout=30) == 0
+        for name in ("w1", "w2"):
+            assert fake_kit.wait_terminal(name)["status"] == "completed"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()

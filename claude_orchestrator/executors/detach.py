@@ -114,7 +114,7 @@ def fork_supervisors(paths: StatePaths, runs: Sequence[Detached]) -> list[OSErro
     process keeps until it exits (or :func:`open_gates`, or :data:`GATE_WAIT_S`):
     measured with 50 runs, supervisors starting their CLIs at once took the two
     cores from the launcher still forking, reaping and exiting, and the launch
-    returned in 1.8 s instead of 0.6 s.
+    returned in 1.8 s instead of 0.5 s.
 
     Returns:
         One answer per run, in order: None, or an ``OSError`` if its supervisor
@@ -173,16 +173,17 @@ def open_gates() -> None:
 
 
 def _become_supervisor(paths: StatePaths, run: Detached, env: dict[str, str], gate: tuple[int, int] | None) -> NoReturn:
-    """In the forked grandchild: wait for the ``gate`` pipe to close (the launcher has forked every
-    supervisor), take the descriptors, environment and streams a spawned supervisor would have, run the
-    supervisor's ``main``, and exit with its status without returning to the launcher's code."""
+    """In the forked grandchild: take the descriptors a spawned supervisor would have, wait at the ``gate``
+    (until its launcher exits or waits), take the environment and streams, run the supervisor's ``main``,
+    and exit with its status without returning to the launcher's code."""
     code = START_FAILED
     try:
-        if gate is not None:
-            for fd in {gate[1], *_gates}:  # its own gate's write end, and those of its launcher's earlier chunks
-                os.close(fd)
-            select.select([gate[0]], [], [], GATE_WAIT_S)  # readable (EOF) once its launcher has let go
-        held = _settle_descriptors(run)
+        # first of all: none of the caller's descriptors (nor any gate's write end) is kept while it waits
+        waiting = None if gate is None else gate[0] if gate[0] > 2 else fcntl.fcntl(gate[0], fcntl.F_DUPFD, 3)
+        held = _settle_descriptors(run, keep=() if waiting is None else (waiting,))
+        if waiting is not None:
+            select.select([waiting], [], [], GATE_WAIT_S)  # readable (EOF) once its launcher has let go
+            os.close(waiting)
         os.chdir(paths.root)
         os.environ.clear()
         os.environ.update(env)
@@ -209,9 +210,9 @@ def _become_supervisor(paths: StatePaths, run: Detached, env: dict[str, str], ga
         _exit_like_an_interpreter(code)
 
 
-def _settle_descriptors(run: Detached) -> list[int]:
-    """stdin ``/dev/null``, stdout and stderr the log, the held locks kept (moved above 2 if they are below),
-    every other descriptor closed.  Returns the held descriptors' numbers."""
+def _settle_descriptors(run: Detached, keep: Sequence[int] = ()) -> list[int]:
+    """stdin ``/dev/null``, stdout and stderr the log, the held locks and ``keep`` kept (a held lock moved
+    above 2 if it is below), every other descriptor closed.  Returns the held descriptors' numbers."""
     # a caller with stdin closed: a lock may be fd 0; moved above 2 before 0-2 are set
     held = [fd if fd > 2 else fcntl.fcntl(fd, fcntl.F_DUPFD, 3) for fd in run.held]
     log = run.log_fd if run.log_fd > 2 else fcntl.fcntl(run.log_fd, fcntl.F_DUPFD, 3)
@@ -220,7 +221,7 @@ def _settle_descriptors(run: Detached) -> list[int]:
     os.dup2(log, 1)
     os.dup2(log, 2)
     low = 3
-    for fd in sorted(set(held)):
+    for fd in sorted({*held, *keep}):
         if fd > low:  # never an empty range: os.closerange(n, n) closes every descriptor from n up (Python 3.11)
             os.closerange(low, fd)
         low = fd + 1
