@@ -754,7 +754,7 @@ def test_a_launch_never_writes_through_a_symlinked_entry(fake_kit, tmp_path):
 INTERNAL_FAULTS = [
     ("check_status", "claude_orchestrator.usecases.control.read_records", []),
     ("wait_agents", "claude_orchestrator.usecases.control.wait_for", ["done"]),
-    ("kill_agent", "claude_orchestrator.usecases.control.stop", ["done"]),
+    ("kill_agent", "claude_orchestrator.usecases.control.stop_many", ["done"]),
     ("clear_outputs", "claude_orchestrator.usecases.cleanup.clear", ["done"]),
     ("launch_agent", "claude_orchestrator.usecases.launch.launch", ["fresh", "a task"]),
     ("launch_parallel", "claude_orchestrator.usecases.launch.launch_many", ["task one", "task two"]),

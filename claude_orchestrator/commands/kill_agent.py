@@ -76,8 +76,8 @@ def stop_together(
     """Stop the readable agents ``names`` and the unreadable ones ``bad``, all at once.
 
     The readable ones by :func:`..usecases.control.stop_many` (each executor asked once for
-    all its runs: one ``scancel`` for Slurm's jobs; the rest in up to 16 threads), one agent by
-    :func:`..usecases.control.stop`; the unreadable ones meanwhile, one thread each (up to 16).
+    all its runs: one ``scancel`` for Slurm's jobs; the rest in up to 16 threads; one agent in
+    place, as :func:`..usecases.control.stop` does); the unreadable ones meanwhile, one thread each (up to 16).
 
     Returns:
         :func:`..usecases.control.stop`'s ``(action, record)`` per name, or ``("error", the
@@ -87,7 +87,7 @@ def stop_together(
     """
     from concurrent.futures import ThreadPoolExecutor  # threads: only a stop of several agents
 
-    from ..usecases.control import stop, stop_many, stop_unreadable  # the use cases: off --help and usage errors
+    from ..usecases.control import stop_many, stop_unreadable  # the use cases: off --help and usage errors
 
     def stop_bad(b: BadRecord) -> str | OrchestratorError:
         try:
@@ -97,14 +97,7 @@ def stop_together(
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(bad)))) as pool:
         stopping_bad = pool.map(stop_bad, bad)  # meanwhile
-        if len(names) == 1:  # one agent: the function the console and clear_outputs.py stop one with
-            try:
-                results: list[tuple[str, StatusRecord | None | OrchestratorError]] = [stop(store, names[0], grace_s=grace_s)]
-            except OrchestratorError as exc:
-                results = [("error", exc)]
-        else:
-            results = stop_many(store, names, grace_s=grace_s)
-        return results, list(stopping_bad)
+        return stop_many(store, names, grace_s=grace_s), list(stopping_bad)
 
 
 def run(args: argparse.Namespace) -> ExitCode:

@@ -38,7 +38,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from ..core.modes import CALLER_UMASK_ENV, user_umask
 from ..core.paths import StatePaths
@@ -68,20 +68,20 @@ _supervisor_path: list[str] | None = None
 _gates: list[int] = []
 
 
-class Detached:
-    """One run for :func:`fork_supervisors`: the supervisor's own arguments and the descriptors it takes over.
+class Detached(NamedTuple):
+    """One run for :func:`fork_supervisors` or :func:`spawn_supervisor`.
 
     Attributes:
-        args: the supervisor's arguments after ``--alive-fd``/``--slot-fd``
-            (flags, then ``NAME RUN_ID``), as :func:`supervisor_command` gives them.
+        name: the agent.
+        run_id: the run.
         held: the descriptors holding the agent's life lock, then a slot if any.
         log_fd: the run's log, its stdout and stderr.
     """
 
-    __slots__ = ("args", "held", "log_fd")
-
-    def __init__(self, args: Sequence[str], held: Sequence[int], log_fd: int) -> None:
-        self.args, self.held, self.log_fd = list(args), tuple(held), log_fd
+    name: str
+    run_id: str
+    held: tuple[int, ...]
+    log_fd: int
 
 
 def can_fork() -> bool:
@@ -194,7 +194,7 @@ def _become_supervisor(paths: StatePaths, run: Detached, env: dict[str, str], ga
         sys.stdout = sys.__stdout__ = io.TextIOWrapper(open(1, "wb", closefd=False), encoding="utf-8")  # noqa: SIM115
         sys.stderr = sys.__stderr__ = io.TextIOWrapper(open(2, "wb", buffering=0, closefd=False), encoding="utf-8",  # noqa: SIM115
                                                        errors="backslashreplace", line_buffering=True)
-        argv = ["--root", str(paths.root), *_fd_flags(held), *run.args]
+        argv = ["--root", str(paths.root), *_fd_flags(held), run.name, run.run_id]
         sys.argv = [SUPERVISOR_MODULE, *argv]
         code = importlib.import_module(SUPERVISOR_ENTRY).main(argv)
     except SystemExit as exc:  # argparse's, or a sys.exit() in the supervisor
@@ -265,7 +265,7 @@ def spawn_supervisor(paths: StatePaths, run: Detached) -> None:
     Raises:
         OSError: the interpreter could not be started.
     """
-    argv, env = supervisor_command(paths, list(run.held), *_split(run.args))
+    argv, env = supervisor_command(paths, list(run.held), run.name, run.run_id)
     subprocess.Popen(  # noqa: S603 - an argument vector, no shell
         argv,
         env=env,
@@ -279,11 +279,6 @@ def spawn_supervisor(paths: StatePaths, run: Detached) -> None:
     )
     # It is never waited for: it outlives this process and is reparented to
     # init (or the nearest subreaper).
-
-
-def _split(args: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
-    """``(name, run_id, flags)`` of a supervisor's arguments ``[*flags, NAME, RUN_ID]``."""
-    return args[-2], args[-1], tuple(args[:-2])
 
 
 def supervisor_env() -> dict[str, str]:

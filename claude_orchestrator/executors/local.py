@@ -56,7 +56,7 @@ class LocalExecutor(Executor):
 
         The answer for a run is an ``OSError`` if its supervisor could not be started.
         """
-        detached = [detach.Detached([rec.agent, rec.run_id], handoff.held, handoff.log_fd) for rec, handoff in runs]
+        detached = [detach.Detached(rec.agent, rec.run_id, handoff.held, handoff.log_fd) for rec, handoff in runs]
         forked = len(detached) > 1 or any(handoff.caller_waits for _, handoff in runs)
         if forked and detach.can_fork():
             if len(detached) > 1:
